@@ -1,0 +1,278 @@
+//! The HTTP front end: Zaqar's request hooks in their order (§1.2), then
+//! the action, then the reply rendered as Zaqar's HTTP API renders it.
+
+use plugin_api::transport::ApiRequest;
+
+use super::{
+    action::{Call, Caller},
+    errors::{ApiError, ApiResult, JSON_PATCH_MEDIA_TYPE},
+    homedoc::VERSIONS,
+    http_render::render,
+    params::{Params, QueryParams},
+    queues,
+    router::{self, Action, Resource},
+    signed_url::{self, SignedHeaders},
+    validation::{ClientId, ProjectId, QueueName},
+    Api,
+};
+
+/// An HTTP answer before it crosses the boundary.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// The status.
+    pub status: u16,
+    /// Headers, lowercase names.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A JSON answer.
+    pub fn json(status: u16, body: Vec<u8>) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "application/json".into())],
+            body,
+        }
+    }
+
+    /// An answer without a body (204, or a 201 the caller decorates).
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header.
+    pub fn with(mut self, name: &'static str, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Zaqar's error document (`{"title"[, "description"]}`, `vary: Accept`).
+    pub fn error(error: &ApiError) -> Self {
+        let mut headers = error.headers();
+        let mut body = Vec::new();
+        if error.has_body() {
+            body.extend_from_slice(b"{\"title\":");
+            super::render::push_str(&mut body, &error.title());
+            if let Some(description) = error.description() {
+                body.extend_from_slice(b",\"description\":");
+                super::render::push_str(&mut body, &description);
+            }
+            body.push(b'}');
+            headers.push(("content-type", "application/json".into()));
+        }
+        headers.push(("vary", "Accept".into()));
+        Self {
+            status: error.status(),
+            headers,
+            body,
+        }
+    }
+}
+
+/// Serves one HTTP request. HEAD answers carry no body.
+pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
+    let mut response = match serve(api, request).await {
+        Ok(response) => response,
+        Err(error) => HttpResponse::error(&error),
+    };
+    if request.method.as_str() == "HEAD" {
+        response.body.clear();
+    }
+    response
+}
+
+fn header<'a>(request: &'a ApiRequest, name: &str) -> Option<&'a str> {
+    request
+        .headers
+        .iter()
+        .find(|h| h.name.as_str() == name)
+        .map(|h| h.value.as_str())
+}
+
+async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
+    // An unknown route is a 404 before any header is looked at.
+    let route = router::route(&request.path, api.admin_mode).ok_or(ApiError::RouteNotFound)?;
+    let method = request.method.as_str();
+    if route.resource == Resource::Versions {
+        // `/` needs no headers at all (§1.1).
+        return match method {
+            "GET" => Ok(HttpResponse::json(300, VERSIONS.as_bytes().to_vec())),
+            "OPTIONS" => Ok(HttpResponse::empty(200).with("allow", "GET, OPTIONS".into())),
+            _ => Err(ApiError::MethodNotAllowed {
+                allow: "GET, OPTIONS".into(),
+            }),
+        };
+    }
+
+    // Hook 1: a pre-signed URL must verify (§7.2).
+    if let Some(signature) = header(request, "url-signature") {
+        let headers = SignedHeaders {
+            signature,
+            methods: header(request, "url-methods"),
+            paths: header(request, "url-paths"),
+            expires: header(request, "url-expires"),
+            project: header(request, "x-project-id"),
+        };
+        if !signed_url::verify(
+            api.signing_key.as_deref(),
+            method,
+            &route.path,
+            headers,
+            api.now_ms(),
+        ) {
+            return Err(ApiError::SignatureRejected);
+        }
+    }
+    // Hook 2: curl's `-d` default type is refused when a body comes with it.
+    let content_type = header(request, "content-type");
+    let has_body = header(request, "content-length").is_some() || !request.body.is_empty();
+    if has_body
+        && content_type.is_some_and(|t| {
+            media_type(t).eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    {
+        return Err(ApiError::FormUrlencodedBody);
+    }
+    // Hook 3.
+    if !accepts_json(header(request, "accept")) {
+        return Err(ApiError::NotAcceptable);
+    }
+    // Hooks 4–7.
+    let client_id = ClientId::from_header(header(request, "client-id"), api.client_id_rule)?;
+    let project = ProjectId::from_header(header(request, "x-project-id"))?;
+    let queue = route
+        .queue
+        .as_deref()
+        .map(|name| QueueName::parse(name, &project))
+        .transpose()?;
+
+    // Only now does a wrong method show (§1.2).
+    if method == "OPTIONS" {
+        return Ok(HttpResponse::empty(200).with("allow", route.resource.allow()));
+    }
+    let mut action = route
+        .resource
+        .action(method)
+        .ok_or_else(|| ApiError::MethodNotAllowed {
+            allow: route.resource.allow(),
+        })?;
+    // Zaqar answers HEAD /v2/ping without asking the store.
+    if method == "HEAD" && action == Action::PingNode {
+        return Ok(HttpResponse::empty(204));
+    }
+    let params = QueryParams::parse(&request.query);
+    if action == Action::MessageList && params.list("ids")?.is_some() {
+        action = Action::MessageGetMany;
+    }
+    let body = (!request.body.is_empty()).then_some(request.body.as_slice());
+    if action == Action::QueueUpdate {
+        queues::check_patch_size(api, body)?;
+        // §8 #21: parameters such as `; charset=utf-8` are accepted.
+        if !content_type.is_some_and(|t| media_type(t).eq_ignore_ascii_case(JSON_PATCH_MEDIA_TYPE))
+        {
+            return Err(ApiError::UnsupportedPatchMediaType);
+        }
+    }
+    let admin = header(request, "x-roles").is_some_and(|roles| {
+        roles
+            .split(',')
+            .any(|role| role.trim().eq_ignore_ascii_case("admin"))
+    });
+    let caller = Caller {
+        project,
+        client_id,
+        admin,
+    };
+    let call = Call {
+        action,
+        caller: &caller,
+        queue,
+        id: route.id.clone(),
+        params: &params,
+        body,
+    };
+    let reply = api.dispatch(&call).await?;
+    Ok(render(api, &call, &route.path, reply))
+}
+
+/// The media type of a `Content-Type` value, without parameters.
+fn media_type(value: &str) -> &str {
+    value.split(';').next().unwrap_or("").trim()
+}
+
+/// Falcon's `client_accepts_json`: no `Accept`, or a range admitting
+/// `application/json` with a non-zero quality.
+fn accepts_json(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else {
+        return true;
+    };
+    if accept.trim().is_empty() {
+        return true;
+    }
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        quality > 0.0 && matches!(media.as_str(), "*/*" | "application/*" | "application/json")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_admits_json_through_wildcards_unless_quality_is_zero() {
+        for accept in [
+            None,
+            Some(""),
+            Some("application/json"),
+            Some("*/*"),
+            Some("text/html, application/*;q=0.5"),
+        ] {
+            assert!(accepts_json(accept), "{accept:?}");
+        }
+        for accept in [
+            Some("text/html"),
+            Some("application/xml"),
+            Some("application/json;q=0"),
+        ] {
+            assert!(!accepts_json(accept), "{accept:?}");
+        }
+    }
+
+    #[test]
+    fn media_type_ignores_parameters() {
+        assert_eq!(
+            media_type("application/openstack-messaging-v2.0-json-patch; charset=utf-8"),
+            JSON_PATCH_MEDIA_TYPE
+        );
+    }
+
+    #[test]
+    fn error_document_has_title_description_and_vary() {
+        let response = HttpResponse::error(&ApiError::MissingClientId);
+        assert_eq!(response.status, 400);
+        assert_eq!(
+            String::from_utf8(response.body).unwrap(),
+            r#"{"title":"Missing header value","description":"The \"Client-Id\" header is required."}"#
+        );
+        assert!(response.headers.contains(&("vary", "Accept".to_string())));
+    }
+
+    #[test]
+    fn not_acceptable_has_no_body() {
+        let response = HttpResponse::error(&ApiError::NotAcceptable);
+        assert_eq!(response.status, 406);
+        assert!(response.body.is_empty());
+    }
+}

@@ -1,0 +1,286 @@
+//! Replies as Zaqar's HTTP API renders them: statuses (§1.6), Location
+//! headers (§1.10), bodies (§3).
+
+use plugin_api::storage::{QueueStats, StoredClaim, StoredMessage};
+
+use super::{
+    action::{Call, Reply},
+    clock::format_utc,
+    health::HealthReport,
+    http::HttpResponse,
+    render::{
+        age_seconds, push_body, push_checksum, push_key, push_links, push_messages, push_str,
+        push_subscription, push_value, MessageView,
+    },
+    router::Action,
+    signed_url::SignedUrlDocument,
+    Api,
+};
+
+/// Renders a reply; `path` is the decoded request path.
+pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpResponse {
+    let queue = call.queue.as_ref().map(|q| q.as_str()).unwrap_or("");
+    let view = MessageView {
+        queue,
+        now_ms: api.now_ms(),
+        checksum: api.checksum,
+    };
+    let mut out = Vec::with_capacity(256);
+    match reply {
+        Reply::HomeDoc => {
+            return HttpResponse {
+                status: 200,
+                headers: vec![("content-type", "application/json-home".into())],
+                body: api.homedoc.clone(),
+            }
+            .with("cache-control", "max-age=86400".into());
+        }
+        Reply::Pong { alive } => return HttpResponse::empty(if alive { 204 } else { 503 }),
+        Reply::Health(report) => push_health(&mut out, &report),
+        Reply::QueueList {
+            queues,
+            count,
+            page,
+        } => {
+            out.extend_from_slice(b"{\"queues\":[");
+            for (index, (entry, metadata)) in queues.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"name\":");
+                push_str(&mut out, &entry.name);
+                if let Some(metadata) = metadata {
+                    out.extend_from_slice(b",\"metadata\":");
+                    push_value(&mut out, &serde_json::Value::Object(metadata.clone()));
+                }
+                out.extend_from_slice(b",\"href\":");
+                push_str(&mut out, &format!("/v2/queues/{}", entry.name));
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"],");
+            push_links(
+                &mut out,
+                path,
+                &page,
+                queues.last().map(|(entry, _)| entry.name.as_str()),
+            );
+            if let Some(count) = count {
+                out.extend_from_slice(format!(",\"count\":{count}").as_bytes());
+            }
+            out.push(b'}');
+        }
+        Reply::QueueCreated { created: true } => {
+            return HttpResponse::empty(201)
+                .with("location", format!("/v2/queues/{queue}"))
+                .with("content-type", "application/json".into());
+        }
+        Reply::QueueCreated { created: false } => {
+            return HttpResponse::empty(204).with("location", format!("/v2/queues/{queue}"));
+        }
+        Reply::QueueMetadata { shown, .. } => {
+            push_value(&mut out, &serde_json::Value::Object(shown))
+        }
+        Reply::Stats(stats) => push_stats(&mut out, queue, view.now_ms, &stats),
+        Reply::SignedUrl(document) => push_signed_url(&mut out, &document),
+        Reply::MessageList { messages, page } => {
+            out.extend_from_slice(b"{\"messages\":");
+            push_messages(&mut out, view, &messages);
+            out.push(b',');
+            let marker = messages.last().map(|m| m.seq.to_string());
+            push_links(&mut out, path, &page, marker.as_deref());
+            out.push(b'}');
+        }
+        Reply::MessageGetMany(messages) => {
+            out.extend_from_slice(b"{\"messages\":");
+            push_messages(&mut out, view, &messages);
+            out.push(b'}');
+        }
+        Reply::Message(message) => super::render::push_message(&mut out, view, &message),
+        Reply::Posted(posted) => {
+            let base = format!("/v2/queues/{queue}/messages");
+            let ids: Vec<&str> = posted.iter().map(|p| p.id.as_str()).collect();
+            out.extend_from_slice(b"{\"resources\":[");
+            for (index, id) in ids.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                push_str(&mut out, &format!("{base}/{id}"));
+            }
+            out.extend_from_slice(b"]}");
+            return HttpResponse::json(201, out)
+                .with("location", format!("{base}?ids={}", ids.join(",")));
+        }
+        Reply::Popped(messages) => push_popped(&mut out, view, &messages),
+        Reply::ClaimCreated(claim) if claim.messages.is_empty() => return HttpResponse::empty(204),
+        Reply::ClaimCreated(claim) => {
+            out.extend_from_slice(b"{\"messages\":");
+            push_messages(&mut out, view, &claim.messages);
+            out.push(b'}');
+            return HttpResponse::json(201, out).with(
+                "location",
+                format!("/v2/queues/{queue}/claims/{}", claim.id),
+            );
+        }
+        Reply::Claim(claim) => push_claim(&mut out, view, &claim),
+        Reply::SubscriptionList {
+            subscriptions,
+            page,
+        } => {
+            out.extend_from_slice(b"{\"subscriptions\":[");
+            for (index, subscription) in subscriptions.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                push_subscription(&mut out, view.now_ms, subscription);
+            }
+            out.extend_from_slice(b"],");
+            push_links(
+                &mut out,
+                path,
+                &page,
+                subscriptions.last().map(|s| s.id.as_str()),
+            );
+            out.push(b'}');
+        }
+        Reply::Subscription(subscription) => {
+            push_subscription(&mut out, view.now_ms, &subscription)
+        }
+        Reply::SubscriptionCreated { id, .. } => {
+            out.extend_from_slice(b"{\"subscription_id\":");
+            push_str(&mut out, &id);
+            out.push(b'}');
+            return HttpResponse::json(201, out)
+                .with("location", format!("/v2/queues/{queue}/subscriptions"));
+        }
+        Reply::Done => {
+            let response = HttpResponse::empty(204);
+            return match call.action {
+                Action::SubscriptionUpdate | Action::SubscriptionConfirm => {
+                    response.with("location", path.to_string())
+                }
+                _ => response,
+            };
+        }
+    }
+    HttpResponse::json(200, out)
+}
+
+fn push_health(out: &mut Vec<u8>, report: &HealthReport) {
+    out.extend_from_slice(
+        format!(
+            "{{\"storage_reachable\":{},\"operation_status\":{{",
+            report.storage_reachable
+        )
+        .as_bytes(),
+    );
+    for (index, op) in report.operations.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        push_key(out, op.name);
+        out.extend_from_slice(
+            format!(
+                "{{\"succeeded\":{},\"seconds\":{},\"ref\":",
+                op.succeeded, op.seconds
+            )
+            .as_bytes(),
+        );
+        match &op.reference {
+            Some(reference) => push_str(out, reference),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"}}");
+}
+
+/// MongoDB's stats shape (§3.1): `oldest`/`newest` only when non-empty.
+fn push_stats(out: &mut Vec<u8>, queue: &str, now_ms: u64, stats: &QueueStats) {
+    out.extend_from_slice(
+        format!(
+            "{{\"messages\":{{\"claimed\":{},\"free\":{},\"total\":{}",
+            stats.claimed, stats.free, stats.total
+        )
+        .as_bytes(),
+    );
+    if stats.total != 0 {
+        for (name, summary) in [("oldest", &stats.oldest), ("newest", &stats.newest)] {
+            if let Some(summary) = summary.as_ref().into_option() {
+                out.extend_from_slice(
+                    format!(
+                        ",\"{name}\":{{\"age\":{},\"created\":",
+                        age_seconds(now_ms, summary.created_ms)
+                    )
+                    .as_bytes(),
+                );
+                push_str(out, &format!("{}Z", format_utc(summary.created_ms as i64)));
+                out.extend_from_slice(b",\"href\":");
+                push_str(out, &format!("/v2/queues/{queue}/messages/{}", summary.id));
+                out.push(b'}');
+            }
+        }
+    }
+    out.extend_from_slice(b"}}");
+}
+
+fn push_signed_url(out: &mut Vec<u8>, document: &SignedUrlDocument) {
+    let list = |items: &[String]| serde_json::Value::from(items.to_vec());
+    out.extend_from_slice(b"{\"paths\":");
+    push_value(out, &list(&document.paths));
+    out.extend_from_slice(b",\"methods\":");
+    push_value(out, &list(&document.methods));
+    out.extend_from_slice(b",\"project\":");
+    push_str(out, &document.project);
+    out.extend_from_slice(b",\"expires\":");
+    push_str(out, &document.expires);
+    out.extend_from_slice(b",\"signature\":");
+    push_str(out, &document.signature);
+    out.push(b'}');
+}
+
+/// Pop's raw storage shape: `{"id","age","ttl","body","claim_id","claim_count"}`
+/// (popped messages are never under a live claim: `claim_id` is null).
+fn push_popped(out: &mut Vec<u8>, view: MessageView<'_>, messages: &[StoredMessage]) {
+    out.extend_from_slice(b"{\"messages\":[");
+    for (index, message) in messages.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"id\":");
+        push_str(out, &message.id);
+        out.extend_from_slice(
+            format!(
+                ",\"age\":{},\"ttl\":{},\"body\":",
+                age_seconds(view.now_ms, message.created_ms),
+                message.ttl
+            )
+            .as_bytes(),
+        );
+        push_body(out, &message.body);
+        out.extend_from_slice(
+            format!(",\"claim_id\":null,\"claim_count\":{}", message.claim_count).as_bytes(),
+        );
+        push_checksum(out, view, &message.body);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// `{"age","ttl","messages","href"}` (§3.3); age counts from the last renewal.
+fn push_claim(out: &mut Vec<u8>, view: MessageView<'_>, claim: &StoredClaim) {
+    out.extend_from_slice(
+        format!(
+            "{{\"age\":{},\"ttl\":{},\"messages\":",
+            age_seconds(view.now_ms, claim.updated_ms),
+            claim.ttl
+        )
+        .as_bytes(),
+    );
+    push_messages(out, view, &claim.messages);
+    out.extend_from_slice(b",\"href\":");
+    push_str(
+        out,
+        &format!("/v2/queues/{}/claims/{}", view.queue, claim.id),
+    );
+    out.push(b'}');
+}

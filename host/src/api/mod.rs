@@ -1,0 +1,197 @@
+//! Zaqar's v2 API: every rule, limit and error body, shared by all
+//! transports.
+//!
+//! A request flows edge → action → reply:
+//!
+//! | module | role |
+//! |---|---|
+//! | [`http`], [`websocket`] | front ends: Zaqar's request hooks, build a [`action::Call`], render the [`action::Reply`] |
+//! | [`router`] | HTTP method + path → [`router::Action`] (named after Zaqar's WebSocket actions) |
+//! | [`params`], [`body`], [`post_body`], [`validation`] | input parsed once into typed values, with Zaqar's errors |
+//! | [`queues`], [`messages`], [`claims`], [`subscriptions`], [`stats`], [`signed_url`], [`health`] | the actions |
+//! | [`metadata`] | reserved queue metadata keys and queue PATCH |
+//! | [`errors`] | every client-visible error: status, title, description |
+//! | [`render`], [`http_render`], [`homedoc`], [`checksum`], [`clock`] | output |
+
+pub mod action;
+pub mod body;
+pub mod checksum;
+pub mod claims;
+pub mod clock;
+pub mod errors;
+pub mod health;
+pub mod homedoc;
+pub mod http;
+pub mod http_render;
+pub mod messages;
+pub mod metadata;
+pub mod params;
+pub mod post_body;
+pub mod queues;
+pub mod render;
+pub mod router;
+pub mod signed_url;
+pub mod stats;
+pub mod subscriptions;
+pub mod validation;
+pub mod websocket;
+
+use std::{
+    future::Future,
+    panic::{catch_unwind, AssertUnwindSafe},
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use plugin_api::{
+    management::ManagementStoreBox,
+    storage::MessageStoreBox,
+    transport::{ApiRequest, ApiResponse, Header, HostApi, Protocol},
+    types::RVec,
+    PluginResult,
+};
+
+use crate::config::{Config, Limits};
+
+use self::{
+    action::{Call, Reply},
+    errors::{ApiError, ApiResult},
+    router::Action,
+    validation::ClientIdRule,
+};
+
+/// The stores the API works on.
+pub struct Stores {
+    /// Queues, messages, claims, subscriptions.
+    pub messages: MessageStoreBox,
+    /// Pools and flavors.
+    pub management: ManagementStoreBox,
+}
+
+/// The API: configuration-derived rules and the stores.
+pub struct Api {
+    limits: Limits,
+    client_id_rule: ClientIdRule,
+    admin_mode: bool,
+    checksum: bool,
+    signing_key: Option<String>,
+    stores: Stores,
+    homedoc: Vec<u8>,
+}
+
+impl Api {
+    /// Builds the API from the configuration.
+    pub fn new(config: &Config, stores: Stores) -> Api {
+        Api {
+            limits: config.transport.clone(),
+            client_id_rule: ClientIdRule::from_limits(&config.transport),
+            admin_mode: config.server.admin_mode,
+            checksum: config.server.enable_checksum,
+            signing_key: config.signed_url.secret_key.clone(),
+            stores,
+            homedoc: homedoc::home_document(config.server.admin_mode),
+        }
+    }
+
+    /// The current time as the stores expect it.
+    pub fn now_ms(&self) -> u64 {
+        clock::now_ms()
+    }
+
+    /// Runs one action: the single entry point both front ends use.
+    pub async fn dispatch(&self, call: &Call<'_>) -> ApiResult<Reply> {
+        match call.action {
+            Action::GetHomeDoc => Ok(Reply::HomeDoc),
+            Action::PingNode => health::ping(self, call).await,
+            Action::CheckNodeHealth => health::check(self, call).await,
+            Action::QueueList => queues::list(self, call).await,
+            Action::QueueCreate => queues::create(self, call).await,
+            Action::QueueGet => queues::get(self, call).await,
+            Action::QueueUpdate => queues::update(self, call).await,
+            Action::QueueDelete => queues::delete(self, call).await,
+            Action::QueueGetStats => stats::get(self, call).await,
+            Action::QueuePurge => stats::purge(self, call).await,
+            Action::QueueShare => signed_url::create(self, call).await,
+            Action::MessageList => messages::list(self, call).await,
+            Action::MessageGetMany => messages::get_many(self, call).await,
+            Action::MessagePost => messages::post(self, call).await,
+            Action::MessageDeleteMany => messages::delete_many(self, call).await,
+            Action::MessageGet => messages::get(self, call).await,
+            Action::MessageDelete => messages::delete(self, call).await,
+            Action::ClaimCreate => claims::create(self, call).await,
+            Action::ClaimGet => claims::get(self, call).await,
+            Action::ClaimUpdate => claims::update(self, call).await,
+            Action::ClaimDelete => claims::delete(self, call).await,
+            Action::SubscriptionList => subscriptions::list(self, call).await,
+            Action::SubscriptionCreate => subscriptions::create(self, call).await,
+            Action::SubscriptionGet => subscriptions::get(self, call).await,
+            Action::SubscriptionUpdate => subscriptions::update(self, call).await,
+            Action::SubscriptionConfirm => subscriptions::confirm(self, call).await,
+            Action::SubscriptionDelete => subscriptions::delete(self, call).await,
+        }
+    }
+
+    /// Serves one request of any protocol; never fails.
+    async fn serve(&self, request: ApiRequest) -> ApiResponse {
+        let request_id = format!("req-{}", uuid::Uuid::new_v4());
+        let (status, mut headers, body) = if request.protocol == Protocol::WEBSOCKET {
+            let response = websocket::handle(self, &request).await;
+            (response.status, response.headers, response.body)
+        } else {
+            let served = CatchUnwind(Box::pin(http::handle(self, &request))).await;
+            let response = served.unwrap_or_else(|| {
+                let mut response = http::HttpResponse::error(&ApiError::Internal(
+                    "The request could not be served.",
+                ));
+                if request.method.as_str() == "HEAD" {
+                    response.body.clear();
+                }
+                response
+            });
+            (response.status, response.headers, response.body)
+        };
+        headers.push(("x-openstack-request-id", request_id));
+        ApiResponse {
+            status,
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header::new(name, value))
+                .collect(),
+            body: RVec::from(body),
+        }
+    }
+}
+
+impl HostApi for Api {
+    fn handle(
+        &self,
+        request: ApiRequest,
+    ) -> impl Future<Output = PluginResult<ApiResponse>> + Send {
+        async move { Ok(self.serve(request).await) }
+    }
+}
+
+/// Polls a future, turning a panic into `None` so that one bad request
+/// cannot take a connection task (or the server) down with it.
+struct CatchUnwind<F>(Pin<Box<F>>);
+
+impl<F: Future> Future for CatchUnwind<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.0.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Some(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(panic = %message, "request handler panicked");
+                Poll::Ready(None)
+            }
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Request parameters, whatever carried them: the HTTP query string (read
+//! as falcon does with `auto_parse_qs_csv=True, keep_blank_qs_values=False`,
+//! §1.11) or the fields of a WebSocket frame's body. Actions read their
+//! parameters through [`Params`] and so never know the transport.
+
+use std::borrow::Cow;
+
+use percent_encoding::percent_decode_str;
+use serde_json::{Map, Value};
+
+use super::errors::{ApiError, ApiResult, ParamKind};
+
+/// Typed access to named request parameters.
+pub trait Params: Sync {
+    /// A string parameter.
+    fn text(&self, name: &str) -> ApiResult<Option<Cow<'_, str>>>;
+    /// An integer parameter.
+    fn int(&self, name: &str) -> ApiResult<Option<i64>>;
+    /// A boolean parameter.
+    fn boolean(&self, name: &str) -> ApiResult<Option<bool>>;
+    /// A list parameter (`ids=a,b`); `None` when absent or empty.
+    fn list(&self, name: &str) -> ApiResult<Option<Vec<String>>>;
+    /// Every parameter not in `known`, as text: the queue listing's metadata
+    /// filters (`GET /v2/queues?color=red`).
+    fn others(&self, known: &[&str]) -> Vec<(String, String)>;
+}
+
+/// The parameters of an HTTP query string, percent-decoded, blank values
+/// dropped.
+#[derive(Debug, Default, Clone)]
+pub struct QueryParams {
+    pairs: Vec<(String, String)>,
+}
+
+impl QueryParams {
+    /// Parses `a=1&b=2` (without `?`).
+    pub fn parse(query: &str) -> Self {
+        let pairs = query
+            .split('&')
+            .filter_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                let key = decode_component(key);
+                let value = decode_component(value);
+                // keep_blank_qs_values=False: `?ids=` is the same as no `ids`.
+                (!key.is_empty() && !value.is_empty()).then_some((key, value))
+            })
+            .collect();
+        Self { pairs }
+    }
+
+    /// The last value given for `name`.
+    fn last(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Decodes one query component: `+` is a space, then percent-decoding
+/// (invalid UTF-8 is replaced, as a WSGI server's latin-1 round trip would
+/// not fail either).
+fn decode_component(raw: &str) -> String {
+    let spaced: Cow<'_, str> = if raw.contains('+') {
+        raw.replace('+', " ").into()
+    } else {
+        raw.into()
+    };
+    percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+}
+
+impl Params for QueryParams {
+    fn text(&self, name: &str) -> ApiResult<Option<Cow<'_, str>>> {
+        Ok(self.last(name).map(Cow::Borrowed))
+    }
+
+    fn int(&self, name: &str) -> ApiResult<Option<i64>> {
+        self.last(name)
+            .map(|value| {
+                parse_python_int(value).ok_or_else(|| ApiError::InvalidParameter {
+                    name: name.to_string(),
+                    expected: ParamKind::Integer,
+                })
+            })
+            .transpose()
+    }
+
+    fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
+        self.last(name)
+            .map(|value| {
+                parse_falcon_bool(value).ok_or_else(|| ApiError::InvalidParameter {
+                    name: name.to_string(),
+                    expected: ParamKind::Boolean,
+                })
+            })
+            .transpose()
+    }
+
+    fn list(&self, name: &str) -> ApiResult<Option<Vec<String>>> {
+        let items: Vec<String> = self
+            .pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .flat_map(|(_, value)| value.split(','))
+            .filter(|item| !item.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok((!items.is_empty()).then_some(items))
+    }
+
+    fn others(&self, known: &[&str]) -> Vec<(String, String)> {
+        let mut others: Vec<(String, String)> = Vec::new();
+        for (key, value) in &self.pairs {
+            if known.contains(&key.as_str()) {
+                continue;
+            }
+            // A repeated key keeps its last value, like a dict would.
+            match others.iter_mut().find(|(k, _)| k == key) {
+                Some(existing) => existing.1 = value.clone(),
+                None => others.push((key.clone(), value.clone())),
+            }
+        }
+        others
+    }
+}
+
+/// Python's `int()` on a query value: optional sign and surrounding
+/// whitespace; values beyond 64 bits saturate (they fail range checks
+/// anyway).
+pub fn parse_python_int(value: &str) -> Option<i64> {
+    let trimmed = value.trim();
+    let (negative, digits) = match trimmed.as_bytes().first()? {
+        b'-' => (true, &trimmed[1..]),
+        b'+' => (false, &trimmed[1..]),
+        _ => (false, trimmed),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(match digits.parse::<i64>() {
+        Ok(n) if negative => -n,
+        Ok(n) => n,
+        Err(_) if negative => i64::MIN,
+        Err(_) => i64::MAX,
+    })
+}
+
+/// Falcon's boolean strings.
+pub fn parse_falcon_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "t" | "yes" | "y" | "1" | "on" => Some(true),
+        "false" | "f" | "no" | "n" | "0" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The fields of a WebSocket request body as parameters. Types are strict:
+/// a `limit` must be a JSON integer, `echo` a JSON boolean, `ids` an array
+/// of strings; a wrong type is reported as `invalid`.
+pub struct BodyParams<'a> {
+    fields: &'a Map<String, Value>,
+}
+
+impl<'a> BodyParams<'a> {
+    /// Reads parameters from a body object.
+    pub fn new(fields: &'a Map<String, Value>) -> Self {
+        Self { fields }
+    }
+
+    fn field(&self, name: &str) -> Option<&'a Value> {
+        self.fields.get(name).filter(|value| !value.is_null())
+    }
+}
+
+impl Params for BodyParams<'_> {
+    fn text(&self, name: &str) -> ApiResult<Option<Cow<'_, str>>> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(Cow::Borrowed(text.as_str()))),
+            Some(Value::Number(number)) => Ok(Some(Cow::Owned(number.to_string()))),
+            Some(_) => Err(ApiError::api(format!(
+                "The \"{name}\" field must be a string."
+            ))),
+        }
+    }
+
+    fn int(&self, name: &str) -> ApiResult<Option<i64>> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Value::Number(number)) if number.is_i64() => Ok(number.as_i64()),
+            Some(Value::Number(number)) if number.is_u64() => Ok(Some(i64::MAX)),
+            Some(_) => Err(ApiError::InvalidParameter {
+                name: name.to_string(),
+                expected: ParamKind::Integer,
+            }),
+        }
+    }
+
+    fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(_) => Err(ApiError::InvalidParameter {
+                name: name.to_string(),
+                expected: ParamKind::Boolean,
+            }),
+        }
+    }
+
+    fn list(&self, name: &str) -> ApiResult<Option<Vec<String>>> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => {
+                let strings: Option<Vec<String>> = items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_string))
+                    .collect();
+                match strings {
+                    Some(list) if list.is_empty() => Ok(None),
+                    Some(list) => Ok(Some(list)),
+                    None => Err(ApiError::api(format!(
+                        "The \"{name}\" field must be a list of strings."
+                    ))),
+                }
+            }
+            Some(_) => Err(ApiError::api(format!(
+                "The \"{name}\" field must be a list of strings."
+            ))),
+        }
+    }
+
+    fn others(&self, _known: &[&str]) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_query_values_count_as_absent() {
+        let params = QueryParams::parse("ids=&limit=5");
+        assert_eq!(params.list("ids").unwrap(), None);
+        assert_eq!(params.int("limit").unwrap(), Some(5));
+    }
+
+    #[test]
+    fn query_values_are_percent_decoded_and_plus_is_space() {
+        let params = QueryParams::parse("name=a%2Cb+c");
+        assert_eq!(params.text("name").unwrap().as_deref(), Some("a,b c"));
+    }
+
+    #[test]
+    fn list_parameters_split_on_commas_and_drop_blanks() {
+        let params = QueryParams::parse("ids=a,,b&ids=c");
+        assert_eq!(
+            params.list("ids").unwrap(),
+            Some(vec!["a".into(), "b".into(), "c".into()])
+        );
+    }
+
+    #[test]
+    fn non_integer_limit_is_falcons_invalid_parameter() {
+        let error = QueryParams::parse("limit=ten").int("limit").unwrap_err();
+        assert_eq!(error.title(), "Invalid parameter");
+        assert_eq!(
+            error.description().unwrap(),
+            "The \"limit\" parameter is invalid. The value must be an integer."
+        );
+    }
+
+    #[test]
+    fn booleans_accept_falcons_spellings_and_reject_others() {
+        for (text, expected) in [
+            ("true", true),
+            ("yes", true),
+            ("ON", true),
+            ("0", false),
+            ("off", false),
+        ] {
+            assert_eq!(parse_falcon_bool(text), Some(expected), "{text}");
+        }
+        let error = QueryParams::parse("echo=maybe")
+            .boolean("echo")
+            .unwrap_err();
+        assert_eq!(
+            error.description().unwrap(),
+            "The \"echo\" parameter is invalid. The value of the parameter must be \"true\" or \"false\"."
+        );
+    }
+
+    #[test]
+    fn python_int_accepts_sign_and_whitespace_and_saturates() {
+        assert_eq!(parse_python_int(" +7 "), Some(7));
+        assert_eq!(parse_python_int("-3"), Some(-3));
+        assert_eq!(parse_python_int("99999999999999999999"), Some(i64::MAX));
+        assert_eq!(parse_python_int("1.5"), None);
+        assert_eq!(parse_python_int(""), None);
+    }
+
+    #[test]
+    fn unknown_query_parameters_are_offered_as_filters() {
+        let params = QueryParams::parse("limit=2&color=red&color=blue&size=3");
+        assert_eq!(
+            params.others(&["limit"]),
+            vec![
+                ("color".to_string(), "blue".to_string()),
+                ("size".to_string(), "3".to_string())
+            ]
+        );
+    }
+}

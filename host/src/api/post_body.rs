@@ -1,0 +1,420 @@
+//! The message-post body reader: one pass over `{"messages": [...]}` that
+//! validates the whole document and borrows each message body as raw JSON,
+//! so bodies are never parsed into trees nor re-serialized. What Zaqar
+//! checks afterwards (shape, field types) is recorded during the pass and
+//! judged in Zaqar's order by [`read_post`].
+
+use std::fmt;
+
+use serde::{
+    de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor},
+    Deserialize, Deserializer,
+};
+use serde_json::value::RawValue;
+
+use super::{
+    body::{empty_body, unparsable},
+    errors::{ApiError, ApiResult},
+};
+
+/// One message of a post, with its fields checked for type (not range).
+#[derive(Debug)]
+pub struct IncomingMessage<'a> {
+    /// The body, as received.
+    pub body: &'a RawValue,
+    /// `ttl`, if given.
+    pub ttl: Option<i64>,
+    /// `delay`, if given.
+    pub delay: Option<i64>,
+}
+
+/// Reads a post body, reporting what Zaqar reports, in its order:
+/// unparsable → no `messages` → `messages` not a list → empty list → per
+/// message: not an object, `ttl` type, missing `body`, `delay` type.
+pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
+    let body = body.filter(|b| !b.is_empty()).ok_or_else(empty_body)?;
+    let document: PostDocument<'_> = serde_json::from_slice(body).map_err(|_| unparsable())?;
+    let messages = match document.messages {
+        None => return Err(ApiError::api("No messages were found in the request body.")),
+        Some(MessagesField::NotAList) => return Err(ApiError::DocumentTypeNotSupported),
+        Some(MessagesField::List(messages)) => messages,
+    };
+    if messages.is_empty() {
+        return Err(ApiError::api("No messages to enqueu."));
+    }
+    let too_large = |field: &IntField| matches!(field, IntField::TooLarge);
+    if messages.iter().any(|m| matches!(m, MessageDocument::Object { ttl, delay, .. } if ttl.as_ref().is_some_and(too_large) || delay.as_ref().is_some_and(too_large))) {
+        return Err(ApiError::body("JSON contains integer that is too large."));
+    }
+    messages
+        .into_iter()
+        .map(|message| {
+            let MessageDocument::Object { body, ttl, delay } = message else {
+                return Err(ApiError::DocumentTypeNotSupported);
+            };
+            let ttl = int_field(ttl, "ttl")?;
+            let body = body.ok_or_else(|| ApiError::body("Missing \"body\" field."))?;
+            let delay = int_field(delay, "delay")?;
+            Ok(IncomingMessage { body, ttl, delay })
+        })
+        .collect()
+}
+
+fn int_field(field: Option<IntField>, name: &str) -> ApiResult<Option<i64>> {
+    match field {
+        None => Ok(None),
+        Some(IntField::Int(value)) => Ok(Some(value)),
+        Some(_) => Err(ApiError::body(format!(
+            "The value of the \"{name}\" field must be a int."
+        ))),
+    }
+}
+
+/// The top level of a post body.
+struct PostDocument<'a> {
+    /// `None` when the body has no `messages` key or is not an object.
+    messages: Option<MessagesField<'a>>,
+}
+
+enum MessagesField<'a> {
+    List(Vec<MessageDocument<'a>>),
+    NotAList,
+}
+
+enum MessageDocument<'a> {
+    Object {
+        body: Option<&'a RawValue>,
+        ttl: Option<IntField>,
+        delay: Option<IntField>,
+    },
+    NotAnObject,
+}
+
+/// An integer field as Zaqar's `sanitize` sees it.
+enum IntField {
+    Int(i64),
+    TooLarge,
+    WrongType,
+}
+
+impl<'de> Deserialize<'de> for PostDocument<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(PostVisitor)
+    }
+}
+
+struct PostVisitor;
+
+impl<'de> Visitor<'de> for PostVisitor {
+    type Value = PostDocument<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object or array")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut messages = None;
+        while let Some(key) = map.next_key::<Key>()? {
+            if key == Key::Messages {
+                messages = Some(map.next_value::<MessagesField<'de>>()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(PostDocument { messages })
+    }
+
+    // A bare list is a document without `messages` (Zaqar's observed answer).
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(PostDocument { messages: None })
+    }
+}
+
+impl<'de> Deserialize<'de> for MessagesField<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MessagesVisitor)
+    }
+}
+
+struct MessagesVisitor;
+
+impl<'de> Visitor<'de> for MessagesVisitor {
+    type Value = MessagesField<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of messages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut messages = Vec::with_capacity(seq.size_hint().unwrap_or(4));
+        while let Some(message) = seq.next_element::<MessageDocument<'de>>()? {
+            messages.push(message);
+        }
+        Ok(MessagesField::List(messages))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map)?;
+        Ok(MessagesField::NotAList)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(MessagesField::NotAList)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(MessagesField::NotAList)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(MessagesField::NotAList)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(MessagesField::NotAList)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(MessagesField::NotAList)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(MessagesField::NotAList)
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageDocument<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(MessageVisitor)
+    }
+}
+
+struct MessageVisitor;
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = MessageDocument<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut body, mut ttl, mut delay) = (None, None, None);
+        // A repeated key keeps its last value, as Python's json does.
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Body => body = Some(map.next_value::<&'de RawValue>()?),
+                Key::Ttl => ttl = Some(map.next_value::<IntField>()?),
+                Key::Delay => delay = Some(map.next_value::<IntField>()?),
+                Key::Messages | Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(MessageDocument::Object { body, ttl, delay })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(MessageDocument::NotAnObject)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(MessageDocument::NotAnObject)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(MessageDocument::NotAnObject)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(MessageDocument::NotAnObject)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(MessageDocument::NotAnObject)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(MessageDocument::NotAnObject)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(MessageDocument::NotAnObject)
+    }
+}
+
+impl<'de> Deserialize<'de> for IntField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(IntVisitor)
+    }
+}
+
+struct IntVisitor;
+
+impl<'de> Visitor<'de> for IntVisitor {
+    type Value = IntField;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an integer")
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+        Ok(IntField::Int(value))
+    }
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(value)
+            .map(IntField::Int)
+            .unwrap_or(IntField::TooLarge))
+    }
+    // Booleans are not integers here, unlike Python's isinstance (§8 #23).
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(IntField::WrongType)
+    }
+    // serde_json reads integers beyond 64 bits as floats; an integral float
+    // that large is taken for such an integer.
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        if value.fract() == 0.0 && value.abs() >= 9.223_372_036_854_776e18 {
+            Ok(IntField::TooLarge)
+        } else {
+            Ok(IntField::WrongType)
+        }
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(IntField::WrongType)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(IntField::WrongType)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(IntField::WrongType)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        drain_map(map)?;
+        Ok(IntField::WrongType)
+    }
+}
+
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_key::<IgnoredAny>()?.is_some() {
+        map.next_value::<IgnoredAny>()?;
+    }
+    Ok(())
+}
+
+/// The keys the reader cares about, matched without allocating.
+#[derive(PartialEq, Eq)]
+enum Key {
+    Messages,
+    Body,
+    Ttl,
+    Delay,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl Visitor<'_> for KeyVisitor {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Key, E> {
+        Ok(match key {
+            "messages" => Key::Messages,
+            "body" => Key::Body,
+            "ttl" => Key::Ttl,
+            "delay" => Key::Delay,
+            _ => Key::Other,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(body: &str) -> String {
+        read_post(Some(body.as_bytes()))
+            .unwrap_err()
+            .description()
+            .unwrap()
+    }
+
+    #[test]
+    fn message_bodies_are_borrowed_verbatim() {
+        let body = br#"{"messages": [{"ttl": 300, "body": {"b": [1, 2]}, "x": 1}, {"body": "s", "delay": 5}]}"#;
+        let messages = read_post(Some(body)).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].body.get(), r#"{"b": [1, 2]}"#);
+        assert_eq!((messages[0].ttl, messages[0].delay), (Some(300), None));
+        assert_eq!((messages[1].ttl, messages[1].delay), (None, Some(5)));
+    }
+
+    #[test]
+    fn null_body_is_a_body() {
+        let messages = read_post(Some(br#"{"messages": [{"body": null}]}"#)).unwrap();
+        assert_eq!(messages[0].body.get(), "null");
+    }
+
+    #[test]
+    fn shape_errors_follow_zaqars_wording() {
+        assert_eq!(error(""), "Request body can not be empty");
+        assert_eq!(
+            error(r#"{"messages": [{"ttl": 300, "body": "#),
+            "Request body could not be parsed."
+        );
+        assert_eq!(error("12"), "Request body could not be parsed.");
+        assert_eq!(
+            error(r#"[{"ttl": 300, "body": 1}]"#),
+            "No messages were found in the request body."
+        );
+        assert_eq!(
+            error(r#"{"other": 1}"#),
+            "No messages were found in the request body."
+        );
+        assert_eq!(
+            error(r#"{"messages": {"body": 1}}"#),
+            "Document type not supported."
+        );
+        assert_eq!(error(r#"{"messages": []}"#), "No messages to enqueu.");
+        assert_eq!(
+            error(r#"{"messages": [1]}"#),
+            "Document type not supported."
+        );
+        assert_eq!(
+            error(r#"{"messages": [{"ttl": 300}]}"#),
+            "Missing \"body\" field."
+        );
+        assert_eq!(
+            error(r#"{"messages": [{"ttl": "300", "body": 1}]}"#),
+            "The value of the \"ttl\" field must be a int."
+        );
+        assert_eq!(
+            error(r#"{"messages": [{"ttl": true, "body": 1}]}"#),
+            "The value of the \"ttl\" field must be a int."
+        );
+        assert_eq!(
+            error(r#"{"messages": [{"delay": 1.5, "body": 1}]}"#),
+            "The value of the \"delay\" field must be a int."
+        );
+        assert_eq!(
+            error(r#"{"messages": [{"ttl": 99999999999999999999, "body": 1}]}"#),
+            "JSON contains integer that is too large."
+        );
+    }
+
+    #[test]
+    fn a_syntax_error_anywhere_wins_over_shape_errors() {
+        assert_eq!(
+            error(r#"{"messages": [1], "x": }"#),
+            "Request body could not be parsed."
+        );
+    }
+
+    #[test]
+    fn escaped_keys_are_recognised() {
+        let messages = read_post(Some(br#"{"me\u0073sages": [{"b\u006fdy": 1}]}"#)).unwrap();
+        assert_eq!(messages[0].body.get(), "1");
+    }
+}

@@ -1,0 +1,25 @@
+//! # zaqar-server
+//!
+//! A Zaqar v2 compatible messaging server assembled at start-up from plugins.
+//!
+//! | module | what it does |
+//! |---|---|
+//! | [`config`] | defaults ← `zaqar.toml` ← `ZAQAR_` environment (figment) |
+//! | [`plugins`] | finds built-in and dynamic plugins, refuses incompatible ones, constructs the selected ones |
+//! | [`api`] | Zaqar's API: every rule, limit and error body, shared by all transports |
+//! | [`server`] | wires stores, API and transports together; graceful shutdown |
+//! | [`logging`] | structured logs (`tracing`) |
+//!
+//! Built-in plugins are linked below so their `inventory` registrations are
+//! part of the binary; they are reached through the same ABI-stable entry
+//! points as plugins loaded from disk.
+
+pub mod api;
+pub mod config;
+pub mod logging;
+pub mod plugins;
+pub mod server;
+
+// Linked for their `register_builtin!` side effect.
+use storage_embedded as _;
+use transport_wsgi as _;

@@ -1,0 +1,94 @@
+//! The `zaqar-server` command line.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+use zaqar_host::{config, logging, server};
+
+/// A Zaqar v2 compatible messaging server.
+#[derive(Parser)]
+#[command(name = "zaqar-server", version)]
+struct Cli {
+    /// Configuration file (default: ./zaqar.toml when present, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// List every plugin entry point found, and every library refused.
+    Plugins,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let loaded = match config::load(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            eprintln!("zaqar-server: invalid configuration:\n{error}");
+            return ExitCode::from(2);
+        }
+    };
+    let server_options = &loaded.config.server;
+    logging::init(&server_options.log_level, &server_options.log_format);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Plugins => list_plugins(&loaded),
+        Command::Serve => serve(loaded),
+    }
+}
+
+fn serve(loaded: config::Loaded) -> ExitCode {
+    match &loaded.file {
+        Some(file) => tracing::info!(config = %file.display(), "configuration loaded"),
+        None => tracing::info!("no configuration file: using built-in defaults"),
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("zaqar-server: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::run(loaded, server::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "start-up failed");
+            eprintln!("zaqar-server: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list_plugins(loaded: &config::Loaded) -> ExitCode {
+    let registry = server::discover(loaded);
+    println!(
+        "{:<26} {:<16} {:<11} ORIGIN",
+        "NAMESPACE", "NAME", "PLUGIN-API"
+    );
+    for plugin in registry.plugins() {
+        println!(
+            "{:<26} {:<16} {:<11} {}",
+            plugin.namespace, plugin.name, plugin.api_version, plugin.origin
+        );
+    }
+    if !registry.conflicts().is_empty() {
+        println!("\nConflicts:");
+        for conflict in registry.conflicts() {
+            println!("  {conflict}");
+        }
+    }
+    if !registry.refusals().is_empty() {
+        println!("\nRefused libraries:");
+        for refusal in registry.refusals() {
+            println!("  {}: {}", refusal.path.display(), refusal.reason);
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,192 @@
+//! Benchmark of the embedded message store as the host uses it (through the
+//! ABI-stable boxed store): single-message posts from 1, 16 and 64
+//! concurrent clients, then claim+delete by 16 concurrent consumers.
+//! Every write is durable (fsync before its future resolves).
+//!
+//! ```text
+//! cargo bench -p storage-embedded --bench plugin            # 3 s per case
+//! BENCH_SECS=10 BENCH_DIR=/var/tmp cargo bench -p storage-embedded --bench plugin
+//! ```
+//! The database lives under `BENCH_DIR` (default: the system temp dir);
+//! put it on the disk you want to measure, not on tmpfs.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use plugin_api::{
+    storage::{wrap_message_store, ClaimRequest, MessageStore, MessageStoreBox, NewMessage, QueueRef},
+    types::ROption::{RNone, RSome},
+};
+use storage_embedded::{EmbeddedConfig, EmbeddedMessageStore};
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
+}
+
+fn body() -> Vec<u8> {
+    // A typical small JSON message (~256 bytes).
+    format!("{{\"event\":\"order.created\",\"pad\":\"{}\"}}", "x".repeat(220)).into_bytes()
+}
+
+fn bench_secs() -> Duration {
+    Duration::from_secs_f64(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
+}
+
+fn open(dir: &tempfile::TempDir) -> Arc<MessageStoreBox> {
+    let config = EmbeddedConfig {
+        path: dir.path().to_path_buf(),
+        ..EmbeddedConfig::default()
+    };
+    Arc::new(wrap_message_store(EmbeddedMessageStore::open(&config).expect("store opens")))
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    match std::env::var("BENCH_DIR") {
+        Ok(dir) => tempfile::tempdir_in(dir).expect("temp dir in BENCH_DIR"),
+        Err(_) => tempfile::tempdir().expect("temp dir"),
+    }
+}
+
+/// Latency percentiles of a sample, in ms.
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+fn report(case: &str, items: usize, elapsed: Duration, mut latencies: Vec<Duration>) {
+    latencies.sort_unstable();
+    println!(
+        "| {case} | {:.0} | {:.2} | {:.2} | {} |",
+        items as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len()
+    );
+}
+
+/// `clients` tasks posting one message per request for `duration`.
+async fn posts(clients: usize, duration: Duration) {
+    let dir = temp_dir();
+    let store = open(&dir);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let queue = QueueRef::new("bench", &format!("q{}", c % 4));
+            let mut latencies = Vec::new();
+            while start.elapsed() < duration {
+                let message = NewMessage {
+                    ttl: 3600,
+                    delay: 0,
+                    body: body().into(),
+                };
+                let t = Instant::now();
+                store
+                    .message_post(queue.clone(), "bench".into(), vec![message].into(), now())
+                    .await
+                    .expect("post");
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("client"));
+    }
+    report(&format!("post, {clients} clients"), all.len(), start.elapsed(), all);
+}
+
+/// 16 consumers claiming 10 at a time and deleting each claimed message
+/// with its claim id, from a pre-filled queue.
+async fn claim_and_delete(consumers: usize, duration: Duration) {
+    let dir = temp_dir();
+    let store = open(&dir);
+    let queue = QueueRef::new("bench", "work");
+    // Pre-fill in batches of 100 messages per post.
+    let prefill = 50_000;
+    for _ in 0..prefill / 100 {
+        let batch: Vec<NewMessage> = (0..100)
+            .map(|_| NewMessage {
+                ttl: 3600,
+                delay: 0,
+                body: body().into(),
+            })
+            .collect();
+        store
+            .message_post(queue.clone(), "bench".into(), batch.into(), now())
+            .await
+            .expect("prefill");
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..consumers {
+        let store = Arc::clone(&store);
+        let queue = queue.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut claims, mut deletes, mut done) = (Vec::new(), Vec::new(), 0usize);
+            while start.elapsed() < duration {
+                let request = ClaimRequest {
+                    ttl: 60,
+                    grace: 60,
+                    limit: 10,
+                    dead_letter: RNone,
+                };
+                let t = Instant::now();
+                let claim = store.claim_create(queue.clone(), request, now()).await.expect("claim");
+                claims.push(t.elapsed());
+                if claim.messages.is_empty() {
+                    break;
+                }
+                for m in claim.messages.iter() {
+                    let t = Instant::now();
+                    store
+                        .message_delete(queue.clone(), m.id.clone(), RSome(claim.id.clone()), now())
+                        .await
+                        .expect("delete");
+                    deletes.push(t.elapsed());
+                    done += 1;
+                }
+            }
+            (claims, deletes, done)
+        }));
+    }
+    let (mut claims, mut deletes, mut done) = (Vec::new(), Vec::new(), 0);
+    for task in tasks {
+        let (c, d, n) = task.await.expect("consumer");
+        claims.extend(c);
+        deletes.extend(d);
+        done += n;
+    }
+    let elapsed = start.elapsed();
+    report(&format!("claim (10) + delete each, {consumers} consumers: messages"), done, elapsed, Vec::new());
+    let n = claims.len();
+    report("  of which claim_create calls", n, elapsed, claims);
+    let n = deletes.len();
+    report("  of which message_delete calls", n, elapsed, deletes);
+}
+
+fn main() {
+    // `cargo test --benches` runs this binary with `--bench` absent; keep
+    // that fast by measuring only when asked to.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("plugin bench: run with `cargo bench` to measure");
+        return;
+    }
+    let duration = bench_secs();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    println!("| case | ops/s | p50 ms | p99 ms | samples |");
+    println!("|---|---|---|---|---|");
+    runtime.block_on(async {
+        for clients in [1, 16, 64] {
+            posts(clients, duration).await;
+        }
+        claim_and_delete(16, duration).await;
+    });
+}

@@ -1,0 +1,257 @@
+//! Claims: create (with grace and dead-lettering), get, renew, release.
+//!
+//! A claim is a record `(qid, claim id)` listing the sequence numbers it
+//! took, plus a stamp `(claim id, expiry)` on each message. The stamp on the
+//! message is the truth: a message released, deleted or reclaimed since is
+//! simply skipped when the claim's list is read.
+
+use plugin_api::{
+    storage::{ClaimRequest, DeadLetterPolicy, QueueRef, StoredClaim, StoredMessage},
+    types::RVec,
+    ErrorCode,
+};
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::{
+    codec::{ClaimRecord, MessageView, Stamp},
+    error::{caller, OpError, OpResult},
+    group_commit::WriteTables,
+    ids,
+    messages::{self, to_stored},
+    queues, schema,
+};
+
+/// Whether claim `claim` of queue `qid` exists and has not expired.
+pub(crate) fn is_live<T>(claims: &T, qid: u64, claim: u128, now_ms: u64) -> OpResult<bool>
+where
+    T: ReadableTable<(u64, u128), &'static [u8]>,
+{
+    Ok(match claims.get((qid, claim))? {
+        Some(v) => ClaimRecord::decode(v.value())?.expires_ms > now_ms,
+        None => false,
+    })
+}
+
+/// The grace rule: a claimed message that would expire before the claim
+/// does lives until claim expiry + grace.
+fn extended_expiry(message_expires_ms: u64, claim_expires_ms: u64, grace: u32) -> u64 {
+    if message_expires_ms < claim_expires_ms {
+        claim_expires_ms + u64::from(grace) * 1000
+    } else {
+        message_expires_ms
+    }
+}
+
+fn not_found() -> OpError {
+    caller(ErrorCode::CLAIM_NOT_FOUND, "claim not found (or expired)")
+}
+
+/// Claims up to `request.limit` takeable messages, oldest first.
+pub(crate) fn create(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    request: &ClaimRequest,
+    now_ms: u64,
+) -> OpResult<StoredClaim> {
+    let claim = ids::new_claim();
+    let expires_ms = now_ms + u64::from(request.ttl) * 1000;
+    let mut result = StoredClaim {
+        id: ids::claim_id(claim).into(),
+        ttl: request.ttl,
+        updated_ms: now_ms,
+        expires_ms,
+        messages: RVec::new(),
+    };
+    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+        return Ok(result);
+    };
+    let policy = request.dead_letter.as_ref().into_option();
+    // Messages moved to a dead-letter queue get new sequence numbers; when
+    // that queue is this one, stopping at today's last seq keeps the scan
+    // from meeting them again.
+    let end = t.queue_seq.get(qid)?.map(|v| v.value()).unwrap_or(0);
+    let limit = request.limit as usize;
+    let mut taken: Vec<StoredMessage> = Vec::with_capacity(limit);
+    let mut from = 0;
+    // Moved messages do not count against the limit: scan on until `limit`
+    // messages are claimed or the queue is exhausted.
+    while taken.len() < limit {
+        let batch = messages::takeable(&t.messages, qid, from, end, limit - taken.len(), now_ms)?;
+        let Some(&(last, _)) = batch.last() else {
+            break;
+        };
+        from = last + 1;
+        for (seq, bytes) in batch {
+            let view = MessageView::decode(&bytes)?;
+            let mut m = view.to_owned_record();
+            match policy {
+                Some(p) if m.claim_count >= p.max_claim_count => {
+                    move_to_dead_letter(t, q, p, qid, seq, m, now_ms)?;
+                }
+                _ => {
+                    let old_expiry = m.expires_ms;
+                    m.expires_ms = extended_expiry(m.expires_ms, expires_ms, request.grace);
+                    m.claim = Some(Stamp { claim, expires_ms });
+                    m.claim_count = m.claim_count.saturating_add(1);
+                    let encoded = m.encode();
+                    t.messages.insert((qid, seq), encoded.as_slice())?;
+                    messages::move_expiry(t, qid, seq, old_expiry, m.expires_ms)?;
+                    taken.push(to_stored(seq, &MessageView::decode(&encoded)?));
+                }
+            }
+        }
+    }
+    if !taken.is_empty() {
+        let record = ClaimRecord {
+            ttl: request.ttl,
+            updated_ms: now_ms,
+            expires_ms,
+            seqs: taken.iter().map(|m| m.seq).collect(),
+        };
+        t.claims.insert((qid, claim), record.encode().as_slice())?;
+        t.claim_expiry.insert((expires_ms, qid, claim), ())?;
+    }
+    result.messages = taken.into();
+    Ok(result)
+}
+
+/// Moves a message that was claimed too often to the dead-letter queue
+/// (same project, created if missing): a new sequence number there, no
+/// claim, and the policy's ttl counted from now if it has one.
+fn move_to_dead_letter(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    policy: &DeadLetterPolicy,
+    qid: u64,
+    seq: u64,
+    mut m: crate::codec::MessageRecord,
+    now_ms: u64,
+) -> OpResult<()> {
+    messages::remove(t, qid, seq, m.expires_ms)?;
+    let target = QueueRef::new(&q.project, &policy.queue);
+    let target_qid = queues::ensure(t, &target, now_ms)?;
+    let target_seq = messages::reserve_seqs(t, target_qid, 1)?;
+    if let Some(ttl) = policy.message_ttl.into_option() {
+        m.expires_ms = now_ms + u64::from(ttl) * 1000;
+    }
+    m.claim = None;
+    m.tag = ids::new_tag();
+    messages::put(t, target_qid, target_seq, &m.encode(), m.expires_ms)
+}
+
+/// The live claim with the live messages it still holds.
+pub(crate) fn get(
+    txn: &ReadTransaction,
+    q: &QueueRef,
+    claim_id: &str,
+    now_ms: u64,
+) -> OpResult<Option<StoredClaim>> {
+    let (Some(qid), Some(claim)) = (queues::read_qid(txn, q)?, ids::parse_claim_id(claim_id))
+    else {
+        return Ok(None);
+    };
+    let claims = txn.open_table(schema::CLAIMS)?;
+    let record = match claims.get((qid, claim))? {
+        Some(v) => ClaimRecord::decode(v.value())?,
+        None => return Ok(None),
+    };
+    if record.expires_ms <= now_ms {
+        return Ok(None);
+    }
+    let messages = txn.open_table(schema::MESSAGES)?;
+    let mut held = Vec::with_capacity(record.seqs.len());
+    for &seq in &record.seqs {
+        if let Some(v) = messages.get((qid, seq))? {
+            let m = MessageView::decode(v.value())?;
+            if m.is_live(now_ms) && m.live_claim(now_ms) == Some(claim) {
+                held.push(to_stored(seq, &m));
+            }
+        }
+    }
+    Ok(Some(StoredClaim {
+        id: claim_id.into(),
+        ttl: record.ttl,
+        updated_ms: record.updated_ms,
+        expires_ms: record.expires_ms,
+        messages: held.into(),
+    }))
+}
+
+/// Renews a live claim: new expiry, grace applied again.
+pub(crate) fn update(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    claim_id: &str,
+    ttl: u32,
+    grace: u32,
+    now_ms: u64,
+) -> OpResult<()> {
+    let (Some(qid), Some(claim)) = (queues::qid_of(&t.queues, q)?, ids::parse_claim_id(claim_id))
+    else {
+        return Err(not_found());
+    };
+    let mut record = match t.claims.get((qid, claim))? {
+        Some(v) => ClaimRecord::decode(v.value())?,
+        None => return Err(not_found()),
+    };
+    if record.expires_ms <= now_ms {
+        return Err(not_found());
+    }
+    let old_claim_expiry = record.expires_ms;
+    let expires_ms = now_ms + u64::from(ttl) * 1000;
+    let mut still_held = Vec::with_capacity(record.seqs.len());
+    for &seq in &record.seqs {
+        let current = match t.messages.get((qid, seq))? {
+            Some(v) => {
+                let m = MessageView::decode(v.value())?;
+                (m.is_live(now_ms) && m.live_claim(now_ms) == Some(claim))
+                    .then(|| m.to_owned_record())
+            }
+            None => None,
+        };
+        let Some(mut m) = current else { continue };
+        let old_expiry = m.expires_ms;
+        m.claim = Some(Stamp { claim, expires_ms });
+        m.expires_ms = extended_expiry(m.expires_ms, expires_ms, grace);
+        t.messages.insert((qid, seq), m.encode().as_slice())?;
+        messages::move_expiry(t, qid, seq, old_expiry, m.expires_ms)?;
+        still_held.push(seq);
+    }
+    record.ttl = ttl;
+    record.updated_ms = now_ms;
+    record.expires_ms = expires_ms;
+    record.seqs = still_held;
+    t.claims.insert((qid, claim), record.encode().as_slice())?;
+    t.claim_expiry.remove((old_claim_expiry, qid, claim))?;
+    t.claim_expiry.insert((expires_ms, qid, claim), ())?;
+    Ok(())
+}
+
+/// Releases the claim's messages and forgets the claim.
+pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, claim_id: &str) -> OpResult<()> {
+    let (Some(qid), Some(claim)) = (queues::qid_of(&t.queues, q)?, ids::parse_claim_id(claim_id))
+    else {
+        return Ok(());
+    };
+    let record = match t.claims.remove((qid, claim))? {
+        Some(v) => ClaimRecord::decode(v.value())?,
+        None => return Ok(()),
+    };
+    t.claim_expiry.remove((record.expires_ms, qid, claim))?;
+    for &seq in &record.seqs {
+        let released = match t.messages.get((qid, seq))? {
+            Some(v) => {
+                let m = MessageView::decode(v.value())?;
+                (m.claim.map(|s| s.claim) == Some(claim)).then(|| m.to_owned_record())
+            }
+            None => None,
+        };
+        if let Some(mut m) = released {
+            // Like Zaqar's MongoDB driver, a released message carries no
+            // claim at all (no stale `claim_id` in its href).
+            m.claim = None;
+            t.messages.insert((qid, seq), m.encode().as_slice())?;
+        }
+    }
+    Ok(())
+}

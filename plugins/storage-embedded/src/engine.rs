@@ -1,0 +1,244 @@
+//! The open database: one per data directory per process, shared by the
+//! message store and the management store.
+//!
+//! The host builds both stores from their own constructors, usually with the
+//! same `path`. redb locks its file against a second open, so the stores must
+//! share one [`Engine`]: a process-wide registry maps the canonical data
+//! directory to the engine while any store holds it.
+
+use std::{
+    collections::HashMap,
+    panic::{catch_unwind, AssertUnwindSafe},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, OnceLock, Weak},
+    time::Duration,
+};
+
+use plugin_api::{PluginError, PluginResult};
+use redb::{
+    Database, DatabaseError, ReadTransaction, ReadableDatabase, ReadableTable, StorageError,
+};
+
+use crate::{
+    config::EmbeddedConfig,
+    error::OpResult,
+    group_commit::{GroupCommit, WriteTables},
+    schema, sweeper,
+};
+
+/// The database file inside the data directory.
+pub const DATABASE_FILE: &str = "zaqar.redb";
+
+/// Open engines by canonical data directory.
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<Engine>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<Engine>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+/// The database and its writer.
+struct Inner {
+    // Declared first so it is dropped first: the writer thread finishes and
+    // releases its handle before ours goes.
+    writer: GroupCommit,
+    db: Arc<Database>,
+}
+
+/// An open database with its group-commit writer and sweeper.
+pub(crate) struct Engine {
+    /// The canonical data directory (for messages).
+    dir: PathBuf,
+    inner: Option<Inner>,
+}
+
+impl Engine {
+    /// The engine for `config.path`: the one already open in this process,
+    /// or a newly opened one.
+    pub(crate) fn open(config: &EmbeddedConfig) -> PluginResult<Arc<Engine>> {
+        let dir = prepare_dir(&config.path)?;
+        let mut open = registry().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(engine) = open.get(&dir).and_then(Weak::upgrade) {
+            return Ok(engine);
+        }
+        let db = Arc::new(open_database(&dir)?);
+        let writer = GroupCommit::start(Arc::clone(&db)).map_err(|e| {
+            PluginError::unavailable(format!(
+                "embedded store {}: cannot start the writer thread: {e}",
+                dir.display()
+            ))
+        })?;
+        let engine = Arc::new(Engine {
+            dir: dir.clone(),
+            inner: Some(Inner { writer, db }),
+        });
+        open.insert(dir, Arc::downgrade(&engine));
+        drop(open);
+        sweeper::start(
+            Arc::downgrade(&engine),
+            Duration::from_secs(config.sweep_interval_secs.max(1)),
+        );
+        Ok(engine)
+    }
+
+    fn inner(&self) -> &Inner {
+        self.inner
+            .as_ref()
+            .expect("an engine is usable until dropped")
+    }
+
+    /// The canonical data directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Runs `op` in the next group commit; resolves once it is durable.
+    pub(crate) async fn write<T, F>(&self, op: F) -> PluginResult<T>
+    where
+        F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner().writer.write(op).await
+    }
+
+    /// Runs `f` in a read transaction: a consistent snapshot of the last
+    /// commit, concurrent with writes and other reads.
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&ReadTransaction) -> OpResult<T>,
+    ) -> PluginResult<T> {
+        let txn = self.inner().db.begin_read().map_err(|e| {
+            PluginError::unavailable(format!("embedded store: cannot begin a read: {e}"))
+        })?;
+        f(&txn).map_err(|e| e.into_plugin())
+    }
+
+    /// Whether the writer runs and a read can start.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.inner().writer.is_running() && self.inner().db.begin_read().is_ok()
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Hold the registry while the file is closed, so that an open of the
+        // same directory racing with this drop waits instead of finding the
+        // file still locked.
+        let mut open = registry().lock().unwrap_or_else(|e| e.into_inner());
+        if open.get(&self.dir).is_some_and(|w| w.strong_count() == 0) {
+            open.remove(&self.dir);
+        }
+        self.inner = None;
+    }
+}
+
+/// Creates the data directory if needed and returns its canonical path.
+fn prepare_dir(path: &Path) -> PluginResult<PathBuf> {
+    std::fs::create_dir_all(path).map_err(|e| {
+        PluginError::bad_config(format!(
+            "embedded store: cannot create the data directory {}: {e}",
+            path.display()
+        ))
+    })?;
+    std::fs::canonicalize(path).map_err(|e| {
+        PluginError::bad_config(format!(
+            "embedded store: cannot resolve the data directory {}: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Opens (or creates) the database file and its tables, translating every
+/// way this can fail into an error that names the file.
+fn open_database(dir: &Path) -> PluginResult<Database> {
+    let file = dir.join(DATABASE_FILE);
+    // redb may panic on a damaged file instead of returning `Corrupted`; a
+    // panic here must become a start-up error, not a crash or a reset.
+    let opened = catch_unwind(AssertUnwindSafe(|| Database::builder().create(&file)));
+    let db = match opened {
+        Ok(Ok(db)) => db,
+        Ok(Err(e)) => return Err(open_error(&file, e)),
+        Err(payload) => {
+            return Err(PluginError::unavailable(format!(
+                "embedded store: the database file {} is corrupt ({}); refusing to start. \
+                 Restore it from a backup or move it away to start empty.",
+                file.display(),
+                PluginError::from_panic(payload.as_ref()).message
+            )))
+        }
+    };
+    init_schema(&db).map_err(|e| match e {
+        InitError::Format(found) => PluginError::bad_config(format!(
+            "embedded store: the database file {} has format {found}, this build reads format {}",
+            file.display(),
+            schema::FORMAT_VERSION
+        )),
+        InitError::Db(message) => PluginError::unavailable(format!(
+            "embedded store: cannot initialise the database file {}: {message}",
+            file.display()
+        )),
+    })?;
+    Ok(db)
+}
+
+/// Turns redb's open errors into messages an operator can act on.
+fn open_error(file: &Path, e: DatabaseError) -> PluginError {
+    let shown = file.display();
+    match e {
+        DatabaseError::DatabaseAlreadyOpen | DatabaseError::LockProtocolMismatch => {
+            PluginError::unavailable(format!(
+                "embedded store: the database file {shown} is locked: another process \
+                 (another zaqar-server?) has this data directory open"
+            ))
+        }
+        DatabaseError::UpgradeRequired(v) => PluginError::bad_config(format!(
+            "embedded store: the database file {shown} uses redb file format {v}, which this build cannot open"
+        )),
+        DatabaseError::Storage(StorageError::Corrupted(what)) => PluginError::unavailable(format!(
+            "embedded store: the database file {shown} is corrupt ({what}); refusing to start. \
+             Restore it from a backup or move it away to start empty."
+        )),
+        DatabaseError::Storage(StorageError::Io(io)) if io.kind() == std::io::ErrorKind::PermissionDenied => {
+            PluginError::bad_config(format!("embedded store: cannot open the database file {shown}: {io}"))
+        }
+        other => PluginError::unavailable(format!(
+            "embedded store: cannot open the database file {shown}: {other}"
+        )),
+    }
+}
+
+enum InitError {
+    Format(u64),
+    Db(String),
+}
+
+impl<E: std::fmt::Display> From<E> for InitError
+where
+    E: Into<redb::Error>,
+{
+    fn from(e: E) -> Self {
+        Self::Db(e.to_string())
+    }
+}
+
+/// Creates every table (so reads never meet a missing one) and checks or
+/// records the format version.
+fn init_schema(db: &Database) -> Result<(), InitError> {
+    let txn = db.begin_write()?;
+    {
+        let mut tables = WriteTables::open(&txn)?;
+        let found = tables.meta.get(schema::META_FORMAT)?.map(|v| v.value());
+        match found {
+            Some(v) if v == schema::FORMAT_VERSION => {}
+            Some(v) => return Err(InitError::Format(v)),
+            None => {
+                tables
+                    .meta
+                    .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
+                if tables.meta.get(schema::META_NEXT_QID)?.is_none() {
+                    tables.meta.insert(schema::META_NEXT_QID, 1)?;
+                }
+            }
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! Group commit: one writer thread applies every pending write of the moment
+//! in a single redb write transaction, commits it once (with fsync), then
+//! answers each caller.
+//!
+//! Why: an fsync costs milliseconds, whatever the size of the transaction.
+//! Committing each write on its own would cap the store at a few hundred
+//! writes per second; batching the writes that queue up while the previous
+//! commit is in flight makes throughput grow with the number of concurrent
+//! clients, and no caller hears "done" before its write is on disk.
+//!
+//! Rules of a batch:
+//! * an operation that fails for its caller (`CLAIM_NOT_FOUND`, ...) checks
+//!   before it writes, so it fails only its own caller;
+//! * an operation that panics or hits a database error is answered with
+//!   that error, the transaction is thrown away, and the other operations of
+//!   the batch are applied again in a fresh one (they are `FnMut` for this);
+//! * if the commit fails, every caller of the batch gets `UNAVAILABLE`.
+
+use std::{
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::Arc,
+    thread::JoinHandle,
+};
+
+use plugin_api::{PluginError, PluginResult};
+use redb::{Database, Durability, Table, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{
+    error::{OpError, OpResult},
+    schema,
+};
+
+/// At most this many operations share one transaction, so that one commit
+/// cannot grow without bound under a flood of writes.
+const MAX_BATCH: usize = 2048;
+
+/// How many operations may wait for the writer before callers wait to
+/// enqueue (back-pressure instead of unbounded memory).
+const QUEUE_DEPTH: usize = 16 * 1024;
+
+/// Every table, opened once per batch for all its operations.
+pub(crate) struct WriteTables<'t> {
+    pub queues: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    pub queue_seq: Table<'t, u64, u64>,
+    pub seq_floor: Table<'t, (&'static str, &'static str), u64>,
+    pub messages: Table<'t, (u64, u64), &'static [u8]>,
+    pub message_expiry: Table<'t, (u64, u64, u64), ()>,
+    pub claims: Table<'t, (u64, u128), &'static [u8]>,
+    pub claim_expiry: Table<'t, (u64, u64, u128), ()>,
+    pub subscriptions: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
+    pub subscription_expiry: Table<'t, (u64, &'static str, &'static str, &'static str), ()>,
+    pub doomed: Table<'t, u64, ()>,
+    pub meta: Table<'t, &'static str, u64>,
+    pub pools: Table<'t, &'static str, &'static [u8]>,
+    pub flavors: Table<'t, (&'static str, &'static str), &'static [u8]>,
+}
+
+impl<'t> WriteTables<'t> {
+    /// Opens (creating if needed) every table in `txn`.
+    pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(Self {
+            queues: txn.open_table(schema::QUEUES)?,
+            queue_seq: txn.open_table(schema::QUEUE_SEQ)?,
+            seq_floor: txn.open_table(schema::SEQ_FLOOR)?,
+            messages: txn.open_table(schema::MESSAGES)?,
+            message_expiry: txn.open_table(schema::MESSAGE_EXPIRY)?,
+            claims: txn.open_table(schema::CLAIMS)?,
+            claim_expiry: txn.open_table(schema::CLAIM_EXPIRY)?,
+            subscriptions: txn.open_table(schema::SUBSCRIPTIONS)?,
+            subscription_expiry: txn.open_table(schema::SUBSCRIPTION_EXPIRY)?,
+            doomed: txn.open_table(schema::DOOMED)?,
+            meta: txn.open_table(schema::META)?,
+            pools: txn.open_table(schema::POOLS)?,
+            flavors: txn.open_table(schema::FLAVORS)?,
+        })
+    }
+}
+
+/// One queued write, type-erased so that one channel carries them all.
+trait Pending: Send {
+    /// Runs the operation inside the batch's transaction, keeping its
+    /// result. `Err` means the transaction must be abandoned.
+    fn apply(&mut self, tables: &mut WriteTables<'_>) -> Result<(), PluginError>;
+    /// Answers the caller once the batch's fate is known.
+    fn complete(self: Box<Self>, commit: Result<(), PluginError>);
+    /// Answers the caller with an error of its own (it will not be retried).
+    fn fail(self: Box<Self>, error: PluginError);
+}
+
+/// A write operation with its caller's reply channel.
+struct Job<F, T> {
+    op: F,
+    result: Option<PluginResult<T>>,
+    reply: oneshot::Sender<PluginResult<T>>,
+}
+
+impl<F, T> Pending for Job<F, T>
+where
+    F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send,
+    T: Send,
+{
+    fn apply(&mut self, tables: &mut WriteTables<'_>) -> Result<(), PluginError> {
+        match (self.op)(tables) {
+            Ok(value) => self.result = Some(Ok(value)),
+            Err(OpError::Caller(e)) => self.result = Some(Err(e)),
+            Err(e @ OpError::Database(_)) => return Err(e.into_plugin()),
+        }
+        Ok(())
+    }
+
+    fn complete(self: Box<Self>, commit: Result<(), PluginError>) {
+        let answer = match commit {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(PluginError::internal("write was not applied"))),
+            Err(e) => Err(e),
+        };
+        // The caller may have given up waiting (its future was dropped);
+        // the write is committed all the same.
+        let _ = self.reply.send(answer);
+    }
+
+    fn fail(self: Box<Self>, error: PluginError) {
+        let _ = self.reply.send(Err(error));
+    }
+}
+
+/// The handle callers submit writes through. Dropping it stops the writer
+/// thread after it has finished what was queued, and waits for it.
+pub(crate) struct GroupCommit {
+    sender: Option<mpsc::Sender<Box<dyn Pending>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl GroupCommit {
+    /// Starts the writer thread for `db`.
+    pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Self> {
+        let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+        let thread = std::thread::Builder::new()
+            .name("zaqar-embedded-writer".into())
+            .spawn(move || writer_loop(&db, receiver))?;
+        Ok(Self {
+            sender: Some(sender),
+            thread: Some(thread),
+        })
+    }
+
+    /// Runs `op` in the next batch and resolves once that batch is durable
+    /// (or failed). `op` may run more than once if another operation of its
+    /// batch fails the transaction; only the last run's writes are committed.
+    pub(crate) async fn write<T, F>(&self, op: F) -> PluginResult<T>
+    where
+        F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Pending> = Box::new(Job {
+            op,
+            result: None,
+            reply,
+        });
+        let sender = self.sender.as_ref().ok_or_else(closed)?;
+        sender.send(job).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    /// Whether the writer thread is still accepting work.
+    pub(crate) fn is_running(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| !s.is_closed())
+    }
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer drain what is queued and exit;
+        // joining makes sure the database file is released when we return.
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn closed() -> PluginError {
+    PluginError::unavailable("embedded store: the writer has stopped")
+}
+
+/// Takes everything queued (up to [`MAX_BATCH`]) and commits it as one.
+fn writer_loop(db: &Database, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
+    while let Some(first) = receiver.blocking_recv() {
+        let mut batch = Vec::with_capacity(64);
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        run_batch(db, batch);
+    }
+}
+
+/// Applies a batch in one transaction and commits it, retrying without an
+/// operation that poisoned the transaction.
+fn run_batch(db: &Database, mut batch: Vec<Box<dyn Pending>>) {
+    while !batch.is_empty() {
+        let mut txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => return fail_all(batch, &format!("cannot begin a write: {e}")),
+        };
+        // Immediate is redb's default; spelled out because a 2xx must mean
+        // the write survives `kill -9` and power loss.
+        if let Err(e) = txn.set_durability(Durability::Immediate) {
+            return fail_all(batch, &format!("cannot make the write durable: {e}"));
+        }
+        let poisoned = {
+            let mut tables = match WriteTables::open(&txn) {
+                Ok(t) => t,
+                Err(e) => return fail_all(batch, &format!("cannot open tables: {e}")),
+            };
+            apply_all(&mut tables, &mut batch)
+        };
+        if let Some((index, error)) = poisoned {
+            // redb rolls back what the batch wrote; the others run again.
+            let _ = txn.abort();
+            batch.remove(index).fail(error);
+            continue;
+        }
+        let outcome = txn
+            .commit()
+            .map_err(|e| PluginError::unavailable(format!("embedded store: commit failed: {e}")));
+        for job in batch.drain(..) {
+            job.complete(outcome.clone());
+        }
+    }
+}
+
+/// Applies each operation; returns the first one that poisoned the
+/// transaction (database error or panic) and its error.
+fn apply_all(
+    tables: &mut WriteTables<'_>,
+    batch: &mut [Box<dyn Pending>],
+) -> Option<(usize, PluginError)> {
+    for (index, job) in batch.iter_mut().enumerate() {
+        match catch_unwind(AssertUnwindSafe(|| job.apply(tables))) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Some((index, e)),
+            Err(payload) => return Some((index, PluginError::from_panic(payload.as_ref()))),
+        }
+    }
+    None
+}
+
+fn fail_all(batch: Vec<Box<dyn Pending>>, message: &str) {
+    for job in batch {
+        job.fail(PluginError::unavailable(format!(
+            "embedded store: {message}"
+        )));
+    }
+}

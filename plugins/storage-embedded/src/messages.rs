@@ -1,0 +1,352 @@
+//! Messages: post, list, get, delete, pop, stats.
+//!
+//! A message lives at `(qid, seq)` in [`schema::MESSAGES`] and has one entry
+//! `(expires_ms, qid, seq)` in [`schema::MESSAGE_EXPIRY`]; every function
+//! that changes a message's expiry or removes it keeps the two in step.
+
+use plugin_api::{
+    storage::{
+        ClaimStamp, MessageListQuery, MessageSummary, NewMessage, PostedMessage, QueueRef,
+        QueueStats, StoredMessage,
+    },
+    types::{ROption, RString},
+    ErrorCode,
+};
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::{
+    claims,
+    codec::{encode_message, MessageView},
+    error::{caller, OpResult},
+    group_commit::WriteTables,
+    ids, queues, schema,
+};
+
+/// The ttl reported for a message: its remaining-consistent lifetime,
+/// `expires - created` in whole seconds, rounded. (Zaqar reports
+/// `claim ttl + grace` after a grace extension, so that `age + ttl` no
+/// longer gives the expiry; we do not copy that, see zaqar-api.md §8 #13.)
+pub(crate) fn reported_ttl(created_ms: u64, expires_ms: u64) -> u32 {
+    let secs = (expires_ms.saturating_sub(created_ms) + 500) / 1000;
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+/// The contract's view of a stored message.
+pub(crate) fn to_stored(seq: u64, m: &MessageView<'_>) -> StoredMessage {
+    StoredMessage {
+        id: ids::message_id(seq, m.tag).into(),
+        seq,
+        created_ms: m.created_ms,
+        expires_ms: m.expires_ms,
+        ttl: reported_ttl(m.created_ms, m.expires_ms),
+        visible_ms: m.visible_ms,
+        client_id: RString::from(m.client_id),
+        claim: match m.claim {
+            Some(s) => ROption::RSome(ClaimStamp {
+                id: ids::claim_id(s.claim).into(),
+                expires_ms: s.expires_ms,
+            }),
+            None => ROption::RNone,
+        },
+        claim_count: m.claim_count,
+        body: m.body.to_vec().into(),
+    }
+}
+
+/// Stores a message record and its expiry entry.
+pub(crate) fn put(
+    t: &mut WriteTables<'_>,
+    qid: u64,
+    seq: u64,
+    record: &[u8],
+    expires_ms: u64,
+) -> OpResult<()> {
+    t.messages.insert((qid, seq), record)?;
+    t.message_expiry.insert((expires_ms, qid, seq), ())?;
+    Ok(())
+}
+
+/// Removes a message record and its expiry entry.
+pub(crate) fn remove(t: &mut WriteTables<'_>, qid: u64, seq: u64, expires_ms: u64) -> OpResult<()> {
+    t.messages.remove((qid, seq))?;
+    t.message_expiry.remove((expires_ms, qid, seq))?;
+    Ok(())
+}
+
+/// Moves a message's expiry entry after its expiry changed.
+pub(crate) fn move_expiry(
+    t: &mut WriteTables<'_>,
+    qid: u64,
+    seq: u64,
+    old: u64,
+    new: u64,
+) -> OpResult<()> {
+    if old != new {
+        t.message_expiry.remove((old, qid, seq))?;
+        t.message_expiry.insert((new, qid, seq), ())?;
+    }
+    Ok(())
+}
+
+/// Gives the next `n` sequence numbers of queue `qid`; returns the first.
+pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResult<u64> {
+    let last = t.queue_seq.get(qid)?.map(|v| v.value()).unwrap_or(0);
+    t.queue_seq.insert(qid, last + n)?;
+    Ok(last + 1)
+}
+
+/// Enqueues `messages` in order, creating the queue if needed.
+pub(crate) fn post(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    client_id: &str,
+    messages: &[NewMessage],
+    now_ms: u64,
+) -> OpResult<Vec<PostedMessage>> {
+    let qid = queues::ensure(t, q, now_ms)?;
+    let first = reserve_seqs(t, qid, messages.len() as u64)?;
+    let mut posted = Vec::with_capacity(messages.len());
+    for (seq, m) in (first..).zip(messages) {
+        let tag = ids::new_tag();
+        let expires_ms = now_ms + u64::from(m.ttl) * 1000;
+        let visible_ms = now_ms + u64::from(m.delay) * 1000;
+        let record = encode_message(
+            tag, now_ms, expires_ms, visible_ms, None, 0, client_id, &m.body,
+        );
+        put(t, qid, seq, &record, expires_ms)?;
+        posted.push(PostedMessage {
+            id: ids::message_id(seq, tag).into(),
+            seq,
+        });
+    }
+    Ok(posted)
+}
+
+/// A page of live messages in sequence order.
+pub(crate) fn list(
+    txn: &ReadTransaction,
+    q: &QueueRef,
+    query: &MessageListQuery,
+    now_ms: u64,
+) -> OpResult<Vec<StoredMessage>> {
+    let Some(qid) = queues::read_qid(txn, q)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    if query.limit == 0 {
+        return Ok(out);
+    }
+    let from = query
+        .after_seq
+        .into_option()
+        .map_or(0, |s| s.saturating_add(1));
+    let exclude = query
+        .exclude_client
+        .as_ref()
+        .map(|c| c.as_str())
+        .into_option();
+    let messages = txn.open_table(schema::MESSAGES)?;
+    for entry in messages.range((qid, from)..=(qid, u64::MAX))? {
+        let (k, v) = entry?;
+        let m = MessageView::decode(v.value())?;
+        if !m.is_live(now_ms)
+            || (!query.include_claimed && m.live_claim(now_ms).is_some())
+            || (!query.include_delayed && !m.is_visible(now_ms))
+            || exclude == Some(m.client_id)
+        {
+            continue;
+        }
+        out.push(to_stored(k.value().1, &m));
+        if out.len() >= query.limit as usize {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// The live messages among `ids`, in sequence order.
+pub(crate) fn get_many(
+    txn: &ReadTransaction,
+    q: &QueueRef,
+    ids: &[RString],
+    now_ms: u64,
+) -> OpResult<Vec<StoredMessage>> {
+    let Some(qid) = queues::read_qid(txn, q)? else {
+        return Ok(Vec::new());
+    };
+    let messages = txn.open_table(schema::MESSAGES)?;
+    let mut wanted: Vec<(u64, u32)> = ids
+        .iter()
+        .filter_map(|id| ids::parse_message_id(id))
+        .collect();
+    wanted.sort_unstable();
+    wanted.dedup();
+    let mut out = Vec::with_capacity(wanted.len());
+    for (seq, tag) in wanted {
+        if let Some(v) = messages.get((qid, seq))? {
+            let m = MessageView::decode(v.value())?;
+            if m.tag == tag && m.is_live(now_ms) {
+                out.push(to_stored(seq, &m));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes one message, honouring its claim (see the trait's rules).
+pub(crate) fn delete(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    id: &str,
+    claim_id: Option<&str>,
+    now_ms: u64,
+) -> OpResult<()> {
+    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+        return Ok(());
+    };
+    let Some((seq, tag)) = ids::parse_message_id(id) else {
+        return Ok(());
+    };
+    let (expires_ms, holder) = match t.messages.get((qid, seq))? {
+        Some(v) => {
+            let m = MessageView::decode(v.value())?;
+            if m.tag != tag || !m.is_live(now_ms) {
+                return Ok(());
+            }
+            (m.expires_ms, m.live_claim(now_ms))
+        }
+        None => return Ok(()),
+    };
+    let presented = claim_id.map(ids::parse_claim_id);
+    match (holder, presented) {
+        (Some(held), Some(Some(c))) if held == c => {}
+        (Some(_), _) => {
+            return Err(caller(
+                ErrorCode::MESSAGE_IS_CLAIMED,
+                format!("message {id} is claimed; delete it with its claim id"),
+            ))
+        }
+        (None, None) => {}
+        (None, Some(c)) => {
+            let live = match c {
+                Some(c) => claims::is_live(&t.claims, qid, c, now_ms)?,
+                None => false,
+            };
+            return Err(if live {
+                caller(
+                    ErrorCode::MESSAGE_NOT_CLAIMED,
+                    format!("message {id} is not claimed"),
+                )
+            } else {
+                caller(ErrorCode::CLAIM_NOT_FOUND, "claim not found (or expired)")
+            });
+        }
+    }
+    remove(t, qid, seq, expires_ms)
+}
+
+/// Deletes the messages among `ids`, claimed or not.
+pub(crate) fn delete_many(t: &mut WriteTables<'_>, q: &QueueRef, ids: &[RString]) -> OpResult<()> {
+    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+        return Ok(());
+    };
+    for id in ids {
+        let Some((seq, tag)) = ids::parse_message_id(id) else {
+            continue;
+        };
+        let found = match t.messages.get((qid, seq))? {
+            Some(v) => {
+                let m = MessageView::decode(v.value())?;
+                (m.tag == tag).then_some(m.expires_ms)
+            }
+            None => None,
+        };
+        if let Some(expires_ms) = found {
+            remove(t, qid, seq, expires_ms)?;
+        }
+    }
+    Ok(())
+}
+
+/// The oldest messages in `[from, to]` that a claim or pop may take: live,
+/// visible, not under a live claim. Returns `(seq, record bytes)`.
+pub(crate) fn takeable<T>(
+    messages: &T,
+    qid: u64,
+    from: u64,
+    to: u64,
+    limit: usize,
+    now_ms: u64,
+) -> OpResult<Vec<(u64, Vec<u8>)>>
+where
+    T: ReadableTable<(u64, u64), &'static [u8]>,
+{
+    let mut out = Vec::new();
+    if limit == 0 || from > to {
+        return Ok(out);
+    }
+    for entry in messages.range((qid, from)..=(qid, to))? {
+        let (k, v) = entry?;
+        let m = MessageView::decode(v.value())?;
+        if m.is_live(now_ms) && m.is_visible(now_ms) && m.live_claim(now_ms).is_none() {
+            out.push((k.value().1, v.value().to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Removes and returns up to `limit` takeable messages, oldest first.
+pub(crate) fn pop(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    limit: u32,
+    now_ms: u64,
+) -> OpResult<Vec<StoredMessage>> {
+    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+        return Ok(Vec::new());
+    };
+    let taken = takeable(&t.messages, qid, 0, u64::MAX, limit as usize, now_ms)?;
+    let mut out = Vec::with_capacity(taken.len());
+    for (seq, bytes) in taken {
+        let m = MessageView::decode(&bytes)?;
+        remove(t, qid, seq, m.expires_ms)?;
+        out.push(to_stored(seq, &m));
+    }
+    Ok(out)
+}
+
+/// Counts the live messages of the queue.
+pub(crate) fn stats(txn: &ReadTransaction, q: &QueueRef, now_ms: u64) -> OpResult<QueueStats> {
+    let mut stats = QueueStats::default();
+    let Some(qid) = queues::read_qid(txn, q)? else {
+        return Ok(stats);
+    };
+    let messages = txn.open_table(schema::MESSAGES)?;
+    let mut newest = None;
+    for entry in messages.range((qid, 0)..=(qid, u64::MAX))? {
+        let (k, v) = entry?;
+        let m = MessageView::decode(v.value())?;
+        if !m.is_live(now_ms) {
+            continue;
+        }
+        stats.total += 1;
+        if m.live_claim(now_ms).is_some() {
+            stats.claimed += 1;
+        } else {
+            stats.free += 1;
+        }
+        let summary = MessageSummary {
+            id: ids::message_id(k.value().1, m.tag).into(),
+            created_ms: m.created_ms,
+        };
+        if stats.oldest.is_none() {
+            stats.oldest = ROption::RSome(summary.clone());
+        }
+        newest = Some(summary);
+    }
+    stats.newest = newest.into();
+    Ok(stats)
+}

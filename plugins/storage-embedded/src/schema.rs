@@ -1,0 +1,69 @@
+//! The tables of the database file and what their keys mean.
+//!
+//! Queues get an internal numeric id (`qid`) when created; everything that
+//! belongs to a queue's messages is keyed by it, so that a queue delete or a
+//! purge only has to retire the qid (see [`DOOMED`]) and the sweeper removes
+//! the old rows in bounded batches, instead of one unbounded transaction
+//! stalling every writer.
+//!
+//! Every key is ordered so that the scans we need are range reads:
+//! messages by `(qid, seq)` (listing, claiming oldest-first), expiry indexes
+//! by expiry first (the sweeper takes the oldest), queues by
+//! `(project, name)` (listing with a marker).
+
+use redb::TableDefinition;
+
+/// `(project, name)` → queue record ([`crate::codec::QueueRecord`]).
+pub(crate) const QUEUES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("queues");
+
+/// `qid` → the last sequence number given to a message of the queue.
+pub(crate) const QUEUE_SEQ: TableDefinition<u64, u64> = TableDefinition::new("queue_seq");
+
+/// `(project, name)` → the last sequence number of a deleted queue. A queue
+/// created again under the same name continues from it, so that a consumer
+/// resuming from a sequence number never misses or repeats messages.
+pub(crate) const SEQ_FLOOR: TableDefinition<(&str, &str), u64> = TableDefinition::new("seq_floor");
+
+/// `(qid, seq)` → message record ([`crate::codec::MessageRecord`]).
+pub(crate) const MESSAGES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("messages");
+
+/// `(expires_ms, qid, seq)` → `()`: which messages the sweeper removes next.
+pub(crate) const MESSAGE_EXPIRY: TableDefinition<(u64, u64, u64), ()> =
+    TableDefinition::new("message_expiry");
+
+/// `(qid, claim id)` → claim record ([`crate::codec::ClaimRecord`]).
+pub(crate) const CLAIMS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::new("claims");
+
+/// `(expires_ms, qid, claim id)` → `()`: which claims the sweeper removes next.
+pub(crate) const CLAIM_EXPIRY: TableDefinition<(u64, u64, u128), ()> =
+    TableDefinition::new("claim_expiry");
+
+/// `(project, queue name, subscription id)` → subscription record.
+pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str, &str), &[u8]> =
+    TableDefinition::new("subscriptions");
+
+/// `(expires_ms, project, queue name, subscription id)` → `()`.
+pub(crate) const SUBSCRIPTION_EXPIRY: TableDefinition<(u64, &str, &str, &str), ()> =
+    TableDefinition::new("subscription_expiry");
+
+/// `qid` → `()`: retired queue ids whose messages and claims the sweeper
+/// still has to remove.
+pub(crate) const DOOMED: TableDefinition<u64, ()> = TableDefinition::new("doomed_queues");
+
+/// Counters and markers: [`META_NEXT_QID`], [`META_FORMAT`].
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The next queue id to hand out.
+pub(crate) const META_NEXT_QID: &str = "next_qid";
+
+/// The on-disk format version, checked at open.
+pub(crate) const META_FORMAT: &str = "format";
+
+/// The format this build writes and understands.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+
+/// pool name → pool record.
+pub(crate) const POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("pools");
+
+/// `(project, flavor name)` → flavor record.
+pub(crate) const FLAVORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("flavors");

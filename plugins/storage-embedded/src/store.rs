@@ -1,0 +1,279 @@
+//! [`EmbeddedMessageStore`]: the `zaqar.storage.message` contract on the
+//! engine. Reads run in a read transaction on the caller's task; writes go
+//! through the group commit and resolve once durable.
+
+use std::sync::Arc;
+
+use plugin_api::{
+    storage::{
+        ClaimRequest, MessageListQuery, MessageStore, NewMessage, NewSubscription, PostedMessage,
+        QueueEntry, QueueListQuery, QueueRef, QueueStats, StoredClaim, StoredMessage,
+        SubscriptionCreated, SubscriptionListQuery, SubscriptionPatch, SubscriptionRecord,
+    },
+    types::{ROption, RString, RVec},
+    PluginResult,
+};
+
+use crate::{claims, engine::Engine, messages, queues, subscriptions};
+
+/// The embedded message store.
+pub struct EmbeddedMessageStore {
+    engine: Arc<Engine>,
+}
+
+impl EmbeddedMessageStore {
+    pub(crate) fn new(engine: Arc<Engine>) -> Self {
+        Self { engine }
+    }
+
+    /// The canonical data directory this store writes to.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.engine.dir()
+    }
+
+    /// Runs one sweeper pass now (as of `now_ms`), removing at most `budget`
+    /// expired rows; returns how many it removed. The background sweeper
+    /// does this on its own every few seconds; tests and tools call it to
+    /// avoid waiting.
+    pub async fn sweep(&self, now_ms: u64, budget: usize) -> PluginResult<usize> {
+        self.engine
+            .write(move |t| crate::sweeper::pass(t, now_ms, budget))
+            .await
+    }
+}
+
+impl std::fmt::Debug for EmbeddedMessageStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedMessageStore")
+            .field("dir", &self.engine.dir())
+            .finish()
+    }
+}
+
+impl MessageStore for EmbeddedMessageStore {
+    async fn queue_create(
+        &self,
+        queue: QueueRef,
+        metadata: RVec<u8>,
+        now_ms: u64,
+    ) -> PluginResult<bool> {
+        self.engine
+            .write(move |t| queues::create(t, &queue, &metadata, now_ms))
+            .await
+    }
+
+    async fn queue_get_metadata(&self, queue: QueueRef) -> PluginResult<ROption<RVec<u8>>> {
+        self.engine
+            .read(|txn| Ok(queues::get_metadata(txn, &queue)?.map(RVec::from).into()))
+    }
+
+    async fn queue_set_metadata(&self, queue: QueueRef, metadata: RVec<u8>) -> PluginResult<()> {
+        self.engine
+            .write(move |t| queues::set_metadata(t, &queue, &metadata))
+            .await
+    }
+
+    async fn queue_delete(&self, queue: QueueRef) -> PluginResult<()> {
+        self.engine.write(move |t| queues::delete(t, &queue)).await
+    }
+
+    async fn queue_list(
+        &self,
+        project: RString,
+        query: QueueListQuery,
+    ) -> PluginResult<RVec<QueueEntry>> {
+        self.engine
+            .read(|txn| Ok(queues::list(txn, &project, &query)?.into()))
+    }
+
+    async fn queue_count(&self, project: RString) -> PluginResult<u64> {
+        self.engine.read(|txn| queues::count(txn, &project))
+    }
+
+    async fn queue_stats(&self, queue: QueueRef, now_ms: u64) -> PluginResult<QueueStats> {
+        self.engine.read(|txn| messages::stats(txn, &queue, now_ms))
+    }
+
+    async fn message_post(
+        &self,
+        queue: QueueRef,
+        client_id: RString,
+        messages: RVec<NewMessage>,
+        now_ms: u64,
+    ) -> PluginResult<RVec<PostedMessage>> {
+        self.engine
+            .write(move |t| Ok(messages::post(t, &queue, &client_id, &messages, now_ms)?.into()))
+            .await
+    }
+
+    async fn message_list(
+        &self,
+        queue: QueueRef,
+        query: MessageListQuery,
+        now_ms: u64,
+    ) -> PluginResult<RVec<StoredMessage>> {
+        self.engine
+            .read(|txn| Ok(messages::list(txn, &queue, &query, now_ms)?.into()))
+    }
+
+    async fn message_get_many(
+        &self,
+        queue: QueueRef,
+        ids: RVec<RString>,
+        now_ms: u64,
+    ) -> PluginResult<RVec<StoredMessage>> {
+        self.engine
+            .read(|txn| Ok(messages::get_many(txn, &queue, &ids, now_ms)?.into()))
+    }
+
+    async fn message_delete(
+        &self,
+        queue: QueueRef,
+        id: RString,
+        claim_id: ROption<RString>,
+        now_ms: u64,
+    ) -> PluginResult<()> {
+        self.engine
+            .write(move |t| {
+                let claim = claim_id.as_ref().map(|c| c.as_str()).into_option();
+                messages::delete(t, &queue, &id, claim, now_ms)
+            })
+            .await
+    }
+
+    async fn message_delete_many(
+        &self,
+        queue: QueueRef,
+        ids: RVec<RString>,
+        _now_ms: u64,
+    ) -> PluginResult<()> {
+        self.engine
+            .write(move |t| messages::delete_many(t, &queue, &ids))
+            .await
+    }
+
+    async fn message_pop(
+        &self,
+        queue: QueueRef,
+        limit: u32,
+        now_ms: u64,
+    ) -> PluginResult<RVec<StoredMessage>> {
+        self.engine
+            .write(move |t| Ok(messages::pop(t, &queue, limit, now_ms)?.into()))
+            .await
+    }
+
+    async fn message_purge(&self, queue: QueueRef) -> PluginResult<()> {
+        self.engine.write(move |t| queues::purge(t, &queue)).await
+    }
+
+    async fn claim_create(
+        &self,
+        queue: QueueRef,
+        request: ClaimRequest,
+        now_ms: u64,
+    ) -> PluginResult<StoredClaim> {
+        self.engine
+            .write(move |t| claims::create(t, &queue, &request, now_ms))
+            .await
+    }
+
+    async fn claim_get(
+        &self,
+        queue: QueueRef,
+        claim_id: RString,
+        now_ms: u64,
+    ) -> PluginResult<ROption<StoredClaim>> {
+        self.engine
+            .read(|txn| Ok(claims::get(txn, &queue, &claim_id, now_ms)?.into()))
+    }
+
+    async fn claim_update(
+        &self,
+        queue: QueueRef,
+        claim_id: RString,
+        ttl: u32,
+        grace: u32,
+        now_ms: u64,
+    ) -> PluginResult<()> {
+        self.engine
+            .write(move |t| claims::update(t, &queue, &claim_id, ttl, grace, now_ms))
+            .await
+    }
+
+    async fn claim_delete(
+        &self,
+        queue: QueueRef,
+        claim_id: RString,
+        _now_ms: u64,
+    ) -> PluginResult<()> {
+        self.engine
+            .write(move |t| claims::delete(t, &queue, &claim_id))
+            .await
+    }
+
+    async fn subscription_create(
+        &self,
+        queue: QueueRef,
+        subscription: NewSubscription,
+        now_ms: u64,
+    ) -> PluginResult<SubscriptionCreated> {
+        self.engine
+            .write(move |t| subscriptions::create(t, &queue, &subscription, now_ms))
+            .await
+    }
+
+    async fn subscription_list(
+        &self,
+        queue: QueueRef,
+        query: SubscriptionListQuery,
+        now_ms: u64,
+    ) -> PluginResult<RVec<SubscriptionRecord>> {
+        self.engine
+            .read(|txn| Ok(subscriptions::list(txn, &queue, &query, now_ms)?.into()))
+    }
+
+    async fn subscription_get(
+        &self,
+        queue: QueueRef,
+        id: RString,
+        now_ms: u64,
+    ) -> PluginResult<ROption<SubscriptionRecord>> {
+        self.engine
+            .read(|txn| Ok(subscriptions::get(txn, &queue, &id, now_ms)?.into()))
+    }
+
+    async fn subscription_update(
+        &self,
+        queue: QueueRef,
+        id: RString,
+        patch: SubscriptionPatch,
+        now_ms: u64,
+    ) -> PluginResult<()> {
+        self.engine
+            .write(move |t| subscriptions::update(t, &queue, &id, &patch, now_ms))
+            .await
+    }
+
+    async fn subscription_confirm(
+        &self,
+        queue: QueueRef,
+        id: RString,
+        confirmed: bool,
+        now_ms: u64,
+    ) -> PluginResult<()> {
+        self.engine
+            .write(move |t| subscriptions::confirm(t, &queue, &id, confirmed, now_ms))
+            .await
+    }
+
+    async fn subscription_delete(&self, queue: QueueRef, id: RString) -> PluginResult<()> {
+        self.engine
+            .write(move |t| subscriptions::delete(t, &queue, &id))
+            .await
+    }
+
+    async fn is_alive(&self) -> PluginResult<bool> {
+        Ok(self.engine.is_alive())
+    }
+}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: every crate's unit and integration tests, the
+# end-to-end tests against the real binary, and the python-zaqarclient
+# compatibility checks (run from a Rust test with the venv made here).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+ZAQAR_TEST_PYTHON="$(bash scripts/python-env.sh)"
+export ZAQAR_TEST_PYTHON
+cargo test --workspace "$@"

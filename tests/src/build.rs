@@ -1,0 +1,70 @@
+//! Building workspace artifacts once per test process.
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    sync::{Mutex, OnceLock},
+};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace")
+        .to_path_buf()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// Runs `cargo build` for one package (release-free debug profile, the
+/// workspace's target dir) and panics with cargo's output if it fails.
+fn cargo_build(package: &str, extra: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["build", "--quiet", "-p", package])
+        .args(extra)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo build -p {package} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The `zaqar-server` binary, built (or confirmed up to date) on first use.
+pub fn server_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            cargo_build("zaqar-host", &["--bin", "zaqar-server"]);
+            target_dir().join("debug").join("zaqar-server")
+        })
+        .clone()
+}
+
+/// The dynamic library of a workspace package built as a `cdylib`, built
+/// on first use. `lib_name` is the crate's library name
+/// (`zaqar_notifier_file`).
+pub fn plugin_library(package: &str, lib_name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(package.to_string())
+        .or_insert_with(|| {
+            cargo_build(package, &[]);
+            target_dir().join("debug").join(format!(
+                "{}{lib_name}.{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_EXTENSION
+            ))
+        })
+        .clone()
+}

@@ -1,0 +1,15 @@
+//! Test support for end-to-end tests: build and spawn the real
+//! `zaqar-server`, talk to it over real HTTP, build plugin libraries from
+//! the workspace and hand back their paths.
+//!
+//! Every server gets its own temporary data directory and binds port 0; the
+//! port is read from the server's `listening on` line, so tests run in
+//! parallel.
+
+mod build;
+mod http;
+mod server;
+
+pub use build::{plugin_library, server_binary, workspace_root};
+pub use http::{Client, RequestBuilder, Response};
+pub use server::{Exited, TestServer};

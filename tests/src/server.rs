@@ -1,0 +1,306 @@
+//! Spawning the real server.
+
+use std::{
+    collections::HashMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use crate::{build::server_binary, http::Client};
+
+/// A running `zaqar-server`, killed when dropped.
+pub struct TestServer {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    config_path: PathBuf,
+    addresses: HashMap<String, String>,
+}
+
+/// A server run that ended.
+#[derive(Debug)]
+pub struct Exited {
+    /// Its exit status.
+    pub status: ExitStatus,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+/// The configuration every test server starts from: admin mode (so health
+/// is routed), the embedded store in the test's own directory, wsgi on a
+/// free port.
+fn base_config(data_dir: &Path) -> toml::Table {
+    let text = format!(
+        r#"
+[server]
+admin_mode = true
+log_level = "info,zaqar_host=debug"
+
+[drivers]
+transports = ["wsgi"]
+
+[drivers.message_store]
+name = "embedded"
+[drivers.message_store.embedded]
+path = {data:?}
+
+[drivers.management_store]
+name = "embedded"
+[drivers.management_store.embedded]
+path = {data:?}
+
+[drivers.transport.wsgi]
+bind = "127.0.0.1"
+port = 0
+
+[notification]
+allow_private_subscribers = true
+"#,
+        data = data_dir.display().to_string()
+    );
+    text.parse().expect("base config is valid TOML")
+}
+
+/// Merges `overlay` into `base`, table by table; other values replace.
+fn merge(base: &mut toml::Table, overlay: toml::Table) {
+    for (key, value) in overlay {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(existing)), toml::Value::Table(new)) => merge(existing, new),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+impl TestServer {
+    /// A server with the base configuration.
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A server with `overlay` (TOML) merged over the base configuration.
+    pub fn start_with(overlay: &str) -> Self {
+        Self::start_with_env(overlay, &[])
+    }
+
+    /// Like [`TestServer::start_with`], with extra environment variables.
+    pub fn start_with_env(overlay: &str, env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = Self::write_config(dir.path(), overlay);
+        let mut server = Self {
+            child: None,
+            dir,
+            config_path,
+            addresses: HashMap::new(),
+        };
+        server.spawn(env);
+        server
+    }
+
+    fn write_config(dir: &Path, overlay: &str) -> PathBuf {
+        let mut config = base_config(&dir.join("data"));
+        let overlay: toml::Table = overlay.parse().expect("overlay is valid TOML");
+        merge(&mut config, overlay);
+        let path = dir.join("zaqar.toml");
+        std::fs::write(&path, config.to_string()).expect("write config");
+        path
+    }
+
+    /// Runs the server with `overlay` expecting it to exit by itself (a
+    /// start-up failure, or a subcommand), within 60 s.
+    pub fn run_to_exit(overlay: &str, args: &[&str], env: &[(&str, &str)]) -> Exited {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config_path = Self::write_config(dir.path(), overlay);
+        let mut child = Command::new(server_binary())
+            .current_dir(dir.path())
+            .arg("--config")
+            .arg(&config_path)
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn zaqar-server");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(_status) = child.try_wait().expect("wait") {
+                let output = child.wait_with_output().expect("output");
+                return Exited {
+                    status: output.status,
+                    stdout: String::from_utf8_lossy(&output.stdout).into(),
+                    stderr: String::from_utf8_lossy(&output.stderr).into(),
+                };
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("output");
+                panic!(
+                    "zaqar-server did not exit within 60 s; stderr:\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    fn spawn(&mut self, env: &[(&str, &str)]) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        // Relative paths a plugin defaults to (`data`) land in the test's
+        // own directory.
+        let mut child = Command::new(server_binary())
+            .current_dir(self.dir.path())
+            .arg("--config")
+            .arg(&self.config_path)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn zaqar-server");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines, received) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        self.child = Some(child);
+        let expected = self.expected_transports();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        self.addresses.clear();
+        while self.addresses.len() < expected {
+            match received.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    if let Some((name, address)) = parse_listening(&line) {
+                        self.addresses.insert(name, address);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(status) = self
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten())
+                    {
+                        panic!(
+                            "zaqar-server exited during start-up ({status}):\n{}",
+                            self.log()
+                        );
+                    }
+                    if Instant::now() > deadline {
+                        panic!("zaqar-server did not start within 60 s:\n{}", self.log());
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    panic!(
+                        "zaqar-server closed stdout during start-up:\n{}",
+                        self.log()
+                    );
+                }
+            }
+        }
+    }
+
+    fn expected_transports(&self) -> usize {
+        let text = std::fs::read_to_string(&self.config_path).expect("config");
+        let config: toml::Table = text.parse().expect("config");
+        config
+            .get("drivers")
+            .and_then(|d| d.get("transports"))
+            .and_then(|t| t.as_array())
+            .map_or(1, |t| t.len())
+    }
+
+    /// What the server logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `host:port` of a transport (`wsgi`, `websocket`).
+    pub fn address(&self, transport: &str) -> &str {
+        self.addresses
+            .get(transport)
+            .unwrap_or_else(|| panic!("transport {transport} is not running"))
+    }
+
+    /// `http://host:port` of the wsgi transport.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.address("wsgi"))
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// A client with a fresh Client-ID and project `test-project`.
+    pub fn client(&self) -> Client {
+        Client::new(&self.http_url())
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends SIGTERM and waits for the exit (at most 30 s).
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("zaqar-server ignored SIGTERM for 30 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the process with SIGKILL, as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same configuration and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn(&[]);
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn parse_listening(line: &str) -> Option<(String, String)> {
+    let rest = line.strip_prefix("zaqar-server: transport ")?;
+    let (name, address) = rest.split_once(" listening on ")?;
+    Some((name.to_string(), address.trim().to_string()))
+}
