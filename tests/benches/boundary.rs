@@ -15,7 +15,7 @@ use plugin_api::{
 };
 use zaqar_fixture_plugins::NoopNotifier;
 use zaqar_host::plugins::{self, Registry};
-use zaqar_tests::plugin_library;
+use zaqar_tests::plugin_library_release;
 
 fn delivery() -> Delivery {
     Delivery {
@@ -84,7 +84,7 @@ impl plugin_api::HostServices for Quiet {
 }
 
 fn dylib_noop(rt: &tokio::runtime::Runtime) -> NotifierBox {
-    let library = plugin_library("zaqar-fixture-plugins", "zaqar_fixture_plugins");
+    let library = plugin_library_release("zaqar-fixture-plugins", "zaqar_fixture_plugins");
     let registry = Registry::discover(&[library]);
     let plugin = registry
         .select(NAMESPACE_NOTIFICATION, "noop", "bench")

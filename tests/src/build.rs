@@ -49,18 +49,32 @@ pub fn server_binary() -> PathBuf {
         .clone()
 }
 
-/// The dynamic library of a workspace package built as a `cdylib`, built
-/// on first use. `lib_name` is the crate's library name
+/// The dynamic library of a workspace package built as a `cdylib` (debug
+/// profile), built on first use. `lib_name` is the crate's library name
 /// (`zaqar_notifier_file`).
 pub fn plugin_library(package: &str, lib_name: &str) -> PathBuf {
-    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    built_library(package, lib_name, false)
+}
+
+/// Like [`plugin_library`], optimised (for benchmarks).
+pub fn plugin_library_release(package: &str, lib_name: &str) -> PathBuf {
+    built_library(package, lib_name, true)
+}
+
+fn built_library(package: &str, lib_name: &str, release: bool) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<(String, bool), PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
     built
-        .entry(package.to_string())
+        .entry((package.to_string(), release))
         .or_insert_with(|| {
-            cargo_build(package, &[]);
-            target_dir().join("debug").join(format!(
+            let (flags, profile): (&[&str], &str) = if release {
+                (&["--release"], "release")
+            } else {
+                (&[], "debug")
+            };
+            cargo_build(package, flags);
+            target_dir().join(profile).join(format!(
                 "{}{lib_name}.{}",
                 std::env::consts::DLL_PREFIX,
                 std::env::consts::DLL_EXTENSION

@@ -10,6 +10,6 @@ mod build;
 mod http;
 mod server;
 
-pub use build::{plugin_library, server_binary, workspace_root};
+pub use build::{plugin_library, plugin_library_release, server_binary, workspace_root};
 pub use http::{Client, RequestBuilder, Response};
 pub use server::{Exited, TestServer};

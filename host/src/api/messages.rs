@@ -244,15 +244,22 @@ pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         .text("claim_id")?
         .map(|c| RString::from(c.as_ref()));
     let queue = queue_ref(call)?;
-    let result = api
-        .stores
-        .messages
-        .message_delete(queue, id.into(), claim_id.into(), api.now_ms())
+    let store = &api.stores.messages;
+    let result = store
+        .message_delete(queue.clone(), id.into(), claim_id.clone().into(), api.now_ms())
         .await;
     match result {
         Ok(()) => Ok(Reply::Done),
         Err(error) => Err(match error.code {
-            ErrorCode::MESSAGE_IS_CLAIMED => CLAIMED,
+            // Zaqar tells a claim that does not exist (400) from another
+            // live claim (403); the store reports both as "claimed".
+            ErrorCode::MESSAGE_IS_CLAIMED => match claim_id {
+                Some(claim_id) => match store.claim_get(queue, claim_id, api.now_ms()).await {
+                    Ok(ROption::RNone) => NO_SUCH_CLAIM,
+                    _ => CLAIMED,
+                },
+                None => CLAIMED,
+            },
             ErrorCode::MESSAGE_NOT_CLAIMED => NOT_CLAIMED,
             ErrorCode::CLAIM_NOT_FOUND => NO_SUCH_CLAIM,
             _ => ApiError::storage(error, "Message could not be deleted."),

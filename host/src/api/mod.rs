@@ -163,11 +163,8 @@ impl Api {
 }
 
 impl HostApi for Api {
-    fn handle(
-        &self,
-        request: ApiRequest,
-    ) -> impl Future<Output = PluginResult<ApiResponse>> + Send {
-        async move { Ok(self.serve(request).await) }
+    async fn handle(&self, request: ApiRequest) -> PluginResult<ApiResponse> {
+        Ok(self.serve(request).await)
     }
 }
 

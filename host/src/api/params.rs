@@ -169,6 +169,8 @@ impl<'a> BodyParams<'a> {
     }
 
     fn field(&self, name: &str) -> Option<&'a Value> {
+        // Zaqar's WebSocket API names the HTTP `ids` parameter `message_ids`.
+        let name = if name == "ids" { "message_ids" } else { name };
         self.fields.get(name).filter(|value| !value.is_null())
     }
 }

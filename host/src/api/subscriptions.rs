@@ -37,7 +37,7 @@ fn validate(document: &Map<String, Value>, api: &Api) -> ApiResult<SubscriptionF
         let supported = &api.limits.subscriber_types;
         match subscriber.as_str() {
             Some(uri)
-                if url_scheme(uri).is_some_and(|scheme| supported.iter().any(|s| *s == scheme)) =>
+                if url_scheme(uri).is_some_and(|scheme| supported.contains(&scheme)) =>
             {
                 fields.subscriber = Some(uri.to_string());
             }

@@ -89,6 +89,7 @@ mod redb_engine {
         }
 
         fn apply(&mut self, batch: &mut [Pending]) {
+            let t0 = std::time::Instant::now();
             let mut txn = self.db.begin_write().expect("begin");
             txn.set_durability(Durability::Immediate).expect("durable");
             {
@@ -123,7 +124,10 @@ mod redb_engine {
                     }
                 }
             }
+            let t1 = t0.elapsed();
             txn.commit().expect("commit");
+            let t2 = t0.elapsed();
+            if std::env::var("TRACE").is_ok() { eprintln!("redb batch {} apply {:?} total {:?}", batch.len(), t1, t2); }
         }
     }
 }
@@ -155,12 +159,12 @@ mod sqlite_engine {
             let txn = self.conn.transaction().expect("begin");
             {
                 let now = now() as i64;
-                let mut insert = txn.prepare_cached("INSERT INTO m (seq, claim, body) VALUES (?1, 0, ?2)").expect("prepare");
+                let mut insert = txn.prepare("INSERT INTO m (seq, claim, body) VALUES (?1, 0, ?2)").expect("prepare");
                 let mut select = txn
-                    .prepare_cached("SELECT seq FROM m WHERE claim <= ?1 ORDER BY seq LIMIT ?2")
+                    .prepare("SELECT seq FROM m WHERE claim <= ?1 ORDER BY seq LIMIT ?2")
                     .expect("prepare");
-                let mut stamp = txn.prepare_cached("UPDATE m SET claim = ?1 WHERE seq = ?2").expect("prepare");
-                let mut delete = txn.prepare_cached("DELETE FROM m WHERE seq = ?1").expect("prepare");
+                let mut stamp = txn.prepare("UPDATE m SET claim = ?1 WHERE seq = ?2").expect("prepare");
+                let mut delete = txn.prepare("DELETE FROM m WHERE seq = ?1").expect("prepare");
                 for p in batch.iter_mut() {
                     match &p.op {
                         Op::Post(body) => {
@@ -416,7 +420,9 @@ fn main() {
     println!("|---|---|---|---|---|");
     runtime.block_on(async {
         engine::<redb_engine::Redb>(duration).await;
+        if std::env::var("TRACE").is_err() {
         engine::<sqlite_engine::Sqlite>(duration).await;
         engine::<fjall_engine::Fjall>(duration).await;
+        }
     });
 }
