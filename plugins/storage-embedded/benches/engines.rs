@@ -16,7 +16,7 @@
 //!
 //! ```text
 //! cargo bench -p storage-embedded --features engine-bench --bench engines
-//! BENCH_SECS=5 BENCH_DIR=/var/tmp cargo bench -p storage-embedded --features engine-bench --bench engines
+//! BENCH_SECS=5 BENCH_ROUNDS=3 BENCH_DIR=/var/tmp cargo bench -p storage-embedded --features engine-bench --bench engines
 //! ```
 
 use std::{
@@ -28,11 +28,18 @@ use std::{
 use tokio::sync::{mpsc, oneshot};
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
 }
 
 fn body() -> Vec<u8> {
-    format!("{{\"event\":\"order.created\",\"pad\":\"{}\"}}", "x".repeat(220)).into_bytes()
+    format!(
+        "{{\"event\":\"order.created\",\"pad\":\"{}\"}}",
+        "x".repeat(220)
+    )
+    .into_bytes()
 }
 
 /// What a caller asks the writer to do.
@@ -89,7 +96,6 @@ mod redb_engine {
         }
 
         fn apply(&mut self, batch: &mut [Pending]) {
-            let t0 = std::time::Instant::now();
             let mut txn = self.db.begin_write().expect("begin");
             txn.set_durability(Durability::Immediate).expect("durable");
             {
@@ -99,7 +105,8 @@ mod redb_engine {
                     match &p.op {
                         Op::Post(body) => {
                             self.next += 1;
-                            t.insert(self.next, value(0, body).as_slice()).expect("insert");
+                            t.insert(self.next, value(0, body).as_slice())
+                                .expect("insert");
                             p.result.push(self.next);
                         }
                         Op::Claim(limit) => {
@@ -114,7 +121,8 @@ mod redb_engine {
                                 }
                             }
                             for (seq, body) in taken {
-                                t.insert(seq, value(now + 60_000, &body).as_slice()).expect("stamp");
+                                t.insert(seq, value(now + 60_000, &body).as_slice())
+                                    .expect("stamp");
                                 p.result.push(seq);
                             }
                         }
@@ -124,10 +132,7 @@ mod redb_engine {
                     }
                 }
             }
-            let t1 = t0.elapsed();
             txn.commit().expect("commit");
-            let t2 = t0.elapsed();
-            if std::env::var("TRACE").is_ok() { eprintln!("redb batch {} apply {:?} total {:?}", batch.len(), t1, t2); }
         }
     }
 }
@@ -159,17 +164,25 @@ mod sqlite_engine {
             let txn = self.conn.transaction().expect("begin");
             {
                 let now = now() as i64;
-                let mut insert = txn.prepare("INSERT INTO m (seq, claim, body) VALUES (?1, 0, ?2)").expect("prepare");
+                let mut insert = txn
+                    .prepare("INSERT INTO m (seq, claim, body) VALUES (?1, 0, ?2)")
+                    .expect("prepare");
                 let mut select = txn
                     .prepare("SELECT seq FROM m WHERE claim <= ?1 ORDER BY seq LIMIT ?2")
                     .expect("prepare");
-                let mut stamp = txn.prepare("UPDATE m SET claim = ?1 WHERE seq = ?2").expect("prepare");
-                let mut delete = txn.prepare("DELETE FROM m WHERE seq = ?1").expect("prepare");
+                let mut stamp = txn
+                    .prepare("UPDATE m SET claim = ?1 WHERE seq = ?2")
+                    .expect("prepare");
+                let mut delete = txn
+                    .prepare("DELETE FROM m WHERE seq = ?1")
+                    .expect("prepare");
                 for p in batch.iter_mut() {
                     match &p.op {
                         Op::Post(body) => {
                             self.next += 1;
-                            insert.execute(params![self.next as i64, body]).expect("insert");
+                            insert
+                                .execute(params![self.next as i64, body])
+                                .expect("insert");
                             p.result.push(self.next);
                         }
                         Op::Claim(limit) => {
@@ -209,9 +222,17 @@ mod fjall_engine {
         const NAME: &'static str = "fjall 3.1";
 
         fn open(dir: &Path) -> Self {
-            let db = Database::builder(dir.join("fjall")).open().expect("fjall opens");
-            let messages = db.keyspace("m", KeyspaceCreateOptions::default).expect("keyspace");
-            Self { db, messages, next: 0 }
+            let db = Database::builder(dir.join("fjall"))
+                .open()
+                .expect("fjall opens");
+            let messages = db
+                .keyspace("m", KeyspaceCreateOptions::default)
+                .expect("keyspace");
+            Self {
+                db,
+                messages,
+                next: 0,
+            }
         }
 
         fn apply(&mut self, batch: &mut [Pending]) {
@@ -220,7 +241,9 @@ mod fjall_engine {
                 match &p.op {
                     Op::Post(body) => {
                         self.next += 1;
-                        self.messages.insert(self.next.to_be_bytes(), value(0, body)).expect("insert");
+                        self.messages
+                            .insert(self.next.to_be_bytes(), value(0, body))
+                            .expect("insert");
                         p.result.push(self.next);
                     }
                     Op::Claim(limit) => {
@@ -228,14 +251,19 @@ mod fjall_engine {
                         for guard in self.messages.iter() {
                             let (k, v) = guard.into_inner().expect("entry");
                             if claim_of(&v) <= now {
-                                taken.push((u64::from_be_bytes(k[..8].try_into().expect("key")), v[8..].to_vec()));
+                                taken.push((
+                                    u64::from_be_bytes(k[..8].try_into().expect("key")),
+                                    v[8..].to_vec(),
+                                ));
                                 if taken.len() >= *limit {
                                     break;
                                 }
                             }
                         }
                         for (seq, body) in taken {
-                            self.messages.insert(seq.to_be_bytes(), value(now + 60_000, &body)).expect("stamp");
+                            self.messages
+                                .insert(seq.to_be_bytes(), value(now + 60_000, &body))
+                                .expect("stamp");
                             p.result.push(seq);
                         }
                     }
@@ -277,15 +305,14 @@ impl Writer {
 
     async fn call(&self, op: Op) -> Vec<u64> {
         let (reply, answer) = oneshot::channel();
-        self.0
-            .send(Pending {
-                op,
-                result: Vec::new(),
-                reply,
-            })
-            .await
-            .ok()
-            .expect("writer runs");
+        let pending = Pending {
+            op,
+            result: Vec::new(),
+            reply,
+        };
+        if self.0.send(pending).await.is_err() {
+            panic!("the writer stopped");
+        }
         answer.await.expect("writer answers")
     }
 }
@@ -338,7 +365,13 @@ async fn posts<E: Engine>(producers: usize, duration: Duration) {
     let elapsed = start.elapsed();
     drop(writer);
     thread.join().expect("writer");
-    row(E::NAME, &format!("post, {producers} producers"), all.len(), elapsed, all);
+    row(
+        E::NAME,
+        &format!("post, {producers} producers"),
+        all.len(),
+        elapsed,
+        all,
+    );
 }
 
 async fn claim_delete<E: Engine>(consumers: usize, duration: Duration) {
@@ -413,16 +446,28 @@ fn main() {
         println!("engines bench: run with `cargo bench` to measure");
         return;
     }
-    let secs = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0);
+    let secs = std::env::var("BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
     let duration = Duration::from_secs_f64(secs);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("| engine | case | ops/s | p50 ms | p99 ms |");
     println!("|---|---|---|---|---|");
+    // Rounds interleave the engines so that a burst of load from elsewhere
+    // on a shared machine does not land on one engine only.
+    let rounds = std::env::var("BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     runtime.block_on(async {
-        engine::<redb_engine::Redb>(duration).await;
-        if std::env::var("TRACE").is_err() {
-        engine::<sqlite_engine::Sqlite>(duration).await;
-        engine::<fjall_engine::Fjall>(duration).await;
+        for _ in 0..rounds {
+            engine::<redb_engine::Redb>(duration).await;
+            engine::<sqlite_engine::Sqlite>(duration).await;
+            engine::<fjall_engine::Fjall>(duration).await;
         }
     });
 }

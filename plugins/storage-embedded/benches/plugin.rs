@@ -16,22 +16,36 @@ use std::{
 };
 
 use plugin_api::{
-    storage::{wrap_message_store, ClaimRequest, MessageStore, MessageStoreBox, NewMessage, QueueRef},
+    storage::{
+        wrap_message_store, ClaimRequest, MessageStore, MessageStoreBox, NewMessage, QueueRef,
+    },
     types::ROption::{RNone, RSome},
 };
 use storage_embedded::{EmbeddedConfig, EmbeddedMessageStore};
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
 }
 
 fn body() -> Vec<u8> {
     // A typical small JSON message (~256 bytes).
-    format!("{{\"event\":\"order.created\",\"pad\":\"{}\"}}", "x".repeat(220)).into_bytes()
+    format!(
+        "{{\"event\":\"order.created\",\"pad\":\"{}\"}}",
+        "x".repeat(220)
+    )
+    .into_bytes()
 }
 
 fn bench_secs() -> Duration {
-    Duration::from_secs_f64(std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3.0))
+    Duration::from_secs_f64(
+        std::env::var("BENCH_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(3.0),
+    )
 }
 
 fn open(dir: &tempfile::TempDir) -> Arc<MessageStoreBox> {
@@ -39,7 +53,9 @@ fn open(dir: &tempfile::TempDir) -> Arc<MessageStoreBox> {
         path: dir.path().to_path_buf(),
         ..EmbeddedConfig::default()
     };
-    Arc::new(wrap_message_store(EmbeddedMessageStore::open(&config).expect("store opens")))
+    Arc::new(wrap_message_store(
+        EmbeddedMessageStore::open(&config).expect("store opens"),
+    ))
 }
 
 fn temp_dir() -> tempfile::TempDir {
@@ -60,6 +76,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 fn report(case: &str, items: usize, elapsed: Duration, mut latencies: Vec<Duration>) {
     latencies.sort_unstable();
+    if latencies.is_empty() {
+        let rate = items as f64 / elapsed.as_secs_f64();
+        println!("| {case} | {rate:.0} | – | – | – |");
+        return;
+    }
     println!(
         "| {case} | {:.0} | {:.2} | {:.2} | {} |",
         items as f64 / elapsed.as_secs_f64(),
@@ -100,7 +121,12 @@ async fn posts(clients: usize, duration: Duration) {
     for task in tasks {
         all.extend(task.await.expect("client"));
     }
-    report(&format!("post, {clients} clients"), all.len(), start.elapsed(), all);
+    report(
+        &format!("post, {clients} clients"),
+        all.len(),
+        start.elapsed(),
+        all,
+    );
 }
 
 /// 16 consumers claiming 10 at a time and deleting each claimed message
@@ -139,7 +165,10 @@ async fn claim_and_delete(consumers: usize, duration: Duration) {
                     dead_letter: RNone,
                 };
                 let t = Instant::now();
-                let claim = store.claim_create(queue.clone(), request, now()).await.expect("claim");
+                let claim = store
+                    .claim_create(queue.clone(), request, now())
+                    .await
+                    .expect("claim");
                 claims.push(t.elapsed());
                 if claim.messages.is_empty() {
                     break;
@@ -165,7 +194,12 @@ async fn claim_and_delete(consumers: usize, duration: Duration) {
         done += n;
     }
     let elapsed = start.elapsed();
-    report(&format!("claim (10) + delete each, {consumers} consumers: messages"), done, elapsed, Vec::new());
+    report(
+        &format!("claim (10) + delete each, {consumers} consumers: messages"),
+        done,
+        elapsed,
+        Vec::new(),
+    );
     let n = claims.len();
     report("  of which claim_create calls", n, elapsed, claims);
     let n = deletes.len();
@@ -180,7 +214,10 @@ fn main() {
         return;
     }
     let duration = bench_secs();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     println!("| case | ops/s | p50 ms | p99 ms | samples |");
     println!("|---|---|---|---|---|");
     runtime.block_on(async {

@@ -196,6 +196,12 @@ fn open_error(file: &Path, e: DatabaseError) -> PluginError {
             "embedded store: the database file {shown} is corrupt ({what}); refusing to start. \
              Restore it from a backup or move it away to start empty."
         )),
+        DatabaseError::Storage(StorageError::Io(io)) if io.kind() == std::io::ErrorKind::InvalidData => {
+            PluginError::unavailable(format!(
+                "embedded store: the database file {shown} is corrupt or not a zaqar-server database ({io}); \
+                 refusing to start. Restore it from a backup or move it away to start empty."
+            ))
+        }
         DatabaseError::Storage(StorageError::Io(io)) if io.kind() == std::io::ErrorKind::PermissionDenied => {
             PluginError::bad_config(format!("embedded store: cannot open the database file {shown}: {io}"))
         }

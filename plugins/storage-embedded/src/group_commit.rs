@@ -259,3 +259,84 @@ fn fail_all(batch: Vec<Box<dyn Pending>>, message: &str) {
         )));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use plugin_api::ErrorCode;
+    use redb::{ReadableDatabase, ReadableTable};
+
+    use super::*;
+    use crate::error::caller;
+
+    fn job<T: Send + 'static>(
+        op: impl FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
+    ) -> (Box<dyn Pending>, oneshot::Receiver<PluginResult<T>>) {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            op,
+            result: None,
+            reply,
+        };
+        (Box::new(job), answer)
+    }
+
+    fn put(key: &'static str) -> impl FnMut(&mut WriteTables<'_>) -> OpResult<()> + Send {
+        move |t| {
+            t.meta.insert(key, 1)?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_or_panicking_operation_fails_only_its_own_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let (first, first_answer) = job(put("first"));
+        let (refused, refused_answer) = job(|t| {
+            // A caller error after a read but before any write.
+            let _ = t.meta.get("first")?;
+            Err::<(), _>(caller(ErrorCode::CONFLICT, "no"))
+        });
+        let (panics, panics_answer) = job(|t| -> OpResult<()> {
+            t.meta.insert("half-done", 1)?;
+            panic!("boom")
+        });
+        let (last, last_answer) = job(put("last"));
+        run_batch(&db, vec![first, refused, panics, last]);
+
+        assert_eq!(first_answer.blocking_recv().unwrap(), Ok(()));
+        assert_eq!(last_answer.blocking_recv().unwrap(), Ok(()));
+        assert_eq!(
+            refused_answer.blocking_recv().unwrap().unwrap_err().code,
+            ErrorCode::CONFLICT
+        );
+        assert_eq!(
+            panics_answer.blocking_recv().unwrap().unwrap_err().code,
+            ErrorCode::PANICKED
+        );
+
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(crate::schema::META).unwrap();
+        assert!(meta.get("first").unwrap().is_some());
+        assert!(meta.get("last").unwrap().is_some());
+        assert!(
+            meta.get("half-done").unwrap().is_none(),
+            "the panicking write was rolled back"
+        );
+    }
+
+    #[test]
+    fn dropping_the_handle_finishes_queued_writes_and_releases_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.redb");
+        let db = Arc::new(Database::create(&path).unwrap());
+        let writer = GroupCommit::start(Arc::clone(&db)).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(writer.write(put("x"))).unwrap();
+        drop(writer);
+        drop(db);
+        Database::create(&path).expect("the file is released");
+    }
+}

@@ -7,9 +7,9 @@
 //! * **Durable**: every write commits with fsync before its future resolves,
 //!   so a 2xx survives `kill -9` and power loss.
 //! * **Fast anyway**: concurrent writes are batched into one transaction and
-//!   one fsync ([`group_commit`]).
+//!   one fsync (module `group_commit`).
 //! * **Shared**: both stores opened on the same directory share one open
-//!   database ([`engine`]).
+//!   database (module `engine`).
 //!
 //! | module | what it does |
 //! |---|---|

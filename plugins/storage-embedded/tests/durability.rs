@@ -32,7 +32,10 @@ const POSTERS: usize = 8;
 const CHILD_LIFETIME: Duration = Duration::from_secs(60);
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
 }
 
 fn config(dir: &Path) -> EmbeddedConfig {
@@ -54,10 +57,15 @@ fn child_process() {
     let Ok(mode) = std::env::var(CHILD_ENV) else {
         return;
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async move {
         let (what, dir) = mode.split_once(':').expect("mode:dir");
-        let store = Arc::new(EmbeddedMessageStore::open(&config(Path::new(dir))).expect("child opens the store"));
+        let store = Arc::new(
+            EmbeddedMessageStore::open(&config(Path::new(dir))).expect("child opens the store"),
+        );
         say("READY");
         if what == "hold" {
             tokio::time::sleep(CHILD_LIFETIME).await;
@@ -77,7 +85,12 @@ fn child_process() {
                         body: format!("\"{body}\"").into_bytes().into(),
                     };
                     let posted = store
-                        .message_post(queue(poster), "crash-test".into(), vec![message].into(), now())
+                        .message_post(
+                            queue(poster),
+                            "crash-test".into(),
+                            vec![message].into(),
+                            now(),
+                        )
                         .await
                         .expect("post");
                     // Acknowledged: from here on the message must survive.
@@ -102,7 +115,12 @@ fn say(line: &str) {
 /// Starts the child in `mode` on `dir`; returns it and its stdout lines.
 fn spawn_child(mode: &str, dir: &Path) -> (Child, mpsc::Receiver<String>) {
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args(["child_process", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "child_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_ENV, format!("{mode}:{}", dir.display()))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -142,7 +160,10 @@ async fn data_directory_held_by_another_process_is_refused_with_its_path() {
     let _ = child.wait();
     let error = refused.expect_err("the directory is locked");
     assert_eq!(error.code, ErrorCode::UNAVAILABLE, "{error}");
-    assert!(error.message.contains(&dir.path().display().to_string()), "names the path: {error}");
+    assert!(
+        error.message.contains(&dir.path().display().to_string()),
+        "names the path: {error}"
+    );
     assert!(error.message.contains("another process"), "{error}");
     // Once the holder is gone the directory opens.
     EmbeddedMessageStore::open(&config(dir.path())).expect("opens after the holder died");
@@ -170,7 +191,10 @@ async fn every_acknowledged_post_survives_sigkill() {
         while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
             record(&mut acknowledged, &line);
         }
-        assert!(acknowledged.len() >= target.min(100), "the child made progress");
+        assert!(
+            acknowledged.len() >= target.min(100),
+            "the child made progress"
+        );
         verify(dir.path(), &acknowledged).await;
     }
 }
@@ -203,22 +227,40 @@ async fn verify(dir: &Path, acknowledged: &HashMap<String, (usize, String)>) {
                 include_claimed: true,
                 include_delayed: true,
             };
-            let page = store.message_list(queue.clone(), query, now()).await.expect("list");
+            let page = store
+                .message_list(queue.clone(), query, now())
+                .await
+                .expect("list");
             let Some(last) = page.last() else { break };
             after = RSome(last.seq);
             for m in page.iter() {
                 assert!(m.seq > last_seq, "sequence numbers increase after recovery");
                 last_seq = m.seq;
-                let body = String::from_utf8(m.body.to_vec()).unwrap().trim_matches('"').to_string();
+                let body = String::from_utf8(m.body.to_vec())
+                    .unwrap()
+                    .trim_matches('"')
+                    .to_string();
                 let key = format!("{}/{}", queue.name, m.id);
-                assert!(found.insert(key, body).is_none(), "message {} listed twice", m.id);
+                assert!(
+                    found.insert(key, body).is_none(),
+                    "message {} listed twice",
+                    m.id
+                );
             }
         }
     }
     for (key, (_, body)) in acknowledged {
-        assert_eq!(found.get(key), Some(body), "acknowledged message {key} was lost");
+        assert_eq!(
+            found.get(key),
+            Some(body),
+            "acknowledged message {key} was lost"
+        );
     }
-    eprintln!("after SIGKILL: {} acknowledged, {} found", acknowledged.len(), found.len());
+    eprintln!(
+        "after SIGKILL: {} acknowledged, {} found",
+        acknowledged.len(),
+        found.len()
+    );
     // Bodies are unique per process, poster and counter: none was stored twice.
     let mut bodies: Vec<&String> = found.values().collect();
     bodies.sort();

@@ -6,11 +6,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use plugin_api::{
     management::ManagementStore,
-    storage::{ClaimRequest, MessageListQuery, MessageStore, NewMessage, NewSubscription, QueueRef},
+    storage::{
+        ClaimRequest, MessageListQuery, MessageStore, NewMessage, NewSubscription, QueueRef,
+    },
     types::{ROption::RNone, RStr, RVec},
     wrap_host_services, Constructor, ErrorCode, HostServices, LogLevel, PluginContext,
 };
-use storage_embedded::{EmbeddedConfig, EmbeddedManagementStore, EmbeddedMessageStore, DATABASE_FILE};
+use storage_embedded::{
+    EmbeddedConfig, EmbeddedManagementStore, EmbeddedMessageStore, DATABASE_FILE,
+};
 
 struct Silent;
 
@@ -27,7 +31,10 @@ fn context(config: serde_json::Value) -> PluginContext {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
 }
 
 fn config_at(path: &std::path::Path) -> EmbeddedConfig {
@@ -64,7 +71,10 @@ fn everything() -> MessageListQuery {
 #[test]
 fn entry_points_register_both_stores_under_embedded() {
     let entries = storage_embedded::entry_points();
-    let mut found: Vec<(&str, String)> = entries.iter().map(|e| (e.namespace(), e.name.to_string())).collect();
+    let mut found: Vec<(&str, String)> = entries
+        .iter()
+        .map(|e| (e.namespace(), e.name.to_string()))
+        .collect();
     found.sort();
     assert_eq!(
         found,
@@ -86,17 +96,29 @@ async fn constructors_share_one_database_for_the_same_path() {
     for entry in entries.iter() {
         match entry.constructor {
             Constructor::MessageStore(build) => {
-                message_store = Some(build(context(config.clone())).await.into_result().expect("message store opens"))
+                message_store = Some(
+                    build(context(config.clone()))
+                        .await
+                        .into_result()
+                        .expect("message store opens"),
+                )
             }
             Constructor::ManagementStore(build) => {
-                management_store =
-                    Some(build(context(config.clone())).await.into_result().expect("management store opens"))
+                management_store = Some(
+                    build(context(config.clone()))
+                        .await
+                        .into_result()
+                        .expect("management store opens"),
+                )
             }
             _ => panic!("unexpected role"),
         }
     }
     let (messages_box, management_box) = (message_store.unwrap(), management_store.unwrap());
-    messages_box.message_post(q("a"), "c".into(), messages(1, 60), now()).await.unwrap();
+    messages_box
+        .message_post(q("a"), "c".into(), messages(1, 60), now())
+        .await
+        .unwrap();
     let pool = plugin_api::management::PoolRecord {
         name: "p1".into(),
         uri: "embedded://".into(),
@@ -119,7 +141,10 @@ async fn default_config_is_accepted_and_unknown_keys_are_bad_config() {
         Some(Constructor::MessageStore(build)) => build,
         _ => panic!("no message store entry point"),
     };
-    let Err(error) = build(context(serde_json::json!({ "paht": "x" }))).await.into_result() else {
+    let Err(error) = build(context(serde_json::json!({ "paht": "x" })))
+        .await
+        .into_result()
+    else {
         panic!("a typo is refused");
     };
     assert_eq!(error.code, ErrorCode::BAD_CONFIG);
@@ -144,14 +169,21 @@ async fn writes_survive_closing_and_reopening() {
             })
             .await
             .unwrap();
-        store.message_post(q("a"), "c".into(), messages(3, 600), t).await.unwrap()
+        store
+            .message_post(q("a"), "c".into(), messages(3, 600), t)
+            .await
+            .unwrap()
     };
     let store = EmbeddedMessageStore::open(&config_at(dir.path())).expect("reopens after close");
     let listed = store.message_list(q("a"), everything(), t).await.unwrap();
     let ids: Vec<_> = listed.iter().map(|m| m.id.clone()).collect();
     assert_eq!(ids, posted.iter().map(|p| p.id.clone()).collect::<Vec<_>>());
     let management = EmbeddedManagementStore::open(&config_at(dir.path())).unwrap();
-    assert!(management.flavor_get("p".into(), "gold".into()).await.unwrap().is_some());
+    assert!(management
+        .flavor_get("p".into(), "gold".into())
+        .await
+        .unwrap()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,10 +191,19 @@ async fn recreated_queue_continues_its_sequence_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedMessageStore::open(&config_at(dir.path())).unwrap();
     let t = now();
-    let first = store.message_post(q("a"), "c".into(), messages(3, 600), t).await.unwrap();
+    let first = store
+        .message_post(q("a"), "c".into(), messages(3, 600), t)
+        .await
+        .unwrap();
     store.queue_delete(q("a")).await.unwrap();
-    let again = store.message_post(q("a"), "c".into(), messages(1, 600), t).await.unwrap();
-    assert!(again[0].seq > first[2].seq, "a consumer resuming by seq misses nothing");
+    let again = store
+        .message_post(q("a"), "c".into(), messages(1, 600), t)
+        .await
+        .unwrap();
+    assert!(
+        again[0].seq > first[2].seq,
+        "a consumer resuming by seq misses nothing"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -176,8 +217,44 @@ async fn corrupt_database_file_is_refused_and_left_untouched() {
         [ErrorCode::UNAVAILABLE, ErrorCode::BAD_CONFIG].contains(&error.code),
         "{error}"
     );
-    assert!(error.message.contains(file.to_str().unwrap()), "names the file: {error}");
-    assert_eq!(std::fs::read(&file).unwrap(), garbage, "never silently reset");
+    assert!(
+        error.message.contains(file.to_str().unwrap()),
+        "names the file: {error}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        garbage,
+        "never silently reset"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_database_file_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedMessageStore::open(&config_at(dir.path())).unwrap();
+        for _ in 0..50 {
+            store
+                .message_post(q("a"), "c".into(), messages(100, 600), now())
+                .await
+                .unwrap();
+        }
+    }
+    let file = dir.path().join(DATABASE_FILE);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.len() / 3;
+    for b in &mut bytes[at..at + 8192] {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&file, &bytes).unwrap();
+    let error = EmbeddedMessageStore::open(&config_at(dir.path())).expect_err("damage is refused");
+    assert_eq!(error.code, ErrorCode::UNAVAILABLE, "{error}");
+    assert!(
+        error.message.contains(file.to_str().unwrap()),
+        "names the file: {error}"
+    );
+    assert!(error.message.contains("corrupt"), "{error}");
+    assert_eq!(std::fs::read(&file).unwrap(), bytes, "never silently reset");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -195,8 +272,14 @@ async fn sweeper_removes_expired_messages_claims_and_subscriptions() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedMessageStore::open(&config_at(dir.path())).unwrap();
     let t = now();
-    store.message_post(q("a"), "c".into(), messages(3, 10), t).await.unwrap();
-    store.message_post(q("a"), "c".into(), messages(2, 1000), t).await.unwrap();
+    store
+        .message_post(q("a"), "c".into(), messages(3, 10), t)
+        .await
+        .unwrap();
+    store
+        .message_post(q("a"), "c".into(), messages(2, 1000), t)
+        .await
+        .unwrap();
     let claim = ClaimRequest {
         ttl: 10,
         grace: 0,
@@ -211,7 +294,11 @@ async fn sweeper_removes_expired_messages_claims_and_subscriptions() {
         options: b"{}".to_vec().into(),
     };
     store.subscription_create(q("a"), sub, t).await.unwrap();
-    assert_eq!(store.sweep(t + 9_999, 1000).await.unwrap(), 0, "nothing expired yet");
+    assert_eq!(
+        store.sweep(t + 9_999, 1000).await.unwrap(),
+        0,
+        "nothing expired yet"
+    );
     assert_eq!(store.sweep(t + 10_000, 1000).await.unwrap(), 3 + 1 + 1);
     assert_eq!(store.sweep(t + 10_000, 1000).await.unwrap(), 0);
     let left = store.message_list(q("a"), everything(), t).await.unwrap();
@@ -223,8 +310,14 @@ async fn sweeper_removes_rows_of_deleted_and_purged_queues_in_bounded_passes() {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedMessageStore::open(&config_at(dir.path())).unwrap();
     let t = now();
-    store.message_post(q("gone"), "c".into(), messages(30, 600), t).await.unwrap();
-    store.message_post(q("purged"), "c".into(), messages(5, 600), t).await.unwrap();
+    store
+        .message_post(q("gone"), "c".into(), messages(30, 600), t)
+        .await
+        .unwrap();
+    store
+        .message_post(q("purged"), "c".into(), messages(5, 600), t)
+        .await
+        .unwrap();
     store.queue_delete(q("gone")).await.unwrap();
     store.message_purge(q("purged")).await.unwrap();
     assert_eq!(store.sweep(t, 20).await.unwrap(), 20);
@@ -241,7 +334,14 @@ async fn background_sweeper_removes_what_really_expired() {
     };
     let store = EmbeddedMessageStore::open(&config).unwrap();
     // Posted "two seconds ago" with a one-second ttl: expired by the clock.
-    store.message_post(q("a"), "c".into(), messages(4, 1), now() - 2000).await.unwrap();
+    store
+        .message_post(q("a"), "c".into(), messages(4, 1), now() - 2000)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(store.sweep(now(), 1000).await.unwrap(), 0, "the background pass got there first");
+    assert_eq!(
+        store.sweep(now(), 1000).await.unwrap(),
+        0,
+        "the background pass got there first"
+    );
 }
