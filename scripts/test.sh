@@ -5,6 +5,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-ZAQAR_TEST_PYTHON="$(bash scripts/python-env.sh)"
-export ZAQAR_TEST_PYTHON
+PYTHON_ZAQARCLIENT="$(bash scripts/python-env.sh)"
+export PYTHON_ZAQARCLIENT
 cargo test --workspace "$@"

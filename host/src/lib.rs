@@ -7,6 +7,7 @@
 //! | [`config`] | defaults ← `zaqar.toml` ← `ZAQAR_` environment (figment) |
 //! | [`plugins`] | finds built-in and dynamic plugins, refuses incompatible ones, constructs the selected ones |
 //! | [`api`] | Zaqar's API: every rule, limit and error body, shared by all transports |
+//! | [`push`] | pushes to persistent connections (WebSocket subscriptions) |
 //! | [`server`] | wires stores, API and transports together; graceful shutdown |
 //! | [`logging`] | structured logs (`tracing`) |
 //!
@@ -18,8 +19,10 @@ pub mod api;
 pub mod config;
 pub mod logging;
 pub mod plugins;
+pub mod push;
 pub mod server;
 
 // Linked for their `register_builtin!` side effect.
 use storage_embedded as _;
+use transport_websocket as _;
 use transport_wsgi as _;

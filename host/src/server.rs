@@ -3,7 +3,10 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use plugin_api::{
-    transport::{wrap_host_api, ApiRequest, ApiResponse, HostApi, Transport, TransportBox},
+    transport::{
+        wrap_host_api, ApiRequest, ApiResponse, HostApi, PushSinkBox, Transport, TransportBox,
+    },
+    types::RString,
     PluginResult, NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_TRANSPORT,
 };
 use serde_json::Value;
@@ -174,6 +177,21 @@ impl HostApi for SharedApi {
         request: ApiRequest,
     ) -> impl Future<Output = PluginResult<ApiResponse>> + Send {
         HostApi::handle(&*self.0, request)
+    }
+
+    fn connection_opened(
+        &self,
+        connection: RString,
+        sink: PushSinkBox,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        HostApi::connection_opened(&*self.0, connection, sink)
+    }
+
+    fn connection_closed(
+        &self,
+        connection: RString,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        HostApi::connection_closed(&*self.0, connection)
     }
 }
 

@@ -33,6 +33,7 @@ mod macros;
 pub mod error;
 pub mod management;
 pub mod module;
+pub mod net;
 pub mod notification;
 pub mod runtime;
 pub mod storage;

@@ -29,6 +29,13 @@ pub struct Delivery {
     /// The notification document (JSON) to deliver, e.g.
     /// `{"body": ..., "ttl": 300, "Message_Type": "Notification", "queue_name": "q"}`.
     pub payload: RVec<u8>,
+    /// The operator allows deliveries to loopback, link-local and private
+    /// addresses (`[notification] allow_private_subscribers`). When false, a
+    /// sink that connects over the network must refuse such addresses
+    /// (check every resolved address and redirect target with
+    /// [`crate::net::is_private_address`]) and fail with
+    /// `DELIVERY_PERMANENT`.
+    pub allow_private_addresses: bool,
 }
 
 plugin_trait! {

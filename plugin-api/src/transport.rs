@@ -84,15 +84,77 @@ pub struct ApiResponse {
     pub body: RVec<u8>,
 }
 
+/// A frame the host pushes to a persistent connection.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct PushFrame {
+    /// Send as a binary frame (MsgPack) rather than a text frame (JSON).
+    pub binary: bool,
+    /// The encoded payload.
+    pub payload: RVec<u8>,
+}
+
+/// Where the host pushes frames for one persistent connection: implemented
+/// by transports that keep connections open (WebSocket), handed to the host
+/// with [`HostApi::connection_opened`].
+pub trait PushSink: Send + Sync + 'static {
+    /// Queues a frame without waiting. Returns false if the connection is
+    /// gone or could not take the frame: a transport whose send queue for
+    /// the connection is full closes it as a slow consumer rather than let
+    /// memory grow.
+    fn push(&self, frame: PushFrame) -> bool;
+}
+
+/// The ABI-stable vtable of [`PushSink`]; use [`wrap_push_sink`].
+#[abi_stable::sabi_trait]
+pub trait PushSinkAbi: Send + Sync {
+    /// See [`PushSink::push`].
+    #[sabi(last_prefix_field)]
+    fn abi_push(&self, frame: PushFrame) -> bool;
+}
+
+/// A boxed, ABI-stable [`PushSink`].
+pub type PushSinkBox = PushSinkAbi_TO<'static, abi_stable::std_types::RBox<()>>;
+
+struct PushSinkAdapter<T>(T);
+
+impl<T: PushSink> PushSinkAbi for PushSinkAdapter<T> {
+    fn abi_push(&self, frame: PushFrame) -> bool {
+        // A panic must not unwind into the caller's side of the boundary; a
+        // sink that panicked cannot have taken the frame.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.push(frame)))
+            .unwrap_or(false)
+    }
+}
+
+impl PushSink for PushSinkBox {
+    fn push(&self, frame: PushFrame) -> bool {
+        self.abi_push(frame)
+    }
+}
+
+/// Boxes a [`PushSink`] for the boundary.
+pub fn wrap_push_sink<T: PushSink>(sink: T) -> PushSinkBox {
+    PushSinkAbi_TO::from_value(PushSinkAdapter(sink), abi_stable::sabi_trait::TD_Opaque)
+}
+
 plugin_trait! {
     /// The host as a transport sees it. Implemented by the host; transports
     /// call it.
     native HostApi;
     abi HostApiAbi, object HostApiAbi_TO, boxed HostApiBox, adapter HostApiAdapter, wrap wrap_host_api;
-    methods {}
-    last {
+    methods {
         /// Handles one request. Never fails: errors are responses.
         fn handle(&self, request: ApiRequest) -> ApiResponse;
+        /// A persistent connection (with the id its requests carry in
+        /// [`ApiRequest::connection`]) opened; the host may push frames to
+        /// it through `sink` until [`HostApi::connection_closed`].
+        fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> ();
+    }
+    last {
+        /// The connection closed: the host drops its sink and ends what the
+        /// connection subscribed to.
+        fn connection_closed(&self, connection: RString) -> ();
     }
 }
 

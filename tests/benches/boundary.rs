@@ -25,6 +25,7 @@ fn delivery() -> Delivery {
         subscription_id: "s".into(),
         options: b"{}".to_vec().into(),
         payload: b"{\"body\":1}".to_vec().into(),
+        allow_private_addresses: true,
     }
 }
 

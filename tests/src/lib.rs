@@ -1,5 +1,5 @@
 //! Test support for end-to-end tests: build and spawn the real
-//! `zaqar-server`, talk to it over real HTTP, build plugin libraries from
+//! `zaqar-server`, talk to it over real HTTP and WebSocket, build plugin libraries from
 //! the workspace and hand back their paths.
 //!
 //! Every server gets its own temporary data directory and binds port 0; the
@@ -9,7 +9,9 @@
 mod build;
 mod http;
 mod server;
+mod ws;
 
 pub use build::{plugin_library, plugin_library_release, server_binary, workspace_root};
 pub use http::{Client, RequestBuilder, Response};
 pub use server::{Exited, TestServer};
+pub use ws::{Frame, WsClient};

@@ -116,13 +116,12 @@ impl TestServer {
     pub fn run_to_exit(overlay: &str, args: &[&str], env: &[(&str, &str)]) -> Exited {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = Self::write_config(dir.path(), overlay);
-        let mut child = Command::new(server_binary())
+        let mut child = isolated(Command::new(server_binary()))
             .current_dir(dir.path())
             .arg("--config")
             .arg(&config_path)
             .args(args)
             .envs(env.iter().copied())
-            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -161,12 +160,11 @@ impl TestServer {
             .expect("log file");
         // Relative paths a plugin defaults to (`data`) land in the test's
         // own directory.
-        let mut child = Command::new(server_binary())
+        let mut child = isolated(Command::new(server_binary()))
             .current_dir(self.dir.path())
             .arg("--config")
             .arg(&self.config_path)
             .envs(env.iter().copied())
-            .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -297,6 +295,18 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The server command without the caller's `ZAQAR_*` configuration
+/// variables and log filter, so only what a test sets applies.
+fn isolated(mut command: Command) -> Command {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("ZAQAR_") {
+            command.env_remove(name);
+        }
+    }
+    command.env_remove("RUST_LOG");
+    command
 }
 
 fn parse_listening(line: &str) -> Option<(String, String)> {

@@ -29,7 +29,9 @@ fn put_creates_a_queue_then_answers_204_with_location() {
     assert_eq!(created.header("location"), Some("/v2/queues/fizbit"));
     assert_eq!(created.header("content-type"), Some("application/json"));
     assert!(created.body.is_empty());
-    assert!(created.header("x-openstack-request-id").is_some_and(|id| id.starts_with("req-")));
+    assert!(created
+        .header("x-openstack-request-id")
+        .is_some_and(|id| id.starts_with("req-")));
     let again = client.put("/v2/queues/fizbit").send();
     assert_eq!(again.status, 204);
     assert_eq!(again.header("location"), Some("/v2/queues/fizbit"));
@@ -40,7 +42,14 @@ fn queue_metadata_is_shown_with_reserved_defaults_after_stored_keys() {
     let server = TestServer::start();
     let client = server.client();
     let metadata = json!({"_default_message_ttl": 300, "_max_messages_post_size": 65536, "description": "kitkat queue"});
-    assert_eq!(client.put("/v2/queues/kitkat").json(&metadata).send().status, 201);
+    assert_eq!(
+        client
+            .put("/v2/queues/kitkat")
+            .json(&metadata)
+            .send()
+            .status,
+        201
+    );
     let shown = client.get("/v2/queues/kitkat").send();
     assert_eq!(shown.status, 200);
     let keys: Vec<String> = shown.json().as_object().unwrap().keys().cloned().collect();
@@ -73,7 +82,14 @@ fn put_on_an_existing_queue_keeps_its_metadata() {
     let server = TestServer::start();
     let client = server.client();
     client.put("/v2/queues/q").json(&json!({"a": 1})).send();
-    assert_eq!(client.put("/v2/queues/q").json(&json!({"a": 2})).send().status, 204);
+    assert_eq!(
+        client
+            .put("/v2/queues/q")
+            .json(&json!({"a": 2}))
+            .send()
+            .status,
+        204
+    );
     assert_eq!(client.get("/v2/queues/q").send().json()["a"], 1);
 }
 
@@ -81,7 +97,11 @@ fn put_on_an_existing_queue_keeps_its_metadata() {
 fn invalid_queue_names_are_rejected() {
     let server = TestServer::start();
     let client = server.client();
-    for path in ["/v2/queues/bad%20name!", &format!("/v2/queues/{}", "q".repeat(65)), "/v2/queues/"] {
+    for path in [
+        "/v2/queues/bad%20name!",
+        &format!("/v2/queues/{}", "q".repeat(65)),
+        "/v2/queues/",
+    ] {
         assert_error(
             &client.put(path).send(),
             400,
@@ -98,7 +118,11 @@ fn put_rejects_bad_metadata_and_creates_nothing() {
     let server = TestServer::start();
     let client = server.client();
     assert_error(
-        &client.put("/v2/queues/q").header("Content-Type", "application/json").body("{not json").send(),
+        &client
+            .put("/v2/queues/q")
+            .header("Content-Type", "application/json")
+            .body("{not json")
+            .send(),
         400,
         "Invalid request body",
         "Request body could not be parsed.",
@@ -117,7 +141,11 @@ fn put_rejects_bad_metadata_and_creates_nothing() {
     );
     let big = format!("{{\"big\": \"{}\"}}", "x".repeat(65536));
     assert_error(
-        &client.put("/v2/queues/q").header("Content-Type", "application/json").body(big).send(),
+        &client
+            .put("/v2/queues/q")
+            .header("Content-Type", "application/json")
+            .body(big)
+            .send(),
         400,
         "Invalid API request",
         "Queue metadata is too large. Max size: 65536",
@@ -158,14 +186,28 @@ fn list_pages_by_name_with_next_links() {
 fn detailed_list_with_count_shows_metadata_and_count() {
     let server = TestServer::start();
     let client = server.client();
-    client.put("/v2/queues/a").json(&json!({"color": "red"})).send();
+    client
+        .put("/v2/queues/a")
+        .json(&json!({"color": "red"}))
+        .send();
     client.put("/v2/queues/b").send();
-    let listing = client.get("/v2/queues?detailed=true&with_count=true").send().json();
+    let listing = client
+        .get("/v2/queues?detailed=true&with_count=true")
+        .send()
+        .json();
     assert_eq!(listing["count"], 2);
     assert_eq!(listing["queues"][0]["metadata"]["color"], "red");
     assert_eq!(listing["queues"][1]["metadata"], defaults());
-    assert_eq!(listing["links"][0]["href"], "/v2/queues?detailed=true&with_count=true&marker=b");
-    let empty = server.client().with_project("other").get("/v2/queues?with_count=true").send().json();
+    assert_eq!(
+        listing["links"][0]["href"],
+        "/v2/queues?detailed=true&with_count=true&marker=b"
+    );
+    let empty = server
+        .client()
+        .with_project("other")
+        .get("/v2/queues?with_count=true")
+        .send()
+        .json();
     assert_eq!(empty["count"], 0, "count is emitted even when zero");
 }
 
@@ -173,15 +215,33 @@ fn detailed_list_with_count_shows_metadata_and_count() {
 fn list_filters_by_name_substring_and_metadata_values() {
     let server = TestServer::start();
     let client = server.client();
-    client.put("/v2/queues/orders-eu").json(&json!({"size": 3, "color": "red"})).send();
-    client.put("/v2/queues/orders-us").json(&json!({"size": 4})).send();
-    client.put("/v2/queues/logs").json(&json!({"color": "red"})).send();
+    client
+        .put("/v2/queues/orders-eu")
+        .json(&json!({"size": 3, "color": "red"}))
+        .send();
+    client
+        .put("/v2/queues/orders-us")
+        .json(&json!({"size": 4}))
+        .send();
+    client
+        .put("/v2/queues/logs")
+        .json(&json!({"color": "red"}))
+        .send();
     let names = |query: &str| -> Vec<String> {
         let listing = client.get(&format!("/v2/queues{query}")).send().json();
-        listing["queues"].as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap().to_string()).collect()
+        listing["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|q| q["name"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(names("?name=orders"), ["orders-eu", "orders-us"]);
-    assert_eq!(names("?name=."), Vec::<String>::new(), "the name filter is literal, not a regex");
+    assert_eq!(
+        names("?name=."),
+        Vec::<String>::new(),
+        "the name filter is literal, not a regex"
+    );
     assert_eq!(names("?color=red"), ["logs", "orders-eu"]);
     assert_eq!(names("?size=4"), ["orders-us"]);
 }
@@ -210,7 +270,10 @@ fn list_limit_must_be_between_1_and_20() {
 fn queues_are_private_to_their_project() {
     let server = TestServer::start();
     let client = server.client();
-    client.put("/v2/queues/mine").json(&json!({"secret": 1})).send();
+    client
+        .put("/v2/queues/mine")
+        .json(&json!({"secret": 1}))
+        .send();
     let other = client.with_project("another-project");
     assert_eq!(other.get("/v2/queues").send().json()["queues"], json!([]));
     assert_eq!(other.get("/v2/queues/mine").send().json(), defaults());
@@ -256,7 +319,11 @@ fn patch_accepts_charset_parameters_and_refuses_other_media_types_with_accept_pa
     let client = server.client();
     client.put("/v2/queues/q").send();
     let body = br#"[{"op": "add", "path": "/metadata/x", "value": 1}]"#.to_vec();
-    let refused = client.patch("/v2/queues/q").header("Content-Type", "application/json").body(body.clone()).send();
+    let refused = client
+        .patch("/v2/queues/q")
+        .header("Content-Type", "application/json")
+        .body(body.clone())
+        .send();
     assert_error(
         &refused,
         415,
@@ -278,7 +345,13 @@ fn patch_errors_follow_zaqar() {
     let server = TestServer::start();
     let client = server.client();
     client.put("/v2/queues/q").send();
-    let patch = |body: &str| client.patch("/v2/queues/q").header("Content-Type", PATCH_TYPE).body(body.to_string()).send();
+    let patch = |body: &str| {
+        client
+            .patch("/v2/queues/q")
+            .header("Content-Type", PATCH_TYPE)
+            .body(body.to_string())
+            .send()
+    };
     assert_error(
         &patch(r#"[{"op": "move", "path": "/metadata/color", "value": 1}]"#),
         400,
@@ -303,7 +376,12 @@ fn patch_errors_follow_zaqar() {
         "Invalid request body",
         "Request body must be a JSON array of operation objects.",
     );
-    assert_error(&patch(""), 400, "Invalid request body", "PATCH body could not be empty for update.");
+    assert_error(
+        &patch(""),
+        400,
+        "Invalid request body",
+        "PATCH body could not be empty for update.",
+    );
     assert_error(
         &patch(r#"[{"op": "add", "path": "/metadata/_default_message_ttl", "value": 5}]"#),
         400,
@@ -316,7 +394,12 @@ fn patch_errors_follow_zaqar() {
         .header("Content-Type", PATCH_TYPE)
         .body(r#"[{"op": "add", "path": "/metadata/a", "value": 1}]"#)
         .send();
-    assert_error(&missing, 404, "Not found", "Queue nope does not exist for project test-project");
+    assert_error(
+        &missing,
+        404,
+        "Not found",
+        "Queue nope does not exist for project test-project",
+    );
 }
 
 #[test]
@@ -326,7 +409,10 @@ fn delete_removes_the_queue_and_its_messages_and_is_idempotent() {
     post(&client, "q", json!([{"body": 1}]));
     assert_eq!(client.delete("/v2/queues/q").send().status, 204);
     assert_eq!(client.get("/v2/queues").send().json()["queues"], json!([]));
-    assert_eq!(client.get("/v2/queues/q/stats").send().json()["messages"]["total"], 0);
+    assert_eq!(
+        client.get("/v2/queues/q/stats").send().json()["messages"]["total"],
+        0
+    );
     assert_eq!(client.delete("/v2/queues/never-created").send().status, 204);
 }
 
@@ -336,14 +422,33 @@ fn stats_count_free_and_claimed_messages_with_oldest_and_newest() {
     let client = server.client();
     let empty = client.get("/v2/queues/never/stats").send();
     assert_eq!(empty.status, 200);
-    assert_eq!(empty.json(), json!({"messages": {"claimed": 0, "free": 0, "total": 0}}));
+    assert_eq!(
+        empty.json(),
+        json!({"messages": {"claimed": 0, "free": 0, "total": 0}})
+    );
     let ids = post(&client, "q", json!([{"body": 1}, {"body": 2}, {"body": 3}]));
-    client.post("/v2/queues/q/claims?limit=1").json(&json!({})).send();
+    client
+        .post("/v2/queues/q/claims?limit=1")
+        .json(&json!({}))
+        .send();
     let stats = client.get("/v2/queues/q/stats").send().json();
     let messages = &stats["messages"];
-    assert_eq!((messages["claimed"].as_u64(), messages["free"].as_u64(), messages["total"].as_u64()), (Some(1), Some(2), Some(3)));
-    assert_eq!(messages["oldest"]["href"], format!("/v2/queues/q/messages/{}", ids[0]));
-    assert_eq!(messages["newest"]["href"], format!("/v2/queues/q/messages/{}", ids[2]));
+    assert_eq!(
+        (
+            messages["claimed"].as_u64(),
+            messages["free"].as_u64(),
+            messages["total"].as_u64()
+        ),
+        (Some(1), Some(2), Some(3))
+    );
+    assert_eq!(
+        messages["oldest"]["href"],
+        format!("/v2/queues/q/messages/{}", ids[0])
+    );
+    assert_eq!(
+        messages["newest"]["href"],
+        format!("/v2/queues/q/messages/{}", ids[2])
+    );
     let created = messages["oldest"]["created"].as_str().unwrap();
     assert!(created.ends_with('Z') && created.len() == 20, "{created}");
     assert_eq!(messages["oldest"]["age"], 0);
@@ -355,15 +460,40 @@ fn purge_removes_messages_and_or_subscriptions() {
     let client = server.client();
     post(&client, "q", json!([{"body": 1}, {"body": 2}]));
     let subscription = json!({"subscriber": "http://127.0.0.1:9/hook"});
-    client.post("/v2/queues/q/subscriptions").json(&subscription).send();
-    let purge = client.post("/v2/queues/q/purge").json(&json!({"resource_types": ["messages"]})).send();
+    client
+        .post("/v2/queues/q/subscriptions")
+        .json(&subscription)
+        .send();
+    let purge = client
+        .post("/v2/queues/q/purge")
+        .json(&json!({"resource_types": ["messages"]}))
+        .send();
     assert_eq!(purge.status, 204);
-    assert_eq!(client.get("/v2/queues/q/stats").send().json()["messages"]["total"], 0);
-    assert_eq!(client.get("/v2/queues/q/subscriptions").send().json()["subscriptions"].as_array().unwrap().len(), 1);
-    assert_eq!(client.post("/v2/queues/q/purge").send().status, 204, "no body purges both");
-    assert_eq!(client.get("/v2/queues/q/subscriptions").send().json()["subscriptions"], json!([]));
+    assert_eq!(
+        client.get("/v2/queues/q/stats").send().json()["messages"]["total"],
+        0
+    );
+    assert_eq!(
+        client.get("/v2/queues/q/subscriptions").send().json()["subscriptions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        client.post("/v2/queues/q/purge").send().status,
+        204,
+        "no body purges both"
+    );
+    assert_eq!(
+        client.get("/v2/queues/q/subscriptions").send().json()["subscriptions"],
+        json!([])
+    );
     assert_error(
-        &client.post("/v2/queues/q/purge").json(&json!({"resource_types": ["claims"]})).send(),
+        &client
+            .post("/v2/queues/q/purge")
+            .json(&json!({"resource_types": ["claims"]}))
+            .send(),
         400,
         "Invalid API request",
         "Resource types must be a sub set of {'subscriptions', 'messages'}.",

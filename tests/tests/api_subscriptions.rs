@@ -7,10 +7,19 @@ use serde_json::json;
 use zaqar_tests::{Client, TestServer};
 
 fn subscribe(client: &Client, queue: &str, body: serde_json::Value) -> String {
-    let response = client.post(&format!("/v2/queues/{queue}/subscriptions")).json(&body).send();
+    let response = client
+        .post(&format!("/v2/queues/{queue}/subscriptions"))
+        .json(&body)
+        .send();
     assert_eq!(response.status, 201, "{}", response.text());
-    assert_eq!(response.header("location"), Some(format!("/v2/queues/{queue}/subscriptions").as_str()));
-    response.json()["subscription_id"].as_str().expect("subscription_id").to_string()
+    assert_eq!(
+        response.header("location"),
+        Some(format!("/v2/queues/{queue}/subscriptions").as_str())
+    );
+    response.json()["subscription_id"]
+        .as_str()
+        .expect("subscription_id")
+        .to_string()
 }
 
 #[test]
@@ -22,7 +31,9 @@ fn create_then_get_shows_the_subscription() {
         "subs",
         json!({"subscriber": "http://127.0.0.1:18765/hook", "ttl": 3600, "options": {"note": "transcript"}}),
     );
-    let shown = client.get(&format!("/v2/queues/subs/subscriptions/{id}")).send();
+    let shown = client
+        .get(&format!("/v2/queues/subs/subscriptions/{id}"))
+        .send();
     assert_eq!(shown.status, 200);
     assert_eq!(
         shown.json(),
@@ -42,9 +53,19 @@ fn create_then_get_shows_the_subscription() {
 fn subscribing_creates_the_queue_and_defaults_ttl_and_options() {
     let server = TestServer::start();
     let client = server.client();
-    let id = subscribe(&client, "lazy", json!({"subscriber": "mailto:ops@example.invalid"}));
-    assert_eq!(client.get("/v2/queues").send().json()["queues"][0]["name"], "lazy");
-    let shown = client.get(&format!("/v2/queues/lazy/subscriptions/{id}")).send().json();
+    let id = subscribe(
+        &client,
+        "lazy",
+        json!({"subscriber": "mailto:ops@example.invalid"}),
+    );
+    assert_eq!(
+        client.get("/v2/queues").send().json()["queues"][0]["name"],
+        "lazy"
+    );
+    let shown = client
+        .get(&format!("/v2/queues/lazy/subscriptions/{id}"))
+        .send()
+        .json();
     assert_eq!(shown["ttl"], 3600);
     assert_eq!(shown["options"], json!({}));
 }
@@ -56,9 +77,15 @@ fn duplicate_of_an_unconfirmed_subscription_returns_the_existing_id_and_of_a_con
     let body = json!({"subscriber": "http://127.0.0.1:18765/hook"});
     let id = subscribe(&client, "q", body.clone());
     assert_eq!(subscribe(&client, "q", body.clone()), id);
-    let confirm = client.put(&format!("/v2/queues/q/subscriptions/{id}/confirm")).json(&json!({"confirmed": true})).send();
+    let confirm = client
+        .put(&format!("/v2/queues/q/subscriptions/{id}/confirm"))
+        .json(&json!({"confirmed": true}))
+        .send();
     assert_eq!(confirm.status, 204);
-    assert_eq!(confirm.header("location"), Some(format!("/v2/queues/q/subscriptions/{id}/confirm").as_str()));
+    assert_eq!(
+        confirm.header("location"),
+        Some(format!("/v2/queues/q/subscriptions/{id}/confirm").as_str())
+    );
     let conflict = client.post("/v2/queues/q/subscriptions").json(&body).send();
     assert_error(
         &conflict,
@@ -66,8 +93,17 @@ fn duplicate_of_an_unconfirmed_subscription_returns_the_existing_id_and_of_a_con
         "Resource conflict",
         "Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI.",
     );
-    assert_eq!(conflict.header("location"), Some("/v2/queues/q/subscriptions"));
-    assert_eq!(client.get(&format!("/v2/queues/q/subscriptions/{id}")).send().json()["confirmed"], true);
+    assert_eq!(
+        conflict.header("location"),
+        Some("/v2/queues/q/subscriptions")
+    );
+    assert_eq!(
+        client
+            .get(&format!("/v2/queues/q/subscriptions/{id}"))
+            .send()
+            .json()["confirmed"],
+        true
+    );
 }
 
 #[test]
@@ -75,36 +111,63 @@ fn create_validation_errors_follow_zaqar_and_create_nothing() {
     let server = TestServer::start();
     let client = server.client();
     let api = "Invalid API request";
-    let create = |body: serde_json::Value| client.post("/v2/queues/q/subscriptions").json(&body).send();
+    let create =
+        |body: serde_json::Value| client.post("/v2/queues/q/subscriptions").json(&body).send();
     assert_error(
         &create(json!({"subscriber": "ftp://example.invalid/x", "ttl": 3600})),
         400,
         api,
         "The subscriber type of subscription must be supported in the list ['http', 'https', 'mailto', 'trust+http', 'trust+https'].",
     );
-    assert_error(&create(json!({"subscriber": "http://x/y", "ttl": "1000"})), 400, api, "TTL must be an integer.");
+    assert_error(
+        &create(json!({"subscriber": "http://x/y", "ttl": "1000"})),
+        400,
+        api,
+        "TTL must be an integer.",
+    );
     assert_error(
         &create(json!({"subscriber": "http://x/y", "ttl": 0})),
         400,
         api,
         "The TTL for a subscription must be at least 60 seconds long.",
     );
-    assert_error(&create(json!({"subscriber": "http://x/y", "options": "x"})), 400, api, "Options must be a dict.");
-    assert_error(&create(json!({"ttl": 60})), 400, api, "Missing parameter subscriber in body.");
+    assert_error(
+        &create(json!({"subscriber": "http://x/y", "options": "x"})),
+        400,
+        api,
+        "Options must be a dict.",
+    );
+    assert_error(
+        &create(json!({"ttl": 60})),
+        400,
+        api,
+        "Missing parameter subscriber in body.",
+    );
     assert_error(
         &client.post("/v2/queues/q/subscriptions").send(),
         400,
         api,
         "Missing parameter subscriber in body.",
     );
-    assert_error(&create(json!([1])), 400, "Invalid request body", "Document type not supported.");
     assert_error(
-        &create(json!({"subscriber": "http://x/y", "options": {"_retry_policy": {"minimum_delay": 25}}})),
+        &create(json!([1])),
+        400,
+        "Invalid request body",
+        "Document type not supported.",
+    );
+    assert_error(
+        &create(
+            json!({"subscriber": "http://x/y", "options": {"_retry_policy": {"minimum_delay": 25}}}),
+        ),
         400,
         api,
         "invalid minimum_delay and maximum_delay.",
     );
-    assert_eq!(client.get("/v2/queues").send().json()["queues"], json!([]), "validation comes before lazy creation");
+    assert_eq!(
+        client.get("/v2/queues").send().json()["queues"],
+        json!([]),
+        "validation comes before lazy creation"
+    );
 }
 
 #[test]
@@ -112,12 +175,22 @@ fn list_pages_subscriptions() {
     let server = TestServer::start();
     let client = server.client();
     for n in 0..3 {
-        subscribe(&client, "q", json!({"subscriber": format!("http://127.0.0.1:9/{n}")}));
+        subscribe(
+            &client,
+            "q",
+            json!({"subscriber": format!("http://127.0.0.1:9/{n}")}),
+        );
     }
-    let first = client.get("/v2/queues/q/subscriptions?limit=2").send().json();
+    let first = client
+        .get("/v2/queues/q/subscriptions?limit=2")
+        .send()
+        .json();
     assert_eq!(first["subscriptions"].as_array().unwrap().len(), 2);
     let next = first["links"][0]["href"].as_str().unwrap().to_string();
-    assert!(next.starts_with("/v2/queues/q/subscriptions?limit=2&marker="), "{next}");
+    assert!(
+        next.starts_with("/v2/queues/q/subscriptions?limit=2&marker="),
+        "{next}"
+    );
     let second = client.get(&next).send().json();
     assert_eq!(second["subscriptions"].as_array().unwrap().len(), 1);
     let empty = client.get("/v2/queues/never/subscriptions").send().json();
@@ -134,13 +207,23 @@ fn list_pages_subscriptions() {
 fn update_changes_fields_and_answers_204_with_location() {
     let server = TestServer::start();
     let client = server.client();
-    let id = subscribe(&client, "q", json!({"subscriber": "http://127.0.0.1:9/a", "options": {"note": "old"}}));
+    let id = subscribe(
+        &client,
+        "q",
+        json!({"subscriber": "http://127.0.0.1:9/a", "options": {"note": "old"}}),
+    );
     let path = format!("/v2/queues/q/subscriptions/{id}");
-    let updated = client.patch(&path).json(&json!({"ttl": 7200, "options": {"note": "updated"}})).send();
+    let updated = client
+        .patch(&path)
+        .json(&json!({"ttl": 7200, "options": {"note": "updated"}}))
+        .send();
     assert_eq!(updated.status, 204, "{}", updated.text());
     assert_eq!(updated.header("location"), Some(path.as_str()));
     let shown = client.get(&path).send().json();
-    assert_eq!((shown["ttl"].clone(), shown["options"].clone()), (json!(7200), json!({"note": "updated"})));
+    assert_eq!(
+        (shown["ttl"].clone(), shown["options"].clone()),
+        (json!(7200), json!({"note": "updated"}))
+    );
 }
 
 #[test]
@@ -156,7 +239,12 @@ fn update_errors_follow_zaqar() {
         "Unable to update subscription",
         &format!("Subscription {id} could not be updated."),
     );
-    assert_error(&client.patch(&path).json(&json!({})).send(), 400, "Invalid API request", "No subscription to create.");
+    assert_error(
+        &client.patch(&path).json(&json!({})).send(),
+        400,
+        "Invalid API request",
+        "No subscription to create.",
+    );
     assert_error(
         &client.patch(&path).json(&json!({"subscriber": "http://127.0.0.1:9/b"})).send(),
         409,
@@ -165,7 +253,10 @@ fn update_errors_follow_zaqar() {
     );
     let unknown = "9620fba6-789a-4d0c-a0dc-ddf50632f09a";
     assert_error(
-        &client.patch(&format!("/v2/queues/q/subscriptions/{unknown}")).json(&json!({"ttl": 100})).send(),
+        &client
+            .patch(&format!("/v2/queues/q/subscriptions/{unknown}"))
+            .json(&json!({"ttl": 100}))
+            .send(),
         404,
         "Not found",
         &format!("Subscription {unknown} does not exist"),
@@ -178,7 +269,9 @@ fn unknown_subscription_is_404_and_delete_is_idempotent() {
     let client = server.client();
     let unknown = "9620fba6-789a-4d0c-a0dc-ddf50632f09a";
     assert_error(
-        &client.get(&format!("/v2/queues/q/subscriptions/{unknown}")).send(),
+        &client
+            .get(&format!("/v2/queues/q/subscriptions/{unknown}"))
+            .send(),
         404,
         "Not found",
         &format!("Subscription {unknown} does not exist"),
@@ -204,10 +297,20 @@ fn confirm_requires_a_boolean_and_an_existing_subscription() {
     );
     let unknown = "9620fba6-789a-4d0c-a0dc-ddf50632f09a";
     assert_error(
-        &client.put(&format!("/v2/queues/q/subscriptions/{unknown}/confirm")).json(&json!({"confirmed": true})).send(),
+        &client
+            .put(&format!("/v2/queues/q/subscriptions/{unknown}/confirm"))
+            .json(&json!({"confirmed": true}))
+            .send(),
         404,
         "Not found",
         &format!("Subscription {unknown} does not exist"),
     );
-    assert_eq!(client.put(&path).json(&json!({"confirmed": false})).send().status, 204);
+    assert_eq!(
+        client
+            .put(&path)
+            .json(&json!({"confirmed": false}))
+            .send()
+            .status,
+        204
+    );
 }

@@ -35,6 +35,7 @@ fn delivery(subscriber: &str, payload: serde_json::Value) -> Delivery {
         subscription_id: "s1".into(),
         options: b"{}".to_vec().into(),
         payload: serde_json::to_vec(&payload).unwrap().into(),
+        allow_private_addresses: true,
     }
 }
 
@@ -149,8 +150,7 @@ async fn panic_in_a_dylib_method_is_an_error_and_the_plugin_stays_usable() {
         let error = notifier
             .deliver(delivery("x:y", json!({})))
             .await
-            .err()
-            .expect("deliver panicked");
+            .expect_err("deliver panicked");
         assert_eq!(error.code, ErrorCode::PANICKED);
         assert!(error.message.contains("asked to deliver to x:y"), "{error}");
     }

@@ -131,7 +131,8 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     }
     // Hook 2: curl's `-d` default type is refused when a body comes with it.
     let content_type = header(request, "content-type");
-    let has_body = header(request, "content-length").is_some() || !request.body.is_empty();
+    let has_body = header(request, "content-length").is_some_and(|length| length.trim() != "0")
+        || !request.body.is_empty();
     if has_body
         && content_type.is_some_and(|t| {
             media_type(t).eq_ignore_ascii_case("application/x-www-form-urlencoded")

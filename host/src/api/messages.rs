@@ -7,6 +7,8 @@ use plugin_api::{
     ErrorCode,
 };
 
+use crate::push::Posted;
+
 use super::{
     action::{Call, PageQuery, Reply},
     errors::{ApiError, ApiResult},
@@ -75,17 +77,37 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
             body: RVec::from(message.body.get().as_bytes()),
         });
     }
+    // The ttls pushed to subscribed sockets, kept only if there are any.
+    let pushed_ttls: Option<Vec<u32>> = api
+        .pushes
+        .has_subscribers(&queue)
+        .then(|| messages.iter().map(|m| m.ttl).collect());
     let posted = api
         .stores
         .messages
         .message_post(
-            queue,
+            queue.clone(),
             call.caller.client_id.as_str().into(),
             messages.into(),
             api.now_ms(),
         )
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
+    // After the commit (§8 #32); bodies are the bytes received.
+    if let Some(ttls) = pushed_ttls {
+        let sent: Vec<Posted<'_>> = posted
+            .iter()
+            .zip(&incoming)
+            .zip(ttls)
+            .map(|((identity, message), ttl)| Posted {
+                id: identity.id.as_str(),
+                seq: identity.seq,
+                ttl,
+                body: message.body,
+            })
+            .collect();
+        api.pushes.publish(&queue, &sent);
+    }
     Ok(Reply::Posted(posted.into_vec()))
 }
 
@@ -246,7 +268,12 @@ pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let queue = queue_ref(call)?;
     let store = &api.stores.messages;
     let result = store
-        .message_delete(queue.clone(), id.into(), claim_id.clone().into(), api.now_ms())
+        .message_delete(
+            queue.clone(),
+            id.into(),
+            claim_id.clone().into(),
+            api.now_ms(),
+        )
         .await;
     match result {
         Ok(()) => Ok(Reply::Done),

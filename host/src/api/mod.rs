@@ -9,7 +9,7 @@
 //! | [`router`] | HTTP method + path → [`router::Action`] (named after Zaqar's WebSocket actions) |
 //! | [`params`], [`body`], [`post_body`], [`validation`] | input parsed once into typed values, with Zaqar's errors |
 //! | [`queues`], [`messages`], [`claims`], [`subscriptions`], [`stats`], [`signed_url`], [`health`] | the actions |
-//! | [`metadata`] | reserved queue metadata keys and queue PATCH |
+//! | [`metadata`], [`queue_patch`] | reserved queue metadata keys; queue PATCH operations |
 //! | [`errors`] | every client-visible error: status, title, description |
 //! | [`render`], [`http_render`], [`homedoc`], [`checksum`], [`clock`] | output |
 
@@ -27,6 +27,7 @@ pub mod messages;
 pub mod metadata;
 pub mod params;
 pub mod post_body;
+pub mod queue_patch;
 pub mod queues;
 pub mod render;
 pub mod router;
@@ -35,6 +36,9 @@ pub mod stats;
 pub mod subscriptions;
 pub mod validation;
 pub mod websocket;
+
+#[cfg(test)]
+mod tests;
 
 use std::{
     future::Future,
@@ -45,13 +49,16 @@ use std::{
 
 use plugin_api::{
     management::ManagementStoreBox,
-    storage::MessageStoreBox,
-    transport::{ApiRequest, ApiResponse, Header, HostApi, Protocol},
-    types::RVec,
+    storage::{MessageStore, MessageStoreBox},
+    transport::{ApiRequest, ApiResponse, Header, HostApi, Protocol, PushSinkBox},
+    types::{RString, RVec},
     PluginResult,
 };
 
-use crate::config::{Config, Limits};
+use crate::{
+    config::{Config, Limits},
+    push::PushHub,
+};
 
 use self::{
     action::{Call, Reply},
@@ -77,6 +84,8 @@ pub struct Api {
     signing_key: Option<String>,
     stores: Stores,
     homedoc: Vec<u8>,
+    /// The connections of this node that receive pushes (§5.4).
+    pushes: PushHub,
 }
 
 impl Api {
@@ -90,6 +99,7 @@ impl Api {
             signing_key: config.signed_url.secret_key.clone(),
             stores,
             homedoc: homedoc::home_document(config.server.admin_mode),
+            pushes: PushHub::default(),
         }
     }
 
@@ -165,6 +175,27 @@ impl Api {
 impl HostApi for Api {
     async fn handle(&self, request: ApiRequest) -> PluginResult<ApiResponse> {
         Ok(self.serve(request).await)
+    }
+
+    async fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> PluginResult<()> {
+        self.pushes.open(connection.as_str(), sink);
+        Ok(())
+    }
+
+    /// Ends the connection's socket subscriptions, in the registry and in
+    /// the store (Zaqar deletes them when the socket closes, §5.4).
+    async fn connection_closed(&self, connection: RString) -> PluginResult<()> {
+        for (queue, id) in self.pushes.close(connection.as_str()) {
+            if let Err(error) = self
+                .stores
+                .messages
+                .subscription_delete(queue, id.into())
+                .await
+            {
+                tracing::warn!(%error, "could not delete the subscription of a closed connection");
+            }
+        }
+        Ok(())
     }
 }
 

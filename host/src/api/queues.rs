@@ -12,8 +12,9 @@ use super::{
     action::{Call, PageQuery, Reply},
     body::{parse_document, parse_optional_object},
     errors::{ApiError, ApiResult},
-    metadata::{apply_patch, check_reserved, parse_patch, with_defaults},
+    metadata::{check_reserved, with_defaults},
     params::parse_python_int,
+    queue_patch::{apply_patch, parse_patch},
     validation::{page_limit, PageKind},
     Api,
 };
@@ -238,6 +239,7 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 /// subscriptions (§8 #20); a missing queue is fine.
 pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let queue = queue_ref(call)?;
+    super::subscriptions::forget_sockets(api, &queue).await?;
     api.stores
         .messages
         .queue_delete(queue)

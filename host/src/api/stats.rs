@@ -26,6 +26,8 @@ pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 
 /// How many subscriptions to delete per round of a purge.
 const PURGE_PAGE: u32 = 100;
+/// At most this many rounds of subscription deletion per purge.
+const MAX_PURGE_ROUNDS: usize = 10_000;
 
 /// `queue_purge`: deletes the messages and/or subscriptions of a queue
 /// (all of them, §8 #19), keeping the queue.
@@ -46,7 +48,8 @@ pub async fn purge(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
             .map_err(|e| ApiError::storage(e, FAILED))?;
     }
     if subscriptions {
-        loop {
+        // Bounded, so a store that fails to delete cannot spin us forever.
+        for _ in 0..MAX_PURGE_ROUNDS {
             let query = SubscriptionListQuery {
                 marker: None.into(),
                 limit: PURGE_PAGE,
@@ -60,6 +63,7 @@ pub async fn purge(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
                     .subscription_delete(queue.clone(), subscription.id.clone())
                     .await
                     .map_err(|e| ApiError::storage(e, FAILED))?;
+                api.pushes.unsubscribe(&queue, &subscription.id);
             }
             if page.len() < PURGE_PAGE as usize {
                 break;

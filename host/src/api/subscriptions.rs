@@ -3,7 +3,7 @@
 //! confirmations and notifications are the notifier's business.
 
 use plugin_api::{
-    storage::{MessageStore, NewSubscription, SubscriptionListQuery, SubscriptionPatch},
+    storage::{MessageStore, NewSubscription, QueueRef, SubscriptionListQuery, SubscriptionPatch},
     types::{ROption, RVec},
     ErrorCode,
 };
@@ -36,9 +36,7 @@ fn validate(document: &Map<String, Value>, api: &Api) -> ApiResult<SubscriptionF
     if let Some(subscriber) = document.get("subscriber") {
         let supported = &api.limits.subscriber_types;
         match subscriber.as_str() {
-            Some(uri)
-                if url_scheme(uri).is_some_and(|scheme| supported.contains(&scheme)) =>
-            {
+            Some(uri) if url_scheme(uri).is_some_and(|scheme| supported.contains(&scheme)) => {
                 fields.subscriber = Some(uri.to_string());
             }
             _ => {
@@ -163,8 +161,90 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     })
 }
 
+/// `subscription_create` without `subscriber` over WebSocket (§5.4): the
+/// socket itself subscribes. The subscription is stored (listings show it,
+/// with subscriber `websocket:<connection>`) and deleted when the socket
+/// closes; posts to the queue are pushed to the socket in the encoding of
+/// this request (`binary` = MessagePack).
+pub async fn create_for_socket(
+    api: &Api,
+    call: &Call<'_>,
+    connection: &str,
+    binary: bool,
+) -> ApiResult<Reply> {
+    const FAILED: &str = "Subscription could not be created.";
+    let mut document = parse_optional_object(call.body)?;
+    document.remove("subscriber");
+    let fields = if document.is_empty() {
+        SubscriptionFields::default()
+    } else {
+        validate(&document, api)?
+    };
+    if !api.pushes.is_open(connection) {
+        return Err(ApiError::api(
+            "This connection cannot receive notifications.",
+        ));
+    }
+    let queue = queue_ref(call)?;
+    let store = &api.stores.messages;
+    let now = api.now_ms();
+    store
+        .queue_create(queue.clone(), RVec::from(b"{}".to_vec()), now)
+        .await
+        .map_err(|e| ApiError::storage(e, FAILED))?;
+    let subscription = NewSubscription {
+        subscriber: format!("websocket:{connection}").into(),
+        ttl: fields.ttl.unwrap_or(api.limits.default_subscription_ttl),
+        options: fields.options.unwrap_or_else(|| b"{}".to_vec()).into(),
+    };
+    let outcome = store
+        .subscription_create(queue.clone(), subscription, now)
+        .await
+        .map_err(|e| ApiError::storage(e, FAILED))?;
+    let id = outcome.id.into_string();
+    if outcome.created && !api.pushes.subscribe(connection, queue.clone(), &id, binary) {
+        // The socket closed meanwhile: nothing else would delete it.
+        let _ = store.subscription_delete(queue, id.clone().into()).await;
+        return Err(ApiError::api(
+            "This connection cannot receive notifications.",
+        ));
+    }
+    Ok(Reply::SubscriptionCreated {
+        id,
+        created: outcome.created,
+    })
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Subscription {id} does not exist"))
+}
+
+/// Stops pushes for every socket subscription of a queue whose
+/// subscriptions are being deleted wholesale (queue delete).
+pub async fn forget_sockets(api: &Api, queue: &QueueRef) -> ApiResult<()> {
+    if !api.pushes.has_subscribers(queue) {
+        return Ok(());
+    }
+    let mut marker = None;
+    loop {
+        let query = SubscriptionListQuery {
+            marker: marker.take().into(),
+            limit: 100,
+        };
+        let page = api
+            .stores
+            .messages
+            .subscription_list(queue.clone(), query, api.now_ms())
+            .await
+            .map_err(|e| ApiError::storage(e, "Queue could not be deleted."))?;
+        for subscription in page.iter() {
+            api.pushes.unsubscribe(queue, &subscription.id);
+        }
+        match page.last() {
+            Some(last) if page.len() == 100 => marker = Some(last.id.clone()),
+            _ => return Ok(()),
+        }
+    }
 }
 
 /// `subscription_get`: one live subscription.
@@ -253,9 +333,10 @@ pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let queue = queue_ref(call)?;
     api.stores
         .messages
-        .subscription_delete(queue, id.into())
+        .subscription_delete(queue.clone(), id.into())
         .await
         .map_err(|e| ApiError::storage(e, "Subscription could not be deleted."))?;
+    api.pushes.unsubscribe(&queue, id);
     Ok(Reply::Done)
 }
 

@@ -17,6 +17,7 @@ use super::{
     params::BodyParams,
     render::age_seconds,
     router::Action,
+    subscriptions,
     validation::{ClientId, ProjectId, QueueName},
     Api,
 };
@@ -58,10 +59,22 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
         .iter()
         .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK));
     let (status, envelope) = match decode(&request.body, binary) {
-        Err(error) => (400, envelope(&Value::Null, &Map::new(), &Map::new(), json!({ "error": error }), 400)),
+        Err(error) => (
+            400,
+            envelope(
+                &Value::Null,
+                &Map::new(),
+                &Map::new(),
+                json!({ "error": error }),
+                400,
+            ),
+        ),
         Ok(frame) => {
-            let (status, body) = serve(api, &frame).await;
-            (status, envelope(&frame.action, &frame.body, &frame.headers, body, status))
+            let (status, body) = serve(api, &frame, request.connection.as_str(), binary).await;
+            (
+                status,
+                envelope(&frame.action, &frame.body, &frame.headers, body, status),
+            )
         }
     };
     let payload = if binary {
@@ -70,7 +83,11 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
         serde_json::to_vec(&envelope).unwrap_or_default()
     };
     let content_type = if binary { MSGPACK } else { "application/json" };
-    HttpResponse { status, headers: vec![("content-type", content_type.into())], body: payload }
+    HttpResponse {
+        status,
+        headers: vec![("content-type", content_type.into())],
+        body: payload,
+    }
 }
 
 struct Frame {
@@ -84,7 +101,8 @@ fn decode(payload: &[u8], binary: bool) -> Result<Frame, String> {
         rmp_serde::from_slice(payload)
             .map_err(|e| format!("Can't decode binary (MessagePack) request. {e}"))?
     } else {
-        serde_json::from_slice(payload).map_err(|e| format!("Can't decode text (JSON) request. {e}"))?
+        serde_json::from_slice(payload)
+            .map_err(|e| format!("Can't decode text (JSON) request. {e}"))?
     };
     let Value::Object(mut frame) = value else {
         return Err("Unexpected body type. Expected dict or dict like.".into());
@@ -100,7 +118,13 @@ fn decode(payload: &[u8], binary: bool) -> Result<Frame, String> {
     })
 }
 
-fn envelope(action: &Value, body: &Map<String, Value>, headers: &Map<String, Value>, result: Value, status: u16) -> Value {
+fn envelope(
+    action: &Value,
+    body: &Map<String, Value>,
+    headers: &Map<String, Value>,
+    result: Value,
+    status: u16,
+) -> Value {
     json!({
         "request": {"action": action, "body": body, "headers": headers, "api": "v2"},
         "body": result,
@@ -113,7 +137,10 @@ fn schema_failed() -> (u16, Value) {
 }
 
 fn header<'a>(headers: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).and_then(|(_, value)| value.as_str())
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .and_then(|(_, value)| value.as_str())
 }
 
 /// Zaqar's handler error shape: `{"exception": <text>, "error": <summary>}`.
@@ -126,30 +153,50 @@ fn failure(error: &ApiError) -> (u16, Value) {
     (error.status(), json!({"exception": text, "error": summary}))
 }
 
-async fn serve(api: &Api, frame: &Frame) -> (u16, Value) {
+async fn serve(api: &Api, frame: &Frame, connection: &str, binary: bool) -> (u16, Value) {
     let name = match &frame.action {
         Value::String(name) => name.clone(),
         Value::Null => "None".to_string(),
         other => other.to_string(),
     };
     let Some(action) = Action::from_name(&name).filter(|a| WEBSOCKET_ACTIONS.contains(a)) else {
-        return (400, json!({ "error": format!("{name} is not a valid action") }));
+        return (
+            400,
+            json!({ "error": format!("{name} is not a valid action") }),
+        );
     };
-    let needs_identity = !matches!(action, Action::GetHomeDoc | Action::PingNode | Action::CheckNodeHealth);
-    let (client_header, project_header) = (header(&frame.headers, "Client-ID"), header(&frame.headers, "X-Project-ID"));
+    let needs_identity = !matches!(
+        action,
+        Action::GetHomeDoc | Action::PingNode | Action::CheckNodeHealth
+    );
+    let (client_header, project_header) = (
+        header(&frame.headers, "Client-ID"),
+        header(&frame.headers, "X-Project-ID"),
+    );
     if needs_identity && (client_header.is_none() || project_header.is_none()) {
         return schema_failed();
     }
-    let client_id = match ClientId::from_header(Some(client_header.unwrap_or("00000000000000000000000000000000")), api.client_id_rule) {
+    let client_id = match ClientId::from_header(
+        Some(client_header.unwrap_or("00000000000000000000000000000000")),
+        api.client_id_rule,
+    ) {
         Ok(id) => id,
-        Err(_) => return (400, json!({"exception": "badly formed hexadecimal UUID string", "error": null})),
+        Err(_) => {
+            return (
+                400,
+                json!({"exception": "badly formed hexadecimal UUID string", "error": null}),
+            )
+        }
     };
     let project = match ProjectId::from_header(Some(project_header.unwrap_or("none"))) {
         Ok(project) => project,
         Err(error) => return failure(&error),
     };
     let body = &frame.body;
-    let queue = match (needs_identity && action != Action::QueueList, body.get("queue_name")) {
+    let queue = match (
+        needs_identity && action != Action::QueueList,
+        body.get("queue_name"),
+    ) {
         (false, _) => None,
         (true, Some(Value::String(name))) => match QueueName::parse(name, &project) {
             Ok(queue) => Some(queue),
@@ -169,15 +216,36 @@ async fn serve(api: &Api, frame: &Frame) -> (u16, Value) {
         Some(_) => return schema_failed(),
     };
     let document = action_document(action, body);
-    let admin = header(&frame.headers, "X-Roles")
-        .is_some_and(|roles| roles.split(',').any(|role| role.trim().eq_ignore_ascii_case("admin")));
-    let caller = Caller { project, client_id, admin };
+    let admin = header(&frame.headers, "X-Roles").is_some_and(|roles| {
+        roles
+            .split(',')
+            .any(|role| role.trim().eq_ignore_ascii_case("admin"))
+    });
+    let caller = Caller {
+        project,
+        client_id,
+        admin,
+    };
     let params = BodyParams::new(body);
-    let call = Call { action, caller: &caller, queue, id, params: &params, body: document.as_deref() };
-    match api.dispatch(&call).await {
+    let call = Call {
+        action,
+        caller: &caller,
+        queue,
+        id,
+        params: &params,
+        body: document.as_deref(),
+    };
+    let result = if action == Action::SubscriptionCreate && !body.contains_key("subscriber") {
+        subscriptions::create_for_socket(api, &call, connection, binary).await
+    } else {
+        api.dispatch(&call).await
+    };
+    match result {
         Ok(reply) => render(api, &call, reply),
         // Zaqar's WebSocket message_get_many answers an empty list, not 404.
-        Err(ApiError::NotFound(_)) if action == Action::MessageGetMany => (200, json!({"messages": []})),
+        Err(ApiError::NotFound(_)) if action == Action::MessageGetMany => {
+            (200, json!({"messages": []}))
+        }
         Err(error) => failure(&error),
     }
 }
@@ -185,12 +253,16 @@ async fn serve(api: &Api, frame: &Frame) -> (u16, Value) {
 /// The JSON document an action reads, cut from the frame's body.
 fn action_document(action: Action, body: &Map<String, Value>) -> Option<Vec<u8>> {
     let pick = |keys: &[&str]| {
-        let picked: Map<String, Value> =
-            keys.iter().filter_map(|k| body.get(*k).map(|v| (k.to_string(), v.clone()))).collect();
+        let picked: Map<String, Value> = keys
+            .iter()
+            .filter_map(|k| body.get(*k).map(|v| (k.to_string(), v.clone())))
+            .collect();
         serde_json::to_vec(&picked).ok()
     };
     match action {
-        Action::QueueCreate => body.get("metadata").and_then(|m| serde_json::to_vec(m).ok()),
+        Action::QueueCreate => body
+            .get("metadata")
+            .and_then(|m| serde_json::to_vec(m).ok()),
         Action::MessagePost => pick(&["messages"]),
         Action::ClaimCreate | Action::ClaimUpdate => pick(&["ttl", "grace"]),
         Action::SubscriptionCreate => pick(&["subscriber", "ttl", "options"]),
@@ -201,7 +273,12 @@ fn action_document(action: Action, body: &Map<String, Value>) -> Option<Vec<u8>>
 
 /// A message in the WebSocket shape `{"id","claim_id","ttl","age","body"}`.
 fn message(message: &StoredMessage, now_ms: u64) -> Value {
-    let claim = message.claim.as_ref().into_option().map(|c| Value::from(c.id.as_str())).unwrap_or(Value::Null);
+    let claim = message
+        .claim
+        .as_ref()
+        .into_option()
+        .map(|c| Value::from(c.id.as_str()))
+        .unwrap_or(Value::Null);
     json!({
         "id": message.id.as_str(),
         "claim_id": claim,
@@ -236,7 +313,10 @@ fn render(api: &Api, call: &Call<'_>, reply: Reply) -> (u16, Value) {
     let queue = call.queue.as_ref().map(|q| q.as_str()).unwrap_or("");
     let id = call.id.as_deref().unwrap_or("");
     match reply {
-        Reply::HomeDoc => (200, serde_json::from_slice(&api.homedoc).unwrap_or(Value::Null)),
+        Reply::HomeDoc => (
+            200,
+            serde_json::from_slice(&api.homedoc).unwrap_or(Value::Null),
+        ),
         Reply::Pong { alive } => (if alive { 204 } else { 503 }, json!({})),
         Reply::Health(report) => {
             let operations: Map<String, Value> = report
@@ -244,7 +324,10 @@ fn render(api: &Api, call: &Call<'_>, reply: Reply) -> (u16, Value) {
                 .iter()
                 .map(|op| (op.name.to_string(), json!({"succeeded": op.succeeded, "seconds": op.seconds, "ref": op.reference})))
                 .collect();
-            (200, json!({"storage_reachable": report.storage_reachable, "operation_status": operations}))
+            (
+                200,
+                json!({"storage_reachable": report.storage_reachable, "operation_status": operations}),
+            )
         }
         Reply::QueueList { queues, .. } => {
             let list: Vec<Value> = queues
@@ -256,11 +339,16 @@ fn render(api: &Api, call: &Call<'_>, reply: Reply) -> (u16, Value) {
                 .collect();
             (200, json!({ "queues": list }))
         }
-        Reply::QueueCreated { created } => (if created { 201 } else { 204 }, json!(format!("Queue {queue} created."))),
+        Reply::QueueCreated { created } => (
+            if created { 201 } else { 204 },
+            json!(format!("Queue {queue} created.")),
+        ),
         Reply::QueueMetadata { raw, .. } => (200, Value::Object(raw)),
         Reply::Stats(counts) => (200, stats(&counts, now)),
         Reply::SignedUrl(_) => (400, json!({"error": "Not supported."})),
-        Reply::MessageList { messages: list, .. } => (200, json!({ "messages": messages(&list, now) })),
+        Reply::MessageList { messages: list, .. } => {
+            (200, json!({ "messages": messages(&list, now) }))
+        }
         Reply::MessageGetMany(list) => (200, json!({ "messages": messages(&list, now) })),
         Reply::Message(found) => (200, json!({ "messages": message(&found, now) })),
         Reply::Posted(posted) => {
@@ -280,9 +368,10 @@ fn render(api: &Api, call: &Call<'_>, reply: Reply) -> (u16, Value) {
             (200, json!({ "messages": popped }))
         }
         Reply::ClaimCreated(claim) if claim.messages.is_empty() => (204, json!({"claim_id": null})),
-        Reply::ClaimCreated(claim) => {
-            (201, json!({"claim_id": claim.id.as_str(), "messages": messages(&claim.messages, now)}))
-        }
+        Reply::ClaimCreated(claim) => (
+            201,
+            json!({"claim_id": claim.id.as_str(), "messages": messages(&claim.messages, now)}),
+        ),
         Reply::Claim(claim) => (
             200,
             json!({"age": age_seconds(now, claim.updated_ms), "ttl": claim.ttl, "messages": messages(&claim.messages, now)}),
@@ -293,10 +382,13 @@ fn render(api: &Api, call: &Call<'_>, reply: Reply) -> (u16, Value) {
         }
         Reply::Subscription(found) => (200, subscription(&found, now)),
         // Zaqar's WebSocket API refuses duplicates with 409 and a sentence (§8 #16).
-        Reply::SubscriptionCreated { created: false, .. } => (409, json!(format!("Subscription {queue} not created."))),
-        Reply::SubscriptionCreated { id: new_id, .. } => {
-            (201, json!({"subscription_id": new_id, "message": format!("Subscription {queue} created.")}))
+        Reply::SubscriptionCreated { created: false, .. } => {
+            (409, json!(format!("Subscription {queue} not created.")))
         }
+        Reply::SubscriptionCreated { id: new_id, .. } => (
+            201,
+            json!({"subscription_id": new_id, "message": format!("Subscription {queue} created.")}),
+        ),
         Reply::Done => match call.action {
             Action::QueueDelete => (204, json!(format!("Queue {queue} removed."))),
             Action::ClaimUpdate => (204, json!(format!("Claim {id} updated."))),

@@ -32,8 +32,6 @@ pub async fn serve(
     config: WsgiConfig,
     mut stopped: watch::Receiver<bool>,
 ) {
-    // Small request/response pairs: don't let Nagle hold them back.
-    let _ = stream.set_nodelay(true);
     let connection_id = RString::from(uuid::Uuid::new_v4().to_string());
     let peer = RString::from(peer.to_string());
     let max_body = config.max_body_size;

@@ -10,7 +10,10 @@ use zaqar_tests::{Client, Response};
 #[track_caller]
 pub fn assert_error(response: &Response, status: u16, title: &str, description: &str) {
     assert_eq!(response.status, status, "{}", response.text());
-    assert_eq!(response.json(), json!({"title": title, "description": description}));
+    assert_eq!(
+        response.json(),
+        json!({"title": title, "description": description})
+    );
     assert_eq!(response.header("content-type"), Some("application/json"));
 }
 
@@ -33,18 +36,31 @@ pub fn post(client: &Client, queue: &str, messages: Value) -> Vec<String> {
         .as_array()
         .expect("resources")
         .iter()
-        .map(|href| href.as_str().unwrap().rsplit('/').next().unwrap().to_string())
+        .map(|href| {
+            href.as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
 
 /// Claims messages; returns the claim id and the claimed messages.
 #[track_caller]
 pub fn claim(client: &Client, queue: &str, query: &str, body: Value) -> (String, Vec<Value>) {
-    let response = client.post(&format!("/v2/queues/{queue}/claims{query}")).json(&body).send();
+    let response = client
+        .post(&format!("/v2/queues/{queue}/claims{query}"))
+        .json(&body)
+        .send();
     assert_eq!(response.status, 201, "{}", response.text());
     let location = response.header("location").expect("location").to_string();
     let claim_id = location.rsplit('/').next().unwrap().to_string();
-    (claim_id, response.json()["messages"].as_array().unwrap().clone())
+    (
+        claim_id,
+        response.json()["messages"].as_array().unwrap().clone(),
+    )
 }
 
 /// The ids of a listing's messages.

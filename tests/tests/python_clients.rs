@@ -1,19 +1,23 @@
 //! python-zaqarclient 4.7.0, the client existing Zaqar users run, drives the
-//! real server unchanged (`tests/python/test_zaqarclient.py`).
+//! real server unchanged (`tests/python/test_zaqarclient.py`), and Python's
+//! `websockets` + `msgpack` speak the persistent transport
+//! (`tests/python/test_websocket.py`).
 //!
-//! `scripts/test.sh` creates the virtualenv and sets `ZAQAR_TEST_PYTHON`.
+//! `scripts/test.sh` creates the virtualenv and sets `PYTHON_ZAQARCLIENT`.
 
 use std::process::Command;
 
 use zaqar_tests::{workspace_root, TestServer};
 
 #[test]
-fn python_zaqarclient_works_unchanged() {
-    let python = std::env::var("ZAQAR_TEST_PYTHON").expect(
-        "ZAQAR_TEST_PYTHON is not set: run the suite with `bash scripts/test.sh`, \
+fn python_clients_work_unchanged() {
+    let python = std::env::var("PYTHON_ZAQARCLIENT").expect(
+        "PYTHON_ZAQARCLIENT is not set: run the suite with `bash scripts/test.sh`, \
          which creates the python-zaqarclient virtualenv",
     );
-    let server = TestServer::start();
+    let server = TestServer::start_with(
+        "[drivers]\ntransports = [\"wsgi\", \"websocket\"]\n[drivers.transport.websocket]\nport = 0\n",
+    );
     let output = Command::new(&python)
         .args([
             "-m",
@@ -25,6 +29,10 @@ fn python_zaqarclient_works_unchanged() {
         ])
         .current_dir(workspace_root())
         .env("ZAQAR_URL", server.http_url())
+        .env(
+            "ZAQAR_WS_URL",
+            format!("ws://{}", server.address("websocket")),
+        )
         .output()
         .expect("run pytest");
     let report = format!(
@@ -38,4 +46,8 @@ fn python_zaqarclient_works_unchanged() {
         server.log()
     );
     assert!(report.contains("passed"), "pytest ran nothing:\n{report}");
+    assert!(
+        !report.contains("skipped"),
+        "pytest skipped checks:\n{report}"
+    );
 }

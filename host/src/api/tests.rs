@@ -1,0 +1,672 @@
+//! `Api::handle` driven directly, without a socket: failure mapping of the
+//! storage boundary, and the WebSocket front end reaching the same actions.
+
+use std::{future::Future, path::PathBuf};
+
+use plugin_api::{
+    management::wrap_management_store,
+    storage::*,
+    transport::{ApiRequest, ApiResponse, Header, HostApi, Protocol},
+    types::{ROption, RString, RVec},
+    ErrorCode, PluginError, PluginResult,
+};
+use serde_json::{json, Value};
+use storage_embedded::{EmbeddedConfig, EmbeddedManagementStore, EmbeddedMessageStore};
+
+use super::{Api, Stores};
+use crate::config::Config;
+
+const CLIENT: &str = "dde7c068-d4f2-48c1-9e99-a4fa7be16b67";
+
+/// A data directory removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("zaqar-api-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        Self(path)
+    }
+
+    fn config(&self) -> EmbeddedConfig {
+        EmbeddedConfig {
+            path: self.0.clone(),
+            ..EmbeddedConfig::default()
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
+    let management = wrap_management_store(
+        EmbeddedManagementStore::open(&dir.config()).expect("management store"),
+    );
+    let mut config = Config::default();
+    config.server.admin_mode = true;
+    Api::new(
+        &config,
+        Stores {
+            messages,
+            management,
+        },
+    )
+}
+
+fn embedded_api(dir: &TempDir) -> Api {
+    api_with(
+        wrap_message_store(EmbeddedMessageStore::open(&dir.config()).expect("message store")),
+        dir,
+    )
+}
+
+fn http(method: &str, path: &str, query: &str, body: &[u8]) -> ApiRequest {
+    ApiRequest {
+        protocol: Protocol::HTTP,
+        method: method.into(),
+        path: path.into(),
+        query: query.into(),
+        headers: vec![
+            Header::new("client-id", CLIENT),
+            Header::new("x-project-id", "p"),
+        ]
+        .into(),
+        body: RVec::from(body.to_vec()),
+        peer: "test".into(),
+        connection: "c1".into(),
+    }
+}
+
+async fn send(api: &Api, request: ApiRequest) -> ApiResponse {
+    api.handle(request).await.expect("handle never fails")
+}
+
+fn header<'a>(response: &'a ApiResponse, name: &str) -> Option<&'a str> {
+    response
+        .headers
+        .iter()
+        .find(|h| h.name.as_str() == name)
+        .map(|h| h.value.as_str())
+}
+
+fn json_body(response: &ApiResponse) -> Value {
+    serde_json::from_slice(&response.body).expect("JSON body")
+}
+
+/// A store whose every call fails with `code` (or panics, for `PANICKED`).
+struct FailingStore(ErrorCode);
+
+impl FailingStore {
+    fn fail<T: Send>(&self) -> impl Future<Output = PluginResult<T>> + Send + use<T> {
+        if self.0 == ErrorCode::PANICKED {
+            panic!("the store fell over");
+        }
+        std::future::ready(Err(PluginError::new(self.0, "backend says no")))
+    }
+}
+
+impl MessageStore for FailingStore {
+    fn queue_create(
+        &self,
+        _: QueueRef,
+        _: RVec<u8>,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<bool>> + Send {
+        self.fail()
+    }
+    fn queue_get_metadata(
+        &self,
+        _: QueueRef,
+    ) -> impl Future<Output = PluginResult<ROption<RVec<u8>>>> + Send {
+        self.fail()
+    }
+    fn queue_set_metadata(
+        &self,
+        _: QueueRef,
+        _: RVec<u8>,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn queue_delete(&self, _: QueueRef) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn queue_list(
+        &self,
+        _: RString,
+        _: QueueListQuery,
+    ) -> impl Future<Output = PluginResult<RVec<QueueEntry>>> + Send {
+        self.fail()
+    }
+    fn queue_count(&self, _: RString) -> impl Future<Output = PluginResult<u64>> + Send {
+        self.fail()
+    }
+    fn queue_stats(
+        &self,
+        _: QueueRef,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<QueueStats>> + Send {
+        self.fail()
+    }
+    fn message_post(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: RVec<NewMessage>,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<RVec<PostedMessage>>> + Send {
+        self.fail()
+    }
+    fn message_list(
+        &self,
+        _: QueueRef,
+        _: MessageListQuery,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<RVec<StoredMessage>>> + Send {
+        self.fail()
+    }
+    fn message_get_many(
+        &self,
+        _: QueueRef,
+        _: RVec<RString>,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<RVec<StoredMessage>>> + Send {
+        self.fail()
+    }
+    fn message_delete(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: ROption<RString>,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn message_delete_many(
+        &self,
+        _: QueueRef,
+        _: RVec<RString>,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn message_pop(
+        &self,
+        _: QueueRef,
+        _: u32,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<RVec<StoredMessage>>> + Send {
+        self.fail()
+    }
+    fn message_purge(&self, _: QueueRef) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn claim_create(
+        &self,
+        _: QueueRef,
+        _: ClaimRequest,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<StoredClaim>> + Send {
+        self.fail()
+    }
+    fn claim_get(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<ROption<StoredClaim>>> + Send {
+        self.fail()
+    }
+    fn claim_update(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: u32,
+        _: u32,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn claim_delete(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn subscription_create(
+        &self,
+        _: QueueRef,
+        _: NewSubscription,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<SubscriptionCreated>> + Send {
+        self.fail()
+    }
+    fn subscription_list(
+        &self,
+        _: QueueRef,
+        _: SubscriptionListQuery,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<RVec<SubscriptionRecord>>> + Send {
+        self.fail()
+    }
+    fn subscription_get(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<ROption<SubscriptionRecord>>> + Send {
+        self.fail()
+    }
+    fn subscription_update(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: SubscriptionPatch,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn subscription_confirm(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: bool,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn subscription_delete(
+        &self,
+        _: QueueRef,
+        _: RString,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn is_alive(&self) -> impl Future<Output = PluginResult<bool>> + Send {
+        self.fail()
+    }
+}
+
+#[tokio::test]
+async fn unavailable_store_answers_503_with_zaqars_sentence() {
+    let dir = TempDir::new();
+    let api = api_with(
+        wrap_message_store(FailingStore(ErrorCode::UNAVAILABLE)),
+        &dir,
+    );
+    let response = send(&api, http("PUT", "/v2/queues/q", "", b"")).await;
+    assert_eq!(response.status, 503);
+    assert_eq!(
+        json_body(&response),
+        json!({"title": "Service temporarily unavailable", "description": "Queue could not be created. Please try again in a few seconds."})
+    );
+    assert!(header(&response, "x-openstack-request-id").is_some_and(|id| id.starts_with("req-")));
+    let post = send(
+        &api,
+        http(
+            "POST",
+            "/v2/queues/q/messages",
+            "",
+            br#"{"messages": [{"body": 1}]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(post.status, 503);
+    let ping = send(&api, http("GET", "/v2/ping", "", b"")).await;
+    assert_eq!(ping.status, 503);
+    assert!(ping.body.is_empty());
+}
+
+#[tokio::test]
+async fn panicking_store_answers_500_and_the_api_keeps_serving() {
+    let dir = TempDir::new();
+    let api = api_with(wrap_message_store(FailingStore(ErrorCode::PANICKED)), &dir);
+    for _ in 0..2 {
+        let response = send(&api, http("GET", "/v2/queues/q/stats", "", b"")).await;
+        assert_eq!(response.status, 500);
+        assert_eq!(
+            json_body(&response),
+            json!({"title": "Internal server error", "description": "Queue stats could not be read."})
+        );
+    }
+    assert_eq!(
+        send(&api, http("GET", "/v2/queues/q/stats", "limit=x", b""))
+            .await
+            .status,
+        500
+    );
+}
+
+#[tokio::test]
+async fn input_errors_are_reported_before_the_store_is_touched() {
+    let dir = TempDir::new();
+    let api = api_with(
+        wrap_message_store(FailingStore(ErrorCode::UNAVAILABLE)),
+        &dir,
+    );
+    let response = send(&api, http("POST", "/v2/queues/q/claims", "limit=99", b"{}")).await;
+    assert_eq!(response.status, 400);
+    let response = send(
+        &api,
+        http("PUT", "/v2/queues/q", "", b"{\"_default_message_ttl\": 1}"),
+    )
+    .await;
+    assert_eq!(response.status, 400);
+}
+
+#[tokio::test]
+async fn head_answers_carry_no_body() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let response = send(&api, http("HEAD", "/v2/queues", "", b"")).await;
+    assert_eq!(response.status, 405);
+    assert!(response.body.is_empty());
+}
+
+fn frame(value: &Value, msgpack: bool) -> ApiRequest {
+    let (body, content_type) = if msgpack {
+        (
+            rmp_serde::to_vec_named(value).unwrap(),
+            "application/x-msgpack",
+        )
+    } else {
+        (serde_json::to_vec(value).unwrap(), "application/json")
+    };
+    ApiRequest {
+        protocol: Protocol::WEBSOCKET,
+        method: "".into(),
+        path: "".into(),
+        query: "".into(),
+        headers: vec![Header::new("content-type", content_type)].into(),
+        body: body.into(),
+        peer: "test".into(),
+        connection: "ws1".into(),
+    }
+}
+
+async fn ws(api: &Api, action: &str, body: Value, msgpack: bool) -> Value {
+    let request = json!({"action": action, "headers": {"Client-ID": CLIENT, "X-Project-ID": "p"}, "body": body});
+    let response = send(api, frame(&request, msgpack)).await;
+    let envelope: Value = if msgpack {
+        rmp_serde::from_slice(&response.body).expect("msgpack envelope")
+    } else {
+        serde_json::from_slice(&response.body).expect("json envelope")
+    };
+    assert_eq!(envelope["request"]["action"], action);
+    assert_eq!(envelope["request"]["api"], "v2");
+    assert_eq!(envelope["headers"]["status"], response.status);
+    envelope
+}
+
+#[tokio::test]
+async fn websocket_frames_run_the_same_actions_as_http() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let created = ws(
+        &api,
+        "queue_create",
+        json!({"queue_name": "wsq", "metadata": {"m": 1}}),
+        false,
+    )
+    .await;
+    assert_eq!(
+        (
+            created["headers"]["status"].clone(),
+            created["body"].clone()
+        ),
+        (json!(201), json!("Queue wsq created."))
+    );
+    assert_eq!(
+        ws(&api, "queue_create", json!({"queue_name": "wsq"}), false).await["headers"]["status"],
+        204
+    );
+    assert_eq!(
+        ws(&api, "queue_get", json!({"queue_name": "wsq"}), false).await["body"],
+        json!({"m": 1})
+    );
+
+    let posted = ws(
+        &api,
+        "message_post",
+        json!({"queue_name": "wsq", "messages": [{"ttl": 300, "body": {"k": "v"}}]}),
+        true,
+    )
+    .await;
+    assert_eq!(posted["headers"]["status"], 201);
+    let id = posted["body"]["message_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let listed = ws(
+        &api,
+        "message_list",
+        json!({"queue_name": "wsq", "echo": true}),
+        false,
+    )
+    .await;
+    assert_eq!(
+        listed["body"],
+        json!({"messages": [{"id": id, "claim_id": null, "ttl": 300, "age": 0, "body": {"k": "v"}}]})
+    );
+    let got = ws(
+        &api,
+        "message_get",
+        json!({"queue_name": "wsq", "message_id": id}),
+        false,
+    )
+    .await;
+    assert_eq!(got["body"]["messages"]["id"], id.as_str());
+
+    let claimed = ws(
+        &api,
+        "claim_create",
+        json!({"queue_name": "wsq", "ttl": 60, "grace": 60, "limit": 1}),
+        false,
+    )
+    .await;
+    assert_eq!(claimed["headers"]["status"], 201);
+    let claim_id = claimed["body"]["claim_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        claimed["body"]["messages"][0]["claim_id"],
+        claim_id.as_str()
+    );
+    let refused = ws(
+        &api,
+        "message_delete",
+        json!({"queue_name": "wsq", "message_id": id}),
+        false,
+    )
+    .await;
+    assert_eq!(refused["headers"]["status"], 403);
+    assert_eq!(
+        refused["body"]["error"],
+        "This message is claimed; it cannot be deleted without a valid claim ID."
+    );
+    let updated = ws(
+        &api,
+        "claim_update",
+        json!({"queue_name": "wsq", "claim_id": claim_id, "ttl": 120}),
+        false,
+    )
+    .await;
+    assert_eq!(updated["body"], json!(format!("Claim {claim_id} updated.")));
+    let deleted = ws(
+        &api,
+        "message_delete",
+        json!({"queue_name": "wsq", "message_id": id, "claim_id": claim_id}),
+        false,
+    )
+    .await;
+    assert_eq!(deleted["headers"]["status"], 204);
+    let none = ws(
+        &api,
+        "message_get_many",
+        json!({"queue_name": "wsq", "message_ids": [id]}),
+        false,
+    )
+    .await;
+    assert_eq!(none["body"], json!({"messages": []}));
+    assert_eq!(
+        ws(&api, "queue_delete", json!({"queue_name": "wsq"}), false).await["body"],
+        "Queue wsq removed."
+    );
+}
+
+#[tokio::test]
+async fn websocket_errors_use_zaqars_envelope() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let unknown = ws(&api, "frobnicate", json!({}), false).await;
+    assert_eq!(
+        (
+            unknown["headers"]["status"].clone(),
+            unknown["body"].clone()
+        ),
+        (
+            json!(400),
+            json!({"error": "frobnicate is not a valid action"})
+        )
+    );
+    let invalid = ws(
+        &api,
+        "message_post",
+        json!({"queue_name": "q", "messages": [{"ttl": 5, "body": 1}]}),
+        false,
+    )
+    .await;
+    assert_eq!(
+        invalid["body"],
+        json!({"exception": "The TTL for a message may not exceed 1209600 seconds, and must be at least 60 seconds long.", "error": null})
+    );
+    let missing_client = send(
+        &api,
+        frame(
+            &json!({"action": "queue_list", "headers": {"X-Project-ID": "p"}, "body": {}}),
+            false,
+        ),
+    )
+    .await;
+    assert_eq!(missing_client.status, 400);
+    assert_eq!(
+        json_body(&missing_client)["body"],
+        json!({"error": "Schema validation failed."})
+    );
+    let mut garbage = frame(&json!(null), false);
+    garbage.body = RVec::from(b"{oops".to_vec());
+    let undecodable = send(&api, garbage).await;
+    let envelope = json_body(&undecodable);
+    assert_eq!(
+        envelope["request"],
+        json!({"action": null, "body": {}, "headers": {}, "api": "v2"})
+    );
+    assert!(envelope["body"]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Can't decode text (JSON) request."));
+    let list = send(&api, frame(&json!([1]), true)).await;
+    assert_eq!(
+        rmp_serde::from_slice::<Value>(&list.body).unwrap()["body"]["error"],
+        "Unexpected body type. Expected dict or dict like."
+    );
+}
+
+#[derive(Clone, Default)]
+struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<plugin_api::transport::PushFrame>>>);
+
+impl plugin_api::transport::PushSink for Recorder {
+    fn push(&self, frame: plugin_api::transport::PushFrame) -> bool {
+        self.0.lock().unwrap().push(frame);
+        true
+    }
+}
+
+#[tokio::test]
+async fn a_subscribed_socket_receives_posts_until_it_closes() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let recorder = Recorder::default();
+    api.connection_opened(
+        "ws1".into(),
+        plugin_api::transport::wrap_push_sink(recorder.clone()),
+    )
+    .await
+    .unwrap();
+    let subscribed = ws(
+        &api,
+        "subscription_create",
+        json!({"queue_name": "pushq", "ttl": 600}),
+        true,
+    )
+    .await;
+    assert_eq!(subscribed["headers"]["status"], 201, "{subscribed}");
+    assert_eq!(subscribed["body"]["message"], "Subscription pushq created.");
+    let listed = ws(
+        &api,
+        "subscription_list",
+        json!({"queue_name": "pushq"}),
+        false,
+    )
+    .await;
+    assert_eq!(
+        listed["body"]["subscriptions"][0]["subscriber"],
+        "websocket:ws1"
+    );
+
+    let posted = send(
+        &api,
+        http(
+            "POST",
+            "/v2/queues/pushq/messages",
+            "",
+            br#"{"messages": [{"ttl": 300, "body": "ping"}]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(posted.status, 201);
+    let frames = recorder.0.lock().unwrap().clone();
+    assert_eq!(frames.len(), 1);
+    assert!(
+        frames[0].binary,
+        "pushed in the encoding of the subscribe frame"
+    );
+    let pushed: Value = rmp_serde::from_slice(&frames[0].payload).unwrap();
+    assert_eq!(pushed["body"], "ping");
+    assert_eq!(pushed["queue_name"], "pushq");
+    assert_eq!(pushed["Message_Type"], "Notification");
+    assert!(pushed["sequence"].is_u64());
+
+    api.connection_closed("ws1".into()).await.unwrap();
+    let listed = send(&api, http("GET", "/v2/queues/pushq/subscriptions", "", b"")).await;
+    assert_eq!(json_body(&listed)["subscriptions"], json!([]));
+    send(
+        &api,
+        http(
+            "POST",
+            "/v2/queues/pushq/messages",
+            "",
+            br#"{"messages": [{"body": 2}]}"#,
+        ),
+    )
+    .await;
+    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_socket_the_transport_did_not_announce_cannot_subscribe() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let refused = ws(
+        &api,
+        "subscription_create",
+        json!({"queue_name": "q"}),
+        false,
+    )
+    .await;
+    assert_eq!(refused["headers"]["status"], 400);
+}

@@ -1,0 +1,270 @@
+//! The WebSocket transport through a real client: Zaqar's frames in JSON and
+//! MsgPack, pushes to subscribed sockets, limits and bad input.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tungstenite::Message;
+use zaqar_tests::{Frame, TestServer, WsClient};
+
+fn server_with(websocket_options: &str) -> TestServer {
+    TestServer::start_with(&format!(
+        "[drivers]\ntransports = [\"wsgi\", \"websocket\"]\n[drivers.transport.websocket]\nport = 0\n{websocket_options}\n"
+    ))
+}
+
+fn server() -> TestServer {
+    server_with("")
+}
+
+fn status(reply: &Value) -> u64 {
+    reply["headers"]["status"].as_u64().expect("status")
+}
+
+/// Waits for the next pushed notification (a frame without `request`).
+fn next_push(client: &mut WsClient) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match client.recv(Duration::from_secs(10)) {
+            Frame::Text(v) | Frame::Binary(v) if v.get("request").is_none() => return v,
+            Frame::Text(_) | Frame::Binary(_) => continue,
+            other => panic!("expected a push, got {other:?}"),
+        }
+    }
+    panic!("no push within 10 s");
+}
+
+#[test]
+fn json_and_msgpack_replies_use_the_encoding_of_the_request() {
+    let server = server();
+    let mut client = WsClient::connect(server.address("websocket"));
+    let reply = client.request("queue_create", json!({"queue_name": "enc"}));
+    assert_eq!(status(&reply), 201);
+    assert_eq!(reply["request"]["action"], "queue_create");
+    assert_eq!(reply["request"]["api"], "v2");
+
+    let reply = client.request_msgpack(
+        "message_post",
+        json!({"queue_name": "enc", "messages": [{"body": {"packed": true}, "ttl": 120}]}),
+    );
+    assert_eq!(status(&reply), 201, "{reply}");
+    assert_eq!(reply["body"]["message_ids"].as_array().unwrap().len(), 1);
+
+    let reply = client.request("message_list", json!({"queue_name": "enc", "echo": true}));
+    assert_eq!(status(&reply), 200);
+    assert_eq!(
+        reply["body"]["messages"][0]["body"],
+        json!({"packed": true})
+    );
+}
+
+#[test]
+fn bad_frames_get_error_frames_and_the_socket_stays_usable() {
+    let server = server();
+    let mut client = WsClient::connect(server.address("websocket"));
+
+    client.send_raw(Message::text("{oops"));
+    let reply = client.reply();
+    assert_eq!(status(&reply), 400);
+    assert!(reply["body"]["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Can't decode text (JSON) request."));
+
+    client.send_raw(Message::binary(vec![0xc1, 0x00, 0xff]));
+    match client.recv(Duration::from_secs(10)) {
+        Frame::Binary(reply) => {
+            assert_eq!(status(&reply), 400);
+            assert!(reply["body"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("binary (MessagePack)"));
+        }
+        other => panic!("expected a binary error reply, got {other:?}"),
+    }
+
+    client.send_raw(Message::text("[1, 2]"));
+    assert_eq!(status(&client.reply()), 400);
+
+    let reply = client.request("queue_explode", json!({}));
+    assert_eq!(status(&reply), 400);
+    assert_eq!(
+        reply["body"]["error"],
+        "queue_explode is not a valid action"
+    );
+
+    let reply = client.request(
+        "message_post",
+        json!({"queue_name": "q", "messages": "not a list"}),
+    );
+    assert_eq!(status(&reply), 400);
+
+    // Still serving the same socket.
+    let reply = client.request("queue_create", json!({"queue_name": "after-errors"}));
+    assert_eq!(status(&reply), 201);
+}
+
+#[test]
+fn a_frame_over_the_limit_closes_the_socket_with_1009() {
+    let server = server_with("max_frame_size = 4096");
+    let mut client = WsClient::connect(server.address("websocket"));
+    client.send_raw(Message::text(format!(
+        "{{\"action\": \"queue_list\", \"body\": {{\"pad\": \"{}\"}}}}",
+        "x".repeat(10_000)
+    )));
+    match client.recv(Duration::from_secs(10)) {
+        Frame::Closed(code, reason) => {
+            assert_eq!(code, 1009, "{reason}");
+            assert!(reason.contains("too large"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    // Other sockets are unaffected.
+    let mut other = WsClient::connect(server.address("websocket"));
+    assert_eq!(status(&other.request("queue_list", json!({}))), 200);
+}
+
+#[test]
+fn a_silent_client_is_closed_after_the_idle_timeout() {
+    let server = server_with("idle_timeout = 1\nping_interval = 60");
+    let mut client = WsClient::connect(server.address("websocket"));
+    match client.recv(Duration::from_secs(10)) {
+        Frame::Closed(code, reason) => {
+            assert_eq!(code, 1000);
+            assert!(reason.contains("idle"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_subscribed_socket_gets_messages_posted_over_http() {
+    let server = server();
+    let mut subscriber = WsClient::connect(server.address("websocket"));
+    let reply = subscriber.request(
+        "subscription_create",
+        json!({"queue_name": "news", "ttl": 600}),
+    );
+    assert_eq!(status(&reply), 201, "{reply}");
+
+    let http = server.client();
+    let response = http
+        .post("/v2/queues/news/messages")
+        .json(&json!({"messages": [{"body": {"headline": "one"}, "ttl": 300}, {"body": "two"}]}))
+        .send();
+    assert_eq!(response.status, 201);
+
+    let first = next_push(&mut subscriber);
+    assert_eq!(first["body"], json!({"headline": "one"}));
+    assert_eq!(first["ttl"], 300);
+    assert_eq!(first["Message_Type"], "Notification");
+    assert_eq!(first["queue_name"], "news");
+    let second = next_push(&mut subscriber);
+    assert_eq!(second["body"], "two");
+    // Pushes carry the per-queue sequence number, increasing.
+    assert!(second["sequence"].as_u64().unwrap() > first["sequence"].as_u64().unwrap());
+}
+
+#[test]
+fn one_socket_holds_many_subscriptions_and_msgpack_subscriptions_push_binary() {
+    let server = server();
+    let address = server.address("websocket").to_string();
+    let mut subscriber = WsClient::connect(&address);
+    for queue in ["alpha", "beta"] {
+        let reply = subscriber.request("subscription_create", json!({"queue_name": queue}));
+        assert_eq!(status(&reply), 201);
+    }
+    let reply = subscriber.request_msgpack("subscription_create", json!({"queue_name": "gamma"}));
+    assert_eq!(status(&reply), 201);
+
+    let mut publisher = WsClient::connect(&address);
+    for queue in ["alpha", "beta", "gamma"] {
+        let reply = publisher.request(
+            "message_post",
+            json!({"queue_name": queue, "messages": [{"body": queue}]}),
+        );
+        assert_eq!(status(&reply), 201);
+    }
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        match subscriber.recv(Duration::from_secs(10)) {
+            Frame::Text(push) => {
+                seen.push((push["queue_name"].as_str().unwrap().to_string(), false))
+            }
+            Frame::Binary(push) => {
+                seen.push((push["queue_name"].as_str().unwrap().to_string(), true))
+            }
+            other => panic!("expected a push, got {other:?}"),
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("alpha".into(), false),
+            ("beta".into(), false),
+            ("gamma".into(), true)
+        ]
+    );
+}
+
+#[test]
+fn closing_the_socket_ends_its_subscriptions() {
+    let server = server();
+    let http = server.client();
+    let mut subscriber = WsClient::connect(server.address("websocket"));
+    assert_eq!(
+        status(&subscriber.request("subscription_create", json!({"queue_name": "brief"}))),
+        201
+    );
+    let listed = http.get("/v2/queues/brief/subscriptions").send().json();
+    assert_eq!(listed["subscriptions"].as_array().unwrap().len(), 1);
+    subscriber.close();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed = http.get("/v2/queues/brief/subscriptions").send().json();
+        if listed["subscriptions"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "subscription outlived its socket: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_consumer_too_slow_for_its_pushes_is_closed_with_1008() {
+    let server = server_with("send_queue_frames = 4");
+    let mut slow = WsClient::connect(server.address("websocket"));
+    assert_eq!(
+        status(&slow.request("subscription_create", json!({"queue_name": "flood"}))),
+        201
+    );
+    // The client stops reading; large pushes fill the socket buffers, then
+    // the send queue.
+    let http = server.client();
+    let big = "x".repeat(200_000);
+    for _ in 0..80 {
+        let response = http
+            .post("/v2/queues/flood/messages")
+            .json(&json!({"messages": [{"body": big}]}))
+            .send();
+        assert_eq!(response.status, 201);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match slow.recv(Duration::from_secs(10)) {
+            Frame::Closed(code, reason) => {
+                assert_eq!(code, 1008, "{reason}");
+                assert!(reason.contains("slow consumer"), "{reason}");
+                break;
+            }
+            Frame::Timeout => panic!("no close"),
+            _ => assert!(Instant::now() < deadline, "still not closed"),
+        }
+    }
+    // The server is fine.
+    assert_eq!(http.get("/v2/queues/flood/stats").send().status, 200);
+}
