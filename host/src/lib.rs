@@ -7,6 +7,7 @@
 //! | [`config`] | defaults ← `zaqar.toml` ← `ZAQAR_` environment (figment) |
 //! | [`plugins`] | finds built-in and dynamic plugins, refuses incompatible ones, constructs the selected ones |
 //! | [`api`] | Zaqar's API: every rule, limit and error body, shared by all transports |
+//! | [`notify`] | notification dispatch: durable per-subscription delivery through notifier sinks, with Zaqar's retry policy |
 //! | [`push`] | pushes to persistent connections (WebSocket subscriptions) |
 //! | [`server`] | wires stores, API and transports together; graceful shutdown |
 //! | [`logging`] | structured logs (`tracing`) |
@@ -18,6 +19,7 @@
 pub mod api;
 pub mod config;
 pub mod logging;
+pub mod notify;
 pub mod plugins;
 pub mod push;
 pub mod server;

@@ -17,6 +17,8 @@ use plugin_api::{
 };
 use serde_json::value::RawValue;
 
+use crate::notify::payload::{notification_json, notification_msgpack, Notified};
+
 /// A message as pushed: what the notification payload is built from.
 pub struct Posted<'a> {
     /// The message id.
@@ -27,6 +29,18 @@ pub struct Posted<'a> {
     pub ttl: u32,
     /// Its body, JSON.
     pub body: &'a RawValue,
+}
+
+impl Posted<'_> {
+    fn notified<'q>(&'q self, queue: &'q QueueRef) -> Notified<'q> {
+        Notified {
+            queue: queue.name.as_str(),
+            id: self.id,
+            seq: self.seq,
+            ttl: self.ttl,
+            body: self.body.get().as_bytes(),
+        }
+    }
 }
 
 /// One socket subscription.
@@ -152,6 +166,19 @@ impl PushHub {
         }
     }
 
+    /// Forgets every socket subscription of a deleted queue.
+    pub fn forget_queue(&self, queue: &QueueRef) {
+        let mut state = self.state();
+        let Some(list) = state.by_queue.remove(queue) else {
+            return;
+        };
+        for subscription in list {
+            if let Some(open) = state.connections.get_mut(&subscription.connection) {
+                open.subscriptions.retain(|(q, _)| q != queue);
+            }
+        }
+    }
+
     /// Whether any socket of this node listens to the queue (cheap check
     /// before building payloads).
     pub fn has_subscribers(&self, queue: &QueueRef) -> bool {
@@ -181,14 +208,14 @@ impl PushHub {
                 binary_frames.get_or_insert_with(|| {
                     messages
                         .iter()
-                        .map(|m| notification_msgpack(queue, m))
+                        .map(|m| notification_msgpack(&m.notified(queue)))
                         .collect()
                 })
             } else {
                 text_frames.get_or_insert_with(|| {
                     messages
                         .iter()
-                        .map(|m| notification_json(queue, m))
+                        .map(|m| notification_json(&m.notified(queue)))
                         .collect()
                 })
             };
@@ -207,62 +234,5 @@ impl PushHub {
                 }
             }
         }
-    }
-}
-
-/// Zaqar's notification payload (§5.4, the webhook body) plus the message
-/// id and per-queue sequence number, so a client can tell where it is.
-fn notification_json(queue: &QueueRef, message: &Posted<'_>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(message.body.get().len() + 128);
-    out.extend_from_slice(b"{\"ttl\":");
-    out.extend_from_slice(message.ttl.to_string().as_bytes());
-    out.extend_from_slice(b",\"body\":");
-    out.extend_from_slice(message.body.get().as_bytes());
-    out.extend_from_slice(b",\"Message_Type\":\"Notification\",\"queue_name\":");
-    out.extend_from_slice(
-        serde_json::to_string(queue.name.as_str())
-            .unwrap_or_default()
-            .as_bytes(),
-    );
-    out.extend_from_slice(b",\"message_id\":");
-    out.extend_from_slice(
-        serde_json::to_string(message.id)
-            .unwrap_or_default()
-            .as_bytes(),
-    );
-    out.extend_from_slice(b",\"sequence\":");
-    out.extend_from_slice(message.seq.to_string().as_bytes());
-    out.push(b'}');
-    out
-}
-
-fn notification_msgpack(queue: &QueueRef, message: &Posted<'_>) -> Vec<u8> {
-    let value: serde_json::Value =
-        serde_json::from_slice(&notification_json(queue, message)).unwrap_or_default();
-    rmp_serde::to_vec_named(&value).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn notification_payload_is_zaqars_plus_position() {
-        let body = RawValue::from_string("{\"a\":1}".into()).unwrap();
-        let payload = notification_json(
-            &QueueRef::new("p", "q\"x"),
-            &Posted {
-                id: "m1",
-                seq: 7,
-                ttl: 300,
-                body: &body,
-            },
-        );
-        let value: serde_json::Value = serde_json::from_slice(&payload).unwrap();
-        assert_eq!(
-            value,
-            serde_json::json!({"ttl": 300, "body": {"a": 1}, "Message_Type": "Notification",
-                "queue_name": "q\"x", "message_id": "m1", "sequence": 7})
-        );
     }
 }

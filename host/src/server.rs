@@ -1,19 +1,22 @@
 //! Assembling the server from plugins and running it until shutdown.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 
 use plugin_api::{
+    notification::NotifierBox,
     transport::{
         wrap_host_api, ApiRequest, ApiResponse, HostApi, PushSinkBox, Transport, TransportBox,
     },
     types::RString,
-    PluginResult, NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_TRANSPORT,
+    PluginResult, NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_NOTIFICATION,
+    NAMESPACE_TRANSPORT,
 };
 use serde_json::Value;
 
 use crate::{
     api::{Api, Stores},
     config::Loaded,
+    notify::{DispatchOptions, Dispatcher},
     plugins::{self, Registry},
 };
 
@@ -91,12 +94,25 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         })?;
     tracing::info!(name = management_store_name, origin = %plugin.origin, "management store ready");
 
+    let messages = Arc::new(messages);
+    let notifiers = build_notifiers(&registry, config).await;
+    let dispatcher = Dispatcher::new(
+        messages.clone(),
+        notifiers,
+        DispatchOptions {
+            notification: config.notification.clone(),
+            signing_key: config.signed_url.secret_key.clone(),
+            default_subscription_ttl: config.transport.default_subscription_ttl,
+        },
+    );
+    dispatcher.resume().await;
     let api = Arc::new(Api::new(
         config,
         Stores {
             messages,
             management,
         },
+        dispatcher.clone(),
     ));
 
     // Resolve every name first, so a typo fails before anything listens.
@@ -153,6 +169,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
 
     shutdown.await;
     tracing::info!("shutting down: stopping transports");
+    dispatcher.shutdown();
     for (name, transport) in &running {
         match tokio::time::timeout(Duration::from_secs(30), transport.stop()).await {
             Ok(Ok(())) => tracing::info!(transport = %name, "transport stopped"),
@@ -166,6 +183,37 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     drop(api);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Builds every notifier sink found, keyed by the URI scheme it handles.
+/// A sink that fails to build is logged and its scheme left without one:
+/// notifications are not worth refusing to serve the API over.
+async fn build_notifiers(
+    registry: &Registry,
+    config: &crate::config::Config,
+) -> HashMap<String, Arc<NotifierBox>> {
+    let mut notifiers = HashMap::new();
+    for plugin in registry.in_namespace(NAMESPACE_NOTIFICATION) {
+        let options = config
+            .drivers
+            .notification
+            .get(&plugin.name)
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Default::default()));
+        match plugins::build_notifier(plugin, &options).await {
+            Ok(notifier) => {
+                tracing::info!(scheme = %plugin.name, origin = %plugin.origin, "notifier sink ready");
+                notifiers.insert(plugin.name.clone(), Arc::new(notifier));
+            }
+            Err(error) => tracing::error!(
+                scheme = %plugin.name,
+                origin = %plugin.origin,
+                %error,
+                "notifier sink failed to start: subscribers with this scheme get nothing"
+            ),
+        }
+    }
+    notifiers
 }
 
 /// The API as every transport sees it.

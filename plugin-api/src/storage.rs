@@ -235,6 +235,31 @@ pub struct SubscriptionRecord {
     pub options: RVec<u8>,
     /// Whether the subscriber confirmed it.
     pub confirmed: bool,
+    /// The sequence number of the last message of the queue handled for
+    /// this subscription (delivered, or given up on): messages after it are
+    /// pending. A new subscription starts at the queue's last sequence
+    /// number, so it receives only what is posted after it.
+    pub delivered_seq: u64,
+}
+
+/// A subscription with the project it belongs to, from a scan of all of them.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionEntry {
+    /// The project of the subscription's queue.
+    pub project: RString,
+    /// The subscription.
+    pub record: SubscriptionRecord,
+}
+
+/// A page of a scan over every live subscription of the store.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct SubscriptionScanPage {
+    /// The subscriptions, in the store's stable order.
+    pub entries: RVec<SubscriptionEntry>,
+    /// Where the next page starts; `RNone` after the last page.
+    pub next_marker: ROption<RString>,
 }
 
 /// A subscription to create.
@@ -368,6 +393,20 @@ plugin_trait! {
         fn subscription_confirm(&self, queue: QueueRef, id: RString, confirmed: bool, now_ms: u64) -> ();
         /// Deletes a subscription. Succeeds if it does not exist.
         fn subscription_delete(&self, queue: QueueRef, id: RString) -> ();
+        /// Scans every live subscription of every project and queue, `limit`
+        /// at a time, in a stable order; pass the previous page's
+        /// `next_marker` (opaque) to continue. Used by the notification
+        /// dispatcher at start-up.
+        fn subscription_scan(&self, marker: ROption<RString>, limit: u32, now_ms: u64) -> SubscriptionScanPage;
+        /// Records that messages up to `delivered_seq` were handled for the
+        /// subscription: its `delivered_seq` becomes the larger of the stored
+        /// one and this (it never goes back). Durable like every write.
+        /// `SUBSCRIPTION_NOT_FOUND` if it is not live.
+        fn subscription_advance(&self, queue: QueueRef, id: RString, delivered_seq: u64, now_ms: u64) -> ();
+        /// The sequence number of the last message ever posted to a queue of
+        /// this name (0 if nothing ever was; deleting or purging the queue
+        /// does not lower it); the next post gets a larger one.
+        fn queue_last_seq(&self, queue: QueueRef) -> u64;
     }
     last {
         /// Whether the backend answers; used by `/v2/ping` and `/v2/health`.

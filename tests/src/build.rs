@@ -49,6 +49,17 @@ pub fn server_binary() -> PathBuf {
         .clone()
 }
 
+/// The `zaqar-server` binary, optimised (for benchmarks), built on first use.
+pub fn server_binary_release() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            cargo_build("zaqar-host", &["--release", "--bin", "zaqar-server"]);
+            target_dir().join("release").join("zaqar-server")
+        })
+        .clone()
+}
+
 /// The dynamic library of a workspace package built as a `cdylib` (debug
 /// profile), built on first use. `lib_name` is the crate's library name
 /// (`zaqar_notifier_file`).

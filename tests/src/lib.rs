@@ -8,10 +8,14 @@
 
 mod build;
 mod http;
+mod receiver;
 mod server;
 mod ws;
 
-pub use build::{plugin_library, plugin_library_release, server_binary, workspace_root};
+pub use build::{
+    plugin_library, plugin_library_release, server_binary, server_binary_release, workspace_root,
+};
 pub use http::{Client, RequestBuilder, Response};
+pub use receiver::{Received, Receiver};
 pub use server::{Exited, TestServer};
 pub use ws::{Frame, WsClient};

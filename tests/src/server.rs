@@ -13,6 +13,7 @@ use crate::{build::server_binary, http::Client};
 
 /// A running `zaqar-server`, killed when dropped.
 pub struct TestServer {
+    binary: PathBuf,
     child: Option<Child>,
     dir: tempfile::TempDir,
     config_path: PathBuf,
@@ -90,9 +91,20 @@ impl TestServer {
 
     /// Like [`TestServer::start_with`], with extra environment variables.
     pub fn start_with_env(overlay: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_binary(server_binary(), overlay, env)
+    }
+
+    /// Like [`TestServer::start_with`] with an optimised build, for
+    /// benchmarks.
+    pub fn start_release_with(overlay: &str) -> Self {
+        Self::start_binary(crate::build::server_binary_release(), overlay, &[])
+    }
+
+    fn start_binary(binary: PathBuf, overlay: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = Self::write_config(dir.path(), overlay);
         let mut server = Self {
+            binary,
             child: None,
             dir,
             config_path,
@@ -160,7 +172,7 @@ impl TestServer {
             .expect("log file");
         // Relative paths a plugin defaults to (`data`) land in the test's
         // own directory.
-        let mut child = isolated(Command::new(server_binary()))
+        let mut child = isolated(Command::new(&self.binary))
             .current_dir(self.dir.path())
             .arg("--config")
             .arg(&self.config_path)
@@ -250,6 +262,17 @@ impl TestServer {
     /// A client with a fresh Client-ID and project `test-project`.
     pub fn client(&self) -> Client {
         Client::new(&self.http_url())
+    }
+
+    /// The server's resident memory in bytes (Linux), for benchmarks.
+    pub fn resident_bytes(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
     }
 
     /// The process id.

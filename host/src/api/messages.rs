@@ -77,11 +77,7 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
             body: RVec::from(message.body.get().as_bytes()),
         });
     }
-    // The ttls pushed to subscribed sockets, kept only if there are any.
-    let pushed_ttls: Option<Vec<u32>> = api
-        .pushes
-        .has_subscribers(&queue)
-        .then(|| messages.iter().map(|m| m.ttl).collect());
+    let ttls: Vec<u32> = messages.iter().map(|m| m.ttl).collect();
     let posted = api
         .stores
         .messages
@@ -93,21 +89,19 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         )
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
-    // After the commit (§8 #32); bodies are the bytes received.
-    if let Some(ttls) = pushed_ttls {
-        let sent: Vec<Posted<'_>> = posted
-            .iter()
-            .zip(&incoming)
-            .zip(ttls)
-            .map(|((identity, message), ttl)| Posted {
-                id: identity.id.as_str(),
-                seq: identity.seq,
-                ttl,
-                body: message.body,
-            })
-            .collect();
-        api.pushes.publish(&queue, &sent);
-    }
+    // Notify after the commit (§8 #32); bodies are the bytes received.
+    let sent: Vec<Posted<'_>> = posted
+        .iter()
+        .zip(&incoming)
+        .zip(ttls)
+        .map(|((identity, message), ttl)| Posted {
+            id: identity.id.as_str(),
+            seq: identity.seq,
+            ttl,
+            body: message.body,
+        })
+        .collect();
+    api.notify.posted(&queue, &sent);
     Ok(Reply::Posted(posted.into_vec()))
 }
 

@@ -44,6 +44,7 @@ use std::{
     future::Future,
     panic::{catch_unwind, AssertUnwindSafe},
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -57,7 +58,7 @@ use plugin_api::{
 
 use crate::{
     config::{Config, Limits},
-    push::PushHub,
+    notify::Dispatcher,
 };
 
 use self::{
@@ -69,8 +70,9 @@ use self::{
 
 /// The stores the API works on.
 pub struct Stores {
-    /// Queues, messages, claims, subscriptions.
-    pub messages: MessageStoreBox,
+    /// Queues, messages, claims, subscriptions (shared with the
+    /// notification dispatcher).
+    pub messages: Arc<MessageStoreBox>,
     /// Pools and flavors.
     pub management: ManagementStoreBox,
 }
@@ -84,13 +86,16 @@ pub struct Api {
     signing_key: Option<String>,
     stores: Stores,
     homedoc: Vec<u8>,
-    /// The connections of this node that receive pushes (§5.4).
-    pushes: PushHub,
+    /// Notifications: subscribers of this node's sockets and the delivery
+    /// workers of every subscription.
+    notify: Arc<Dispatcher>,
+    /// `[notification] allow_private_subscribers`.
+    allow_private_subscribers: bool,
 }
 
 impl Api {
     /// Builds the API from the configuration.
-    pub fn new(config: &Config, stores: Stores) -> Api {
+    pub fn new(config: &Config, stores: Stores, notify: Arc<Dispatcher>) -> Api {
         Api {
             limits: config.transport.clone(),
             client_id_rule: ClientIdRule::from_limits(&config.transport),
@@ -99,7 +104,8 @@ impl Api {
             signing_key: config.signed_url.secret_key.clone(),
             stores,
             homedoc: homedoc::home_document(config.server.admin_mode),
-            pushes: PushHub::default(),
+            notify,
+            allow_private_subscribers: config.notification.allow_private_subscribers,
         }
     }
 
@@ -178,14 +184,14 @@ impl HostApi for Api {
     }
 
     async fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> PluginResult<()> {
-        self.pushes.open(connection.as_str(), sink);
+        self.notify.pushes.open(connection.as_str(), sink);
         Ok(())
     }
 
     /// Ends the connection's socket subscriptions, in the registry and in
     /// the store (Zaqar deletes them when the socket closes, §5.4).
     async fn connection_closed(&self, connection: RString) -> PluginResult<()> {
-        for (queue, id) in self.pushes.close(connection.as_str()) {
+        for (queue, id) in self.notify.pushes.close(connection.as_str()) {
             if let Err(error) = self
                 .stores
                 .messages

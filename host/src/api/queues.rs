@@ -239,12 +239,12 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 /// subscriptions (§8 #20); a missing queue is fine.
 pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let queue = queue_ref(call)?;
-    super::subscriptions::forget_sockets(api, &queue).await?;
     api.stores
         .messages
-        .queue_delete(queue)
+        .queue_delete(queue.clone())
         .await
         .map_err(|e| ApiError::storage(e, "Queue could not be deleted."))?;
+    api.notify.queue_deleted(&queue);
     Ok(Reply::Done)
 }
 

@@ -3,7 +3,7 @@
 //! confirmations and notifications are the notifier's business.
 
 use plugin_api::{
-    storage::{MessageStore, NewSubscription, QueueRef, SubscriptionListQuery, SubscriptionPatch},
+    storage::{MessageStore, NewSubscription, SubscriptionListQuery, SubscriptionPatch},
     types::{ROption, RVec},
     ErrorCode,
 };
@@ -37,6 +37,9 @@ fn validate(document: &Map<String, Value>, api: &Api) -> ApiResult<SubscriptionF
         let supported = &api.limits.subscriber_types;
         match subscriber.as_str() {
             Some(uri) if url_scheme(uri).is_some_and(|scheme| supported.contains(&scheme)) => {
+                if !api.allow_private_subscribers {
+                    check_public_address(uri)?;
+                }
                 fields.subscriber = Some(uri.to_string());
             }
             _ => {
@@ -79,7 +82,43 @@ fn validate(document: &Map<String, Value>, api: &Api) -> ApiResult<SubscriptionF
 }
 
 /// The scheme of a URI as Python's `urlparse` finds it, lowercased.
-fn url_scheme(uri: &str) -> Option<String> {
+/// Refuses web subscribers whose host is a loopback, link-local or private
+/// address (or `localhost`): otherwise a tenant could make the server POST
+/// into the operator's network. Names are checked again by the webhook sink
+/// on every resolved address, so DNS cannot get around this.
+fn check_public_address(uri: &str) -> ApiResult<()> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Ok(());
+    };
+    if !matches!(
+        scheme.to_ascii_lowercase().as_str(),
+        "http" | "https" | "trust+http" | "trust+https"
+    ) {
+        return Ok(());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    };
+    let lowered = host.to_ascii_lowercase();
+    let private = lowered == "localhost"
+        || lowered.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(plugin_api::net::is_private_address);
+    if private {
+        return Err(ApiError::api(format!(
+            "The subscriber {uri} is not allowed: {host} is a loopback, link-local or private address."
+        )));
+    }
+    Ok(())
+}
+
+/// The scheme of a subscriber URI, lowercased, as Python's `urlparse` finds
+/// it; `None` when there is none.
+pub(crate) fn url_scheme(uri: &str) -> Option<String> {
     let (scheme, _) = uri.split_once(':')?;
     let mut chars = scheme.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
@@ -139,13 +178,14 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         .queue_create(queue.clone(), RVec::from(b"{}".to_vec()), now)
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
+    let ttl = fields.ttl.unwrap_or(api.limits.default_subscription_ttl);
     let subscription = NewSubscription {
         subscriber: fields.subscriber.unwrap_or_default().into(),
-        ttl: fields.ttl.unwrap_or(api.limits.default_subscription_ttl),
+        ttl,
         options: fields.options.unwrap_or_else(|| b"{}".to_vec()).into(),
     };
     let outcome = store
-        .subscription_create(queue, subscription, now)
+        .subscription_create(queue.clone(), subscription, now)
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
     if !outcome.created && outcome.confirmed {
@@ -155,6 +195,10 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
             location: Some(format!("/v2/queues/{}/subscriptions", call.queue()?)),
         });
     }
+    // New, or re-posted while unconfirmed: deliver, and ask for
+    // confirmation (again) when required (§6.5).
+    api.notify
+        .subscription_created(&queue, outcome.id.as_str(), ttl);
     Ok(Reply::SubscriptionCreated {
         id: outcome.id.into_string(),
         created: outcome.created,
@@ -180,7 +224,7 @@ pub async fn create_for_socket(
     } else {
         validate(&document, api)?
     };
-    if !api.pushes.is_open(connection) {
+    if !api.notify.pushes.is_open(connection) {
         return Err(ApiError::api(
             "This connection cannot receive notifications.",
         ));
@@ -202,7 +246,12 @@ pub async fn create_for_socket(
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
     let id = outcome.id.into_string();
-    if outcome.created && !api.pushes.subscribe(connection, queue.clone(), &id, binary) {
+    if outcome.created
+        && !api
+            .notify
+            .pushes
+            .subscribe(connection, queue.clone(), &id, binary)
+    {
         // The socket closed meanwhile: nothing else would delete it.
         let _ = store.subscription_delete(queue, id.clone().into()).await;
         return Err(ApiError::api(
@@ -217,34 +266,6 @@ pub async fn create_for_socket(
 
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("Subscription {id} does not exist"))
-}
-
-/// Stops pushes for every socket subscription of a queue whose
-/// subscriptions are being deleted wholesale (queue delete).
-pub async fn forget_sockets(api: &Api, queue: &QueueRef) -> ApiResult<()> {
-    if !api.pushes.has_subscribers(queue) {
-        return Ok(());
-    }
-    let mut marker = None;
-    loop {
-        let query = SubscriptionListQuery {
-            marker: marker.take().into(),
-            limit: 100,
-        };
-        let page = api
-            .stores
-            .messages
-            .subscription_list(queue.clone(), query, api.now_ms())
-            .await
-            .map_err(|e| ApiError::storage(e, "Queue could not be deleted."))?;
-        for subscription in page.iter() {
-            api.pushes.unsubscribe(queue, &subscription.id);
-        }
-        match page.last() {
-            Some(last) if page.len() == 100 => marker = Some(last.id.clone()),
-            _ => return Ok(()),
-        }
-    }
 }
 
 /// `subscription_get`: one live subscription.
@@ -282,8 +303,16 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         options: fields.options.map(RVec::from).into(),
     };
     let queue = queue_ref(call)?;
-    match api.stores.messages.subscription_update(queue, id.into(), patch, api.now_ms()).await {
-        Ok(()) => Ok(Reply::Done),
+    match api
+        .stores
+        .messages
+        .subscription_update(queue.clone(), id.into(), patch, api.now_ms())
+        .await
+    {
+        Ok(()) => {
+            api.notify.subscription_changed(&queue, id);
+            Ok(Reply::Done)
+        }
         Err(error) => Err(match error.code {
             ErrorCode::SUBSCRIPTION_NOT_FOUND | ErrorCode::QUEUE_NOT_FOUND => not_found(id),
             ErrorCode::CONFLICT => ApiError::Conflict {
@@ -308,10 +337,13 @@ pub async fn confirm(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     match api
         .stores
         .messages
-        .subscription_confirm(queue, id.into(), *confirmed, api.now_ms())
+        .subscription_confirm(queue.clone(), id.into(), *confirmed, api.now_ms())
         .await
     {
-        Ok(()) => Ok(Reply::Done),
+        Ok(()) => {
+            api.notify.subscription_confirmed(&queue, id, *confirmed);
+            Ok(Reply::Done)
+        }
         Err(error)
             if matches!(
                 error.code,
@@ -336,7 +368,7 @@ pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         .subscription_delete(queue.clone(), id.into())
         .await
         .map_err(|e| ApiError::storage(e, "Subscription could not be deleted."))?;
-    api.pushes.unsubscribe(&queue, id);
+    api.notify.subscription_deleted(&queue, id);
     Ok(Reply::Done)
 }
 
@@ -354,5 +386,27 @@ mod tests {
         );
         assert_eq!(url_scheme("1http://x"), None);
         assert_eq!(url_scheme("no-scheme"), None);
+    }
+
+    #[test]
+    fn web_subscribers_in_private_ranges_are_refused() {
+        for uri in [
+            "http://127.0.0.1:8080/hook",
+            "https://localhost/x",
+            "http://api.localhost/x",
+            "http://user:pw@10.0.0.5/x",
+            "http://[::1]:9000/",
+            "http://169.254.169.254/latest/meta-data",
+            "trust+http://192.168.0.1/",
+        ] {
+            assert!(check_public_address(uri).is_err(), "{uri}");
+        }
+        for uri in [
+            "http://example.com/hook",
+            "https://8.8.8.8/x",
+            "mailto:ops@example.com",
+        ] {
+            assert!(check_public_address(uri).is_ok(), "{uri}");
+        }
     }
 }

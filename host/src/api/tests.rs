@@ -48,12 +48,16 @@ fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
     );
     let mut config = Config::default();
     config.server.admin_mode = true;
+    let messages = std::sync::Arc::new(messages);
+    let dispatcher =
+        crate::notify::Dispatcher::new(messages.clone(), Default::default(), Default::default());
     Api::new(
         &config,
         Stores {
             messages,
             management,
         },
+        dispatcher,
     )
 }
 
@@ -285,6 +289,26 @@ impl MessageStore for FailingStore {
         _: QueueRef,
         _: RString,
     ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn subscription_scan(
+        &self,
+        _: ROption<RString>,
+        _: u32,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<plugin_api::storage::SubscriptionScanPage>> + Send {
+        self.fail()
+    }
+    fn subscription_advance(
+        &self,
+        _: QueueRef,
+        _: RString,
+        _: u64,
+        _: u64,
+    ) -> impl Future<Output = PluginResult<()>> + Send {
+        self.fail()
+    }
+    fn queue_last_seq(&self, _: QueueRef) -> impl Future<Output = PluginResult<u64>> + Send {
         self.fail()
     }
     fn is_alive(&self) -> impl Future<Output = PluginResult<bool>> + Send {

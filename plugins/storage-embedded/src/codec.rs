@@ -298,6 +298,12 @@ impl ClaimRecord {
 }
 
 /// A subscription (its id and queue are in the key).
+///
+/// Version 2 appends the delivery cursor to version 1; version 1 records
+/// (written before the cursor existed) still decode, with a cursor of 0.
+/// The database is upgraded once at open (see
+/// [`crate::subscriptions::upgrade_cursors`]), so they only remain in a file
+/// until then.
 pub(crate) struct SubscriptionRecord {
     pub subscriber: String,
     pub ttl: u32,
@@ -305,23 +311,34 @@ pub(crate) struct SubscriptionRecord {
     pub expires_ms: u64,
     pub confirmed: bool,
     pub options: Vec<u8>,
+    /// The seq of the last message of the queue handled for it.
+    pub delivered_seq: u64,
 }
+
+/// The subscription record version written without a delivery cursor.
+pub(crate) const SUBSCRIPTION_V1: u8 = V1;
+/// The subscription record version with the delivery cursor.
+const SUBSCRIPTION_V2: u8 = 2;
 
 impl SubscriptionRecord {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::with_capacity(40 + self.subscriber.len() + self.options.len());
-        w.u8(V1)
+        let mut w = Writer::with_capacity(48 + self.subscriber.len() + self.options.len());
+        w.u8(SUBSCRIPTION_V2)
             .bytes(self.subscriber.as_bytes())
             .u32(self.ttl)
             .u64(self.created_ms)
             .u64(self.expires_ms)
             .u8(u8::from(self.confirmed))
-            .bytes(&self.options);
+            .bytes(&self.options)
+            .u64(self.delivered_seq);
         w.finish()
     }
     pub(crate) fn decode(data: &[u8]) -> Result<Self, OpError> {
         let mut r = Reader::new(data);
-        r.version(V1)?;
+        let version = r.u8()?;
+        if version != SUBSCRIPTION_V1 && version != SUBSCRIPTION_V2 {
+            return Err(corrupt(format!("unknown record version {version}")));
+        }
         Ok(Self {
             subscriber: r.str()?.to_owned(),
             ttl: r.u32()?,
@@ -329,7 +346,16 @@ impl SubscriptionRecord {
             expires_ms: r.u64()?,
             confirmed: r.u8()? != 0,
             options: r.bytes()?.to_vec(),
+            delivered_seq: if version == SUBSCRIPTION_V1 {
+                0
+            } else {
+                r.u64()?
+            },
         })
+    }
+    /// Whether `data` is a version 1 record (without a delivery cursor).
+    pub(crate) fn is_v1(data: &[u8]) -> bool {
+        data.first() == Some(&SUBSCRIPTION_V1)
     }
 }
 
@@ -430,6 +456,45 @@ mod tests {
             );
             assert_eq!((v.client_id, v.body), ("client", &b"{\"a\":1}"[..]));
         }
+    }
+
+    fn subscription(delivered_seq: u64) -> SubscriptionRecord {
+        SubscriptionRecord {
+            subscriber: "http://example.com/".into(),
+            ttl: 60,
+            created_ms: 1,
+            expires_ms: 60_001,
+            confirmed: true,
+            options: b"{}".to_vec(),
+            delivered_seq,
+        }
+    }
+
+    #[test]
+    fn subscription_round_trips_with_its_cursor() {
+        let bytes = subscription(42).encode();
+        assert!(!SubscriptionRecord::is_v1(&bytes));
+        let r = SubscriptionRecord::decode(&bytes).expect("decodes");
+        assert_eq!(
+            (r.subscriber.as_str(), r.ttl, r.created_ms, r.expires_ms),
+            ("http://example.com/", 60, 1, 60_001)
+        );
+        assert_eq!((r.confirmed, r.options.as_slice()), (true, &b"{}"[..]));
+        assert_eq!(r.delivered_seq, 42);
+        assert!(SubscriptionRecord::decode(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn version_1_subscription_decodes_with_cursor_zero() {
+        // Version 1 is version 2 without the trailing cursor.
+        let mut bytes = subscription(7).encode();
+        bytes.truncate(bytes.len() - 8);
+        bytes[0] = SUBSCRIPTION_V1;
+        assert!(SubscriptionRecord::is_v1(&bytes));
+        let r = SubscriptionRecord::decode(&bytes).expect("decodes");
+        assert_eq!((r.delivered_seq, r.ttl, r.confirmed), (0, 60, true));
+        bytes[0] = 3;
+        assert!(SubscriptionRecord::decode(&bytes).is_err());
     }
 
     #[test]

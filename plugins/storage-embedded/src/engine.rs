@@ -23,7 +23,7 @@ use crate::{
     config::EmbeddedConfig,
     error::OpResult,
     group_commit::{GroupCommit, WriteTables},
-    schema, sweeper,
+    schema, subscriptions, sweeper,
 };
 
 /// The database file inside the data directory.
@@ -226,7 +226,8 @@ where
 }
 
 /// Creates every table (so reads never meet a missing one) and checks or
-/// records the format version.
+/// records the format version, upgrading an older file in place (in the
+/// same transaction, so an interrupted upgrade leaves the old format).
 fn init_schema(db: &Database) -> Result<(), InitError> {
     let txn = db.begin_write()?;
     {
@@ -234,6 +235,17 @@ fn init_schema(db: &Database) -> Result<(), InitError> {
         let found = tables.meta.get(schema::META_FORMAT)?.map(|v| v.value());
         match found {
             Some(v) if v == schema::FORMAT_VERSION => {}
+            Some(v) if (schema::FORMAT_UPGRADABLE..schema::FORMAT_VERSION).contains(&v) => {
+                subscriptions::upgrade_cursors(&mut tables).map_err(|e| {
+                    InitError::Db(format!(
+                        "upgrading from format {v}: {}",
+                        e.into_plugin().message
+                    ))
+                })?;
+                tables
+                    .meta
+                    .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
+            }
             Some(v) => return Err(InitError::Format(v)),
             None => {
                 tables

@@ -35,6 +35,38 @@ pub(crate) fn read_qid(txn: &ReadTransaction, q: &QueueRef) -> OpResult<Option<u
     qid_of(&txn.open_table(schema::QUEUES)?, q)
 }
 
+/// The seq of the last message ever posted to the queue: its counter if it
+/// exists, else the floor a deleted queue of that name left, else 0. The
+/// next post gets a larger one, since a queue created again continues from
+/// the floor.
+pub(crate) fn last_seq<Q, S, F>(
+    queues: &Q,
+    queue_seq: &S,
+    seq_floor: &F,
+    q: &QueueRef,
+) -> OpResult<u64>
+where
+    Q: ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    S: ReadableTable<u64, u64>,
+    F: ReadableTable<(&'static str, &'static str), u64>,
+{
+    let last = match qid_of(queues, q)? {
+        Some(qid) => queue_seq.get(qid)?.map(|v| v.value()),
+        None => seq_floor.get(key(q))?.map(|v| v.value()),
+    };
+    Ok(last.unwrap_or(0))
+}
+
+/// [`last_seq`] in a read transaction.
+pub(crate) fn read_last_seq(txn: &ReadTransaction, q: &QueueRef) -> OpResult<u64> {
+    last_seq(
+        &txn.open_table(schema::QUEUES)?,
+        &txn.open_table(schema::QUEUE_SEQ)?,
+        &txn.open_table(schema::SEQ_FLOOR)?,
+        q,
+    )
+}
+
 /// Creates the queue; false if it existed.
 pub(crate) fn create(
     t: &mut WriteTables<'_>,

@@ -38,7 +38,9 @@ pub(crate) const CLAIMS: TableDefinition<(u64, u128), &[u8]> = TableDefinition::
 pub(crate) const CLAIM_EXPIRY: TableDefinition<(u64, u64, u128), ()> =
     TableDefinition::new("claim_expiry");
 
-/// `(project, queue name, subscription id)` → subscription record.
+/// `(project, queue name, subscription id)` → subscription record
+/// ([`crate::codec::SubscriptionRecord`], with its delivery cursor). The key
+/// order is the order of listings and of the scan over all subscriptions.
 pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("subscriptions");
 
@@ -60,7 +62,17 @@ pub(crate) const META_NEXT_QID: &str = "next_qid";
 pub(crate) const META_FORMAT: &str = "format";
 
 /// The format this build writes and understands.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+///
+/// * 1: the first format.
+/// * 2: subscription records carry their delivery cursor (record version 2).
+///   A format 1 file is upgraded at open: each subscription's cursor is set
+///   to its queue's last sequence number, as if it had been created then.
+///   A build that reads only format 1 refuses a format 2 file with a clear
+///   error instead of failing on the new records.
+pub(crate) const FORMAT_VERSION: u64 = 2;
+
+/// The oldest format this build upgrades at open.
+pub(crate) const FORMAT_UPGRADABLE: u64 = 1;
 
 /// pool name → pool record.
 pub(crate) const POOLS: TableDefinition<&str, &[u8]> = TableDefinition::new("pools");

@@ -9,6 +9,7 @@ use plugin_api::{
         ClaimRequest, MessageListQuery, MessageStore, NewMessage, NewSubscription, PostedMessage,
         QueueEntry, QueueListQuery, QueueRef, QueueStats, StoredClaim, StoredMessage,
         SubscriptionCreated, SubscriptionListQuery, SubscriptionPatch, SubscriptionRecord,
+        SubscriptionScanPage,
     },
     types::{ROption, RString, RVec},
     PluginResult,
@@ -271,6 +272,34 @@ impl MessageStore for EmbeddedMessageStore {
         self.engine
             .write(move |t| subscriptions::delete(t, &queue, &id))
             .await
+    }
+
+    async fn subscription_scan(
+        &self,
+        marker: ROption<RString>,
+        limit: u32,
+        now_ms: u64,
+    ) -> PluginResult<SubscriptionScanPage> {
+        self.engine.read(|txn| {
+            let marker = marker.as_ref().map(|m| m.as_str()).into_option();
+            subscriptions::scan(txn, marker, limit, now_ms)
+        })
+    }
+
+    async fn subscription_advance(
+        &self,
+        queue: QueueRef,
+        id: RString,
+        delivered_seq: u64,
+        now_ms: u64,
+    ) -> PluginResult<()> {
+        self.engine
+            .write(move |t| subscriptions::advance(t, &queue, &id, delivered_seq, now_ms))
+            .await
+    }
+
+    async fn queue_last_seq(&self, queue: QueueRef) -> PluginResult<u64> {
+        self.engine.read(|txn| queues::read_last_seq(txn, &queue))
     }
 
     async fn is_alive(&self) -> PluginResult<bool> {

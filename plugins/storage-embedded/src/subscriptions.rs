@@ -1,14 +1,22 @@
 //! Subscriptions: create (one live subscription per subscriber and queue),
-//! list, get, update, confirm, delete.
+//! list, get, update, confirm, delete; and for the notification dispatcher,
+//! the delivery cursor (`delivered_seq`) and the scan over all of them.
 //!
 //! Keyed `(project, queue, id)`; ids sort by creation time, which gives the
-//! stable listing order the contract asks for.
+//! stable listing order the contract asks for. The scan walks the same keys
+//! across every project and queue; its marker is the last key it returned.
+//!
+//! The cursor is part of the record: a new subscription starts at the
+//! queue's last sequence number (read in the write transaction that creates
+//! it, so no post can slip in between), updates and confirms keep it, and
+//! [`advance`] only ever moves it forward.
 
 use plugin_api::{
     storage::{
-        NewSubscription, QueueRef, SubscriptionCreated, SubscriptionListQuery, SubscriptionPatch,
-        SubscriptionRecord,
+        NewSubscription, QueueRef, SubscriptionCreated, SubscriptionEntry, SubscriptionListQuery,
+        SubscriptionPatch, SubscriptionRecord, SubscriptionScanPage,
     },
+    types::ROption,
     ErrorCode,
 };
 use redb::{ReadTransaction, ReadableTable};
@@ -17,7 +25,7 @@ use crate::{
     codec::SubscriptionRecord as Record,
     error::{caller, OpError, OpResult},
     group_commit::WriteTables,
-    ids, schema,
+    ids, queues, schema,
 };
 
 type SubTable = (&'static str, &'static str, &'static str);
@@ -29,16 +37,17 @@ fn not_found() -> OpError {
     )
 }
 
-fn to_contract(q: &QueueRef, id: &str, r: Record) -> SubscriptionRecord {
+fn to_contract(queue: &str, id: &str, r: Record) -> SubscriptionRecord {
     SubscriptionRecord {
         id: id.into(),
-        queue: q.name.clone(),
+        queue: queue.into(),
         subscriber: r.subscriber.into(),
         ttl: r.ttl,
         created_ms: r.created_ms,
         expires_ms: r.expires_ms,
         options: r.options.into(),
         confirmed: r.confirmed,
+        delivered_seq: r.delivered_seq,
     }
 }
 
@@ -122,6 +131,9 @@ pub(crate) fn create(
             break id;
         }
     };
+    // Read in this write transaction: every post committed before this
+    // creation is behind the cursor, every later one after it.
+    let delivered_seq = queues::last_seq(&t.queues, &t.queue_seq, &t.seq_floor, q)?;
     let record = Record {
         subscriber: s.subscriber.to_string(),
         ttl: s.ttl,
@@ -129,6 +141,7 @@ pub(crate) fn create(
         expires_ms: now_ms + u64::from(s.ttl) * 1000,
         confirmed: false,
         options: s.options.to_vec(),
+        delivered_seq,
     };
     store(t, q, &id, &record)?;
     Ok(SubscriptionCreated {
@@ -163,7 +176,7 @@ pub(crate) fn list(
         }
         let r = Record::decode(v.value())?;
         if r.expires_ms > now_ms {
-            out.push(to_contract(q, id, r));
+            out.push(to_contract(n, id, r));
             if out.len() >= query.limit as usize {
                 break;
             }
@@ -180,7 +193,7 @@ pub(crate) fn get(
     now_ms: u64,
 ) -> OpResult<Option<SubscriptionRecord>> {
     let subs = txn.open_table(schema::SUBSCRIPTIONS)?;
-    Ok(live_one(&subs, q, id, now_ms)?.map(|r| to_contract(q, id, r)))
+    Ok(live_one(&subs, q, id, now_ms)?.map(|r| to_contract(&q.name, id, r)))
 }
 
 /// Applies a patch to a live subscription.
@@ -232,6 +245,141 @@ pub(crate) fn confirm(
     store(t, q, id, &r)
 }
 
+/// Moves a live subscription's delivery cursor forward to `delivered_seq`
+/// (never back: a smaller value changes nothing).
+pub(crate) fn advance(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    id: &str,
+    delivered_seq: u64,
+    now_ms: u64,
+) -> OpResult<()> {
+    let Some(mut r) = live_one(&t.subscriptions, q, id, now_ms)? else {
+        return Err(not_found());
+    };
+    if delivered_seq > r.delivered_seq {
+        r.delivered_seq = delivered_seq;
+        // The expiry is unchanged, so its index entry stays as it is.
+        t.subscriptions.insert(
+            (q.project.as_str(), q.name.as_str(), id),
+            r.encode().as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The key a scan resumes after.
+type ScanKey = (String, String, String);
+
+/// The scan marker of a key: its three parts in hex, joined by dots (any
+/// project or queue name survives the trip, and nobody is tempted to parse it).
+fn encode_marker((project, queue, id): &ScanKey) -> String {
+    fn hex(s: &str) -> String {
+        s.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+    format!("{}.{}.{}", hex(project), hex(queue), hex(id))
+}
+
+fn decode_marker(marker: &str) -> OpResult<ScanKey> {
+    fn unhex(s: &str) -> Option<String> {
+        if s.len() % 2 != 0 {
+            return None;
+        }
+        let bytes = (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect::<Option<Vec<u8>>>()?;
+        String::from_utf8(bytes).ok()
+    }
+    let mut parts = marker.split('.').map(unhex);
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Some(p)), Some(Some(q)), Some(Some(id)), None) => Ok((p, q, id)),
+        _ => Err(caller(
+            ErrorCode::INVALID_INPUT,
+            format!("not a subscription scan marker: {marker:?}"),
+        )),
+    }
+}
+
+/// A page of every live subscription of the store, in key order
+/// `(project, queue, id)`, after `marker`. `next_marker` is set only when a
+/// live subscription follows the page, so the last page says so itself.
+pub(crate) fn scan(
+    txn: &ReadTransaction,
+    marker: Option<&str>,
+    limit: u32,
+    now_ms: u64,
+) -> OpResult<SubscriptionScanPage> {
+    let subs = txn.open_table(schema::SUBSCRIPTIONS)?;
+    let after = marker.map(decode_marker).transpose()?;
+    let range = match &after {
+        Some((p, n, id)) => subs.range((p.as_str(), n.as_str(), id.as_str())..)?,
+        None => subs.iter()?,
+    };
+    let mut entries = Vec::new();
+    let mut last: Option<ScanKey> = None;
+    let mut more = false;
+    for entry in range {
+        let (k, v) = entry?;
+        let (p, n, id) = k.value();
+        if after
+            .as_ref()
+            .is_some_and(|(ap, an, aid)| (ap.as_str(), an.as_str(), aid.as_str()) == (p, n, id))
+        {
+            continue; // strictly after the marker
+        }
+        let r = Record::decode(v.value())?;
+        if r.expires_ms <= now_ms {
+            continue;
+        }
+        if entries.len() >= limit as usize {
+            more = true;
+            break;
+        }
+        entries.push(SubscriptionEntry {
+            project: p.into(),
+            record: to_contract(n, id, r),
+        });
+        last = Some((p.to_owned(), n.to_owned(), id.to_owned()));
+    }
+    let next_marker = if more {
+        // With `limit` 0 the page is empty and the scan stays where it was.
+        let resume = last.or(after).unwrap_or_default();
+        ROption::RSome(encode_marker(&resume).into())
+    } else {
+        ROption::RNone
+    };
+    Ok(SubscriptionScanPage {
+        entries: entries.into(),
+        next_marker,
+    })
+}
+
+/// Upgrades a format 1 file: gives every subscription written without a
+/// cursor one at its queue's last sequence number, as if it were created
+/// now (it never had notifications delivered by this store, and starting at
+/// 0 would flood its subscriber with every message still in the queue).
+/// Returns how many records were rewritten.
+pub(crate) fn upgrade_cursors(t: &mut WriteTables<'_>) -> OpResult<usize> {
+    let mut old: Vec<(ScanKey, Record)> = Vec::new();
+    for entry in t.subscriptions.iter()? {
+        let (k, v) = entry?;
+        if Record::is_v1(v.value()) {
+            let (p, n, id) = k.value();
+            let key = (p.to_owned(), n.to_owned(), id.to_owned());
+            old.push((key, Record::decode(v.value())?));
+        }
+    }
+    let upgraded = old.len();
+    for ((p, n, id), mut r) in old {
+        let q = QueueRef::new(&p, &n);
+        r.delivered_seq = queues::last_seq(&t.queues, &t.queue_seq, &t.seq_floor, &q)?;
+        t.subscriptions
+            .insert((p.as_str(), n.as_str(), id.as_str()), r.encode().as_slice())?;
+    }
+    Ok(upgraded)
+}
+
 /// Deletes one subscription, live or not.
 pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, id: &str) -> OpResult<()> {
     let removed = match t
@@ -255,4 +403,134 @@ pub(crate) fn delete_all(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> 
         unindex(t, q, &id, r.expires_ms)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use plugin_api::storage::MessageStore;
+    use redb::{Database, ReadableDatabase};
+
+    use super::*;
+    use crate::{codec::QueueRecord, EmbeddedConfig, EmbeddedMessageStore};
+
+    #[test]
+    fn scan_markers_round_trip_any_name_and_refuse_garbage() {
+        let key = ("pröject.x".to_owned(), "q-1".to_owned(), "0abc".to_owned());
+        assert_eq!(decode_marker(&encode_marker(&key)).unwrap(), key);
+        let empty = ScanKey::default();
+        assert_eq!(decode_marker(&encode_marker(&empty)).unwrap(), empty);
+        for bad in ["", "zz..", "a..", ".", "61.62.63.64", "ff.61.61"] {
+            assert!(decode_marker(bad).is_err(), "{bad:?} is refused");
+        }
+    }
+
+    /// A version 1 subscription record (no cursor).
+    fn v1(expires_ms: u64) -> Vec<u8> {
+        let mut bytes = Record {
+            subscriber: "http://example.com/".into(),
+            ttl: 60,
+            created_ms: 1,
+            expires_ms,
+            confirmed: true,
+            options: b"{}".to_vec(),
+            delivered_seq: 0,
+        }
+        .encode();
+        bytes.truncate(bytes.len() - 8);
+        bytes[0] = crate::codec::SUBSCRIPTION_V1;
+        bytes
+    }
+
+    #[test]
+    fn format_1_file_is_upgraded_with_cursors_at_each_queues_last_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let file = data.join(crate::DATABASE_FILE);
+        let far = u64::MAX / 2;
+        {
+            // What a format 1 build left: a queue whose last seq is 7, the
+            // floor 4 of a deleted queue, subscriptions on both and on a
+            // queue that never had a message.
+            let db = Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = WriteTables::open(&txn).unwrap();
+                t.meta.insert(schema::META_FORMAT, 1).unwrap();
+                t.meta.insert(schema::META_NEXT_QID, 2).unwrap();
+                let queue = QueueRecord {
+                    qid: 1,
+                    created_ms: 1,
+                    metadata: b"{}".to_vec(),
+                };
+                t.queues
+                    .insert(("p", "live"), queue.encode().as_slice())
+                    .unwrap();
+                t.queue_seq.insert(1, 7).unwrap();
+                t.seq_floor.insert(("p", "gone"), 4).unwrap();
+                for n in ["live", "gone", "never"] {
+                    t.subscriptions
+                        .insert(("p", n, "s"), v1(far).as_slice())
+                        .unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let config = EmbeddedConfig {
+            path: data.clone(),
+            ..EmbeddedConfig::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = EmbeddedMessageStore::open(&config).unwrap();
+            for (queue, cursor) in [("live", 7), ("gone", 4), ("never", 0)] {
+                let got = store
+                    .subscription_get(QueueRef::new("p", queue), "s".into(), 1)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(got.delivered_seq, cursor, "cursor of {queue}");
+                assert!(got.confirmed && got.ttl == 60, "the rest is kept");
+            }
+        });
+        // Dropping the store closed the file: it now says format 2 and holds
+        // no version 1 record.
+        let db = Database::create(&file).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(schema::META).unwrap();
+        let format = meta.get(schema::META_FORMAT).unwrap().unwrap().value();
+        assert_eq!(format, schema::FORMAT_VERSION);
+        let subs = txn.open_table(schema::SUBSCRIPTIONS).unwrap();
+        for entry in subs.iter().unwrap() {
+            assert!(!Record::is_v1(entry.unwrap().1.value()));
+        }
+    }
+
+    #[test]
+    fn newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        {
+            let db = Database::create(data.join(crate::DATABASE_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = WriteTables::open(&txn).unwrap();
+                t.meta
+                    .insert(schema::META_FORMAT, schema::FORMAT_VERSION + 1)
+                    .unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let config = EmbeddedConfig {
+            path: data,
+            ..EmbeddedConfig::default()
+        };
+        let err = EmbeddedMessageStore::open(&config).unwrap_err();
+        assert_eq!(err.code, ErrorCode::BAD_CONFIG);
+        assert!(err.message.contains("format"), "{}", err.message);
+    }
 }

@@ -104,6 +104,7 @@ macro_rules! message_store_suite {
             message_post_creates_the_queue_lazily,
             queue_delete_of_missing_queue_succeeds,
             queue_delete_removes_messages_claims_and_subscriptions,
+            queue_last_seq_is_the_last_posted_seq_and_never_goes_back,
             store_is_alive,
             subscription_create_then_get_round_trips,
             duplicate_subscriber_gets_the_existing_subscription,
@@ -114,6 +115,12 @@ macro_rules! message_store_suite {
             subscription_confirm_sets_and_clears_the_flag,
             subscription_delete_removes_it_and_missing_delete_succeeds,
             expired_subscription_is_invisible_and_subscriber_can_subscribe_again,
+            new_subscription_starts_at_the_queues_last_seq,
+            subscription_advance_moves_the_cursor_forward_only,
+            subscription_update_and_confirm_keep_the_cursor,
+            subscription_advance_of_missing_or_expired_is_not_found,
+            subscription_scan_pages_through_every_live_subscription_once,
+            subscription_scan_continues_after_its_marker_is_deleted,
         }
     };
 }

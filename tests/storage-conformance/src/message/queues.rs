@@ -1,7 +1,7 @@
 //! Queues: create, metadata, list, count, delete, lazy creation.
 
 use plugin_api::{
-    storage::{MessageStore, NewSubscription, QueueListQuery, SubscriptionListQuery},
+    storage::{MessageStore, NewSubscription, QueueListQuery, QueueRef, SubscriptionListQuery},
     types::{
         ROption::{RNone, RSome},
         RString,
@@ -220,6 +220,59 @@ pub async fn queue_delete_removes_messages_claims_and_subscriptions(s: Store) {
         .await
         .unwrap();
     assert!(subs.is_empty());
+}
+
+/// `queue_last_seq` is the seq of the last message ever posted to the queue:
+/// 0 for a queue that never had one, the last posted seq after posts (also
+/// once that message is gone), never smaller after a purge or a delete, and
+/// the next post always gets a larger seq (sequence numbers are never
+/// reused, also when a queue is deleted and created again).
+pub async fn queue_last_seq_is_the_last_posted_seq_and_never_goes_back(s: Store) {
+    let t = now();
+    let last_seq = |name: &'static str| {
+        let s = s.clone();
+        async move { s.queue_last_seq(q(name)).await.unwrap() }
+    };
+    assert_eq!(last_seq("a").await, 0, "a missing queue");
+    s.queue_create(q("a"), b"{}".to_vec().into(), t)
+        .await
+        .unwrap();
+    assert_eq!(last_seq("a").await, 0, "a queue without messages");
+
+    let first = post(&s, &q("a"), "c", &["1", "2", "3"], t).await;
+    assert_eq!(last_seq("a").await, first[2].seq);
+    let second = post(&s, &q("a"), "c", &["4", "5"], t).await;
+    assert_eq!(last_seq("a").await, second[1].seq);
+    // Per queue and per project.
+    assert_eq!(last_seq("b").await, 0);
+    let other = QueueRef::new("another-project", "a");
+    assert_eq!(s.queue_last_seq(other).await.unwrap(), 0);
+
+    // The last message gone (deleted, popped) still counts.
+    s.message_delete(q("a"), second[1].id.clone(), RNone, t)
+        .await
+        .unwrap();
+    assert_eq!(s.message_pop(q("a"), 1, t).await.unwrap().len(), 1);
+    assert_eq!(last_seq("a").await, second[1].seq);
+
+    let before = second[1].seq;
+    s.message_purge(q("a")).await.unwrap();
+    let after_purge = last_seq("a").await;
+    assert!(after_purge >= before, "purge: {after_purge} < {before}");
+    let next = post(&s, &q("a"), "c", &["after purge"], t).await;
+    assert!(next[0].seq > after_purge);
+    assert_eq!(last_seq("a").await, next[0].seq);
+
+    let before = next[0].seq;
+    s.queue_delete(q("a")).await.unwrap();
+    let after_delete = last_seq("a").await;
+    assert!(after_delete >= before, "delete: {after_delete} < {before}");
+    let recreated = post(&s, &q("a"), "c", &["after delete"], t).await;
+    assert!(
+        recreated[0].seq > after_delete,
+        "a queue created again continues its sequence numbers"
+    );
+    assert_eq!(last_seq("a").await, recreated[0].seq);
 }
 
 /// The store answers its health check.

@@ -1,0 +1,313 @@
+//! One subscription's delivery loop: read the messages after the cursor,
+//! deliver them in order with retries, advance the cursor.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use plugin_api::{
+    notification::{Delivery, Notifier, NotifierBox},
+    storage::{MessageListQuery, MessageStore, QueueRef, StoredMessage, SubscriptionRecord},
+    types::ROption,
+    ErrorCode,
+};
+use serde_json::Value;
+use tokio::sync::{watch, Notify};
+
+use super::{
+    payload::{notification_json, Notified},
+    retry::RetryPolicy,
+    scheme_of, Dispatcher,
+};
+use crate::api::clock;
+
+/// Messages read from the store per round.
+const PAGE: u32 = 20;
+/// How long an idle worker sleeps before looking again anyway (posts on
+/// other nodes, expiry).
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// Back-off after the store failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+
+/// Wakes or stops one worker.
+#[derive(Default)]
+pub struct Control {
+    wake: Notify,
+    stopped: AtomicBool,
+}
+
+impl Control {
+    /// Makes the worker look at its subscription again.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Stops the worker at its next step (an attempt in flight finishes).
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+}
+
+/// The delivery loop of one subscription.
+pub struct Worker {
+    pub dispatcher: Arc<Dispatcher>,
+    pub queue: QueueRef,
+    pub id: String,
+    pub control: Arc<Control>,
+    pub tail: watch::Receiver<u64>,
+}
+
+/// How one message's delivery ended.
+enum Outcome {
+    Delivered,
+    GaveUp,
+    Stopped,
+}
+
+impl Worker {
+    pub async fn run(mut self) {
+        while !self.control.is_stopped() {
+            match self.round().await {
+                Ok(true) => {}
+                Ok(false) => self.idle(IDLE_RECHECK).await,
+                Err(Stop) => break,
+            }
+        }
+        self.dispatcher
+            .worker_done(&self.queue, &self.id, &self.control);
+    }
+
+    /// Waits for a post to the queue, a control event, or the timeout.
+    async fn idle(&mut self, timeout: Duration) {
+        tokio::select! {
+            _ = self.tail.changed() => {}
+            _ = self.control.wake.notified() => {}
+            _ = tokio::time::sleep(timeout) => {}
+        }
+    }
+
+    /// Handles one page. `Ok(true)` if it made progress, `Ok(false)` if there
+    /// was nothing to do, `Err(Stop)` when the subscription is gone.
+    async fn round(&mut self) -> Result<bool, Stop> {
+        let store = self.dispatcher.store.clone();
+        let now = clock::now_ms();
+        let record = match store
+            .subscription_get(self.queue.clone(), self.id.as_str().into(), now)
+            .await
+        {
+            Ok(ROption::RSome(record)) => record,
+            Ok(ROption::RNone) => return Err(Stop),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the subscription; retrying");
+                tokio::time::sleep(STORE_RETRY).await;
+                return Ok(true);
+            }
+        };
+        let scheme = scheme_of(&record.subscriber);
+        let Some(notifier) = self.dispatcher.notifiers.get(&scheme).cloned() else {
+            tracing::warn!(
+                scheme,
+                "no notifier sink for this scheme: nothing is delivered"
+            );
+            return Ok(false);
+        };
+        let query = MessageListQuery {
+            after_seq: ROption::RSome(record.delivered_seq),
+            limit: PAGE,
+            exclude_client: ROption::RNone,
+            include_claimed: true,
+            include_delayed: true,
+        };
+        let messages = match store.message_list(self.queue.clone(), query, now).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read pending messages; retrying");
+                tokio::time::sleep(STORE_RETRY).await;
+                return Ok(true);
+            }
+        };
+        if messages.is_empty() {
+            return Ok(false);
+        }
+        // Unconfirmed subscriptions receive nothing (Zaqar §6.5), and what was
+        // posted meanwhile is not owed to them later either.
+        let deliver =
+            record.confirmed || !self.dispatcher.options.notification.require_confirmation;
+        let policy = if deliver {
+            self.retry_policy(&record).await
+        } else {
+            RetryPolicy::default()
+        };
+        let mut handled = record.delivered_seq;
+        for message in messages.iter() {
+            if deliver {
+                match self.deliver(&notifier, &record, message, &policy).await {
+                    Outcome::Delivered | Outcome::GaveUp => {}
+                    Outcome::Stopped => break,
+                }
+            }
+            handled = message.seq;
+        }
+        if handled > record.delivered_seq {
+            if let Err(error) = store
+                .subscription_advance(
+                    self.queue.clone(),
+                    self.id.as_str().into(),
+                    handled,
+                    clock::now_ms(),
+                )
+                .await
+            {
+                if error.code == ErrorCode::SUBSCRIPTION_NOT_FOUND {
+                    return Err(Stop);
+                }
+                tracing::warn!(%error, "cannot record delivery progress; messages may be sent again");
+                tokio::time::sleep(STORE_RETRY).await;
+            }
+        }
+        Ok(true)
+    }
+
+    async fn retry_policy(&self, record: &SubscriptionRecord) -> RetryPolicy {
+        let options: Value = serde_json::from_slice(&record.options).unwrap_or_default();
+        let metadata: Option<Value> = match self
+            .dispatcher
+            .store
+            .queue_get_metadata(self.queue.clone())
+            .await
+        {
+            Ok(ROption::RSome(bytes)) => serde_json::from_slice(&bytes).ok(),
+            _ => None,
+        };
+        RetryPolicy::choose(
+            options.get("_retry_policy"),
+            metadata.as_ref().and_then(|m| m.get("_retry_policy")),
+        )
+    }
+
+    async fn deliver(
+        &mut self,
+        notifier: &NotifierBox,
+        record: &SubscriptionRecord,
+        message: &StoredMessage,
+        policy: &RetryPolicy,
+    ) -> Outcome {
+        let payload = notification_json(&Notified {
+            queue: self.queue.name.as_str(),
+            id: message.id.as_str(),
+            seq: message.seq,
+            ttl: message.ttl,
+            body: &message.body,
+        });
+        let delivery = self.delivery(record, payload);
+        let waits = policy.waits();
+        let attempts = waits.len();
+        for (attempt, wait) in waits.into_iter().enumerate() {
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.control.wake.notified() => {}
+                }
+            }
+            if self.control.is_stopped() {
+                return Outcome::Stopped;
+            }
+            let result = {
+                let Ok(_permit) = self.dispatcher.in_flight.acquire().await else {
+                    return Outcome::Stopped;
+                };
+                notifier.deliver(delivery.clone()).await
+            };
+            match result {
+                Ok(()) => return Outcome::Delivered,
+                Err(error) if error.code == ErrorCode::DELIVERY_PERMANENT => {
+                    tracing::warn!(%error, seq = message.seq, "notification refused for good; skipped");
+                    return Outcome::GaveUp;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, attempt = attempt + 1, attempts, seq = message.seq, "notification attempt failed");
+                }
+            }
+        }
+        tracing::warn!(
+            seq = message.seq,
+            attempts,
+            "notification not delivered after every retry; skipped"
+        );
+        Outcome::GaveUp
+    }
+
+    fn delivery(&self, record: &SubscriptionRecord, payload: Vec<u8>) -> Delivery {
+        delivery(&self.dispatcher, &self.queue, record, payload)
+    }
+}
+
+/// The subscription is gone: the worker ends.
+struct Stop;
+
+fn delivery(
+    dispatcher: &Dispatcher,
+    queue: &QueueRef,
+    record: &SubscriptionRecord,
+    payload: Vec<u8>,
+) -> Delivery {
+    Delivery {
+        subscriber: record.subscriber.clone(),
+        project: queue.project.clone(),
+        queue: queue.name.clone(),
+        subscription_id: record.id.clone(),
+        options: record.options.clone(),
+        payload: payload.into(),
+        allow_private_addresses: dispatcher.options.notification.allow_private_subscribers,
+    }
+}
+
+/// Sends a confirmation request with the default retry policy (Zaqar sends
+/// these once and its retry path breaks on them, §8 #10).
+pub async fn send_confirmation(
+    dispatcher: &Arc<Dispatcher>,
+    queue: &QueueRef,
+    id: &str,
+    payload: Vec<u8>,
+) {
+    let record = match dispatcher
+        .store
+        .subscription_get(queue.clone(), id.into(), clock::now_ms())
+        .await
+    {
+        Ok(ROption::RSome(record)) => record,
+        _ => return,
+    };
+    let Some(notifier) = dispatcher
+        .notifiers
+        .get(&scheme_of(&record.subscriber))
+        .cloned()
+    else {
+        return;
+    };
+    let delivery = delivery(dispatcher, queue, &record, payload);
+    for wait in RetryPolicy::default().waits() {
+        tokio::time::sleep(wait).await;
+        match notifier.deliver(delivery.clone()).await {
+            Ok(()) => return,
+            Err(error) if error.code == ErrorCode::DELIVERY_PERMANENT => {
+                tracing::warn!(%error, subscription = id, "confirmation request refused");
+                return;
+            }
+            Err(_) => {}
+        }
+    }
+    tracing::warn!(
+        subscription = id,
+        "confirmation request not delivered after every retry"
+    );
+}
