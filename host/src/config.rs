@@ -83,7 +83,7 @@ pub struct Drivers {
 impl Default for Drivers {
     fn default() -> Self {
         Self {
-            transports: vec!["wsgi".into()],
+            transports: vec!["wsgi".into(), "websocket".into()],
             message_store: StoreSelection::named("embedded"),
             management_store: StoreSelection::named("embedded"),
             transport: BTreeMap::new(),

@@ -27,6 +27,7 @@
 // abi_stable_derive 0.11's `#[sabi_trait]` expands to impls nested inside a
 // const, which this lint flags; the expansion is sound and not ours to change.
 #![allow(non_local_definitions)]
+#![warn(missing_docs)]
 
 mod macros;
 

@@ -51,6 +51,46 @@ where
     })
 }
 
+/// The listener of a transport that is started and stopped through
+/// [`Transport`](crate::transport::Transport): at most one at a time.
+#[derive(Default)]
+pub struct ListenerSlot {
+    listening: tokio::sync::Mutex<Option<Listening>>,
+}
+
+impl ListenerSlot {
+    /// Binds and starts serving (see [`listen`]) unless already started;
+    /// returns the bound address as `host:port`.
+    pub async fn start<S, Fut>(
+        &self,
+        address: &str,
+        grace: Duration,
+        serve: S,
+    ) -> PluginResult<String>
+    where
+        S: Fn(TcpStream, SocketAddr, StopSignal) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut listening = self.listening.lock().await;
+        if listening.is_some() {
+            return Err(PluginError::internal(format!(
+                "already listening on {address}"
+            )));
+        }
+        let started = listen(address, grace, serve).await?;
+        let local = started.local_addr.to_string();
+        *listening = Some(started);
+        Ok(local)
+    }
+
+    /// Stops the listener if it runs (see [`Listening::stop`]).
+    pub async fn stop(&self) {
+        if let Some(listening) = self.listening.lock().await.take() {
+            listening.stop().await;
+        }
+    }
+}
+
 impl Listening {
     /// Stops accepting, signals the open connections, and resolves once they
     /// finished (or the grace period ran out and they were cut).
