@@ -25,6 +25,8 @@ pub mod push;
 pub mod server;
 
 // Linked for their `register_builtin!` side effect.
+use notifier_mailto as _;
+use notifier_webhook as _;
 use storage_embedded as _;
 use transport_websocket as _;
 use transport_wsgi as _;
