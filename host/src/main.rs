@@ -72,7 +72,9 @@ fn list_plugins(loaded: &config::Loaded) -> ExitCode {
         "{:<26} {:<16} {:<11} ORIGIN",
         "NAMESPACE", "NAME", "PLUGIN-API"
     );
-    for plugin in registry.plugins() {
+    let mut plugins: Vec<_> = registry.plugins().iter().collect();
+    plugins.sort_by(|a, b| (a.namespace, &a.name).cmp(&(b.namespace, &b.name)));
+    for plugin in plugins {
         println!(
             "{:<26} {:<16} {:<11} {}",
             plugin.namespace, plugin.name, plugin.api_version, plugin.origin
