@@ -136,6 +136,7 @@ async fn run(sockets: usize, interval: Duration) {
     let subscribed = server.resident_bytes();
 
     let (mut publisher, _) = connect_async(url.clone()).await.expect("publisher");
+    let cpu_before = server.cpu_time();
     for _ in 0..MESSAGES {
         let sent_us = start.elapsed().as_micros() as u64;
         publisher
@@ -151,15 +152,17 @@ async fn run(sockets: usize, interval: Duration) {
     for reader in readers {
         let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
     }
+    let server_cpu_per_message = (server.cpu_time() - cpu_before) / MESSAGES as u32;
     let mut samples = latencies.lock().unwrap().clone();
     samples.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "sockets {sockets:>6}: pushes {:>7}/{:<7} latency ms p50 {:>7.2} p99 {:>7.2} max {:>7.2} | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
+        "sockets {sockets:>6}: pushes {:>7}/{:<7} latency ms p50 {:>7.2} p99 {:>7.2} max {:>7.2} | server CPU per message {:>6.2} ms | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
         samples.len(),
         sockets * MESSAGES,
         percentile(&samples, 50.0),
         percentile(&samples, 99.0),
         samples.last().copied().unwrap_or(f64::NAN),
+        server_cpu_per_message.as_secs_f64() * 1000.0,
         idle.saturating_sub(before) / sockets as u64,
         subscribed.saturating_sub(before) / sockets as u64,
     );

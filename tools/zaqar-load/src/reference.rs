@@ -1,0 +1,100 @@
+//! A bare hyper HTTP/1.1 server that answers Zaqar-shaped requests with
+//! canned answers of the same size and does no work: the ceiling the real
+//! server's HTTP figures are compared with ("what hyper alone does on
+//! loopback").
+//!
+//! - `POST …/messages` → 201 with `Location` and `{"resources": [...]}` for
+//!   the queue in the path (the size of a one-message post answer);
+//! - `POST …/claims` → 204 (nothing to claim);
+//! - `PUT` → 201, `DELETE` → 204, `GET` → 200 `{"messages": [], "links": []}`.
+//!
+//! The request body is read in full (a real server must), never parsed.
+
+use std::{convert::Infallible, future::Future, net::SocketAddr};
+
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    body::{Bytes, Incoming},
+    header::{HeaderValue, CONTENT_TYPE, LOCATION},
+    server::conn::http1,
+    service::service_fn,
+    Method, Request, Response, StatusCode,
+};
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpListener, task::JoinSet};
+
+/// A fixed message id of the length of the server's ids (24 characters).
+const MESSAGE_ID: &str = "000000000000000100000000";
+/// A request-id header like the one the server sends, constant here.
+const REQUEST_ID: &str = "req-00000000-0000-0000-0000-000000000000";
+
+/// Binds the listener (port 0 picks a free one).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                connections.spawn(async move {
+                    let _ = http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), service_fn(answer))
+                        .await;
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = &mut shutdown => break,
+        }
+    }
+    connections.abort_all();
+}
+
+async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = request.into_parts();
+    // Read (and drop) the whole body, as any server must.
+    let _ = body.collect().await;
+    let path = parts.uri.path();
+    let (status, location, body) = match parts.method {
+        Method::POST if path.ends_with("/messages") => {
+            let queue = path
+                .trim_end_matches("/messages")
+                .rsplit('/')
+                .next()
+                .unwrap_or("q");
+            let body = format!("{{\"resources\":[\"/v2/queues/{queue}/messages/{MESSAGE_ID}\"]}}");
+            (
+                StatusCode::CREATED,
+                Some(format!("{path}?ids={MESSAGE_ID}")),
+                Bytes::from(body),
+            )
+        }
+        Method::POST | Method::DELETE => (StatusCode::NO_CONTENT, None, Bytes::new()),
+        Method::PUT => (StatusCode::CREATED, Some(path.to_string()), Bytes::new()),
+        _ => (
+            StatusCode::OK,
+            None,
+            Bytes::from_static(br#"{"messages":[],"links":[]}"#),
+        ),
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if status != StatusCode::NO_CONTENT {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    if let Some(location) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        headers.insert(LOCATION, location);
+    }
+    headers.insert(
+        "x-openstack-request-id",
+        HeaderValue::from_static(REQUEST_ID),
+    );
+    Ok(response)
+}
