@@ -301,15 +301,19 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, String> {
     if let Some(path) = &file {
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed("ZAQAR_").split("__").map(|key| {
-        match key.as_str().to_ascii_lowercase().as_str() {
+    let environment = Env::prefixed("ZAQAR_")
+        // Every option lives in a section, so configuration variables always
+        // have a `__`; others (`ZAQAR_BENCH_HOME`, ...) belong to other tools.
+        .filter(|key| key.as_str().contains("__"))
+        .split("__")
+        .map(|key| match key.as_str().to_ascii_lowercase().as_str() {
             // `ZAQAR_DRIVERS__MESSAGE_STORE=redis` selects the driver
             // without discarding the file's per-driver tables.
             "drivers.message_store" => "drivers.message_store.name".into(),
             "drivers.management_store" => "drivers.management_store.name".into(),
             _ => key.into(),
-        }
-    }));
+        });
+    figment = figment.merge(environment);
     let mut config: Config = figment.extract().map_err(describe_figment_error)?;
     config.drivers.message_store.validate("message_store")?;
     config

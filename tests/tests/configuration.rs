@@ -71,6 +71,20 @@ fn environment_overrides_the_file() {
 }
 
 #[test]
+fn environment_variables_without_a_section_are_not_configuration() {
+    let server = TestServer::start_with_env("", &[("ZAQAR_BENCH_HOME", "/tmp/elsewhere")]);
+    assert_eq!(server.client().get("/v2/ping").send().status, 204);
+}
+
+#[test]
+fn a_misspelt_section_in_the_environment_is_rejected() {
+    let exited =
+        TestServer::run_to_exit("", &[], &[("ZAQAR_TRASPORT__MAX_MESSAGES_PER_PAGE", "5")]);
+    assert_eq!(exited.status.code(), Some(2), "{exited:?}");
+    assert!(exited.stderr.contains("trasport"), "{}", exited.stderr);
+}
+
+#[test]
 fn environment_overrides_an_api_limit() {
     let server = TestServer::start_with_env(
         "[transport]\nmax_messages_per_page = 20\n",
