@@ -140,6 +140,10 @@ impl ClientId {
 /// Python's `uuid.UUID(hex)`: `urn:` and `uuid:` prefixes, braces and
 /// dashes are ignored, 32 hex digits must remain. Returns the canonical form.
 fn parse_python_uuid(value: &str) -> Option<String> {
+    // Every client sends the canonical form: accept it without rebuilding.
+    if is_canonical_uuid(value) {
+        return Some(value.to_string());
+    }
     let stripped = value.replace("urn:", "").replace("uuid:", "");
     let hex: String = stripped
         .trim_matches(|c| c == '{' || c == '}')
@@ -158,6 +162,15 @@ fn parse_python_uuid(value: &str) -> Option<String> {
         &hex[16..20],
         &hex[20..32]
     ))
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex.
+fn is_canonical_uuid(value: &str) -> bool {
+    value.len() == 36
+        && value.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => b.is_ascii_digit() || (b'a'..=b'f').contains(&b),
+        })
 }
 
 /// Which wording a page-size error uses: Zaqar says "no greater than" for

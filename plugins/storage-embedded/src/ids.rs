@@ -15,9 +15,23 @@ fn random_u128() -> u128 {
     uuid::Uuid::new_v4().as_u128()
 }
 
-/// The random tag of a new message id.
+/// The random tag of a new message id. Tags only need to differ, not to be
+/// secret (the sequence number beside them is public), so they come from a
+/// per-thread SplitMix64 seeded once from the OS instead of a system call
+/// per message in the writer's hot loop.
 pub(crate) fn new_tag() -> u32 {
-    random_u128() as u32
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(random_u128() as u64);
+    }
+    STATE.with(|state| {
+        let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        state.set(next);
+        let mut z = next;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) as u32
+    })
 }
 
 /// The id of message `seq` with `tag`.
