@@ -80,6 +80,23 @@ pub struct Drivers {
     pub notification: BTreeMap<String, Value>,
 }
 
+impl Drivers {
+    /// The management store's table. When the same driver serves both
+    /// stores and only the message store has a table, the management store
+    /// gets that one too: one embedded data directory, not two by accident.
+    pub fn management_options(&self) -> Value {
+        let own = self.management_store.options();
+        let same_driver = self.management_store.name() == self.message_store.name();
+        let has_own = matches!(&self.management_store, StoreSelection::Table(t)
+            if self.management_store.name().is_some_and(|n| t.contains_key(n)));
+        if same_driver && !has_own {
+            self.message_store.options()
+        } else {
+            own
+        }
+    }
+}
+
 impl Default for Drivers {
     fn default() -> Self {
         Self {

@@ -85,7 +85,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
             "drivers.management_store",
         )
         .map_err(StartError)?;
-    let management = plugins::build_management_store(plugin, &drivers.management_store.options())
+    let management = plugins::build_management_store(plugin, &drivers.management_options())
         .await
         .map_err(|e| {
             StartError(format!(

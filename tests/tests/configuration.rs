@@ -115,3 +115,24 @@ fn sigterm_shuts_down_gracefully() {
     assert!(status.success(), "{status:?}");
     assert!(server.log().contains("stopped"));
 }
+
+#[test]
+fn the_management_store_shares_the_message_stores_table_when_it_has_none() {
+    // Only the message store names a path: both stores must open that one
+    // directory (the embedded store would refuse a second open of the
+    // default ./data in the same process otherwise).
+    let server = TestServer::start_with(
+        "[drivers]\nmanagement_store = \"embedded\"\n[drivers.message_store.embedded]\npath = \"shared-data\"\n",
+    );
+    assert_eq!(server.client().get("/v2/ping").send().status, 204);
+    let default_dir = server.data_dir();
+    let shared = default_dir.parent().unwrap().join("shared-data");
+    assert!(
+        shared.join("zaqar.redb").is_file(),
+        "the named directory is used"
+    );
+    assert!(
+        !default_dir.join("zaqar.redb").exists(),
+        "the management store opened a second database in the default directory"
+    );
+}
