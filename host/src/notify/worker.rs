@@ -88,8 +88,16 @@ impl Worker {
 
     /// Waits for a post to the queue, a control event, or the timeout.
     async fn idle(&mut self, timeout: Duration) {
+        let tail = &mut self.tail;
+        let posted = async {
+            // The queue's tail is dropped when the queue is deleted; then
+            // only a control event or the timeout can end the wait.
+            if tail.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
-            _ = self.tail.changed() => {}
+            _ = posted => {}
             _ = self.control.wake.notified() => {}
             _ = tokio::time::sleep(timeout) => {}
         }
