@@ -59,6 +59,22 @@ fn json_and_msgpack_replies_use_the_encoding_of_the_request() {
 }
 
 #[test]
+fn authenticate_succeeds_without_an_auth_strategy() {
+    let server = server();
+    let mut client = WsClient::connect(server.address("websocket"));
+    client.set_header("X-Auth-Token", "not-checked");
+    let reply = client.request("authenticate", json!({}));
+    assert_eq!(status(&reply), 200, "{reply}");
+    assert_eq!(reply["body"], json!({"message": "Authentified."}));
+    assert_eq!(
+        reply["request"]["headers"],
+        json!({}),
+        "the token is not echoed"
+    );
+    assert_eq!(status(&client.request("queue_list", json!({}))), 200);
+}
+
+#[test]
 fn bad_frames_get_error_frames_and_the_socket_stays_usable() {
     let server = server();
     let mut client = WsClient::connect(server.address("websocket"));
