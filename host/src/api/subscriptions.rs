@@ -3,11 +3,16 @@
 //! confirmations and notifications are the notifier's business.
 
 use plugin_api::{
-    storage::{MessageStore, NewSubscription, SubscriptionListQuery, SubscriptionPatch},
+    storage::{
+        MessageStore, NewSubscription, QueueRef, SubscriptionCreated, SubscriptionListQuery,
+        SubscriptionPatch,
+    },
     types::{ROption, RVec},
     ErrorCode,
 };
 use serde_json::{Map, Value};
+
+use crate::notify::SOCKET_SCHEME;
 
 use super::{
     action::{Call, PageQuery, Reply},
@@ -160,34 +165,46 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     })
 }
 
-/// `subscription_create`: validates first (§8 #3), creates the queue if
-/// missing (§1.7), then stores the subscription. A duplicate of an
-/// unconfirmed subscription answers with the existing id (§8 #16); of a
-/// confirmed one, 409.
-pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+/// Creates the queue if missing (§1.7), then stores the subscription (or
+/// finds the existing one for the same subscriber).
+async fn store_subscription(
+    api: &Api,
+    queue: &QueueRef,
+    subscriber: String,
+    fields: SubscriptionFields,
+) -> ApiResult<SubscriptionCreated> {
     const FAILED: &str = "Subscription could not be created.";
-    let document = parse_optional_object(call.body)?;
-    if !document.contains_key("subscriber") {
-        return Err(ApiError::api("Missing parameter subscriber in body."));
-    }
-    let fields = validate(&document, api)?;
-    let queue = queue_ref(call)?;
     let store = &api.stores.messages;
     let now = api.now_ms();
     store
         .queue_create(queue.clone(), RVec::from(b"{}".to_vec()), now)
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
-    let ttl = fields.ttl.unwrap_or(api.limits.default_subscription_ttl);
     let subscription = NewSubscription {
-        subscriber: fields.subscriber.unwrap_or_default().into(),
-        ttl,
+        subscriber: subscriber.into(),
+        ttl: fields.ttl.unwrap_or(api.limits.default_subscription_ttl),
         options: fields.options.unwrap_or_else(|| b"{}".to_vec()).into(),
     };
-    let outcome = store
+    store
         .subscription_create(queue.clone(), subscription, now)
         .await
-        .map_err(|e| ApiError::storage(e, FAILED))?;
+        .map_err(|e| ApiError::storage(e, FAILED))
+}
+
+/// `subscription_create`: validates first (§8 #3), creates the queue if
+/// missing (§1.7), then stores the subscription. A duplicate of an
+/// unconfirmed subscription answers with the existing id (§8 #16); of a
+/// confirmed one, 409.
+pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+    let document = parse_optional_object(call.body)?;
+    if !document.contains_key("subscriber") {
+        return Err(ApiError::api("Missing parameter subscriber in body."));
+    }
+    let mut fields = validate(&document, api)?;
+    let queue = queue_ref(call)?;
+    let subscriber = fields.subscriber.take().unwrap_or_default();
+    let ttl = fields.ttl.unwrap_or(api.limits.default_subscription_ttl);
+    let outcome = store_subscription(api, &queue, subscriber, fields).await?;
     if !outcome.created && outcome.confirmed {
         return Err(ApiError::Conflict {
             description: "Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI."
@@ -216,7 +233,6 @@ pub async fn create_for_socket(
     connection: &str,
     binary: bool,
 ) -> ApiResult<Reply> {
-    const FAILED: &str = "Subscription could not be created.";
     let mut document = parse_optional_object(call.body)?;
     document.remove("subscriber");
     let fields = if document.is_empty() {
@@ -230,21 +246,8 @@ pub async fn create_for_socket(
         ));
     }
     let queue = queue_ref(call)?;
-    let store = &api.stores.messages;
-    let now = api.now_ms();
-    store
-        .queue_create(queue.clone(), RVec::from(b"{}".to_vec()), now)
-        .await
-        .map_err(|e| ApiError::storage(e, FAILED))?;
-    let subscription = NewSubscription {
-        subscriber: format!("websocket:{connection}").into(),
-        ttl: fields.ttl.unwrap_or(api.limits.default_subscription_ttl),
-        options: fields.options.unwrap_or_else(|| b"{}".to_vec()).into(),
-    };
-    let outcome = store
-        .subscription_create(queue.clone(), subscription, now)
-        .await
-        .map_err(|e| ApiError::storage(e, FAILED))?;
+    let subscriber = format!("{SOCKET_SCHEME}:{connection}");
+    let outcome = store_subscription(api, &queue, subscriber, fields).await?;
     let id = outcome.id.into_string();
     if outcome.created
         && !api
@@ -253,7 +256,11 @@ pub async fn create_for_socket(
             .subscribe(connection, queue.clone(), &id, binary)
     {
         // The socket closed meanwhile: nothing else would delete it.
-        let _ = store.subscription_delete(queue, id.clone().into()).await;
+        let _ = api
+            .stores
+            .messages
+            .subscription_delete(queue, id.clone().into())
+            .await;
         return Err(ApiError::api(
             "This connection cannot receive notifications.",
         ));
