@@ -28,6 +28,18 @@ pub struct Caller {
     pub admin: bool,
 }
 
+impl Caller {
+    /// Whether an `X-Roles` header value (comma separated) names `admin`:
+    /// with no auth strategy, Zaqar takes policy roles from it (§8 #31).
+    pub fn roles_grant_admin(roles: Option<&str>) -> bool {
+        roles.is_some_and(|roles| {
+            roles
+                .split(',')
+                .any(|role| role.trim().eq_ignore_ascii_case("admin"))
+        })
+    }
+}
+
 /// One invocation of an action.
 pub struct Call<'a> {
     /// What to do.

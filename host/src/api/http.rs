@@ -180,11 +180,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
             return Err(ApiError::UnsupportedPatchMediaType);
         }
     }
-    let admin = header(request, "x-roles").is_some_and(|roles| {
-        roles
-            .split(',')
-            .any(|role| role.trim().eq_ignore_ascii_case("admin"))
-    });
+    let admin = Caller::roles_grant_admin(header(request, "x-roles"));
     let caller = Caller {
         project,
         client_id,

@@ -230,11 +230,7 @@ async fn serve(api: &Api, frame: &Frame, connection: &str, binary: bool) -> (u16
         Some(_) => return schema_failed(),
     };
     let document = action_document(action, body);
-    let admin = header(&frame.headers, "X-Roles").is_some_and(|roles| {
-        roles
-            .split(',')
-            .any(|role| role.trim().eq_ignore_ascii_case("admin"))
-    });
+    let admin = Caller::roles_grant_admin(header(&frame.headers, "X-Roles"));
     let caller = Caller {
         project,
         client_id,
