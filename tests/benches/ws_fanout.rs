@@ -1,5 +1,6 @@
 //! WebSocket fan-out: N sockets subscribed to one queue, one publisher;
-//! publish→push latency and the server's memory per idle connection.
+//! publish→push latency and the server's memory per idle connection, next
+//! to a "kernel floor" run that shows what the machine can do at all.
 //!
 //! `cargo bench -p zaqar-tests --bench ws_fanout` (N = 1000 and 10000; set
 //! `FANOUT_SOCKETS=2000` to choose N, `FANOUT_INTERVAL_MS` for the pause
@@ -8,18 +9,41 @@
 //! the publisher sends `message_post` to the moment each subscriber's task
 //! reads the push, on one clock, so it includes the client side's own
 //! scheduling of N tasks on the same 2 cores as the server.
+//!
+//! After the real run for each N comes the floor run (`floor  sockets ...`
+//! line): a bare fan-out server made of plain std threads in the bench
+//! process accepts the same N WebSocket connections and, for each of the 50
+//! messages, builds one unmasked text frame shaped like our server's push
+//! (same JSON fields and length, about 140 bytes) and writes it to every
+//! socket with one `write_all` each, split over
+//! 2 writer threads (half the sockets each): the best a 2-core server can do
+//! with one write per socket. The client side is the same as in the real
+//! run (same reader tasks, same stamps, same bookkeeping), without the
+//! subscription step. The line also gives the writer threads' CPU per
+//! message (summed over both threads, from `/proc/thread-self/schedstat`,
+//! or their wall time where that file is missing) and the wall time of one
+//! fan-out (the slower thread's loop). `FANOUT_FLOOR=0` skips the floor run,
+//! `FANOUT_FLOOR=only` runs only the floor. Client and floor server share one
+//! process, so the floor needs 2 file descriptors per socket: where the
+//! open-file limit is too low for N, the floor run uses the largest multiple
+//! of 1000 sockets that fits and says so on its line.
 
 use std::{
-    sync::{Arc, Mutex},
+    io::Write,
+    net::{TcpListener, TcpStream},
+    sync::{mpsc, Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::{connect_async, tungstenite::Message};
+use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, WebSocketStream};
 use zaqar_tests::TestServer;
 
 const MESSAGES: usize = 50;
+
+type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+type Latencies = Arc<Mutex<Vec<f64>>>;
 
 fn frame(action: &str, body: Value) -> Message {
     Message::text(
@@ -47,6 +71,67 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank]
 }
 
+/// Open `sockets` idle WebSocket connections to `url`, 250 at a time.
+async fn open_sockets(url: &str, sockets: usize) -> Vec<Client> {
+    let mut streams = Vec::with_capacity(sockets);
+    for chunk in 0..sockets.div_ceil(250) {
+        let opening: Vec<_> = (0..250.min(sockets - chunk * 250))
+            .map(|_| connect_async(url.to_string()))
+            .collect();
+        for opened in futures_util::future::join_all(opening).await {
+            streams.push(opened.expect("connect").0);
+        }
+    }
+    streams
+}
+
+/// Read `MESSAGES` pushes from `stream`, recording each one's latency
+/// (ms from its `sent_us` stamp, on the `start` clock) into `latencies`.
+fn spawn_reader(
+    mut stream: Client,
+    start: Instant,
+    latencies: Latencies,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        // Take the time first and find the stamp without a JSON parse,
+        // so the client's own work inflates the figure as little as
+        // possible.
+        let mut mine = Vec::with_capacity(MESSAGES);
+        while mine.len() < MESSAGES {
+            let Some(Ok(Message::Text(text))) = stream.next().await else {
+                break;
+            };
+            let now = start.elapsed().as_micros() as u64;
+            if let Some(sent) = sent_stamp(text.as_str()) {
+                mine.push(now.saturating_sub(sent) as f64 / 1000.0);
+            }
+        }
+        latencies.lock().unwrap().extend(mine);
+    })
+}
+
+/// Wait for the readers (30 s at most each) and return the sorted latencies.
+async fn collect(readers: Vec<tokio::task::JoinHandle<()>>, latencies: &Latencies) -> Vec<f64> {
+    for reader in readers {
+        let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
+    }
+    let mut samples = latencies.lock().unwrap().clone();
+    samples.sort_by(|a, b| a.total_cmp(b));
+    samples
+}
+
+/// `pushes received/expected latency ms p50 .. p99 .. max ..`.
+fn latency_summary(sorted: &[f64], expected: usize) -> String {
+    format!(
+        "pushes {:>7}/{:<7} latency ms p50 {:>7.2} p99 {:>7.2} max {:>7.2}",
+        sorted.len(),
+        expected,
+        percentile(sorted, 50.0),
+        percentile(sorted, 99.0),
+        sorted.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
 async fn run(sockets: usize, interval: Duration) {
     let server = TestServer::start_release_with(
         "[server]\nlog_level = \"warn\"\n[drivers]\ntransports = [\"wsgi\", \"websocket\"]\n\
@@ -57,21 +142,13 @@ async fn run(sockets: usize, interval: Duration) {
     let before = server.resident_bytes();
 
     // Open the sockets (idle).
-    let mut streams = Vec::with_capacity(sockets);
-    for chunk in 0..sockets.div_ceil(250) {
-        let opening: Vec<_> = (0..250.min(sockets - chunk * 250))
-            .map(|_| connect_async(url.clone()))
-            .collect();
-        for opened in futures_util::future::join_all(opening).await {
-            streams.push(opened.expect("connect").0);
-        }
-    }
+    let streams = open_sockets(&url, sockets).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = server.resident_bytes();
 
     // Subscribe every socket, then let each read its pushes.
     let start = Instant::now();
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(sockets * MESSAGES)));
+    let latencies: Latencies = Arc::new(Mutex::new(Vec::with_capacity(sockets * MESSAGES)));
     let mut readers = Vec::with_capacity(sockets);
     for mut stream in streams {
         stream
@@ -81,23 +158,7 @@ async fn run(sockets: usize, interval: Duration) {
             ))
             .await
             .expect("subscribe");
-        let latencies = latencies.clone();
-        readers.push(tokio::spawn(async move {
-            // Take the time first and find the stamp without a JSON parse,
-            // so the client's own work inflates the figure as little as
-            // possible.
-            let mut mine = Vec::with_capacity(MESSAGES);
-            while mine.len() < MESSAGES {
-                let Some(Ok(Message::Text(text))) = stream.next().await else {
-                    break;
-                };
-                let now = start.elapsed().as_micros() as u64;
-                if let Some(sent) = sent_stamp(text.as_str()) {
-                    mine.push(now.saturating_sub(sent) as f64 / 1000.0);
-                }
-            }
-            latencies.lock().unwrap().extend(mine);
-        }));
+        readers.push(spawn_reader(stream, start, latencies.clone()));
     }
     // Wait until every subscription is in place.
     let http = server.client().with_project("fanout");
@@ -149,22 +210,226 @@ async fn run(sockets: usize, interval: Duration) {
         let _reply = publisher.next().await;
         tokio::time::sleep(interval).await;
     }
-    for reader in readers {
-        let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
-    }
+    let samples = collect(readers, &latencies).await;
     let server_cpu_per_message = (server.cpu_time() - cpu_before) / MESSAGES as u32;
-    let mut samples = latencies.lock().unwrap().clone();
-    samples.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "sockets {sockets:>6}: pushes {:>7}/{:<7} latency ms p50 {:>7.2} p99 {:>7.2} max {:>7.2} | server CPU per message {:>6.2} ms | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
-        samples.len(),
-        sockets * MESSAGES,
-        percentile(&samples, 50.0),
-        percentile(&samples, 99.0),
-        samples.last().copied().unwrap_or(f64::NAN),
+        "sockets {sockets:>6}: {} | server CPU per message {:>6.2} ms | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
+        latency_summary(&samples, sockets * MESSAGES),
         server_cpu_per_message.as_secs_f64() * 1000.0,
         idle.saturating_sub(before) / sockets as u64,
         subscribed.saturating_sub(before) / sockets as u64,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Kernel floor: one prebuilt frame, one `write_all` per socket, 2 threads.
+
+/// The JSON text of a floor push: the shape and length of our server's
+/// push for message number `sequence` (as the real run receives it), with
+/// the `sent_us` stamp where the real one has it.
+fn floor_payload(sequence: usize, sent_us: u64) -> String {
+    format!(
+        "{{\"ttl\":300,\"body\":{{\"sent_us\":{sent_us}}},\"Message_Type\":\"Notification\",\
+         \"queue_name\":\"fanout\",\"message_id\":\"{sequence:024x}\",\"sequence\":{sequence}}}"
+    )
+}
+
+/// One unmasked, final WebSocket text frame carrying `payload`.
+fn text_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 10);
+    frame.push(0x81);
+    match payload.len() {
+        len @ 0..=125 => frame.push(len as u8),
+        len @ 126..=0xFFFF => {
+            frame.push(126);
+            frame.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            frame.push(127);
+            frame.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// CPU time the calling thread has used (Linux, nanosecond counter). Read
+/// only right after the thread woke up, where the kernel's figure is
+/// current.
+fn thread_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let nanos = stat.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(nanos))
+}
+
+/// What one writer thread spent: CPU over its whole life (if known) and the
+/// wall time of each message's write loop.
+struct WriterReport {
+    cpu: Option<Duration>,
+    loops: Vec<Duration>,
+}
+
+fn write_loop(mut sockets: Vec<TcpStream>, frames: mpsc::Receiver<Arc<[u8]>>) -> WriterReport {
+    let cpu_before = thread_cpu();
+    let mut loops = Vec::with_capacity(MESSAGES);
+    for frame in frames {
+        let started = Instant::now();
+        for socket in &mut sockets {
+            // A failed write shows as a missing push on the client side.
+            let _ = socket.write_all(&frame);
+        }
+        loops.push(started.elapsed());
+    }
+    // Just woken by the closed channel: the counter is current.
+    let cpu = thread_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after.saturating_sub(before));
+    WriterReport { cpu, loops }
+}
+
+struct FloorReport {
+    /// Writer CPU per message summed over both threads, or `None` when
+    /// thread CPU time could not be read.
+    cpu_per_message: Option<Duration>,
+    /// Wall time of one fan-out: the slower thread's loop, averaged over
+    /// the messages.
+    wall_per_message: Duration,
+    /// Both threads' loop wall times per message, summed.
+    busy_per_message: Duration,
+}
+
+/// The bare fan-out server: accept `sockets` connections, do the WebSocket
+/// handshake, then write one frame per stamp received to every socket.
+fn floor_server(
+    listener: TcpListener,
+    sockets: usize,
+    ready: mpsc::Sender<()>,
+    stamps: mpsc::Receiver<u64>,
+) -> FloorReport {
+    let mut accepted = Vec::with_capacity(sockets);
+    while accepted.len() < sockets {
+        let (tcp, _) = listener.accept().expect("floor accept");
+        tcp.set_nodelay(true).expect("nodelay");
+        let socket = tungstenite::accept(tcp)
+            .map_err(|e| e.to_string())
+            .expect("floor handshake");
+        accepted.push(socket.into_inner());
+    }
+    drop(listener);
+    let second = accepted.split_off(sockets / 2);
+    let writers: Vec<_> = [accepted, second]
+        .into_iter()
+        .map(|half| {
+            let (frames, receiver) = mpsc::channel::<Arc<[u8]>>();
+            (
+                frames,
+                std::thread::spawn(move || write_loop(half, receiver)),
+            )
+        })
+        .collect();
+    let _ = ready.send(());
+
+    for (sequence, sent_us) in (1..).zip(stamps) {
+        let frame: Arc<[u8]> = text_frame(floor_payload(sequence, sent_us).as_bytes()).into();
+        for (frames, _) in &writers {
+            frames.send(frame.clone()).expect("floor writer");
+        }
+    }
+
+    let mut cpu = Some(Duration::ZERO);
+    let mut slowest = vec![Duration::ZERO; MESSAGES];
+    let mut busy = Duration::ZERO;
+    for (frames, writer) in writers {
+        drop(frames);
+        let report = writer.join().expect("floor writer");
+        cpu = cpu.zip(report.cpu).map(|(sum, own)| sum + own);
+        busy += report.loops.iter().sum::<Duration>();
+        for (slow, own) in slowest.iter_mut().zip(&report.loops) {
+            *slow = (*slow).max(*own);
+        }
+    }
+    FloorReport {
+        cpu_per_message: cpu.map(|c| c / MESSAGES as u32),
+        wall_per_message: slowest.iter().sum::<Duration>() / MESSAGES as u32,
+        busy_per_message: busy / MESSAGES as u32,
+    }
+}
+
+/// File descriptors this process may still open (soft limit minus those
+/// open now), or `None` when unknown or unlimited.
+fn open_files_room() -> Option<usize> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let soft: usize = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    let open = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    Some(soft.saturating_sub(open))
+}
+
+async fn run_floor(wanted: usize, interval: Duration) {
+    // Client and server ends of every socket live in this process.
+    let sockets = match open_files_room() {
+        Some(room) if 2 * wanted + 64 > room => {
+            let fits = room.saturating_sub(64) / 2;
+            if fits >= 1000 {
+                fits / 1000 * 1000
+            } else {
+                fits
+            }
+        }
+        _ => wanted,
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("floor listener");
+    let url = format!("ws://{}/", listener.local_addr().expect("floor address"));
+    let (ready, ready_rx) = mpsc::channel();
+    let (stamps, stamps_rx) = mpsc::channel();
+    let server = std::thread::spawn(move || floor_server(listener, sockets, ready, stamps_rx));
+
+    let streams = open_sockets(&url, sockets).await;
+    tokio::task::spawn_blocking(move || ready_rx.recv())
+        .await
+        .unwrap()
+        .expect("floor server ready");
+
+    let start = Instant::now();
+    let latencies: Latencies = Arc::new(Mutex::new(Vec::with_capacity(sockets * MESSAGES)));
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| spawn_reader(stream, start, latencies.clone()))
+        .collect();
+    // Let every reader reach its first read, as the real run's
+    // subscription step does.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    for _ in 0..MESSAGES {
+        let sent_us = start.elapsed().as_micros() as u64;
+        stamps.send(sent_us).expect("floor server");
+        tokio::time::sleep(interval).await;
+    }
+    let samples = collect(readers, &latencies).await;
+    drop(stamps);
+    let report = tokio::task::spawn_blocking(move || server.join())
+        .await
+        .unwrap()
+        .expect("floor server");
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let cpu = match report.cpu_per_message {
+        Some(cpu) => format!("{:>6.2} ms CPU", ms(cpu)),
+        None => format!("{:>6.2} ms busy", ms(report.busy_per_message)),
+    };
+    let capped = if sockets < wanted {
+        format!(" | {wanted} sockets do not fit the open-file limit in one process")
+    } else {
+        String::new()
+    };
+    println!(
+        "floor  sockets {sockets:>6}: {} | bare write loop per message {cpu} (2 threads), fan-out wall {:>6.2} ms{capped}",
+        latency_summary(&samples, sockets * MESSAGES),
+        ms(report.wall_per_message),
     );
 }
 
@@ -183,7 +448,18 @@ fn main() {
             .map(|v| v.parse().expect("FANOUT_INTERVAL_MS is a number"))
             .unwrap_or(200),
     );
+    let floor = std::env::var("FANOUT_FLOOR").unwrap_or_default();
+    let (real, floor) = match floor.as_str() {
+        "0" => (true, false),
+        "only" => (false, true),
+        _ => (true, true),
+    };
     for sockets in sizes {
-        runtime.block_on(run(sockets, interval));
+        if real {
+            runtime.block_on(run(sockets, interval));
+        }
+        if floor {
+            runtime.block_on(run_floor(sockets, interval));
+        }
     }
 }

@@ -3,6 +3,11 @@
 //! concurrent clients, then claim+delete by 16 concurrent consumers.
 //! Every write is durable (fsync before its future resolves).
 //!
+//! The first line is the disk's own floor: one 4 KiB page rewritten and
+//! `fdatasync`ed in a loop in the same directory, with no database at all.
+//! No store that syncs before it answers can commit more often than that,
+//! so one client can never post faster, whatever the engine.
+//!
 //! ```text
 //! cargo bench -p storage-embedded --bench plugin            # 3 s per case
 //! BENCH_SECS=10 BENCH_DIR=/var/tmp cargo bench -p storage-embedded --bench plugin
@@ -87,6 +92,35 @@ fn report(case: &str, items: usize, elapsed: Duration, mut latencies: Vec<Durati
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99),
         latencies.len()
+    );
+}
+
+/// The disk floor: how many `fdatasync`s of a rewritten 4 KiB page the
+/// disk under `BENCH_DIR` completes per second, one after another.
+fn disk_floor(duration: Duration) {
+    use std::io::{Seek, SeekFrom, Write};
+    let dir = temp_dir();
+    let mut file = std::fs::File::create(dir.path().join("floor")).expect("floor file");
+    let page = [7u8; 4096];
+    // Allocate the block first, so each round measures a data sync and not
+    // the file system's extent allocation.
+    file.write_all(&page).expect("write");
+    file.sync_all().expect("sync");
+    let start = Instant::now();
+    let mut latencies = Vec::new();
+    while start.elapsed() < duration {
+        let t = Instant::now();
+        file.seek(SeekFrom::Start(0)).expect("seek");
+        file.write_all(&page).expect("write");
+        file.sync_data().expect("fdatasync");
+        latencies.push(t.elapsed());
+    }
+    let n = latencies.len();
+    report(
+        "disk floor: rewrite 4 KiB + fdatasync, no database",
+        n,
+        start.elapsed(),
+        latencies,
     );
 }
 
@@ -220,6 +254,7 @@ fn main() {
         .expect("runtime");
     println!("| case | ops/s | p50 ms | p99 ms | samples |");
     println!("|---|---|---|---|---|");
+    disk_floor(duration);
     runtime.block_on(async {
         for clients in [1, 16, 64] {
             posts(clients, duration).await;
