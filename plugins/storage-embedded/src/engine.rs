@@ -23,6 +23,7 @@ use crate::{
     config::EmbeddedConfig,
     error::OpResult,
     group_commit::{GroupCommit, WriteTables},
+    journal::JournaledFile,
     schema, subscriptions, sweeper,
 };
 
@@ -152,7 +153,21 @@ fn open_database(dir: &Path) -> PluginResult<Database> {
     let file = dir.join(DATABASE_FILE);
     // redb may panic on a damaged file instead of returning `Corrupted`; a
     // panic here must become a start-up error, not a crash or a reset.
-    let opened = catch_unwind(AssertUnwindSafe(|| Database::builder().create(&file)));
+    let backend = match JournaledFile::open(&file) {
+        Ok(backend) => backend,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            return Err(open_error(&file, DatabaseError::DatabaseAlreadyOpen))
+        }
+        Err(e) => {
+            return Err(PluginError::unavailable(format!(
+                "embedded store: cannot open the database file {} and its journal: {e}",
+                file.display()
+            )))
+        }
+    };
+    let opened = catch_unwind(AssertUnwindSafe(|| {
+        Database::builder().create_with_backend(backend)
+    }));
     let db = match opened {
         Ok(Ok(db)) => db,
         Ok(Err(e)) => return Err(open_error(&file, e)),

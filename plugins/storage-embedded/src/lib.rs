@@ -33,6 +33,7 @@ mod engine;
 mod error;
 mod group_commit;
 mod ids;
+mod journal;
 mod management;
 mod messages;
 mod queues;

@@ -282,7 +282,7 @@ fn encode_marker((project, queue, id): &ScanKey) -> String {
 
 fn decode_marker(marker: &str) -> OpResult<ScanKey> {
     fn unhex(s: &str) -> Option<String> {
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return None;
         }
         let bytes = (0..s.len())

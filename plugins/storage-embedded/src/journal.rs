@@ -1,0 +1,678 @@
+//! A redb storage backend that makes each commit durable with one
+//! sequential write instead of syncing the pages where they lie.
+//!
+//! A redb commit writes ~11–16 pages scattered over the database file and
+//! then syncs it; on a virtual disk each scattered page is its own device
+//! request, so that sync costs ~1.2–1.8 ms, while writing the same bytes
+//! sequentially into an already allocated file and syncing it costs ~0.2 ms
+//! (`cargo bench -p storage-embedded --bench plugin` prints the disk's
+//! floor). So this backend writes pages in place *without* syncing them,
+//! and on `sync_data` (redb's durability point) writes every write since the
+//! last one — offset and bytes — as one checksummed record into a journal
+//! segment and syncs only that.
+//!
+//! redb reuses a small set of pages over and over (strace: 14,400 page
+//! writes in 1,313 commits touched 141 distinct pages), so the in-place
+//! writes coalesce in the page cache. When a segment is full, writing moves
+//! to the next one and a checkpoint thread syncs the database file once,
+//! after which the old segments describe nothing the file lacks.
+//!
+//! Segments are preallocated: zero-filled once and then recycled as the
+//! *spare* for the next rotation, because writing into blocks the file
+//! system has not allocated yet (appending, or a sparse file) turns every
+//! sync into a metadata commit as well and loses the gain. A recycled
+//! segment still holds an older generation's records; every record carries
+//! its segment's generation, so those are never mistaken for new ones.
+//!
+//! At open, before redb reads anything, the segments left over are replayed
+//! in order onto the file: every commit redb was told is durable is then in
+//! the file exactly as written, whatever the page cache lost in a power
+//! failure. A record torn by a crash never had its `sync_data` return, so
+//! redb never acknowledged it, and replay stops there.
+//!
+//! Record: `MAGIC u32 | generation u64 | payload length u32 | crc32 u32 |
+//! payload`, the crc covering generation and payload; payload = entries,
+//! each `WRITE u8 | offset u64 | length u32 | bytes` or `SET_LEN u8 | length
+//! u64`; integers little-endian.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io,
+    ops::Bound,
+    os::unix::fs::FileExt,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc, Arc, Mutex,
+    },
+    thread::JoinHandle,
+};
+
+use redb::{backends::FileBackend, BackendError, StorageBackend};
+
+/// A segment this large is closed and checkpointed; also the size of the
+/// preallocated spare.
+pub(crate) const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// The lock file beside the database file.
+pub(crate) const LOCK_FILE: &str = "journal.lock";
+
+/// The preallocated segment the next rotation takes.
+const SPARE_FILE: &str = "journal-spare.log";
+
+const MAGIC: u32 = 0x5a51_4a32; // "ZQJ2"
+const WRITE: u8 = 1;
+const SET_LEN: u8 = 2;
+const HEADER: usize = 20;
+
+/// The database file's backend: redb's own file backend for reads and
+/// locks, plus the journal for durability.
+pub(crate) struct JournaledFile {
+    inner: FileBackend,
+    /// `journal.lock`, locked while this backend lives: replaying or
+    /// deleting the segments of a database another process has open would
+    /// destroy its durability, so this is taken before anything else.
+    _lock: File,
+    /// A second handle on the database file, to sync it from the
+    /// checkpoint thread without going through redb's backend.
+    database: Arc<File>,
+    dir: PathBuf,
+    state: Mutex<State>,
+    spare_ready: Arc<AtomicBool>,
+    checkpoints: Mutex<Option<Checkpointer>>,
+}
+
+struct State {
+    /// Writes since the last `sync_data`, encoded as entries.
+    pending: Vec<u8>,
+    segment: File,
+    generation: u64,
+    /// Where the next record goes in the segment.
+    segment_bytes: u64,
+    /// Whether the segment was zero-filled ahead (else each sync also
+    /// commits file-system metadata, and the segment is left at the first
+    /// chance).
+    preallocated: bool,
+}
+
+struct Checkpointer {
+    requests: mpsc::Sender<u64>,
+    thread: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for JournaledFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournaledFile")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn segment_path(dir: &Path, generation: u64) -> PathBuf {
+    dir.join(format!("journal-{generation:020}.log"))
+}
+
+/// The journal segments in `dir`, oldest first.
+fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(generation) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("journal-"))
+            .and_then(|n| n.strip_suffix(".log"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        found.push((generation, entry.path()));
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Whether the spare exists and is whole (a crash while it was being
+/// filled leaves only the temporary file).
+fn spare_is_ready(dir: &Path) -> bool {
+    fs::metadata(dir.join(SPARE_FILE)).is_ok_and(|m| m.len() >= SEGMENT_BYTES)
+}
+
+/// Zero-fills a new spare, unless a whole one is there.
+fn ensure_spare(dir: &Path) -> io::Result<()> {
+    if spare_is_ready(dir) {
+        return Ok(());
+    }
+    let temporary = dir.join("journal-spare.tmp");
+    let file = File::create(&temporary)?;
+    let zeros = vec![0u8; 1024 * 1024];
+    let mut at = 0;
+    while at < SEGMENT_BYTES {
+        file.write_all_at(&zeros, at)?;
+        at += zeros.len() as u64;
+    }
+    file.sync_all()?;
+    fs::rename(&temporary, dir.join(SPARE_FILE))?;
+    sync_dir(dir)
+}
+
+/// Makes the spare the segment of `generation`.
+fn take_spare(dir: &Path, generation: u64) -> io::Result<File> {
+    let path = segment_path(dir, generation);
+    fs::rename(dir.join(SPARE_FILE), &path)?;
+    sync_dir(dir)?;
+    OpenOptions::new().write(true).open(path)
+}
+
+/// A plain, growing segment, for when no spare is ready.
+fn create_segment(dir: &Path, generation: u64) -> io::Result<File> {
+    let segment = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(segment_path(dir, generation))?;
+    // The new name must survive a crash before anything relies on it.
+    sync_dir(dir)?;
+    Ok(segment)
+}
+
+impl JournaledFile {
+    /// Replays what a previous run left in the journal onto `file`, then
+    /// opens it for redb with a fresh journal segment.
+    pub(crate) fn open(file: &Path) -> io::Result<Self> {
+        let dir = file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join(LOCK_FILE))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(match e {
+                std::fs::TryLockError::WouldBlock => io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "another process has this data directory open",
+                ),
+                std::fs::TryLockError::Error(e) => e,
+            });
+        }
+        let handle = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(file)?;
+        let leftover = segments(&dir)?;
+        let generation = leftover.last().map_or(0, |(g, _)| g + 1);
+        if !leftover.is_empty() {
+            replay(&handle, &leftover)?;
+            handle.sync_data()?;
+            for (_, path) in &leftover {
+                fs::remove_file(path)?;
+            }
+            sync_dir(&dir)?;
+        }
+        let (segment, preallocated) = if spare_is_ready(&dir) {
+            (take_spare(&dir, generation)?, true)
+        } else {
+            (create_segment(&dir, generation)?, false)
+        };
+        let database = Arc::new(handle.try_clone()?);
+        let spare_ready = Arc::new(AtomicBool::new(false));
+        let checkpointer = start_checkpointer(dir.clone(), database.clone(), spare_ready.clone())?;
+        Ok(Self {
+            inner: FileBackend::new(handle).map_err(io::Error::other)?,
+            _lock: lock,
+            database,
+            dir,
+            state: Mutex::new(State {
+                pending: Vec::new(),
+                segment,
+                generation,
+                segment_bytes: 0,
+                preallocated,
+            }),
+            spare_ready,
+            checkpoints: Mutex::new(Some(checkpointer)),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Moves writing to the spare and asks for the older segments to be
+    /// checkpointed.
+    fn rotate(&self, state: &mut State) -> io::Result<()> {
+        let next = state.generation + 1;
+        state.segment = take_spare(&self.dir, next)?;
+        self.spare_ready.store(false, Ordering::Release);
+        state.generation = next;
+        state.segment_bytes = 0;
+        state.preallocated = true;
+        if let Some(checkpointer) = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            let _ = checkpointer.requests.send(next);
+        }
+        Ok(())
+    }
+}
+
+fn start_checkpointer(
+    dir: PathBuf,
+    database: Arc<File>,
+    spare_ready: Arc<AtomicBool>,
+) -> io::Result<Checkpointer> {
+    let (requests, received) = mpsc::channel::<u64>();
+    let thread = std::thread::Builder::new()
+        .name("zaqar-journal".into())
+        .spawn(move || {
+            let prepare = || match ensure_spare(&dir) {
+                Ok(()) => spare_ready.store(true, Ordering::Release),
+                Err(e) => eprintln!("embedded store: cannot prepare a journal segment: {e}"),
+            };
+            prepare();
+            // Each request: every segment older than the given generation
+            // is covered once the database file is synced.
+            while let Ok(below) = received.recv() {
+                if let Err(e) = checkpoint(&dir, &database, below) {
+                    // The segments stay; the next checkpoint or the next
+                    // open replays them, which is harmless.
+                    eprintln!("embedded store: checkpoint failed, journal kept: {e}");
+                }
+                prepare();
+            }
+        })?;
+    Ok(Checkpointer { requests, thread })
+}
+
+/// Syncs the database file, then recycles the first whole segment older
+/// than `below` as the spare (when there is none) and deletes the rest.
+fn checkpoint(dir: &Path, database: &File, below: u64) -> io::Result<()> {
+    database.sync_data()?;
+    for (generation, path) in segments(dir)? {
+        if generation >= below {
+            continue;
+        }
+        let whole = fs::metadata(&path).is_ok_and(|m| m.len() >= SEGMENT_BYTES);
+        if whole && !dir.join(SPARE_FILE).exists() {
+            fs::rename(&path, dir.join(SPARE_FILE))?;
+        } else {
+            fs::remove_file(&path)?;
+        }
+    }
+    sync_dir(dir)
+}
+
+/// What is at a position of a segment.
+enum Slot<'a> {
+    /// A whole record of this segment's generation.
+    Record(&'a [u8], usize),
+    /// Zeros, a record of an older generation, or nothing: the end.
+    End,
+    /// A record of this generation that is cut short or fails its checksum.
+    Torn,
+}
+
+fn slot_at(bytes: &[u8], at: usize, generation: u64) -> Slot<'_> {
+    let Some(header) = bytes.get(at..at + HEADER) else {
+        return if bytes.len() > at {
+            Slot::Torn
+        } else {
+            Slot::End
+        };
+    };
+    let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap());
+    let stamped = u64::from_le_bytes(header[4..12].try_into().unwrap());
+    if word(0) != MAGIC || stamped != generation {
+        return Slot::End;
+    }
+    let length = word(12) as usize;
+    let Some(payload) = bytes.get(at + HEADER..at + HEADER + length) else {
+        return Slot::Torn;
+    };
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header[4..12]);
+    crc.update(payload);
+    if crc.finalize() == word(16) {
+        Slot::Record(payload, at + HEADER + length)
+    } else {
+        Slot::Torn
+    }
+}
+
+/// Applies the records of `segments` in order. A torn record ends the
+/// replay if it is in the last segment (a crash during its write: never
+/// acknowledged); anywhere else the journal is damaged and the database
+/// cannot be trusted.
+fn replay(database: &File, segments: &[(u64, PathBuf)]) -> io::Result<()> {
+    for (index, (generation, path)) in segments.iter().enumerate() {
+        let bytes = fs::read(path)?;
+        let last = index + 1 == segments.len();
+        let mut at = 0;
+        loop {
+            match slot_at(&bytes, at, *generation) {
+                Slot::Record(payload, next) => {
+                    apply(database, payload)?;
+                    at = next;
+                }
+                Slot::End => break,
+                Slot::Torn if last => return Ok(()),
+                Slot::Torn => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "journal segment {} is damaged at byte {at}; the database cannot be \
+                             brought up to date",
+                            path.display()
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One record of `generation` holding `payload`.
+fn encode_record(generation: u64, payload: &[u8]) -> io::Result<Vec<u8>> {
+    let length = u32::try_from(payload.len()).map_err(io::Error::other)?;
+    let generation = generation.to_le_bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&generation);
+    crc.update(payload);
+    let mut record = Vec::with_capacity(HEADER + payload.len());
+    record.extend_from_slice(&MAGIC.to_le_bytes());
+    record.extend_from_slice(&generation);
+    record.extend_from_slice(&length.to_le_bytes());
+    record.extend_from_slice(&crc.finalize().to_le_bytes());
+    record.extend_from_slice(payload);
+    Ok(record)
+}
+
+fn apply(database: &File, mut payload: &[u8]) -> io::Result<()> {
+    let damaged = || io::Error::new(io::ErrorKind::InvalidData, "malformed journal entry");
+    let u64_at = |bytes: &[u8], at: usize| -> io::Result<u64> {
+        let raw = bytes.get(at..at + 8).ok_or_else(damaged)?;
+        Ok(u64::from_le_bytes(raw.try_into().unwrap()))
+    };
+    while let Some((&kind, rest)) = payload.split_first() {
+        match kind {
+            WRITE => {
+                let offset = u64_at(rest, 0)?;
+                let raw = rest.get(8..12).ok_or_else(damaged)?;
+                let length = u32::from_le_bytes(raw.try_into().unwrap()) as usize;
+                let data = rest.get(12..12 + length).ok_or_else(damaged)?;
+                database.write_all_at(data, offset)?;
+                payload = &rest[12 + length..];
+            }
+            SET_LEN => {
+                database.set_len(u64_at(rest, 0)?)?;
+                payload = &rest[8..];
+            }
+            _ => return Err(damaged()),
+        }
+    }
+    Ok(())
+}
+
+impl StorageBackend for JournaledFile {
+    fn len(&self) -> Result<u64, io::Error> {
+        self.inner.len()
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), io::Error> {
+        self.inner.read(offset, out)
+    }
+
+    fn set_len(&self, len: u64) -> Result<(), io::Error> {
+        let mut state = self.state();
+        self.inner.set_len(len)?;
+        state.pending.push(SET_LEN);
+        state.pending.extend_from_slice(&len.to_le_bytes());
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
+        let mut state = self.state();
+        self.inner.write(offset, data)?;
+        let length = u32::try_from(data.len()).map_err(io::Error::other)?;
+        state.pending.push(WRITE);
+        state.pending.extend_from_slice(&offset.to_le_bytes());
+        state.pending.extend_from_slice(&length.to_le_bytes());
+        state.pending.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> Result<(), io::Error> {
+        let mut state = self.state();
+        if state.pending.is_empty() {
+            return Ok(());
+        }
+        let record = encode_record(state.generation, &state.pending)?;
+        state.segment.write_all_at(&record, state.segment_bytes)?;
+        state.segment.sync_data()?;
+        state.pending.clear();
+        state.segment_bytes += record.len() as u64;
+        let due = state.segment_bytes >= SEGMENT_BYTES || !state.preallocated;
+        if due && self.spare_ready.load(Ordering::Acquire) {
+            self.rotate(&mut state)?;
+        }
+        Ok(())
+    }
+
+    fn close(&self) -> Result<(), io::Error> {
+        // Stop the checkpoint thread, then leave a synced file and no
+        // journal (but the spare), so that a clean shutdown replays nothing.
+        if let Some(checkpointer) = self
+            .checkpoints
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            drop(checkpointer.requests);
+            let _ = checkpointer.thread.join();
+        }
+        let state = self.state();
+        if state.pending.is_empty() {
+            checkpoint(&self.dir, &self.database, state.generation + 1)?;
+        }
+        drop(state);
+        self.inner.close()
+    }
+
+    fn try_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.try_lock_range(start, end)
+    }
+
+    fn try_lock_shared_range(
+        &self,
+        start: Bound<u64>,
+        end: Bound<u64>,
+    ) -> Result<bool, BackendError> {
+        self.inner.try_lock_shared_range(start, end)
+    }
+
+    fn lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_range(start, end)
+    }
+
+    fn lock_shared_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.lock_shared_range(start, end)
+    }
+
+    fn unlock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<(), BackendError> {
+        self.inner.unlock_range(start, end)
+    }
+
+    fn query_lock_range(&self, start: Bound<u64>, end: Bound<u64>) -> Result<bool, BackendError> {
+        self.inner.query_lock_range(start, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn journal_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+        segments(dir).unwrap()
+    }
+
+    fn write_entry(offset: u64, data: &[u8]) -> Vec<u8> {
+        let mut entry = vec![WRITE];
+        entry.extend_from_slice(&offset.to_le_bytes());
+        entry.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        entry.extend_from_slice(data);
+        entry
+    }
+
+    /// Power loss after an acknowledged sync: none of the in-place writes
+    /// reached the disk, the journal brings every one of them back, and a
+    /// write that was never synced stays lost.
+    #[test]
+    fn replay_restores_synced_writes_the_file_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let backend = JournaledFile::open(&file).unwrap();
+        backend.set_len(8192).unwrap();
+        backend.write(0, &[1; 4096]).unwrap();
+        backend.write(4096, &[2; 4096]).unwrap();
+        backend.sync_data().unwrap();
+        // Never synced:
+        backend.write(0, &[3; 4096]).unwrap();
+        // No close, as if the process died; and the page cache never
+        // reached the disk.
+        drop(backend);
+        fs::write(&file, b"").unwrap();
+        // A crash in the middle of the next record leaves a torn tail.
+        let (generation, segment) = journal_files(dir.path()).pop().unwrap();
+        let mut torn = OpenOptions::new().append(true).open(&segment).unwrap();
+        torn.write_all(&MAGIC.to_le_bytes()).unwrap();
+        torn.write_all(&generation.to_le_bytes()).unwrap();
+        torn.write_all(&[0xff; 3]).unwrap();
+
+        let reopened = JournaledFile::open(&file).unwrap();
+        assert_eq!(reopened.len().unwrap(), 8192);
+        let mut page = vec![0; 4096];
+        reopened.read(0, &mut page).unwrap();
+        assert!(
+            page.iter().all(|&b| b == 1),
+            "synced write restored, unsynced one not"
+        );
+        reopened.read(4096, &mut page).unwrap();
+        assert!(page.iter().all(|&b| b == 2));
+        // The replayed segments are gone.
+        let left = journal_files(dir.path());
+        assert!(left.iter().all(|(g, _)| *g > generation), "{left:?}");
+    }
+
+    /// A damaged record before the last segment is not a torn tail: the
+    /// database would silently miss acknowledged commits, so opening fails.
+    #[test]
+    fn damage_inside_an_older_segment_refuses_to_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        fs::write(&file, b"").unwrap();
+        let mut record = encode_record(0, &write_entry(0, &[5; 16])).unwrap();
+        let last = record.len() - 1;
+        record[last] ^= 0xff;
+        fs::write(segment_path(dir.path(), 0), record).unwrap();
+        fs::write(segment_path(dir.path(), 1), b"").unwrap();
+        let error = JournaledFile::open(&file).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("damaged"), "{error}");
+    }
+
+    /// A recycled segment still holds an older generation's records; they
+    /// are not replayed, and what follows them is not read.
+    #[test]
+    fn records_of_an_older_generation_are_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        fs::write(&file, b"").unwrap();
+        let mut segment = encode_record(1, &write_entry(0, &[7; 16])).unwrap();
+        segment.extend(encode_record(0, &write_entry(0, &[5; 4096])).unwrap());
+        segment.extend(encode_record(1, &write_entry(16, &[8; 16])).unwrap());
+        fs::write(segment_path(dir.path(), 1), segment).unwrap();
+        let backend = JournaledFile::open(&file).unwrap();
+        assert_eq!(backend.len().unwrap(), 16, "only the first record applied");
+        let mut bytes = vec![0; 16];
+        backend.read(0, &mut bytes).unwrap();
+        assert_eq!(bytes, [7; 16]);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let _first = JournaledFile::open(&file).unwrap();
+        let error = JournaledFile::open(&file).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::WouldBlock);
+    }
+
+    /// Through redb: full segments are checkpointed while the database
+    /// runs, a clean close leaves no journal (only the spare), and every
+    /// commit is there after reopening.
+    #[test]
+    fn redb_commits_survive_and_a_clean_close_leaves_no_journal() {
+        use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+        const T: TableDefinition<u64, &[u8]> = TableDefinition::new("t");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let db = Database::builder()
+            .create_with_backend(JournaledFile::open(&file).unwrap())
+            .unwrap();
+        let value = vec![9u8; 1000];
+        // Enough commits to fill more than one segment.
+        let commits = SEGMENT_BYTES / (8 * 1024) + 10;
+        for i in 0..commits {
+            let txn = db.begin_write().unwrap();
+            txn.open_table(T)
+                .unwrap()
+                .insert(i, value.as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while journal_files(dir.path()).len() > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let live = journal_files(dir.path());
+        assert_eq!(live.len(), 1, "older segments are checkpointed: {live:?}");
+        assert!(
+            live[0].0 >= 2,
+            "rotated to the spare and past a full segment: {live:?}"
+        );
+        drop(db);
+        assert!(
+            journal_files(dir.path()).is_empty(),
+            "clean close checkpoints"
+        );
+        assert!(
+            spare_is_ready(dir.path()),
+            "the spare is kept for the next start"
+        );
+
+        let db = Database::builder()
+            .create_with_backend(JournaledFile::open(&file).unwrap())
+            .unwrap();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(T).unwrap();
+        assert_eq!(table.len().unwrap(), commits);
+        assert_eq!(
+            table.get(commits - 1).unwrap().unwrap().value(),
+            value.as_slice()
+        );
+    }
+}
