@@ -246,12 +246,11 @@ impl JournaledFile {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Moves writing to the spare and asks for the older segments to be
-    /// checkpointed.
+    /// Moves writing to the spare (the caller has claimed it) and asks for
+    /// the older segments to be checkpointed.
     fn rotate(&self, state: &mut State) -> io::Result<()> {
         let next = state.generation + 1;
         state.segment = take_spare(&self.dir, next)?;
-        self.spare_ready.store(false, Ordering::Release);
         state.generation = next;
         state.segment_bytes = 0;
         state.preallocated = true;
@@ -464,8 +463,12 @@ impl StorageBackend for JournaledFile {
         state.pending.clear();
         state.segment_bytes += record.len() as u64;
         let due = state.segment_bytes >= SEGMENT_BYTES || !state.preallocated;
-        if due && self.spare_ready.load(Ordering::Acquire) {
-            self.rotate(&mut state)?;
+        // The commit is durable at this point: a failed rotation must not
+        // make redb believe otherwise. Writing goes on in this segment.
+        if due && self.spare_ready.swap(false, Ordering::AcqRel) {
+            if let Err(e) = self.rotate(&mut state) {
+                eprintln!("embedded store: cannot move to the next journal segment: {e}");
+            }
         }
         Ok(())
     }
