@@ -228,6 +228,46 @@ async fn corrupt_database_file_is_refused_and_left_untouched() {
     );
 }
 
+/// A journal segment that is not the last one holds commits that were
+/// acknowledged; if it is damaged, the store refuses to start and says which
+/// segment, rather than open a database that misses them.
+#[tokio::test(flavor = "multi_thread")]
+async fn damaged_journal_segment_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = EmbeddedMessageStore::open(&config_at(dir.path())).unwrap();
+        store
+            .message_post(q("a"), "c".into(), messages(3, 600), now())
+            .await
+            .unwrap();
+    }
+    let file = dir.path().join(DATABASE_FILE);
+    let before = std::fs::read(&file).unwrap();
+    // A record header of generation 0 ("ZQJ2", generation, length 4) whose
+    // checksum does not match, then a later, empty segment.
+    let mut record = vec![0x32, 0x4a, 0x51, 0x5a];
+    record.extend_from_slice(&0u64.to_le_bytes());
+    record.extend_from_slice(&4u32.to_le_bytes());
+    record.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]);
+    let damaged = dir.path().join(format!("journal-{:020}.log", 0));
+    std::fs::write(&damaged, record).unwrap();
+    std::fs::write(dir.path().join(format!("journal-{:020}.log", 1)), b"").unwrap();
+
+    let error = EmbeddedMessageStore::open(&config_at(dir.path())).expect_err("refused");
+    assert_eq!(error.code, ErrorCode::UNAVAILABLE, "{error}");
+    assert!(error.message.contains("damaged"), "{error}");
+    assert!(
+        error.message.contains(damaged.to_str().unwrap()),
+        "names the segment: {error}"
+    );
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        before,
+        "database file untouched"
+    );
+    assert!(damaged.exists(), "the journal is kept for inspection");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn damaged_database_file_is_refused_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();
