@@ -99,6 +99,14 @@ fn every_acknowledged_post_survives_sigkill_exactly_once() {
 
     server.restart();
     let stored = all_messages(&server.client());
+    // The embedded store brought its database file up to date from the
+    // journal the killed server left, and says so in the host's log.
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|line| line.contains("replayed") && line.contains("journal records")),
+        "the journal replay is logged:\n{log}"
+    );
     let mut seen_ids = HashSet::new();
     let mut seen_bodies = HashSet::new();
     for message in &stored {

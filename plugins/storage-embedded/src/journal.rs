@@ -210,7 +210,13 @@ impl JournaledFile {
         let leftover = segments(&dir)?;
         let generation = leftover.last().map_or(0, |(g, _)| g + 1);
         if !leftover.is_empty() {
-            replay(&handle, &leftover)?;
+            let records = replay(&handle, &leftover)?;
+            crate::log::info(&format!(
+                "replayed {records} journal records from {} segment(s) onto {} \
+                 (the last run did not stop cleanly)",
+                leftover.len(),
+                file.display()
+            ));
             handle.sync_data()?;
             for (_, path) in &leftover {
                 fs::remove_file(path)?;
@@ -277,7 +283,10 @@ fn start_checkpointer(
         .spawn(move || {
             let prepare = || match ensure_spare(&dir) {
                 Ok(()) => spare_ready.store(true, Ordering::Release),
-                Err(e) => eprintln!("embedded store: cannot prepare a journal segment: {e}"),
+                Err(e) => crate::log::warn(&format!(
+                    "cannot prepare a journal segment in {}: {e}",
+                    dir.display()
+                )),
             };
             prepare();
             // Each request: every segment older than the given generation
@@ -286,7 +295,10 @@ fn start_checkpointer(
                 if let Err(e) = checkpoint(&dir, &database, below) {
                     // The segments stay; the next checkpoint or the next
                     // open replays them, which is harmless.
-                    eprintln!("embedded store: checkpoint failed, journal kept: {e}");
+                    crate::log::warn(&format!(
+                        "checkpoint of {} failed, journal kept: {e}",
+                        dir.display()
+                    ));
                 }
                 prepare();
             }
@@ -353,7 +365,8 @@ fn slot_at(bytes: &[u8], at: usize, generation: u64) -> Slot<'_> {
 /// replay if it is in the last segment (a crash during its write: never
 /// acknowledged); anywhere else the journal is damaged and the database
 /// cannot be trusted.
-fn replay(database: &File, segments: &[(u64, PathBuf)]) -> io::Result<()> {
+fn replay(database: &File, segments: &[(u64, PathBuf)]) -> io::Result<u64> {
+    let mut records = 0;
     for (index, (generation, path)) in segments.iter().enumerate() {
         let bytes = fs::read(path)?;
         let last = index + 1 == segments.len();
@@ -362,10 +375,11 @@ fn replay(database: &File, segments: &[(u64, PathBuf)]) -> io::Result<()> {
             match slot_at(&bytes, at, *generation) {
                 Slot::Record(payload, next) => {
                     apply(database, payload)?;
+                    records += 1;
                     at = next;
                 }
                 Slot::End => break,
-                Slot::Torn if last => return Ok(()),
+                Slot::Torn if last => return Ok(records),
                 Slot::Torn => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -379,7 +393,7 @@ fn replay(database: &File, segments: &[(u64, PathBuf)]) -> io::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(records)
 }
 
 /// One record of `generation` holding `payload`.
@@ -467,7 +481,10 @@ impl StorageBackend for JournaledFile {
         // make redb believe otherwise. Writing goes on in this segment.
         if due && self.spare_ready.swap(false, Ordering::AcqRel) {
             if let Err(e) = self.rotate(&mut state) {
-                eprintln!("embedded store: cannot move to the next journal segment: {e}");
+                crate::log::warn(&format!(
+                    "cannot move to the next journal segment in {}: {e}",
+                    self.dir.display()
+                ));
             }
         }
         Ok(())

@@ -34,6 +34,7 @@ mod error;
 mod group_commit;
 mod ids;
 mod journal;
+mod log;
 mod management;
 mod messages;
 mod queues;
@@ -59,13 +60,17 @@ plugin_api::register_builtin!(entry_points);
 /// Opens the message store configured by `ctx` (constructor of the
 /// `zaqar.storage.message` entry point `embedded`).
 pub async fn open_message_store(ctx: PluginContext) -> PluginResult<EmbeddedMessageStore> {
-    EmbeddedMessageStore::open(&ctx.config::<EmbeddedConfig>()?)
+    let config = ctx.config::<EmbeddedConfig>()?;
+    log::install(ctx.services);
+    EmbeddedMessageStore::open(&config)
 }
 
 /// Opens the management store configured by `ctx` (constructor of the
 /// `zaqar.storage.management` entry point `embedded`).
 pub async fn open_management_store(ctx: PluginContext) -> PluginResult<EmbeddedManagementStore> {
-    EmbeddedManagementStore::open(&ctx.config::<EmbeddedConfig>()?)
+    let config = ctx.config::<EmbeddedConfig>()?;
+    log::install(ctx.services);
+    EmbeddedManagementStore::open(&config)
 }
 
 impl EmbeddedMessageStore {
