@@ -83,7 +83,9 @@ pub(crate) struct JournaledFile {
 }
 
 struct State {
-    /// Writes since the last `sync_data`, encoded as entries.
+    /// The next record: a header slot ([`HEADER`] bytes, filled in by
+    /// [`seal`]) followed by the writes since the last `sync_data`, encoded
+    /// as entries, so that a commit is written without copying it.
     pending: Vec<u8>,
     segment: File,
     generation: u64,
@@ -237,7 +239,7 @@ impl JournaledFile {
             database,
             dir,
             state: Mutex::new(State {
-                pending: Vec::new(),
+                pending: vec![0; HEADER],
                 segment,
                 generation,
                 segment_bytes: 0,
@@ -396,20 +398,20 @@ fn replay(database: &File, segments: &[(u64, PathBuf)]) -> io::Result<u64> {
     Ok(records)
 }
 
-/// One record of `generation` holding `payload`.
-fn encode_record(generation: u64, payload: &[u8]) -> io::Result<Vec<u8>> {
+/// Fills in the header of `record` (a [`HEADER`]-byte slot followed by the
+/// payload) as a record of `generation`.
+fn seal(generation: u64, record: &mut [u8]) -> io::Result<()> {
+    let (header, payload) = record.split_at_mut(HEADER);
     let length = u32::try_from(payload.len()).map_err(io::Error::other)?;
     let generation = generation.to_le_bytes();
     let mut crc = crc32fast::Hasher::new();
     crc.update(&generation);
     crc.update(payload);
-    let mut record = Vec::with_capacity(HEADER + payload.len());
-    record.extend_from_slice(&MAGIC.to_le_bytes());
-    record.extend_from_slice(&generation);
-    record.extend_from_slice(&length.to_le_bytes());
-    record.extend_from_slice(&crc.finalize().to_le_bytes());
-    record.extend_from_slice(payload);
-    Ok(record)
+    header[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+    header[4..12].copy_from_slice(&generation);
+    header[12..16].copy_from_slice(&length.to_le_bytes());
+    header[16..20].copy_from_slice(&crc.finalize().to_le_bytes());
+    Ok(())
 }
 
 fn apply(database: &File, mut payload: &[u8]) -> io::Result<()> {
@@ -468,14 +470,21 @@ impl StorageBackend for JournaledFile {
 
     fn sync_data(&self) -> Result<(), io::Error> {
         let mut state = self.state();
-        if state.pending.is_empty() {
+        if state.pending.len() == HEADER {
             return Ok(());
         }
-        let record = encode_record(state.generation, &state.pending)?;
-        state.segment.write_all_at(&record, state.segment_bytes)?;
-        state.segment.sync_data()?;
-        state.pending.clear();
-        state.segment_bytes += record.len() as u64;
+        let State {
+            pending,
+            segment,
+            generation,
+            segment_bytes,
+            ..
+        } = &mut *state;
+        seal(*generation, pending)?;
+        segment.write_all_at(pending, *segment_bytes)?;
+        segment.sync_data()?;
+        *segment_bytes += pending.len() as u64;
+        pending.truncate(HEADER);
         let due = state.segment_bytes >= SEGMENT_BYTES || !state.preallocated;
         // The commit is durable at this point: a failed rotation must not
         // make redb believe otherwise. Writing goes on in this segment.
@@ -503,7 +512,7 @@ impl StorageBackend for JournaledFile {
             let _ = checkpointer.thread.join();
         }
         let state = self.state();
-        if state.pending.is_empty() {
+        if state.pending.len() == HEADER {
             checkpoint(&self.dir, &self.database, state.generation + 1)?;
         }
         drop(state);
@@ -547,6 +556,14 @@ mod tests {
 
     fn journal_files(dir: &Path) -> Vec<(u64, PathBuf)> {
         segments(dir).unwrap()
+    }
+
+    /// A sealed record of `generation` holding `payload`.
+    fn record(generation: u64, payload: &[u8]) -> Vec<u8> {
+        let mut record = vec![0; HEADER];
+        record.extend_from_slice(payload);
+        seal(generation, &mut record).unwrap();
+        record
     }
 
     fn write_entry(offset: u64, data: &[u8]) -> Vec<u8> {
@@ -604,10 +621,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
         fs::write(&file, b"").unwrap();
-        let mut record = encode_record(0, &write_entry(0, &[5; 16])).unwrap();
-        let last = record.len() - 1;
-        record[last] ^= 0xff;
-        fs::write(segment_path(dir.path(), 0), record).unwrap();
+        let mut damaged = record(0, &write_entry(0, &[5; 16]));
+        let last = damaged.len() - 1;
+        damaged[last] ^= 0xff;
+        fs::write(segment_path(dir.path(), 0), damaged).unwrap();
         fs::write(segment_path(dir.path(), 1), b"").unwrap();
         let error = JournaledFile::open(&file).unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::InvalidData);
@@ -621,9 +638,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
         fs::write(&file, b"").unwrap();
-        let mut segment = encode_record(1, &write_entry(0, &[7; 16])).unwrap();
-        segment.extend(encode_record(0, &write_entry(0, &[5; 4096])).unwrap());
-        segment.extend(encode_record(1, &write_entry(16, &[8; 16])).unwrap());
+        let mut segment = record(1, &write_entry(0, &[7; 16]));
+        segment.extend(record(0, &write_entry(0, &[5; 4096])));
+        segment.extend(record(1, &write_entry(16, &[8; 16])));
         fs::write(segment_path(dir.path(), 1), segment).unwrap();
         let backend = JournaledFile::open(&file).unwrap();
         assert_eq!(backend.len().unwrap(), 16, "only the first record applied");
