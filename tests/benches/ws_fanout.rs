@@ -37,7 +37,17 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio_tungstenite::{connect_async, tungstenite::Message, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{
+    connect_async,
+    tungstenite::{
+        protocol::frame::{
+            coding::{Data, OpCode},
+            Frame,
+        },
+        Message,
+    },
+    MaybeTlsStream, WebSocketStream,
+};
 use zaqar_tests::TestServer;
 
 const MESSAGES: usize = 50;
@@ -234,22 +244,13 @@ fn floor_payload(sequence: usize, sent_us: u64) -> String {
     )
 }
 
-/// One unmasked, final WebSocket text frame carrying `payload`.
-fn text_frame(payload: &[u8]) -> Vec<u8> {
+/// One unmasked, final WebSocket text frame carrying `payload`, as a
+/// server sends it.
+fn text_frame(payload: String) -> Vec<u8> {
     let mut frame = Vec::with_capacity(payload.len() + 10);
-    frame.push(0x81);
-    match payload.len() {
-        len @ 0..=125 => frame.push(len as u8),
-        len @ 126..=0xFFFF => {
-            frame.push(126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        }
-        len => {
-            frame.push(127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-    }
-    frame.extend_from_slice(payload);
+    Frame::message(payload, OpCode::Data(Data::Text), true)
+        .format(&mut frame)
+        .expect("formatting into a Vec cannot fail");
     frame
 }
 
@@ -330,7 +331,7 @@ fn floor_server(
     let _ = ready.send(());
 
     for (sequence, sent_us) in (1..).zip(stamps) {
-        let frame: Arc<[u8]> = text_frame(floor_payload(sequence, sent_us).as_bytes()).into();
+        let frame: Arc<[u8]> = text_frame(floor_payload(sequence, sent_us)).into();
         for (frames, _) in &writers {
             frames.send(frame.clone()).expect("floor writer");
         }
