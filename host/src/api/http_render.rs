@@ -1,11 +1,12 @@
-//! Replies as Zaqar's HTTP API renders them: statuses (§1.6), Location
-//! headers (§1.10), bodies (§3).
+//! Replies as Zaqar's HTTP API renders them: statuses, `Location`
+//! headers, bodies.
 
 use plugin_api::storage::{QueueStats, StoredClaim, StoredMessage};
 
 use super::{
-    action::{Call, Reply},
+    action::Reply,
     clock::format_utc,
+    command::Command,
     health::HealthReport,
     http::HttpResponse,
     render::{
@@ -18,8 +19,8 @@ use super::{
 };
 
 /// Renders a reply; `path` is the decoded request path.
-pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpResponse {
-    let queue = call.queue.as_ref().map(|q| q.as_str()).unwrap_or("");
+pub fn render(api: &Api, command: &Command<'_>, path: &str, reply: Reply) -> HttpResponse {
+    let queue = command.queue().map(|q| q.as_str()).unwrap_or("");
     let view = MessageView {
         queue,
         now_ms: api.now_ms(),
@@ -154,7 +155,7 @@ pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpRespo
         }
         Reply::Done => {
             let response = HttpResponse::empty(204);
-            return match call.action {
+            return match command.action() {
                 Action::SubscriptionUpdate | Action::SubscriptionConfirm => {
                     response.with("location", path.to_string())
                 }
@@ -165,7 +166,7 @@ pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpRespo
     HttpResponse::json(200, out)
 }
 
-fn push_health(out: &mut Vec<u8>, report: &HealthReport) {
+pub fn push_health(out: &mut Vec<u8>, report: &HealthReport) {
     out.extend_from_slice(
         format!(
             "{{\"storage_reachable\":{},\"operation_status\":{{",
@@ -194,7 +195,8 @@ fn push_health(out: &mut Vec<u8>, report: &HealthReport) {
     out.extend_from_slice(b"}}");
 }
 
-/// MongoDB's stats shape (§3.1): `oldest`/`newest` only when non-empty.
+/// The stats shape of Zaqar's MongoDB driver: `oldest`/`newest` only when
+/// the queue holds messages.
 fn push_stats(out: &mut Vec<u8>, queue: &str, now_ms: u64, stats: &QueueStats) {
     out.extend_from_slice(
         format!(
@@ -266,7 +268,7 @@ fn push_popped(out: &mut Vec<u8>, view: MessageView<'_>, messages: &[StoredMessa
     out.extend_from_slice(b"]}");
 }
 
-/// `{"age","ttl","messages","href"}` (§3.3); age counts from the last renewal.
+/// `{"age","ttl","messages","href"}`; age counts from the last renewal.
 fn push_claim(out: &mut Vec<u8>, view: MessageView<'_>, claim: &StoredClaim) {
     out.extend_from_slice(
         format!(

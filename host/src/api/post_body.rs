@@ -34,7 +34,23 @@ pub struct IncomingMessage<'a> {
 pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
     let body = body.filter(|b| !b.is_empty()).ok_or_else(empty_body)?;
     let document: PostDocument<'_> = serde_json::from_slice(body).map_err(|_| unparsable())?;
-    let messages = match document.messages {
+    judge(document.messages)
+}
+
+/// Reads the `messages` field of a WebSocket frame (`None`: absent) with
+/// the same rules as [`read_post`]: the frame was already decoded, so its
+/// messages parse.
+pub fn read_post_messages(messages: Option<&RawValue>) -> ApiResult<Vec<IncomingMessage<'_>>> {
+    let messages = messages
+        .map(|raw| serde_json::from_str::<MessagesField<'_>>(raw.get()))
+        .transpose()
+        .map_err(|_| unparsable())?;
+    judge(messages)
+}
+
+/// Zaqar's checks on the `messages` field, in its order.
+fn judge(messages: Option<MessagesField<'_>>) -> ApiResult<Vec<IncomingMessage<'_>>> {
+    let messages = match messages {
         None => return Err(ApiError::api("No messages were found in the request body.")),
         Some(MessagesField::NotAList) => return Err(ApiError::DocumentTypeNotSupported),
         Some(MessagesField::List(messages)) => messages,
@@ -258,7 +274,7 @@ impl<'de> Visitor<'de> for IntVisitor {
             .map(IntField::Int)
             .unwrap_or(IntField::TooLarge))
     }
-    // Booleans are not integers here, unlike Python's isinstance (§8 #23).
+    // Booleans are not integers here (Python's isinstance would take them).
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Ok(IntField::WrongType)
     }

@@ -1,5 +1,4 @@
-//! Queue actions (`transport/wsgi/v2_0/queues.py`, §3.1): list, create,
-//! get, update (JSON patch), delete.
+//! Queue actions: list, create, get, update (JSON patch), delete.
 
 use plugin_api::{
     storage::{MessageStore, QueueEntry, QueueListQuery, QueueRef},
@@ -9,43 +8,41 @@ use plugin_api::{
 use serde_json::{Map, Value};
 
 use super::{
-    action::{Call, PageQuery, Reply},
+    action::{Caller, PageQuery, Reply},
     body::{parse_document, parse_optional_object},
+    command::QueueListArgs,
     errors::{ApiError, ApiResult},
     metadata::{check_reserved, with_defaults},
     params::parse_python_int,
     queue_patch::{apply_patch, parse_patch},
-    validation::{page_limit, PageKind},
+    validation::{page_limit, PageKind, QueueName},
     Api,
 };
 
 /// The parameters `GET /queues` reads, in Zaqar's order; any other
 /// parameter is a metadata filter.
-const LIST_PARAMS: [&str; 5] = ["marker", "limit", "detailed", "name", "with_count"];
+pub const LIST_PARAMS: [&str; 5] = ["marker", "limit", "detailed", "name", "with_count"];
 
 /// How many queues to fetch per storage round while filtering.
 const FILTER_BATCH: u32 = 100;
 
-/// The store's reference to the call's queue.
-pub fn queue_ref(api_call: &Call<'_>) -> ApiResult<QueueRef> {
-    Ok(QueueRef::new(
-        api_call.caller.project.as_str(),
-        api_call.queue()?.as_str(),
-    ))
+/// The store's reference to the caller's queue.
+pub fn queue_ref(caller: &Caller, queue: &QueueName) -> QueueRef {
+    QueueRef::new(caller.project.as_str(), queue.as_str())
 }
 
 /// `queue_list`: a page of the project's queues, optionally filtered by a
-/// name substring (literal, §8 #25) and metadata values.
-pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let params = call.params;
-    let marker = params.text("marker")?.map(|m| m.into_owned());
-    let requested_limit = params.int("limit")?;
-    let detailed = params.boolean("detailed")?;
-    let name = params.text("name")?.map(|n| n.into_owned());
-    let with_count = params.boolean("with_count")?;
-    let filters: Vec<(String, Value)> = params
-        .others(&LIST_PARAMS)
-        .into_iter()
+/// name substring (matched literally, not as a pattern) and metadata values.
+pub async fn list(api: &Api, caller: &Caller, args: &QueueListArgs) -> ApiResult<Reply> {
+    let marker = args.marker.clone();
+    let requested_limit = args.limit;
+    let detailed = args.detailed;
+    let name = args.name.clone();
+    let with_count = args.with_count;
+    let filters: Vec<(String, Value)> = args
+        .filters
+        .iter()
+        .cloned()
         .map(|(key, value)| {
             // Zaqar compares a filter value as an integer when it parses as one.
             let value = parse_python_int(&value)
@@ -79,7 +76,7 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 
     let detailed = detailed == Some(true);
     let filtering = name.is_some() || !filters.is_empty();
-    let project = call.caller.project.as_str();
+    let project = caller.project.as_str();
     let store = &api.stores.messages;
     let mut found: Vec<(QueueEntry, Option<Map<String, Value>>)> = Vec::new();
     let mut cursor = marker;
@@ -131,7 +128,7 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         }
     }
 
-    // §8 #24: `count` is always emitted when asked for, zero included.
+    // `count` is emitted whenever asked for, zero included.
     let count = if with_count == Some(true) {
         let count = store
             .queue_count(project.into())
@@ -149,16 +146,21 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `queue_create`: creates the queue with the body as metadata. An existing
-/// queue keeps its metadata (Zaqar's behaviour, §8 #5) and answers 204.
-pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
+/// queue keeps its metadata (as Zaqar does) and answers 204.
+pub async fn create(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     let max = api.limits.max_queue_metadata;
-    if call.body.is_some_and(|body| body.len() as u64 > max) {
+    if body.is_some_and(|body| body.len() as u64 > max) {
         return Err(ApiError::api(format!(
             "Queue metadata is too large. Max size: {max}"
         )));
     }
-    let metadata = parse_optional_object(call.body)?;
+    let metadata = parse_optional_object(body)?;
     check_reserved(&metadata, &api.limits).map_err(ApiError::api)?;
     let document = to_bytes(&metadata);
     let created = api
@@ -170,9 +172,10 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::QueueCreated { created })
 }
 
-/// `queue_get`: the metadata; a missing queue reads as empty (lazy queues, §1.7).
-pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
+/// `queue_get`: the metadata; a missing queue reads as empty (queues exist
+/// lazily: Zaqar answers for a queue never created as for an empty one).
+pub async fn get(api: &Api, caller: &Caller, queue: &QueueName) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     let stored = api
         .stores
         .messages
@@ -200,13 +203,18 @@ pub fn check_patch_size(api: &Api, body: Option<&[u8]>) -> ApiResult<()> {
 }
 
 /// `queue_update`: applies JSON-patch operations to the metadata.
-pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
-    check_patch_size(api, call.body)?;
-    if call.body.is_none_or(<[u8]>::is_empty) {
+pub async fn update(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
+    check_patch_size(api, body)?;
+    if body.is_none_or(<[u8]>::is_empty) {
         return Err(ApiError::body("PATCH body could not be empty for update."));
     }
-    let operations = parse_patch(parse_document(call.body)?)?;
+    let operations = parse_patch(parse_document(body)?)?;
     let missing = format!(
         "Queue {} does not exist for project {}",
         queue.name, queue.project
@@ -236,9 +244,9 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `queue_delete`: deletes the queue, its messages, claims and
-/// subscriptions (§8 #20); a missing queue is fine.
-pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
+/// subscriptions; a missing queue is fine.
+pub async fn delete(api: &Api, caller: &Caller, queue: &QueueName) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     api.stores
         .messages
         .queue_delete(queue.clone())

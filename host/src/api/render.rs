@@ -3,8 +3,8 @@
 //! never parsed again. Compact separators throughout (Zaqar's Python spacing
 //! is not significant to clients).
 //!
-//! Also the HTTP representations of §3: messages with `href` (and
-//! `?claim_id=` while a claim is recorded, §4.6), pagination links (§1.8).
+//! Also the HTTP representations: messages with `href` (and `?claim_id=`
+//! while a claim is recorded), pagination links.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use plugin_api::storage::{StoredMessage, SubscriptionRecord};
@@ -184,7 +184,7 @@ pub fn push_subscription(out: &mut Vec<u8>, now_ms: u64, subscription: &Subscrip
     });
 }
 
-/// `"links":[...]`: a `next` link whenever the page is non-empty (§1.8),
+/// `"links":[...]`: a `next` link whenever the page is non-empty,
 /// built from the request path and the listing's parameters, with `marker`
 /// set to the page's last marker.
 pub fn push_links(out: &mut Vec<u8>, path: &str, page: &PageQuery, last_marker: Option<&str>) {
@@ -198,7 +198,7 @@ pub fn push_links(out: &mut Vec<u8>, path: &str, page: &PageQuery, last_marker: 
     out.extend_from_slice(b"}]");
 }
 
-/// `<path>?<params>` with the new marker (§1.8).
+/// `<path>?<params>` with the new marker.
 pub fn next_href(path: &str, page: &PageQuery, marker: &str) -> String {
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(page.pairs.len() + 1);
     if page.marker_first {
