@@ -34,9 +34,42 @@ pub enum Decoded<'a> {
     NotAnObject,
 }
 
+/// How deep a frame may nest arrays and objects: the depth JSON readers
+/// (ours included, when an answer is transcoded) accept.
+pub const MAX_FRAME_DEPTH: usize = 128;
+
 /// Decodes a JSON frame.
-pub fn decode(text: &[u8]) -> Result<Decoded<'_>, serde_json::Error> {
-    serde_json::from_slice(text)
+pub fn decode(text: &[u8]) -> Result<Decoded<'_>, String> {
+    if nesting_depth(text) > MAX_FRAME_DEPTH {
+        return Err("recursion limit exceeded".into());
+    }
+    serde_json::from_slice(text).map_err(|e| e.to_string())
+}
+
+/// The deepest nesting of arrays and objects in JSON text (strings skipped).
+fn nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Transcodes a MessagePack frame into JSON text, value by value.
@@ -516,6 +549,10 @@ mod tests {
         assert_eq!(frame.body.unwrap().get(), r#"{"x": 1}"#);
         assert!(frame.headers.is_none());
         assert!(matches!(decode(b"[1]").unwrap(), Decoded::NotAnObject));
+        let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        assert!(decode(deep.as_bytes()).is_err());
+        let quoted = format!(r#"{{"a": "{}\"", "b": [[]]}}"#, "[".repeat(200));
+        assert_eq!(nesting_depth(quoted.as_bytes()), 3);
     }
 
     #[test]

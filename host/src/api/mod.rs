@@ -183,7 +183,10 @@ impl Api {
     async fn serve(&self, request: ApiRequest) -> ApiResponse {
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
         let (status, mut headers, body) = if request.protocol == Protocol::WEBSOCKET {
-            let response = websocket::handle(self, &request).await;
+            // A panic answers its frame with a 500 envelope, as HTTP answers
+            // 500, and the socket carries on.
+            let served = CatchUnwind(Box::pin(websocket::handle(self, &request))).await;
+            let response = served.unwrap_or_else(|| websocket::internal_error(&request));
             (response.status, response.headers, response.body)
         } else {
             let served = CatchUnwind(Box::pin(http::handle(self, &request))).await;

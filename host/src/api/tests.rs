@@ -694,3 +694,106 @@ async fn a_socket_the_transport_did_not_announce_cannot_subscribe() {
     .await;
     assert_eq!(refused["headers"]["status"], 400);
 }
+
+fn api_in_mode(messages: MessageStoreBox, dir: &TempDir, admin_mode: bool) -> Api {
+    let management = wrap_management_store(
+        EmbeddedManagementStore::open(&dir.config()).expect("management store"),
+    );
+    let mut config = Config::default();
+    config.server.admin_mode = admin_mode;
+    let messages = std::sync::Arc::new(messages);
+    let dispatcher =
+        crate::notify::Dispatcher::new(messages.clone(), Default::default(), Default::default());
+    Api::new(
+        &config,
+        Stores {
+            messages,
+            management,
+        },
+        dispatcher,
+    )
+}
+
+#[tokio::test]
+async fn a_panic_while_serving_a_frame_answers_it_with_a_500_envelope() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    for msgpack in [false, true, false] {
+        let envelope = ws(&api, "test_panic", json!({"queue_name": "q"}), msgpack).await;
+        assert_eq!(envelope["headers"]["status"], 500);
+        assert_eq!(
+            envelope["body"],
+            json!({"exception": "The request could not be served.", "error": null})
+        );
+        assert_eq!(envelope["request"]["body"], json!({"queue_name": "q"}));
+        let after = ws(&api, "queue_get_stats", json!({"queue_name": "q"}), msgpack).await;
+        assert_eq!(after["headers"]["status"], 200);
+    }
+}
+
+#[tokio::test]
+async fn check_node_health_over_websocket_exists_only_in_admin_mode() {
+    let dir = TempDir::new();
+    // The probe would reach this store and panic: a 404 proves it did not run.
+    let api = api_in_mode(
+        wrap_message_store(FailingStore(ErrorCode::PANICKED)),
+        &dir,
+        false,
+    );
+    let mut request = http("GET", "/v2/health", "", b"");
+    request.headers.push(Header::new("x-roles", "admin"));
+    assert_eq!(send(&api, request).await.status, 404);
+    for msgpack in [false, true] {
+        let frame = json!({"action": "check_node_health", "headers": {"Client-ID": CLIENT, "X-Project-ID": "p", "X-Roles": "admin"}, "body": {}});
+        let response = send(&api, super::tests::frame(&frame, msgpack)).await;
+        assert_eq!(response.status, 404);
+    }
+    let admin = TempDir::new();
+    let api = api_in_mode(
+        wrap_message_store(EmbeddedMessageStore::open(&admin.config()).expect("store")),
+        &admin,
+        true,
+    );
+    let frame = json!({"action": "check_node_health", "headers": {"Client-ID": CLIENT, "X-Project-ID": "p", "X-Roles": "admin"}, "body": {}});
+    let response = send(&api, super::tests::frame(&frame, false)).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(json_body(&response)["body"]["storage_reachable"], true);
+}
+
+/// Bodies some transport or encoding could not carry faithfully are refused
+/// at post, over every transport, and nothing is stored.
+#[tokio::test]
+async fn bodies_no_transport_could_carry_are_refused_everywhere() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for body in [
+        deep.as_str(),
+        r#""\ud800""#,
+        "123456789012345678901234567890",
+        "1e400",
+    ] {
+        let post = format!(r#"{{"messages": [{{"body": {body}}}]}}"#);
+        let response = send(
+            &api,
+            http("POST", "/v2/queues/odd/messages", "", post.as_bytes()),
+        )
+        .await;
+        assert_eq!(response.status, 400, "{body}");
+        let mut text = frame(&json!(null), false);
+        text.body = RVec::from(
+            format!(
+                r#"{{"action": "message_post", "headers": {{"Client-ID": "{CLIENT}", "X-Project-ID": "p"}}, "body": {{"queue_name": "odd", "messages": [{{"body": {body}}}]}}}}"#
+            )
+            .into_bytes(),
+        );
+        // The echo repeats the frame, which a strict JSON reader may refuse.
+        assert_eq!(send(&api, text).await.status, 400, "{body}");
+    }
+    let deep_value: Value = (0..150).fold(json!(1), |inner, _| json!([inner]));
+    // Over MessagePack too (a frame this deep is refused as it is decoded).
+    let request = json!({"action": "message_post", "headers": {"Client-ID": CLIENT, "X-Project-ID": "p"}, "body": {"queue_name": "odd", "messages": [{"body": deep_value}]}});
+    assert_eq!(send(&api, frame(&request, true)).await.status, 400);
+    let stats = send(&api, http("GET", "/v2/queues/odd/stats", "", b"")).await;
+    assert_eq!(json_body(&stats)["messages"]["total"], 0);
+}

@@ -149,6 +149,43 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
     }
 }
 
+/// The answer to a frame whose serving panicked: a 500 envelope in the
+/// frame's encoding (echoing what can be decoded of it), so the client
+/// learns its request failed and the socket stays usable.
+pub fn internal_error(request: &ApiRequest) -> HttpResponse {
+    let binary = request
+        .headers
+        .iter()
+        .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK));
+    let text = if binary {
+        frame::msgpack_to_json(&request.body).unwrap_or_default()
+    } else {
+        request.body.to_vec()
+    };
+    let frame = match frame::decode(&text) {
+        Ok(Decoded::Frame(frame)) => frame,
+        _ => Frame::default(),
+    };
+    let mut result = Vec::new();
+    let status = failure(
+        &mut result,
+        &ApiError::Internal("The request could not be served."),
+    );
+    let mut out = Vec::with_capacity(128 + text.len());
+    envelope(&mut out, &frame, false, &result, status);
+    let body = if binary {
+        frame::json_to_msgpack(&out).unwrap_or_default()
+    } else {
+        out
+    };
+    let content_type = if binary { MSGPACK } else { "application/json" };
+    HttpResponse {
+        status,
+        headers: vec![("content-type", content_type.into())],
+        body,
+    }
+}
+
 /// Writes `{"request":{...},"body":<result>,"headers":{"status":N}}`,
 /// echoing the frame's members as received (`hide` leaves out its headers
 /// and body). Returns the status.
@@ -210,10 +247,21 @@ async fn serve(
         Some(raw) if raw.get() == "null" => "None".to_string(),
         Some(raw) => frame::as_string(Some(raw)).unwrap_or_else(|| raw.get().to_string()),
     };
+    // Host code has no known panic to trigger; tests reach the recovery
+    // path through this action, which exists only in test builds.
+    #[cfg(test)]
+    if name == "test_panic" {
+        panic!("a test asked for a panic");
+    }
     let Some(action) = Action::from_name(&name).filter(|a| WEBSOCKET_ACTIONS.contains(a)) else {
         error_body(out, &format!("{name} is not a valid action"));
         return 400;
     };
+    // The health probe exists only in admin mode, as `/v2/health` does; it
+    // is not even announced otherwise.
+    if action == Action::CheckNodeHealth && !api.admin_mode {
+        return failure(out, &ApiError::RouteNotFound);
+    }
     let headers = Headers::read(frame.headers);
     let needs_identity = !matches!(
         action,
