@@ -60,7 +60,7 @@ pub async fn create(
 
 /// The queue's dead-letter policy: a message claimed `_max_claim_count`
 /// times moves to `_dead_letter_queue`; both must be set.
-fn dead_letter(policy: &QueuePolicy) -> Option<DeadLetterPolicy> {
+pub(crate) fn dead_letter(policy: &QueuePolicy) -> Option<DeadLetterPolicy> {
     let max_claim_count = u32::try_from(policy.max_claim_count?)
         .ok()
         .filter(|&count| count > 0)?;

@@ -10,9 +10,10 @@ use serde_json::{Map, Value};
 use super::{
     action::{Caller, PageQuery, Reply},
     body::{parse_document, parse_optional_object},
+    claims::dead_letter,
     command::QueueListArgs,
     errors::{ApiError, ApiResult},
-    metadata::{check_reserved, with_defaults},
+    metadata::{check_reserved, with_defaults, QueuePolicy},
     params::parse_python_int,
     queue_patch::{apply_patch, parse_patch},
     validation::{page_limit, PageKind, QueueName},
@@ -162,6 +163,9 @@ pub async fn create(
     }
     let metadata = parse_optional_object(body)?;
     check_reserved(&metadata, &api.limits).map_err(ApiError::api)?;
+    check_dead_letter_cycle(api, &queue, &metadata)
+        .await?
+        .map_or(Ok(()), |cycle| Err(ApiError::api(cycle)))?;
     let document = to_bytes(&metadata);
     let created = api
         .stores
@@ -231,6 +235,9 @@ pub async fn update(
     let mut metadata = parse_map(&stored);
     apply_patch(&mut metadata, operations)?;
     check_reserved(&metadata, &api.limits).map_err(ApiError::body)?;
+    check_dead_letter_cycle(api, &queue, &metadata)
+        .await?
+        .map_or(Ok(()), |cycle| Err(ApiError::body(cycle)))?;
     match store.queue_set_metadata(queue, to_bytes(&metadata)).await {
         Ok(()) => {}
         Err(error) if error.code == ErrorCode::QUEUE_NOT_FOUND => return Err(not_found()),
@@ -254,6 +261,52 @@ pub async fn delete(api: &Api, caller: &Caller, queue: &QueueName) -> ApiResult<
         .map_err(|e| ApiError::storage(e, "Queue could not be deleted."))?;
     api.notify.queue_deleted(&queue);
     Ok(Reply::Done)
+}
+
+/// How many dead-letter hops are followed looking for a cycle; a longer
+/// chain is refused as if it were one (it would be too long to reason
+/// about anyway).
+const MAX_DEAD_LETTER_HOPS: usize = 32;
+
+/// Refuses dead-letter policies that lead back to the queue: a message
+/// claimed too often would then move in circles and never be claimable
+/// again. Follows the chain of the queues' active policies (both
+/// `_max_claim_count` and `_dead_letter_queue` set) in the project; returns
+/// the validator's message for a cycle.
+async fn check_dead_letter_cycle(
+    api: &Api,
+    queue: &QueueRef,
+    metadata: &Map<String, Value>,
+) -> ApiResult<Option<String>> {
+    let policy = QueuePolicy::from_stored(Some(&to_bytes(metadata)));
+    let Some(mut next) = dead_letter(&policy).map(|p| p.queue.into_string()) else {
+        return Ok(None);
+    };
+    let mut chain = vec![queue.name.to_string()];
+    for _ in 0..MAX_DEAD_LETTER_HOPS {
+        chain.push(next.clone());
+        if next == queue.name.as_str() {
+            return Ok(Some(format!(
+                "The dead letter queue may not lead back to the queue: {}.",
+                chain.join(" -> ")
+            )));
+        }
+        let stored = api
+            .stores
+            .messages
+            .queue_get_metadata(QueueRef::new(queue.project.as_str(), &next))
+            .await
+            .map_err(|e| ApiError::storage(e, "Queue could not be updated."))?;
+        let Some(hop) = dead_letter(&QueuePolicy::from_stored(
+            stored.as_ref().into_option().map(|bytes| bytes.as_slice()),
+        )) else {
+            return Ok(None);
+        };
+        next = hop.queue.into_string();
+    }
+    Ok(Some(format!(
+        "The dead letter queues of a queue may not chain more than {MAX_DEAD_LETTER_HOPS} queues."
+    )))
 }
 
 /// Stored metadata as a map (stored documents are objects the host wrote).

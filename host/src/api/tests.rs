@@ -797,3 +797,107 @@ async fn bodies_no_transport_could_carry_are_refused_everywhere() {
     let stats = send(&api, http("GET", "/v2/queues/odd/stats", "", b"")).await;
     assert_eq!(json_body(&stats)["messages"]["total"], 0);
 }
+
+#[tokio::test]
+async fn dead_letter_policies_that_lead_back_to_the_queue_are_refused() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let put = |queue: &str, metadata: Value| {
+        http(
+            "PUT",
+            &format!("/v2/queues/{queue}"),
+            "",
+            metadata.to_string().as_bytes(),
+        )
+    };
+    let to = |queue: &str| json!({"_max_claim_count": 2, "_dead_letter_queue": queue});
+    let refused = send(&api, put("self", to("self"))).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        json_body(&refused)["description"],
+        "The dead letter queue may not lead back to the queue: self -> self."
+    );
+    assert_eq!(send(&api, put("a", to("b"))).await.status, 201);
+    assert_eq!(send(&api, put("c", json!({}))).await.status, 201);
+    let refused = send(&api, put("b", to("a"))).await;
+    assert_eq!(
+        json_body(&refused)["description"],
+        "The dead letter queue may not lead back to the queue: b -> a -> b."
+    );
+    // A queue whose dead letters stay put (no claim count) closes no cycle.
+    assert_eq!(
+        send(&api, put("b", json!({"_dead_letter_queue": "a"})))
+            .await
+            .status,
+        201
+    );
+    let mut patch = http(
+        "PATCH",
+        "/v2/queues/c",
+        "",
+        br#"[{"op": "add", "path": "/metadata/_max_claim_count", "value": 1}, {"op": "add", "path": "/metadata/_dead_letter_queue", "value": "a"}]"#,
+    );
+    patch.headers.push(Header::new(
+        "content-type",
+        "application/openstack-messaging-v2.0-json-patch",
+    ));
+    assert_eq!(send(&api, patch.clone()).await.status, 200, "c -> a -> b");
+    let mut closing = patch;
+    closing.path = "/v2/queues/b".into();
+    closing.body = RVec::from(
+        br#"[{"op": "add", "path": "/metadata/_max_claim_count", "value": 1}]"#.to_vec(),
+    );
+    let refused = send(&api, closing).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        json_body(&refused)["description"],
+        "The dead letter queue may not lead back to the queue: b -> a -> b."
+    );
+    let b = send(&api, http("GET", "/v2/queues/b", "", b"")).await;
+    assert!(json_body(&b)
+        .get("_max_claim_count")
+        .is_none_or(Value::is_null));
+}
+
+#[tokio::test]
+async fn a_huge_post_answers_a_location_every_client_can_read() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir);
+    let messages: Vec<Value> = (0..10_000).map(|i| json!({ "body": i })).collect();
+    let body = json!({ "messages": messages }).to_string();
+    let response = send(
+        &api,
+        http("POST", "/v2/queues/huge/messages", "", body.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status, 201);
+    assert_eq!(
+        header(&response, "location"),
+        Some("/v2/queues/huge/messages")
+    );
+    assert_eq!(
+        json_body(&response)["resources"].as_array().unwrap().len(),
+        10_000
+    );
+    let small = send(
+        &api,
+        http(
+            "POST",
+            "/v2/queues/huge/messages",
+            "",
+            br#"{"messages": [{"body": 1}, {"body": 2}]}"#,
+        ),
+    )
+    .await;
+    let resources = json_body(&small)["resources"].clone();
+    let ids: Vec<&str> = resources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|href| href.as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        header(&small, "location").unwrap(),
+        format!("/v2/queues/huge/messages?ids={}", ids.join(","))
+    );
+}
