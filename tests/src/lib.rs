@@ -8,8 +8,10 @@
 
 mod build;
 mod http;
+pub mod postgres;
 mod receiver;
 mod server;
+mod stores;
 mod ws;
 
 pub use build::{
