@@ -20,4 +20,5 @@ pub use build::{
 pub use http::{Client, RequestBuilder, Response};
 pub use receiver::{Received, Receiver};
 pub use server::{Exited, TestServer};
+pub use stores::selected as selected_store;
 pub use ws::{Frame, WsClient};

@@ -14,13 +14,23 @@ pub(crate) struct TestStore {
     pub(crate) _guard: Box<dyn Any + Send>,
 }
 
+/// The name of the store the spawned servers use (`ZAQAR_TEST_STORE`,
+/// `embedded` when unset), for the few tests that check something only one
+/// store does.
+pub fn selected() -> String {
+    match std::env::var("ZAQAR_TEST_STORE") {
+        Ok(name) if !name.is_empty() => name,
+        _ => "embedded".to_owned(),
+    }
+}
+
 /// The store named by `ZAQAR_TEST_STORE` for a server whose own directory
 /// is `data_dir`.
 pub(crate) fn for_server(data_dir: &Path) -> TestStore {
-    match std::env::var("ZAQAR_TEST_STORE").as_deref() {
-        Err(_) | Ok("" | "embedded") => embedded(data_dir),
-        Ok("postgresql") => postgresql(),
-        Ok(other) => panic!("ZAQAR_TEST_STORE={other:?}: expected embedded or postgresql"),
+    match selected().as_str() {
+        "embedded" => embedded(data_dir),
+        "postgresql" => postgresql(),
+        other => panic!("ZAQAR_TEST_STORE={other:?}: expected embedded or postgresql"),
     }
 }
 
