@@ -55,7 +55,10 @@ async fn killed_connections_fail_unavailable_then_the_pool_recovers_by_itself() 
     for posted in futures_util::future::join_all(warmups).await {
         posted.expect("posts before the fault");
     }
-    assert!(terminate_connections(&db).await >= 1, "the store had connections");
+    assert!(
+        terminate_connections(&db).await >= 1,
+        "the store had connections"
+    );
 
     let mut failures = Vec::new();
     let mut acknowledged = 6;
@@ -93,7 +96,11 @@ async fn killed_connections_fail_unavailable_then_the_pool_recovers_by_itself() 
         )
         .await
         .unwrap();
-    assert_eq!(listed.len(), acknowledged, "every acknowledged post is there");
+    assert_eq!(
+        listed.len(),
+        acknowledged,
+        "every acknowledged post is there"
+    );
 }
 
 /// A port nothing listens on.
