@@ -6,15 +6,16 @@
 
 use deadpool_postgres::{GenericClient, Object};
 use plugin_api::{
-    storage::{ClaimRequest, DeadLetterPolicy, QueueRef, StoredClaim, StoredMessage},
+    storage::{ChangeKind, ClaimRequest, DeadLetterPolicy, QueueRef, StoredClaim, StoredMessage},
     types::RVec,
     ErrorCode,
 };
 
 use crate::{
     db::{caller, OpError, OpResult},
-    ids,
+    feed, ids,
     messages::{self, to_stored, Insert, COLUMNS, TAKEABLE},
+    notification_log,
     sql::{big, execute, query, query_opt, unbig, unint},
 };
 
@@ -167,7 +168,10 @@ async fn move_to_dead_letter<C: GenericClient + Sync>(
             body: &m.body,
         })
         .collect();
-    messages::insert(c, &target, &inserts).await
+    messages::insert(c, &target, &inserts).await?;
+    let last = first + inserts.len() as u64 - 1;
+    notification_log::record(c, &target, first, last, now_ms).await?;
+    feed::announce(c, ChangeKind::MESSAGES, &target, last, "").await
 }
 
 /// The live claim with the live messages it still holds.

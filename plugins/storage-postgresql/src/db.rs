@@ -96,8 +96,13 @@ fn pool_error(e: deadpool_postgres::PoolError) -> PluginError {
 #[derive(Clone)]
 pub(crate) struct Database {
     pool: Pool,
+    /// The parsed connection settings (the change feed opens its own
+    /// connection with them).
+    pub(crate) settings: tokio_postgres::Config,
     /// The configured URI, password redacted.
     pub(crate) uri: String,
+    /// How long a connection may take to open.
+    pub(crate) connect_timeout: Duration,
 }
 
 impl Database {
@@ -119,6 +124,7 @@ impl Database {
         let timeout = Duration::from_millis(config.connect_timeout_ms.max(1));
         pg.connect_timeout(timeout);
         pg.application_name("zaqar-server");
+        let settings = pg.clone();
         let manager = Manager::from_config(
             pg,
             NoTls,
@@ -133,7 +139,12 @@ impl Database {
             .create_timeout(Some(timeout))
             .build()
             .map_err(|e| PluginError::bad_config(format!("postgresql store: {e}")))?;
-        let db = Self { pool, uri };
+        let db = Self {
+            pool,
+            settings,
+            uri,
+            connect_timeout: timeout,
+        };
         let mut client = db.pool.get().await.map_err(|e| {
             PluginError::unavailable(format!(
                 "postgresql store: cannot connect to {}: {}",

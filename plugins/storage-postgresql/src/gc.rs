@@ -1,5 +1,5 @@
-//! The collector: a background task that deletes expired messages, claims
-//! and subscriptions in bounded batches. Reads never depend on it (they
+//! The collector: a background task that deletes expired messages, claims,
+//! subscriptions, notification-log copies and leases in bounded batches. Reads never depend on it (they
 //! hide expired rows by `now_ms`); it only keeps the tables small.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,7 +13,8 @@ use crate::{
 /// Rows deleted per statement, so that no pass holds long locks.
 pub(crate) const BATCH: i64 = 1000;
 
-fn now_ms() -> u64 {
+/// The wall clock in ms since the epoch.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -23,7 +24,13 @@ fn now_ms() -> u64 {
 pub(crate) async fn pass(db: &Database, now_ms: u64, batch: i64) -> OpResult<u64> {
     let client = db.client().await.map_err(crate::db::OpError::Caller)?;
     let mut removed = 0;
-    for table in ["zaqar_messages", "zaqar_claims", "zaqar_subscriptions"] {
+    for table in [
+        "zaqar_messages",
+        "zaqar_claims",
+        "zaqar_subscriptions",
+        "zaqar_notification_log",
+        "zaqar_leases",
+    ] {
         removed += execute(
             &client,
             &format!(

@@ -22,6 +22,8 @@
 //! | `queues`, `messages`, `claims`, `subscriptions` | the contract's semantics |
 //! | `store` | [`PostgresMessageStore`], the `MessageStore` impl |
 //! | `management` | [`PostgresManagementStore`], pools and flavors |
+//! | `feed` | the change feed: `NOTIFY` in committing transactions, one `LISTEN` connection |
+//! | `notification_log`, `leases` | what notification delivery across hosts relies on |
 //! | `gc` | background removal of expired rows |
 //!
 //! Operator notes live in `docs/storage-postgresql.md`.
@@ -29,12 +31,15 @@
 mod claims;
 pub mod config;
 mod db;
+mod feed;
 mod gc;
 mod ids;
+mod leases;
 mod log;
 mod management;
 mod messages;
 mod migrations;
+mod notification_log;
 mod queues;
 mod sql;
 mod store;

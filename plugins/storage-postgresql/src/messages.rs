@@ -7,8 +7,8 @@
 use deadpool_postgres::Object;
 use plugin_api::{
     storage::{
-        ClaimStamp, MessageListQuery, MessageSummary, NewMessage, PostedMessage, QueueRef,
-        QueueStats, StoredMessage,
+        ChangeKind, ClaimStamp, MessageListQuery, MessageSummary, NewMessage, PostedMessage,
+        QueueRef, QueueStats, StoredMessage,
     },
     types::{ROption, RString},
     ErrorCode,
@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 
 use crate::{
     db::{caller, OpResult},
-    ids,
+    feed, ids, notification_log,
     sql::{big, execute, int, query, query_opt, unbig, unint},
 };
 
@@ -176,6 +176,9 @@ pub(crate) async fn post(
         })
         .collect();
     insert(&tx, q, &rows).await?;
+    let last = first + messages.len() as u64 - 1;
+    notification_log::record(&tx, q, first, last, now_ms).await?;
+    feed::announce(&tx, ChangeKind::MESSAGES, q, last, "").await?;
     tx.commit().await?;
     Ok(rows
         .iter()
@@ -404,6 +407,7 @@ pub(crate) async fn purge(client: &mut Object, q: &QueueRef) -> OpResult<()> {
         &params,
     )
     .await?;
+    feed::announce(&tx, ChangeKind::QUEUE_PURGED, q, 0, "").await?;
     tx.commit().await?;
     Ok(())
 }

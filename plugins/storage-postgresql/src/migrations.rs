@@ -12,8 +12,10 @@ use plugin_api::ErrorCode;
 use crate::db::{caller, OpResult};
 
 /// Every migration, in order: `(version, SQL)`. Append only.
-pub(crate) const MIGRATIONS: &[(i32, &str)] =
-    &[(1, include_str!("../migrations/0001_initial.sql"))];
+pub(crate) const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../migrations/0001_initial.sql")),
+    (2, include_str!("../migrations/0002_change_feed.sql")),
+];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

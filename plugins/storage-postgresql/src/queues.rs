@@ -2,12 +2,13 @@
 
 use deadpool_postgres::Object;
 use plugin_api::{
-    storage::{QueueEntry, QueueListQuery, QueueRef},
+    storage::{ChangeKind, QueueEntry, QueueListQuery, QueueRef},
     ErrorCode,
 };
 
 use crate::{
     db::{caller, OpResult},
+    feed,
     sql::{big, execute, query, query_opt, unbig},
 };
 
@@ -71,7 +72,12 @@ pub(crate) async fn delete(client: &mut Object, q: &QueueRef) -> OpResult<()> {
         &params,
     )
     .await?;
-    for table in ["zaqar_messages", "zaqar_claims", "zaqar_subscriptions"] {
+    for table in [
+        "zaqar_messages",
+        "zaqar_claims",
+        "zaqar_subscriptions",
+        "zaqar_notification_log",
+    ] {
         execute(
             &tx,
             &format!("DELETE FROM {table} WHERE project = $1 AND queue = $2"),
@@ -79,6 +85,7 @@ pub(crate) async fn delete(client: &mut Object, q: &QueueRef) -> OpResult<()> {
         )
         .await?;
     }
+    feed::announce(&tx, ChangeKind::QUEUE_DELETED, q, 0, "").await?;
     tx.commit().await?;
     Ok(())
 }

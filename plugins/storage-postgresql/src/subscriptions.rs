@@ -7,8 +7,8 @@
 use deadpool_postgres::Object;
 use plugin_api::{
     storage::{
-        NewSubscription, QueueRef, SubscriptionCreated, SubscriptionEntry, SubscriptionListQuery,
-        SubscriptionPatch, SubscriptionRecord, SubscriptionScanPage,
+        ChangeKind, NewSubscription, QueueRef, SubscriptionCreated, SubscriptionEntry,
+        SubscriptionListQuery, SubscriptionPatch, SubscriptionRecord, SubscriptionScanPage,
     },
     types::ROption,
     ErrorCode,
@@ -17,7 +17,7 @@ use tokio_postgres::Row;
 
 use crate::{
     db::{caller, OpError, OpResult},
-    ids,
+    feed, ids, notification_log,
     sql::{big, execute, query, query_opt, unbig},
 };
 
@@ -102,6 +102,7 @@ pub(crate) async fn create(
             break id;
         }
     };
+    feed::announce(&tx, ChangeKind::SUBSCRIPTIONS, q, 0, &id).await?;
     tx.commit().await?;
     Ok(SubscriptionCreated {
         id: id.into(),
@@ -214,19 +215,21 @@ pub(crate) async fn update(
         ],
     )
     .await?;
+    feed::announce(&tx, ChangeKind::SUBSCRIPTIONS, q, 0, id).await?;
     tx.commit().await?;
     Ok(())
 }
 
 pub(crate) async fn confirm(
-    client: &Object,
+    client: &mut Object,
     q: &QueueRef,
     id: &str,
     confirmed: bool,
     now_ms: u64,
 ) -> OpResult<()> {
+    let tx = client.transaction().await?;
     let updated = execute(
-        client,
+        &tx,
         "UPDATE zaqar_subscriptions SET confirmed = $4 \
          WHERE project = $1 AND queue = $2 AND id = $3 AND expires_ms > $5",
         &[
@@ -241,29 +244,46 @@ pub(crate) async fn confirm(
     if updated == 0 {
         return Err(not_found());
     }
+    feed::announce(&tx, ChangeKind::SUBSCRIPTIONS, q, 0, id).await?;
+    tx.commit().await?;
     Ok(())
 }
 
-pub(crate) async fn delete(client: &Object, q: &QueueRef, id: &str) -> OpResult<()> {
-    execute(
-        client,
+/// Deletes the subscription, and the log copies no other subscription
+/// still waits for.
+pub(crate) async fn delete(
+    client: &mut Object,
+    q: &QueueRef,
+    id: &str,
+    now_ms: u64,
+) -> OpResult<()> {
+    let tx = client.transaction().await?;
+    let deleted = execute(
+        &tx,
         "DELETE FROM zaqar_subscriptions WHERE project = $1 AND queue = $2 AND id = $3",
         &[&q.project.as_str(), &q.name.as_str(), &id],
     )
     .await?;
+    if deleted > 0 {
+        notification_log::prune(&tx, q, now_ms).await?;
+        feed::announce(&tx, ChangeKind::SUBSCRIPTIONS, q, 0, id).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 
-/// Moves the cursor forward (never back).
+/// Moves the cursor forward (never back), and drops the log copies every
+/// subscription has now passed.
 pub(crate) async fn advance(
-    client: &Object,
+    client: &mut Object,
     q: &QueueRef,
     id: &str,
     delivered_seq: u64,
     now_ms: u64,
 ) -> OpResult<()> {
+    let tx = client.transaction().await?;
     let updated = execute(
-        client,
+        &tx,
         "UPDATE zaqar_subscriptions SET delivered_seq = GREATEST(delivered_seq, $4) \
          WHERE project = $1 AND queue = $2 AND id = $3 AND expires_ms > $5",
         &[
@@ -278,6 +298,8 @@ pub(crate) async fn advance(
     if updated == 0 {
         return Err(not_found());
     }
+    notification_log::prune(&tx, q, now_ms).await?;
+    tx.commit().await?;
     Ok(())
 }
 
