@@ -8,8 +8,10 @@
 
 mod build;
 mod http;
+pub mod postgres;
 mod receiver;
 mod server;
+mod stores;
 mod ws;
 
 pub use build::{
@@ -19,4 +21,5 @@ pub use build::{
 pub use http::{Client, RequestBuilder, Response};
 pub use receiver::{Received, Receiver};
 pub use server::{Exited, TestServer};
+pub use stores::selected as selected_store;
 pub use ws::{Frame, WsClient};
