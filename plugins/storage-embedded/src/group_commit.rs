@@ -367,6 +367,80 @@ mod tests {
         );
     }
 
+    /// Collects what a feed announces.
+    struct Collect(Arc<std::sync::Mutex<Vec<QueueChange>>>);
+
+    impl plugin_api::storage::ChangeSink for Collect {
+        fn changed(&self, change: QueueChange) {
+            self.0.lock().unwrap().push(change);
+        }
+    }
+
+    fn announcing(
+        name: &'static str,
+        seq: u64,
+    ) -> impl FnMut(&mut WriteTables<'_>) -> OpResult<()> + Send {
+        move |t| {
+            t.meta.insert(name, seq)?;
+            t.announce(|| {
+                QueueChange::messages(plugin_api::storage::QueueRef::new("p", name), seq)
+            });
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_committed_batch_announces_its_operations_changes_in_order_and_no_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let feed = Feed::default();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        feed.watch(plugin_api::storage::wrap_change_sink(Collect(Arc::clone(
+            &seen,
+        ))));
+        let (first, _first) = job(announcing("first", 1));
+        let (refused, _refused) = job(|t| {
+            t.announce(|| {
+                QueueChange::messages(plugin_api::storage::QueueRef::new("p", "refused"), 9)
+            });
+            Err::<(), _>(caller(ErrorCode::CONFLICT, "no"))
+        });
+        let (panics, _panics) = job(|t| -> OpResult<()> {
+            t.announce(|| {
+                QueueChange::messages(plugin_api::storage::QueueRef::new("p", "panics"), 9)
+            });
+            panic!("boom")
+        });
+        let (last, _last) = job(announcing("last", 2));
+        run_batch(&db, &feed, vec![first, refused, panics, last]);
+        let names: Vec<String> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|c| c.queue.name.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            ["first", "last"],
+            "only committed operations' changes, in the order applied"
+        );
+
+        // Without a sink nothing is built or delivered, and a sink removed
+        // hears nothing more.
+        let id = feed.watch(plugin_api::storage::wrap_change_sink(Collect(Arc::clone(
+            &seen,
+        ))));
+        feed.unwatch(id);
+        feed.unwatch(0);
+        let (after, _after) = job(announcing("after", 3));
+        run_batch(&db, &feed, vec![after]);
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            2,
+            "an unwatched sink hears nothing"
+        );
+    }
+
     #[test]
     fn dropping_the_handle_finishes_queued_writes_and_releases_the_file() {
         let dir = tempfile::tempdir().unwrap();

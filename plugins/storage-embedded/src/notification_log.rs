@@ -146,3 +146,71 @@ pub(crate) fn sweep_expired(
     }
     Ok(keys.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use plugin_api::storage::{MessageStore, NewMessage, NewSubscription, QueueRef};
+    use redb::Database;
+
+    use crate::{schema, EmbeddedConfig, EmbeddedMessageStore};
+
+    /// A directory written by a build without the notification log and
+    /// lease tables (same format 2) opens and gains them.
+    #[test]
+    fn format_2_file_without_the_new_tables_opens_and_uses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        {
+            let db = Database::create(data.join(crate::DATABASE_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(schema::META).unwrap();
+                meta.insert(schema::META_FORMAT, 2).unwrap();
+                meta.insert(schema::META_NEXT_QID, 1).unwrap();
+            }
+            txn.commit().unwrap();
+        }
+        let config = EmbeddedConfig {
+            path: data,
+            ..EmbeddedConfig::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = EmbeddedMessageStore::open(&config).unwrap();
+            let q = QueueRef::new("p", "q");
+            let t = crate::sweeper::now_ms();
+            assert!(store
+                .notification_log(q.clone(), 0, 10, t)
+                .await
+                .unwrap()
+                .is_empty());
+            let subscription = NewSubscription {
+                subscriber: "http://example.com/".into(),
+                ttl: 60,
+                options: b"{}".to_vec().into(),
+            };
+            store
+                .subscription_create(q.clone(), subscription, t)
+                .await
+                .unwrap();
+            let message = NewMessage {
+                ttl: 60,
+                delay: 0,
+                body: b"{}".to_vec().into(),
+            };
+            store
+                .message_post(q.clone(), "c".into(), vec![message].into(), t)
+                .await
+                .unwrap();
+            assert_eq!(store.notification_log(q, 0, 10, t).await.unwrap().len(), 1);
+            assert!(store
+                .lease_acquire("k".into(), "h".into(), 1000, t)
+                .await
+                .unwrap());
+        });
+    }
+}
