@@ -256,10 +256,9 @@ pub async fn delete(api: &Api, caller: &Caller, queue: &QueueName) -> ApiResult<
     let queue = queue_ref(caller, queue);
     api.stores
         .messages
-        .queue_delete(queue.clone())
+        .queue_delete(queue)
         .await
         .map_err(|e| ApiError::storage(e, "Queue could not be deleted."))?;
-    api.notify.queue_deleted(&queue);
     Ok(Reply::Done)
 }
 

@@ -69,7 +69,6 @@ pub async fn purge(
                     .subscription_delete(queue.clone(), subscription.id.clone())
                     .await
                     .map_err(|e| ApiError::storage(e, FAILED))?;
-                api.notify.subscription_deleted(&queue, &subscription.id);
             }
             if page.len() < PURGE_PAGE as usize {
                 break;
