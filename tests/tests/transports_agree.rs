@@ -789,6 +789,47 @@ fn message_bodies_round_trip(api: &mut dyn Zaqar) {
     assert_eq!(api.list("bodies", true, false), (200, bodies));
 }
 
+fn messages_claimed_too_often_move_to_the_dead_letter_queue(api: &mut dyn Zaqar) {
+    assert_eq!(api.create_queue("dead", json!({})), 201);
+    let policy = json!({"_max_claim_count": 1, "_dead_letter_queue": "dead"});
+    assert_eq!(api.create_queue("poisoned", policy), 201);
+    let (_, ids) = api.post("poisoned", json!([{"body": "poison"}]));
+    let (_, claim_id, _) = api.claim("poisoned", 5, 60, 60);
+    assert_eq!(api.release_claim("poisoned", &claim_id.unwrap()), 204);
+    assert_eq!(
+        api.claim("poisoned", 5, 60, 60).0,
+        204,
+        "moved, not claimed"
+    );
+    assert_eq!(api.list("dead", true, false), (200, vec![json!("poison")]));
+    assert_eq!(api.get_message("poisoned", &ids[0]).0, 404);
+}
+
+fn dead_letter_cycles_are_refused(api: &mut dyn Zaqar) {
+    let to = |queue: &str| json!({"_max_claim_count": 2, "_dead_letter_queue": queue});
+    assert_eq!(api.create_queue("loop", to("loop")), 400);
+    assert_eq!(api.create_queue("ping", to("pong")), 201);
+    assert_eq!(api.create_queue("pong", to("ping")), 400);
+    assert_eq!(
+        api.call(Call::CreateQueue, "pong", json!({"metadata": to("ping")})),
+        (
+            400,
+            Some(
+                "The dead letter queue may not lead back to the queue: pong -> ping -> pong."
+                    .into()
+            )
+        )
+    );
+    assert_eq!(api.create_queue("pong", json!({})), 201);
+}
+
+fn delayed_messages_wait(api: &mut dyn Zaqar) {
+    assert_eq!(api.post("later", json!([{"body": 1, "delay": 60}])).0, 201);
+    assert_eq!(api.claim("later", 5, 60, 60).0, 204);
+    assert_eq!(api.pop("later", 5), (200, vec![]));
+    assert_eq!(api.post("later", json!([{"body": 2, "delay": 901}])).0, 400);
+}
+
 /// The first fault a request has is the one reported, whatever the
 /// transport, with the same sentence.
 fn input_errors_read_the_same(api: &mut dyn Zaqar) {
@@ -926,6 +967,15 @@ const SCENARIOS: &[Scenario] = &[
     ("subscription lifecycle", subscription_lifecycle),
     ("message bodies round trip", message_bodies_round_trip),
     ("input errors read the same", input_errors_read_the_same),
+    (
+        "messages claimed too often move to the dead letter queue",
+        messages_claimed_too_often_move_to_the_dead_letter_queue,
+    ),
+    (
+        "dead letter cycles are refused",
+        dead_letter_cycles_are_refused,
+    ),
+    ("delayed messages wait", delayed_messages_wait),
 ];
 
 fn server() -> TestServer {
