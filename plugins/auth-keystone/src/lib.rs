@@ -1,0 +1,1 @@
+//! The `keystone` auth strategy of zaqar-server (being written).
