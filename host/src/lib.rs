@@ -27,6 +27,8 @@ pub mod push;
 pub mod server;
 
 // Linked for their `register_builtin!` side effect.
+use auth_keystone as _;
+use auth_static as _;
 use notifier_mailto as _;
 use notifier_webhook as _;
 use storage_embedded as _;
