@@ -51,6 +51,11 @@ pub struct ServerOptions {
     pub log_level: String,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// `noauth` (every request names its project with `X-Project-ID` and
+    /// `X-Roles` grants roles), or the name of a `zaqar.auth` plugin that
+    /// turns each request's credentials into an identity (`keystone`,
+    /// `static`, a third party's). See docs/auth.md.
+    pub auth_strategy: String,
 }
 
 impl Default for ServerOptions {
@@ -60,9 +65,13 @@ impl Default for ServerOptions {
             enable_checksum: false,
             log_level: "info".into(),
             log_format: "text".into(),
+            auth_strategy: NO_AUTH.into(),
         }
     }
 }
+
+/// The `auth_strategy` that checks nothing (Zaqar's empty strategy).
+pub const NO_AUTH: &str = "noauth";
 
 /// `[drivers]`: the plugins selected by name, as Zaqar's stevedore drivers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -78,6 +87,8 @@ pub struct Drivers {
     pub transport: BTreeMap<String, Value>,
     /// Per-notifier tables: `[drivers.notification.<scheme>]`.
     pub notification: BTreeMap<String, Value>,
+    /// Per-auth-strategy tables: `[drivers.auth.<name>]`.
+    pub auth: BTreeMap<String, Value>,
 }
 
 impl Drivers {
@@ -105,6 +116,7 @@ impl Default for Drivers {
             management_store: StoreSelection::named("embedded"),
             transport: BTreeMap::new(),
             notification: BTreeMap::new(),
+            auth: BTreeMap::new(),
         }
     }
 }

@@ -111,14 +111,18 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     dispatcher.keep_alive();
     dispatcher.resume().await;
     dispatcher.listen();
-    let api = Arc::new(Api::new(
+    let api = Api::new(
         config,
         Stores {
             messages,
             management,
         },
         dispatcher.clone(),
-    ));
+    );
+    let api = Arc::new(match build_auth(&registry, config).await? {
+        Some(strategy) => api.with_auth(strategy),
+        None => api,
+    });
 
     // Resolve every name first, so a typo fails before anything listens.
     let mut selected = Vec::new();
@@ -188,6 +192,34 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     drop(api);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Builds the auth strategy `[server] auth_strategy` names, if any; one
+/// that is unknown or fails to build stops the start: serving without the
+/// checks the operator asked for would open every project to anyone.
+async fn build_auth(
+    registry: &Registry,
+    config: &crate::config::Config,
+) -> Result<Option<plugin_api::auth::AuthenticatorBox>, StartError> {
+    let name = config.server.auth_strategy.as_str();
+    if name == crate::config::NO_AUTH || name.is_empty() {
+        tracing::warn!("auth_strategy = \"noauth\": every client may act as any project (X-Project-ID) and as admin (X-Roles)");
+        return Ok(None);
+    }
+    let plugin = registry
+        .select(plugin_api::NAMESPACE_AUTH, name, "server.auth_strategy")
+        .map_err(StartError)?;
+    let options = config
+        .drivers
+        .auth
+        .get(name)
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Default::default()));
+    let strategy = plugins::build_authenticator(plugin, &options)
+        .await
+        .map_err(|e| StartError(format!("auth strategy `{name}` failed to start: {e}")))?;
+    tracing::info!(strategy = name, origin = %plugin.origin, "auth strategy ready: every request is authenticated");
+    Ok(Some(strategy))
 }
 
 /// Builds every notifier sink found, keyed by the URI scheme it handles.

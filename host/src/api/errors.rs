@@ -53,6 +53,9 @@ pub enum ApiError {
     UnsupportedPatchMediaType,
     /// The body was larger than the transport accepts: 413, nothing done.
     BodyTooLarge,
+    /// Missing, invalid or expired credentials under an auth strategy:
+    /// 401 with keystonemiddleware's document.
+    Unauthorized,
     /// Message deletion refused: 400 or 403 with title `Unable to delete`.
     UnableToDelete {
         status: u16,
@@ -112,6 +115,7 @@ impl ApiError {
             Self::Conflict { .. } => 409,
             Self::UnsupportedPatchMediaType => 415,
             Self::BodyTooLarge => 413,
+            Self::Unauthorized => 401,
             Self::UnableToDelete { status, .. } => *status,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -156,6 +160,7 @@ impl ApiError {
             Self::Conflict { .. } => "Resource conflict".into(),
             Self::UnsupportedPatchMediaType => "415 Unsupported Media Type".into(),
             Self::BodyTooLarge => "Request body too large".into(),
+            Self::Unauthorized => "Unauthorized".into(),
             Self::UnableToDelete { .. } => "Unable to delete".into(),
             Self::UnableToUpdateSubscription { .. } => "Unable to update subscription".into(),
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
@@ -193,6 +198,9 @@ impl ApiError {
             Self::UnsupportedPatchMediaType => format!(
                 "Accepted media type for PATCH: {{'Accept-Patch': '{JSON_PATCH_MEDIA_TYPE}'}}."
             ),
+            Self::Unauthorized => {
+                "The request you have made requires authentication.".into()
+            }
             Self::BodyTooLarge => {
                 "The request body is larger than this server accepts; nothing was changed.".into()
             }

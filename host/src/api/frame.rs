@@ -204,6 +204,17 @@ impl Headers {
     }
 
     /// A header's string value, its name matched without regard to case.
+    /// The string-valued headers as HTTP headers (lowercase names), for
+    /// an auth strategy.
+    pub fn to_http(&self) -> Vec<plugin_api::transport::Header> {
+        self.0
+            .iter()
+            .filter_map(|(name, value)| {
+                Some(plugin_api::transport::Header::new(name, value.as_deref()?))
+            })
+            .collect()
+    }
+
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

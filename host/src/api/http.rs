@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use plugin_api::transport::ApiRequest;
+use plugin_api::transport::{ApiRequest, Protocol};
 
 use super::{
     action::Caller,
@@ -59,7 +59,15 @@ impl HttpResponse {
     pub fn error(error: &ApiError) -> Self {
         let mut headers = error.headers();
         let mut body = Vec::new();
-        if error.has_body() {
+        if let ApiError::Unauthorized = error {
+            // keystonemiddleware's document, which Zaqar clients expect.
+            body.extend_from_slice(
+                b"{\"error\":{\"code\":401,\"title\":\"Unauthorized\",\"message\":",
+            );
+            super::render::push_str(&mut body, &error.description().unwrap_or_default());
+            body.extend_from_slice(b"}}");
+            headers.push(("content-type", "application/json".into()));
+        } else if error.has_body() {
             body.extend_from_slice(b"{\"title\":");
             super::render::push_str(&mut body, &error.title());
             if let Some(description) = error.description() {
@@ -147,9 +155,29 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     if !accepts_json(header(request, "accept")) {
         return Err(ApiError::NotAcceptable);
     }
+    // Under an auth strategy every request proves who it is, except a
+    // pre-signed one, whose signature (checked above) names its project.
+    let signed = header(request, "url-signature").is_some();
+    let identity = match &api.auth {
+        Some(auth) if !signed => Some(
+            auth.authenticate(
+                &request.headers,
+                Protocol::HTTP,
+                request.peer.as_str(),
+                api.now_ms(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     // Hooks 4–7.
     let client_id = ClientId::from_header(header(request, "client-id"), api.client_id_rule)?;
-    let project = ProjectId::from_header(header(request, "x-project-id"))?;
+    let project = match &identity {
+        Some(identity) => {
+            ProjectId::from_header(Some(identity.project_for(header(request, "x-project-id"))?))?
+        }
+        None => ProjectId::from_header(header(request, "x-project-id"))?,
+    };
     let queue = route
         .queue
         .as_deref()
@@ -183,7 +211,11 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
             return Err(ApiError::UnsupportedPatchMediaType);
         }
     }
-    let admin = Caller::roles_grant_admin(header(request, "x-roles"));
+    // Roles come from the identity; `X-Roles` only counts without auth.
+    let admin = match &identity {
+        Some(identity) => identity.admin,
+        None => api.auth.is_none() && Caller::roles_grant_admin(header(request, "x-roles")),
+    };
     let caller = Caller {
         project,
         client_id,

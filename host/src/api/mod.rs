@@ -15,6 +15,7 @@
 //! | [`render`], [`http_render`], [`homedoc`], [`checksum`], [`clock`] | output |
 
 pub mod action;
+pub mod auth;
 pub mod body;
 pub mod checksum;
 pub mod claims;
@@ -96,6 +97,8 @@ pub struct Api {
     notify: Arc<Dispatcher>,
     /// `[notification] allow_private_subscribers`.
     allow_private_subscribers: bool,
+    /// The auth strategy; `None` for `noauth`.
+    auth: Option<auth::Auth>,
 }
 
 impl Api {
@@ -111,7 +114,15 @@ impl Api {
             homedoc: homedoc::home_document(config.server.admin_mode),
             notify,
             allow_private_subscribers: config.notification.allow_private_subscribers,
+            auth: None,
         }
+    }
+
+    /// Checks every request with this auth strategy (`auth_strategy` other
+    /// than `noauth`).
+    pub fn with_auth(mut self, strategy: plugin_api::auth::AuthenticatorBox) -> Self {
+        self.auth = Some(auth::Auth::new(strategy));
+        self
     }
 
     /// The current time as the stores expect it.
@@ -242,6 +253,9 @@ impl HostApi for Api {
     /// Ends the connection's socket subscriptions, in the registry and in
     /// the store (Zaqar deletes a socket's subscriptions when it closes).
     async fn connection_closed(&self, connection: RString) -> PluginResult<()> {
+        if let Some(auth) = &self.auth {
+            auth.socket_closed(connection.as_str());
+        }
         for (queue, id) in self.notify.pushes.close(connection.as_str()) {
             if let Err(error) = self
                 .stores

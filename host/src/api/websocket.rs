@@ -9,7 +9,7 @@
 
 use plugin_api::{
     storage::{QueueStats, StoredMessage, SubscriptionRecord},
-    transport::ApiRequest,
+    transport::{ApiRequest, Protocol},
 };
 use serde_json::value::RawValue;
 
@@ -96,19 +96,42 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
             );
             envelope(&mut out, &Frame::default(), false, &result, 400)
         }
-        // With no auth strategy configured there is nothing to check, so
-        // `authenticate` succeeds (Zaqar drops the connection). The echo
-        // leaves out the frame's headers and body, which carry the token.
+        // `authenticate` checks the frame's credentials with the auth
+        // strategy; the socket then acts as that identity. With no strategy
+        // there is nothing to check and it succeeds (Zaqar drops the
+        // connection). The echo leaves out the frame's headers and body,
+        // which carry the token.
         Ok(Decoded::Frame(frame))
             if frame::as_string(frame.action).as_deref() == Some("authenticate") =>
         {
-            envelope(
-                &mut out,
-                &frame,
-                true,
-                br#"{"message":"Authentified."}"#,
-                200,
-            )
+            let checked = match &api.auth {
+                Some(auth) => auth
+                    .authenticate(
+                        &Headers::read(frame.headers).to_http(),
+                        Protocol::WEBSOCKET,
+                        request.peer.as_str(),
+                        api.now_ms(),
+                    )
+                    .await
+                    .map(|identity| {
+                        auth.socket_authenticated(request.connection.as_str(), identity)
+                    }),
+                None => Ok(()),
+            };
+            match checked {
+                Ok(()) => envelope(
+                    &mut out,
+                    &frame,
+                    true,
+                    br#"{"message":"Authentified."}"#,
+                    200,
+                ),
+                Err(error) => {
+                    let mut result = Vec::new();
+                    let status = failure(&mut result, &error);
+                    envelope(&mut out, &frame, true, &result, status)
+                }
+            }
         }
         Ok(Decoded::Frame(frame)) => {
             let mut result = Vec::with_capacity(256);
@@ -262,12 +285,30 @@ async fn serve(
     if action == Action::CheckNodeHealth && !api.admin_mode {
         return failure(out, &ApiError::RouteNotFound);
     }
+    // Under an auth strategy a socket acts only as what it authenticated.
+    let identity = match &api.auth {
+        Some(auth) => match auth.socket_identity(connection, api.now_ms()) {
+            Some(identity) => Some(identity),
+            None => {
+                error_body(out, "Not authenticated.");
+                return 401;
+            }
+        },
+        None => None,
+    };
     let headers = Headers::read(frame.headers);
     let needs_identity = !matches!(
         action,
         Action::GetHomeDoc | Action::PingNode | Action::CheckNodeHealth
     );
-    let (client_header, project_header) = (headers.get("Client-ID"), headers.get("X-Project-ID"));
+    let client_header = headers.get("Client-ID");
+    let project_header = match &identity {
+        Some(identity) => match identity.project_for(headers.get("X-Project-ID")) {
+            Ok(project) => Some(project),
+            Err(error) => return failure(out, &error),
+        },
+        None => headers.get("X-Project-ID"),
+    };
     if needs_identity && (client_header.is_none() || project_header.is_none()) {
         return schema_failed(out);
     }
@@ -310,7 +351,11 @@ async fn serve(
         Some(Some(id)) => Some(id),
         Some(None) => return schema_failed(out),
     };
-    let admin = Caller::roles_grant_admin(headers.get("X-Roles"));
+    // Roles come from the identity; `X-Roles` only counts without auth.
+    let admin = match &identity {
+        Some(identity) => identity.admin,
+        None => Caller::roles_grant_admin(headers.get("X-Roles")),
+    };
     let caller = Caller {
         project,
         client_id,
