@@ -100,9 +100,28 @@ impl TestServer {
         Self::start_binary(crate::build::server_binary_release(), overlay, &[])
     }
 
+    /// A server on the PostgreSQL database at `uri`, which other servers
+    /// may share (one service of several hosts), with `overlay` merged over
+    /// the base configuration.
+    pub fn start_on_postgresql(uri: &str, overlay: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = stores::shared_postgresql(uri);
+        Self::start_in(dir, store, server_binary(), overlay, &[])
+    }
+
     fn start_binary(binary: PathBuf, overlay: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = stores::for_server(&dir.path().join("data"));
+        Self::start_in(dir, store, binary, overlay, env)
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        store: TestStore,
+        binary: PathBuf,
+        overlay: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let config_path = Self::write_config(dir.path(), &store, overlay);
         let mut server = Self {
             binary,

@@ -11,7 +11,7 @@ pub(crate) struct TestStore {
     /// TOML merged into the base configuration: the `message_store` and
     /// `management_store` driver tables.
     pub(crate) config: String,
-    pub(crate) _guard: Box<dyn Any + Send>,
+    pub(crate) _guard: Box<dyn Any + Send + Sync>,
 }
 
 /// The name of the store the spawned servers use (`ZAQAR_TEST_STORE`,
@@ -31,6 +31,16 @@ pub(crate) fn for_server(data_dir: &Path) -> TestStore {
         "embedded" => embedded(data_dir),
         "postgresql" => postgresql(),
         other => panic!("ZAQAR_TEST_STORE={other:?}: expected embedded or postgresql"),
+    }
+}
+
+/// A store several test servers share: the PostgreSQL database at `uri`
+/// (the caller keeps the database alive), for cluster tests.
+pub(crate) fn shared_postgresql(uri: &str) -> TestStore {
+    let uri = toml::Value::String(uri.to_string());
+    TestStore {
+        config: drivers("postgresql", &format!("uri = {uri}\npool_size = 8")),
+        _guard: Box::new(()),
     }
 }
 
