@@ -7,6 +7,7 @@
 //! parallel.
 
 mod build;
+pub mod dylib_plugins;
 mod http;
 mod receiver;
 mod server;

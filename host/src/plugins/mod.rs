@@ -2,10 +2,15 @@
 //! loaded from `[plugins] paths`, all reached through the same entry points
 //! and ABI-stable trait objects.
 
+mod check;
 mod construct;
 mod library;
 mod registry;
 mod services;
 
-pub use construct::{build_management_store, build_message_store, build_notifier, build_transport};
+pub use check::{check_configured, check_library};
+pub use construct::{
+    build_management_store, build_message_store, build_notifier, build_transport,
+    describe_config_error,
+};
 pub use registry::{Conflict, Origin, Plugin, Refusal, Registry};
