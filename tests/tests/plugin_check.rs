@@ -10,10 +10,10 @@ use std::{
 };
 
 use serde_json::json;
-use zaqar_tests::{plugin_library, TestServer};
+use zaqar_tests::{example_library, plugin_library, TestServer};
 
 fn notifier_file_library() -> PathBuf {
-    plugin_library("zaqar-notifier-file", "zaqar_notifier_file")
+    example_library("notifier-file", "zaqar_notifier_file")
 }
 
 fn incompatible_library() -> PathBuf {
@@ -258,4 +258,38 @@ fn a_panic_in_deliver_is_logged_at_warn_with_the_plugins_name() {
         assert!(Instant::now() < deadline, "no WARN for the panic:\n{log}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+fn mismatched_layout_library() -> PathBuf {
+    plugin_library(
+        "zaqar-fixture-mismatched-layout-plugin",
+        "zaqar_fixture_mismatched_layout_plugin",
+    )
+}
+
+#[test]
+fn a_library_with_the_right_version_and_another_layout_is_refused_and_the_host_serves() {
+    let library = mismatched_layout_library();
+    let exited = TestServer::run_to_exit(
+        "",
+        &["plugins", "--check", &library.display().to_string()],
+        &[],
+    );
+    assert_eq!(exited.status.code(), Some(1), "{exited:?}");
+    assert!(
+        exited
+            .stdout
+            .contains("refused: its plugin-api types do not match the host's"),
+        "{}",
+        exited.stdout
+    );
+
+    let server = TestServer::start_with(&paths(&[&library, &incompatible_library()]));
+    assert_eq!(server.client().get("/v2/ping").send().status, 204);
+    let log = server.log();
+    assert!(log.contains("ABI layout mismatch"), "{log}");
+    assert!(
+        log.contains("the library was built against plugin-api 2.0.0"),
+        "{log}"
+    );
 }
