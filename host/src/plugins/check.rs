@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use plugin_api::{
-    NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_NOTIFICATION,
+    NAMESPACE_AUTH, NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_NOTIFICATION,
     NAMESPACE_TRANSPORT, PLUGIN_API_VERSION,
 };
 use serde_json::Value;
@@ -26,11 +26,22 @@ pub fn check_library(path: &Path) -> bool {
     match library::load(path) {
         Ok(loaded) => {
             println!("plugin-api: {}", loaded.api_version);
+            let rows: Vec<(&str, String)> = match &loaded.entries {
+                library::Entries::Current { entry_points, auth } => entry_points
+                    .iter()
+                    .map(|e| (e.namespace(), e.name.to_string()))
+                    .chain(auth.iter().map(|a| (NAMESPACE_AUTH, a.name.to_string())))
+                    .collect(),
+                library::Entries::V1_0(entry_points) => entry_points
+                    .iter()
+                    .map(|e| (e.namespace(), e.name.to_string()))
+                    .collect(),
+            };
             println!("entry points:");
-            for entry in &loaded.entry_points {
-                println!("  {:<26} {}", entry.namespace(), entry.name);
+            for (namespace, name) in &rows {
+                println!("  {namespace:<26} {name}");
             }
-            if loaded.entry_points.is_empty() {
+            if rows.is_empty() {
                 println!("  (none)");
             }
             println!("accepted: this host loads it");

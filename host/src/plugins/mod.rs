@@ -7,10 +7,11 @@ mod construct;
 mod library;
 mod registry;
 mod services;
+mod v1_0;
 
 pub use check::{check_configured, check_library};
 pub use construct::{
-    build_management_store, build_message_store, build_notifier, build_transport,
-    describe_config_error,
+    build_authenticator, build_management_store, build_message_store, build_notifier,
+    build_transport, describe_config_error,
 };
-pub use registry::{Conflict, Origin, Plugin, Refusal, Registry};
+pub use registry::{Conflict, Factory, Origin, Plugin, Refusal, Registry};
