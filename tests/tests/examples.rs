@@ -106,7 +106,7 @@ fn memory_store_serves_the_api_loaded_by_the_host() {
     assert_eq!(response.status, 201, "{}", response.text());
     let claimed = client
         .post("/v2/queues/kept-in-memory/claims")
-        .json(&json!({"ttl": 60, "grace": 30}))
+        .json(&json!({"ttl": 60, "grace": 60}))
         .send();
     assert_eq!(claimed.status, 201, "{}", claimed.text());
     assert_eq!(claimed.json()["messages"][0]["body"], json!({"k": "v"}));

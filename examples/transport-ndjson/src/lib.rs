@@ -139,9 +139,11 @@ async fn serve(socket: TcpStream, host: std::sync::Arc<HostApiBox>) {
             peer: peer.clone(),
             connection: connection.clone(),
         };
-        match host.handle(request).await {
-            Ok(response) if lines_out.send(response.body.into_vec()).is_ok() => {}
-            _ => break,
+        let Ok(response) = host.handle(request).await else {
+            break;
+        };
+        if lines_out.send(response.body.into_vec()).is_err() {
+            break;
         }
     }
     let _ = host.connection_closed(connection).await;
