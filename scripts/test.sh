@@ -7,6 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 PYTHON_ZAQARCLIENT="$(bash scripts/python-env.sh)"
 export PYTHON_ZAQARCLIENT
+# The out-of-tree examples (tests/tests/examples.rs) run in the release host.
+export ZAQAR_EXAMPLES_HOST=release
 cargo test --workspace "$@"
 
 # Again, with every transport, store and sink loaded from its dynamic library
