@@ -168,7 +168,10 @@ impl MessageStore for MemoryStore {
 
     async fn queue_set_metadata(&self, q: QueueRef, metadata: RVec<u8>) -> PluginResult<()> {
         match self.state().queues.get_mut(&key(&q)) {
-            Some(queue) => Ok(queue.metadata = metadata.into_vec()),
+            Some(queue) => {
+                queue.metadata = metadata.into_vec();
+                Ok(())
+            }
             None => Err(error(ErrorCode::QUEUE_NOT_FOUND, "no such queue")),
         }
     }
@@ -301,14 +304,13 @@ impl MessageStore for MemoryStore {
             return Ok(());
         };
         match (&m.claim, claim_id) {
-            (RSome(c), given) if c.expires_ms > now => {
-                if given.as_ref() != RSome(&c.id) {
-                    return Err(error(
-                        ErrorCode::MESSAGE_IS_CLAIMED,
-                        "the message is claimed",
-                    ));
-                }
+            (RSome(c), given) if c.expires_ms > now && given.as_ref() != RSome(&c.id) => {
+                return Err(error(
+                    ErrorCode::MESSAGE_IS_CLAIMED,
+                    "the message is claimed",
+                ));
             }
+            (RSome(c), _) if c.expires_ms > now => {}
             (_, RSome(given)) => {
                 let live = queue.claims.get(&given).is_some_and(|c| c.2 > now);
                 let code = if live {
@@ -619,7 +621,8 @@ impl MessageStore for MemoryStore {
         confirmed: bool,
         now: u64,
     ) -> PluginResult<()> {
-        Ok(self.state().live_subscription(&q, id, now)?.confirmed = confirmed)
+        self.state().live_subscription(&q, id, now)?.confirmed = confirmed;
+        Ok(())
     }
 
     async fn subscription_delete(&self, q: QueueRef, id: RString) -> PluginResult<()> {
