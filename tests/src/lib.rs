@@ -9,7 +9,9 @@
 mod build;
 pub mod dylib_plugins;
 mod http;
+pub mod postgres;
 mod server;
+mod stores;
 mod ws;
 
 pub use build::{
@@ -18,6 +20,7 @@ pub use build::{
 };
 pub use http::{Client, RequestBuilder, Response};
 pub use server::{Exited, TestServer};
+pub use stores::selected as selected_store;
 pub use ws::{Frame, WsClient};
 /// The webhook receiver of the end-to-end tests (from `zaqar-test-support`).
 pub use zaqar_test_support::{BlockingReceiver as Receiver, Received};

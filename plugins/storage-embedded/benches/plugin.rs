@@ -11,6 +11,7 @@
 //! ```text
 //! cargo bench -p storage-embedded --bench plugin            # 3 s per case
 //! BENCH_SECS=10 BENCH_DIR=/var/tmp cargo bench -p storage-embedded --bench plugin
+//! BENCH_WATCH=1 cargo bench -p storage-embedded --bench plugin  # with a change sink, as the host runs it
 //! ```
 //! The database lives under `BENCH_DIR` (default: the system temp dir);
 //! put it on the disk you want to measure, not on tmpfs.
@@ -22,7 +23,8 @@ use std::{
 
 use plugin_api::{
     storage::{
-        wrap_message_store, ClaimRequest, MessageStore, MessageStoreBox, NewMessage, QueueRef,
+        wrap_change_sink, wrap_message_store, ChangeSink, ClaimRequest, MessageStore,
+        MessageStoreBox, NewMessage, QueueChange, QueueRef,
     },
     types::ROption::{RNone, RSome},
 };
@@ -53,14 +55,26 @@ fn bench_secs() -> Duration {
     )
 }
 
-fn open(dir: &tempfile::TempDir) -> Arc<MessageStoreBox> {
+/// A change sink that only counts, like the host's only updates memory.
+struct CountingSink(std::sync::atomic::AtomicU64);
+
+impl ChangeSink for CountingSink {
+    fn changed(&self, _change: QueueChange) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+async fn open(dir: &tempfile::TempDir) -> Arc<MessageStoreBox> {
     let config = EmbeddedConfig {
         path: dir.path().to_path_buf(),
         ..EmbeddedConfig::default()
     };
-    Arc::new(wrap_message_store(
-        EmbeddedMessageStore::open(&config).expect("store opens"),
-    ))
+    let store = wrap_message_store(EmbeddedMessageStore::open(&config).expect("store opens"));
+    if std::env::var("BENCH_WATCH").is_ok_and(|v| v == "1") {
+        let sink = wrap_change_sink(CountingSink(Default::default()));
+        store.changes_watch(sink).await.expect("changes_watch");
+    }
+    Arc::new(store)
 }
 
 fn temp_dir() -> tempfile::TempDir {
@@ -127,7 +141,7 @@ fn disk_floor(duration: Duration) {
 /// `clients` tasks posting one message per request for `duration`.
 async fn posts(clients: usize, duration: Duration) {
     let dir = temp_dir();
-    let store = open(&dir);
+    let store = open(&dir).await;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -167,7 +181,7 @@ async fn posts(clients: usize, duration: Duration) {
 /// with its claim id, from a pre-filled queue.
 async fn claim_and_delete(consumers: usize, duration: Duration) {
     let dir = temp_dir();
-    let store = open(&dir);
+    let store = open(&dir).await;
     let queue = QueueRef::new("bench", "work");
     // Pre-fill in batches of 100 messages per post.
     let prefill = 50_000;
