@@ -108,6 +108,20 @@ impl Drivers {
     }
 }
 
+impl Drivers {
+    /// The TOML key of the table [`Drivers::management_options`] hands over.
+    pub fn management_table(&self) -> String {
+        let name = self.management_store.name().unwrap_or_default();
+        let has_own =
+            matches!(&self.management_store, StoreSelection::Table(t) if t.contains_key(name));
+        if name == self.message_store.name().unwrap_or_default() && !has_own {
+            format!("drivers.message_store.{name}")
+        } else {
+            format!("drivers.management_store.{name}")
+        }
+    }
+}
+
 impl Default for Drivers {
     fn default() -> Self {
         Self {
@@ -195,12 +209,25 @@ impl Default for StoreSelection {
 }
 
 /// `[plugins]`: where dynamic plugin libraries are found.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginPaths {
     /// Library files, or directories whose libraries are all loaded.
     /// Relative paths are relative to the configuration file.
     pub paths: Vec<PathBuf>,
+    /// Register the plugins linked into the binary. `false` runs the host
+    /// with nothing but what `paths` provides (every built-in also builds as
+    /// a library under `plugins/dylibs/`).
+    pub builtins: bool,
+}
+
+impl Default for PluginPaths {
+    fn default() -> Self {
+        Self {
+            paths: Vec::new(),
+            builtins: true,
+        }
+    }
 }
 
 /// Zaqar's `[transport]` options: limits and defaults of the API, with

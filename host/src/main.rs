@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use zaqar_host::{config, logging, server};
+use zaqar_host::{config, logging, plugins, server};
 
 // glibc's malloc spent a fifth of the request path's instructions (and
 // showed arena contention between the tokio workers and the store's writer
@@ -29,7 +29,15 @@ enum Command {
     /// Serve the API (the default).
     Serve,
     /// List every plugin entry point found, and every library refused.
-    Plugins,
+    Plugins {
+        /// Check instead of listing: with LIBRARY, load that one library and
+        /// say whether this host accepts it; without, build every plugin the
+        /// configuration selects (decoding its table, running its
+        /// constructor) without starting anything. Exit status 1 when
+        /// something would fail.
+        #[arg(long, value_name = "LIBRARY", num_args = 0..=1)]
+        check: Option<Option<PathBuf>>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,7 +52,11 @@ fn main() -> ExitCode {
     let server_options = &loaded.config.server;
     logging::init(&server_options.log_level, &server_options.log_format);
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Plugins => list_plugins(&loaded),
+        Command::Plugins { check: None } => list_plugins(&loaded),
+        Command::Plugins {
+            check: Some(Some(library)),
+        } => exit_status(plugins::check_library(&library)),
+        Command::Plugins { check: Some(None) } => check_configured(&loaded),
         Command::Serve => serve(loaded),
     }
 }
@@ -101,4 +113,27 @@ fn list_plugins(loaded: &config::Loaded) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+fn check_configured(loaded: &config::Loaded) -> ExitCode {
+    let registry = server::discover(loaded);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("zaqar-server: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    exit_status(runtime.block_on(plugins::check_configured(loaded, &registry)))
+}
+
+fn exit_status(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -36,7 +36,8 @@ impl std::error::Error for StartError {}
 
 /// Discovers plugins and logs what was found and refused.
 pub fn discover(loaded: &Loaded) -> Registry {
-    let registry = Registry::discover(&loaded.config.plugins.paths);
+    let plugins = &loaded.config.plugins;
+    let registry = Registry::discover_with(&plugins.paths, plugins.builtins);
     for plugin in registry.plugins() {
         tracing::info!(
             namespace = plugin.namespace,
@@ -73,6 +74,8 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     let messages = plugins::build_message_store(plugin, &drivers.message_store.options())
         .await
         .map_err(|e| {
+            let table = format!("drivers.message_store.{message_store_name}");
+            let e = plugins::describe_config_error(e, &table, loaded.file.as_deref());
             StartError(format!(
                 "message store `{message_store_name}` failed to start: {e}"
             ))
@@ -90,6 +93,8 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     let management = plugins::build_management_store(plugin, &drivers.management_options())
         .await
         .map_err(|e| {
+            let table = drivers.management_table();
+            let e = plugins::describe_config_error(e, &table, loaded.file.as_deref());
             StartError(format!(
                 "management store `{management_store_name}` failed to start: {e}"
             ))
@@ -97,7 +102,12 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(name = management_store_name, origin = %plugin.origin, "management store ready");
 
     let (messages, events) = events::attach(messages).await;
-    let notifiers = build_notifiers(&registry, config).await;
+    let notifiers = build_notifiers(&registry, &loaded).await?;
+    let mut config = config.clone();
+    config.transport.subscriber_types =
+        accepted_schemes(&registry, &config.transport.subscriber_types, &notifiers);
+    tracing::info!(schemes = ?config.transport.subscriber_types, "subscriber schemes accepted");
+    let config = &config;
     let dispatcher = Dispatcher::new(
         messages.clone(),
         events,
@@ -165,6 +175,8 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
                 running.push((plugin.name.clone(), transport));
             }
             Err(error) => {
+                let table = format!("drivers.transport.{}", plugin.name);
+                let error = plugins::describe_config_error(error, &table, loaded.file.as_deref());
                 for (_, transport) in &running {
                     let _ = transport.stop().await;
                 }
@@ -223,18 +235,30 @@ async fn build_auth(
 }
 
 /// Builds every notifier sink found, keyed by the URI scheme it handles.
-/// A sink that fails to build is logged and its scheme left without one:
-/// notifications are not worth refusing to serve the API over.
+///
+/// A sink the operator configured (`[drivers.notification.<scheme>]`) that
+/// cannot be built stops the start-up, as does a table naming a scheme no
+/// sink provides: a typo must not leave subscribers silently without
+/// notifications. A sink nobody configured that fails to build is logged and
+/// its scheme refused by new subscriptions (see [`accepted_schemes`]).
 async fn build_notifiers(
     registry: &Registry,
-    config: &crate::config::Config,
-) -> HashMap<String, Arc<NotifierBox>> {
+    loaded: &Loaded,
+) -> Result<HashMap<String, Arc<NotifierBox>>, StartError> {
+    let tables = &loaded.config.drivers.notification;
+    for scheme in tables.keys() {
+        registry
+            .select(
+                NAMESPACE_NOTIFICATION,
+                scheme,
+                &format!("[drivers.notification.{scheme}]"),
+            )
+            .map_err(StartError)?;
+    }
     let mut notifiers = HashMap::new();
     for plugin in registry.in_namespace(NAMESPACE_NOTIFICATION) {
-        let options = config
-            .drivers
-            .notification
-            .get(&plugin.name)
+        let table = tables.get(&plugin.name);
+        let options = table
             .cloned()
             .unwrap_or_else(|| Value::Object(Default::default()));
         match plugins::build_notifier(plugin, &options).await {
@@ -242,15 +266,48 @@ async fn build_notifiers(
                 tracing::info!(scheme = %plugin.name, origin = %plugin.origin, "notifier sink ready");
                 notifiers.insert(plugin.name.clone(), Arc::new(notifier));
             }
+            Err(error) if table.is_some() => {
+                let error = plugins::describe_config_error(
+                    error,
+                    &format!("drivers.notification.{}", plugin.name),
+                    loaded.file.as_deref(),
+                );
+                return Err(StartError(format!(
+                    "notifier sink `{}` ({}) failed to start: {error}",
+                    plugin.name, plugin.origin
+                )));
+            }
             Err(error) => tracing::error!(
                 scheme = %plugin.name,
                 origin = %plugin.origin,
                 %error,
-                "notifier sink failed to start: subscribers with this scheme get nothing"
+                "notifier sink failed to start: subscriptions with this scheme are refused"
             ),
         }
     }
-    notifiers
+    Ok(notifiers)
+}
+
+/// The subscriber schemes new subscriptions may use: those of
+/// `[transport] subscriber_types`, plus every scheme a sink loaded from a
+/// library provides (loading the library is the operator's opt-in), each
+/// only while a working sink delivers it.
+fn accepted_schemes(
+    registry: &Registry,
+    configured: &[String],
+    notifiers: &HashMap<String, Arc<NotifierBox>>,
+) -> Vec<String> {
+    let from_libraries = registry
+        .in_namespace(NAMESPACE_NOTIFICATION)
+        .filter(|p| matches!(p.origin, plugins::Origin::Library { .. }))
+        .map(|p| p.name.clone());
+    let mut accepted: Vec<String> = Vec::new();
+    for scheme in configured.iter().cloned().chain(from_libraries) {
+        if notifiers.contains_key(&scheme) && !accepted.contains(&scheme) {
+            accepted.push(scheme);
+        }
+    }
+    accepted
 }
 
 /// The API as every transport sees it.

@@ -85,9 +85,32 @@ pub struct PluginContext {
 impl PluginContext {
     /// Decodes the plugin's configuration table. Unknown keys are reported
     /// if `T` uses `#[serde(deny_unknown_fields)]`, which it should.
+    ///
+    /// The error names the key inside the table (`configuration of plugin
+    /// `file`: key `pathh`: unknown field ...`); the host adds the table's
+    /// place in the configuration file. Positions in the JSON the host
+    /// generated are left out: they mean nothing to the operator.
     pub fn config<T: DeserializeOwned>(&self) -> PluginResult<T> {
-        serde_json::from_slice(&self.config).map_err(|e| {
-            PluginError::bad_config(format!("configuration of plugin `{}`: {e}", self.name))
+        let mut json = serde_json::Deserializer::from_slice(&self.config);
+        serde_path_to_error::deserialize(&mut json).map_err(|e| {
+            let path = e.path().to_string();
+            let reason = e.into_inner().to_string();
+            let reason = match reason.rfind(" at line ") {
+                Some(at) => reason[..at].to_string(),
+                None => reason,
+            };
+            let key = if path == "." {
+                unknown_field(&reason).map(str::to_string)
+            } else {
+                Some(path)
+            };
+            PluginError::bad_config(match key {
+                Some(key) => format!(
+                    "configuration of plugin `{}`: key `{key}`: {reason}",
+                    self.name
+                ),
+                None => format!("configuration of plugin `{}`: {reason}", self.name),
+            })
         })
     }
 
@@ -95,6 +118,11 @@ impl PluginContext {
     pub fn log(&self, level: LogLevel, message: &str) {
         self.services.log(level, message.into());
     }
+}
+
+/// The field serde names in an "unknown field `x`, expected ..." error.
+fn unknown_field(reason: &str) -> Option<&str> {
+    reason.strip_prefix("unknown field `")?.split('`').next()
 }
 
 /// A constructor, tagged with the role (and so the namespace) it builds for.

@@ -94,6 +94,103 @@ fn built_library(package: &str, lib_name: &str, release: bool) -> PathBuf {
         .clone()
 }
 
+/// The dynamic library of an example under `examples/<dir>` (its own crate
+/// and workspace, like a third party's plugin), built on first use the way a
+/// third party builds it: the crate is copied outside the repository, its
+/// `path` dependencies on `plugin-api` (and the conformance suite) pointed at
+/// this checkout, and `cargo build` run there with the workspace's
+/// `Cargo.lock` (so the versions are those tested). `lib_name` is the
+/// crate's library name (`zaqar_notifier_file`).
+pub fn example_library(dir: &str, lib_name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    built
+        .entry(dir.to_string())
+        .or_insert_with(|| build_out_of_tree(dir, lib_name))
+        .clone()
+}
+
+fn build_out_of_tree(dir: &str, lib_name: &str) -> PathBuf {
+    let output = cargo_out_of_tree(dir, &["build", "--quiet", "--lib"]);
+    assert!(
+        output.status.success(),
+        "building examples/{dir} out of tree failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    out_of_tree_target().join("debug").join(format!(
+        "{}{lib_name}.{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_EXTENSION
+    ))
+}
+
+/// One target directory for every example built out of tree, kept between
+/// runs.
+fn out_of_tree_target() -> PathBuf {
+    target_dir().join("examples-out-of-tree")
+}
+
+/// Runs `cargo <args>` on a copy of `examples/<dir>` made outside the
+/// repository (see [`example_library`]) and returns its output.
+pub fn cargo_out_of_tree(dir: &str, args: &[&str]) -> std::process::Output {
+    let root = workspace_root();
+    let source = root.join("examples").join(dir);
+    static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let copy = std::env::temp_dir().join(format!(
+        "zaqar-example-{dir}-{}-{}",
+        std::process::id(),
+        COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&copy);
+    copy_dir(&source, &copy);
+    let manifest = copy.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).expect("example manifest");
+    let text = text
+        .replace(
+            "path = \"../../plugin-api\"",
+            &format!("path = {:?}", root.join("plugin-api").display().to_string()),
+        )
+        .replace(
+            "path = \"../../tests/storage-conformance\"",
+            &format!(
+                "path = {:?}",
+                root.join("tests/storage-conformance").display().to_string()
+            ),
+        );
+    assert!(
+        !text.contains("../"),
+        "examples/{dir}/Cargo.toml has a relative path this build cannot follow"
+    );
+    std::fs::write(&manifest, text).expect("write manifest");
+    std::fs::copy(root.join("Cargo.lock"), copy.join("Cargo.lock")).expect("copy Cargo.lock");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(&copy)
+        .args(args)
+        .env("CARGO_TARGET_DIR", out_of_tree_target())
+        .output()
+        .expect("cargo runs");
+    let _ = std::fs::remove_dir_all(&copy);
+    output
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let name = entry.file_name();
+        if name == "target" || name == "Cargo.lock" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).expect("copy file");
+        }
+    }
+}
+
 /// The fixture library built against plugin-api 1.0.0
 /// (`tests/fixtures/plugin-v1-0`, outside the workspace, with its own
 /// target dir so it never links the current plugin-api), built on first use.

@@ -7,19 +7,20 @@
 //! parallel.
 
 mod build;
+pub mod dylib_plugins;
 mod http;
 pub mod postgres;
-mod receiver;
 mod server;
 mod stores;
 mod ws;
 
 pub use build::{
-    plugin_library, plugin_library_release, plugin_library_v1_0, server_binary,
-    server_binary_release, workspace_root,
+    cargo_out_of_tree, example_library, plugin_library, plugin_library_release,
+    plugin_library_v1_0, server_binary, server_binary_release, workspace_root,
 };
 pub use http::{Client, RequestBuilder, Response};
-pub use receiver::{Received, Receiver};
 pub use server::{Exited, TestServer};
 pub use stores::selected as selected_store;
 pub use ws::{Frame, WsClient};
+/// The webhook receiver of the end-to-end tests (from `zaqar-test-support`).
+pub use zaqar_test_support::{BlockingReceiver as Receiver, Received};

@@ -139,6 +139,7 @@ impl TestServer {
         let mut config = base_config(store);
         let overlay: toml::Table = overlay.parse().expect("overlay is valid TOML");
         merge(&mut config, overlay);
+        crate::dylib_plugins::apply(&mut config);
         let path = dir.join("zaqar.toml");
         std::fs::write(&path, config.to_string()).expect("write config");
         path

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use zaqar_tests::{plugin_library, Client, Receiver, TestServer};
+use zaqar_tests::{example_library, Client, Receiver, TestServer};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -176,7 +176,7 @@ fn private_subscriber_addresses_are_refused_unless_allowed() {
 
 #[test]
 fn a_notifier_sink_from_a_dylib_delivers_real_notifications() {
-    let library = plugin_library("zaqar-notifier-file", "zaqar_notifier_file");
+    let library = example_library("notifier-file", "zaqar_notifier_file");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("deliveries.jsonl");
     let server = TestServer::start_with(&format!(

@@ -10,10 +10,10 @@ use plugin_api::{
 };
 use serde_json::json;
 use zaqar_host::plugins::{self, Origin, Registry};
-use zaqar_tests::{plugin_library, TestServer};
+use zaqar_tests::{example_library, plugin_library, TestServer};
 
 fn notifier_file_library() -> PathBuf {
-    plugin_library("zaqar-notifier-file", "zaqar_notifier_file")
+    example_library("notifier-file", "zaqar_notifier_file")
 }
 
 fn incompatible_library() -> PathBuf {
@@ -28,15 +28,10 @@ fn fixture_plugins_library() -> PathBuf {
 }
 
 fn delivery(subscriber: &str, payload: serde_json::Value) -> Delivery {
-    Delivery {
-        subscriber: subscriber.into(),
-        project: "p1".into(),
-        queue: "q1".into(),
-        subscription_id: "s1".into(),
-        options: b"{}".to_vec().into(),
-        payload: serde_json::to_vec(&payload).unwrap().into(),
-        allow_private_addresses: true,
-    }
+    zaqar_test_support::delivery(subscriber)
+        .payload(payload)
+        .allow_private_addresses(true)
+        .build()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -283,6 +283,12 @@ impl Worker {
                     tracing::warn!(%error, seq = message.seq, "notification refused for good; skipped");
                     return Outcome::GaveUp;
                 }
+                Err(error) if error.code == ErrorCode::PANICKED => {
+                    // A panic is a bug in the sink, not a subscriber being
+                    // down: the sink's author needs to see it.
+                    let plugin = format!("zaqar.notification:{}", scheme_of(&record.subscriber));
+                    tracing::warn!(%error, plugin, attempt = attempt + 1, attempts, seq = message.seq, "notifier sink panicked; retrying");
+                }
                 Err(error) => {
                     tracing::debug!(%error, attempt = attempt + 1, attempts, seq = message.seq, "notification attempt failed");
                 }

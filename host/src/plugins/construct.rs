@@ -2,8 +2,8 @@
 
 use plugin_api::{
     auth::AuthenticatorBox, management::ManagementStoreBox, notification::NotifierBox,
-    storage::MessageStoreBox, transport::TransportBox, types::RVec, Constructor, PluginContext,
-    PluginError,
+    storage::MessageStoreBox, transport::TransportBox, types::RVec, Constructor, ErrorCode,
+    PluginContext, PluginError,
 };
 use serde_json::Value;
 
@@ -111,4 +111,42 @@ pub async fn build_authenticator(
         Factory::Auth(build) => build(context(plugin, config)).await.into_result(),
         _ => Err(wrong_role(plugin)),
     }
+}
+
+/// Places a constructor's configuration error in the operator's file: a
+/// key the plugin named (`key `pathh``) becomes its full TOML key
+/// (`drivers.notification.file.pathh`), and the file is named. Other errors
+/// pass through unchanged.
+pub fn describe_config_error(
+    mut error: PluginError,
+    table: &str,
+    file: Option<&std::path::Path>,
+) -> PluginError {
+    if error.code != ErrorCode::BAD_CONFIG {
+        return error;
+    }
+    let source = match file {
+        Some(file) => format!("in {}", file.display()),
+        None => "(built-in defaults and ZAQAR_ environment variables)".to_string(),
+    };
+    let message = error.message.to_string();
+    // `PluginContext::config` writes "configuration of plugin `x`: key `k`: reason".
+    let keyed = message
+        .strip_prefix("configuration of plugin `")
+        .and_then(|rest| rest.split_once("`: key `"))
+        .and_then(|(_, rest)| rest.split_once("`: "));
+    error.message = match keyed {
+        Some((key, reason)) => format!("`{table}.{key}` {source}: {reason}"),
+        None => {
+            // Libraries built against plugin-api 1.0 still point into the
+            // JSON the host generated; that position means nothing here.
+            let reason = match message.rfind(" at line ") {
+                Some(at) => &message[..at],
+                None => &message,
+            };
+            format!("{reason} (table [{table}] {source})")
+        }
+    }
+    .into();
+    error
 }

@@ -99,6 +99,19 @@ pub fn load(path: &Path) -> Result<LoadedLibrary, String> {
 /// abi_stable's errors can run to hundreds of lines (a full layout diff);
 /// operators need the gist: which check failed, on which type.
 fn short_reason(error: &LibraryError) -> String {
+    if let LibraryError::IncompatibleVersionNumber {
+        expected_version,
+        actual_version,
+        ..
+    } = error
+    {
+        return format!(
+            "built against an incompatible plugin-api version: the library was built against \
+             plugin-api {actual_version}, this host uses plugin-api {expected_version} and loads \
+             libraries built against {}.x",
+            expected_version.major
+        );
+    }
     let prefix = match error {
         LibraryError::OpenError { .. } => "cannot open the library",
         LibraryError::GetSymbolError { .. } => "not a zaqar plugin (no abi_stable root module)",

@@ -105,8 +105,14 @@ pub struct Registry {
 impl Registry {
     /// Collects the built-ins and loads every library under `paths`.
     pub fn discover(paths: &[PathBuf]) -> Self {
+        Self::discover_with(paths, true)
+    }
+
+    /// Loads every library under `paths`, and collects the built-ins only
+    /// when `builtins` is true (`[plugins] builtins`).
+    pub fn discover_with(paths: &[PathBuf], builtins: bool) -> Self {
         let mut registry = Self::default();
-        for builtin in builtin_plugins() {
+        for builtin in builtin_plugins().filter(|_| builtins) {
             let origin = Origin::Builtin {
                 crate_name: builtin.crate_name,
             };

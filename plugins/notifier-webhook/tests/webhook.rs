@@ -2,8 +2,6 @@
 //! the plugin boundary: built by its entry point's constructor and called
 //! through the ABI-stable `NotifierBox`, as the host does.
 
-mod receiver;
-
 use std::{
     net::IpAddr,
     time::{Duration, Instant},
@@ -15,9 +13,9 @@ use plugin_api::{
     notification::{wrap_notifier, Delivery, Notifier, NotifierBox},
     Constructor, ErrorCode, PluginContext, PluginError,
 };
-use receiver::{Receiver, Reply};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use zaqar_test_support::{receiver, Receiver, Reply};
 
 const PAYLOAD: &str = r#"{"body":{"event":"BackupStarted"},"ttl":300,"Message_Type":"Notification","queue_name":"q"}"#;
 
@@ -52,15 +50,15 @@ async fn http_sink() -> NotifierBox {
 }
 
 fn delivery(subscriber: &str, options: Value, allow_private: bool) -> Delivery {
-    Delivery {
-        subscriber: subscriber.into(),
-        project: "p".into(),
-        queue: "q".into(),
-        subscription_id: "s".into(),
-        options: serde_json::to_vec(&options).unwrap().into(),
-        payload: PAYLOAD.as_bytes().to_vec().into(),
-        allow_private_addresses: allow_private,
-    }
+    let mut delivery = zaqar_test_support::delivery(subscriber)
+        .queue("p", "q")
+        .options(options)
+        .allow_private_addresses(allow_private)
+        .build();
+    delivery.subscription_id = "s".into();
+    // The exact bytes, so tests can compare what arrives with what was sent.
+    delivery.payload = PAYLOAD.as_bytes().to_vec().into();
+    delivery
 }
 
 fn ok_receiver() -> impl Fn(&receiver::Received) -> Reply + Send + Sync + 'static {

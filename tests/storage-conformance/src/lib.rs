@@ -43,6 +43,15 @@
 //!
 //! The behaviours themselves are plain `pub async fn`s in [`message`] and
 //! [`management`], callable one by one while debugging a store.
+//!
+//! A failing test is named after the rule it checks, and its message starts
+//! with that rule in words: `storage rule broken: claimed message cannot be
+//! deleted without claim id (...)`, then the assertion that failed.
+//!
+//! ## Outside the zaqar-rs workspace
+//! A third party's store depends on this crate by path (or git) to a zaqar-rs
+//! checkout, beside `plugin-api`: see `examples/store-memory`, which passes
+//! the whole suite that way, and `docs/plugin-authors.md`.
 
 pub mod management;
 pub mod message;
@@ -54,6 +63,24 @@ pub mod __private {
     pub use plugin_api::{management::wrap_management_store, storage::wrap_message_store};
 
     pub use crate::support::run;
+
+    /// Runs one behaviour; if it fails, the failure starts with the rule
+    /// that broke, in words, before the assertion's own message.
+    pub fn run_rule<F: std::future::Future<Output = ()>>(rule: &str, test: F) {
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| crate::support::run(test)));
+        if let Err(payload) = outcome {
+            let detail = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(no message)");
+            panic!(
+                "storage rule broken: {} (`{rule}`)\n{detail}",
+                rule.replace('_', " ")
+            );
+        }
+    }
 }
 
 /// Expands to one `#[test]` per message store behaviour, each building a
@@ -192,7 +219,7 @@ macro_rules! __message_tests {
     ($make:expr; $($name:ident,)+) => {$(
         #[test]
         fn $name() {
-            $crate::__private::run(async {
+            $crate::__private::run_rule(stringify!($name), async {
                 let (store, guard) = $make.await;
                 let store = ::std::sync::Arc::new($crate::__private::wrap_message_store(store));
                 $crate::message::$name(store).await;
@@ -225,7 +252,7 @@ macro_rules! __management_tests {
     ($make:expr; $($name:ident,)+) => {$(
         #[test]
         fn $name() {
-            $crate::__private::run(async {
+            $crate::__private::run_rule(stringify!($name), async {
                 let (store, guard) = $make.await;
                 let store = ::std::sync::Arc::new($crate::__private::wrap_management_store(store));
                 $crate::management::$name(store).await;
@@ -237,6 +264,26 @@ macro_rules! __management_tests {
 
 #[cfg(test)]
 mod tests {
+    /// A failing behaviour says which rule broke, then how.
+    #[test]
+    fn a_failure_names_the_rule_that_broke() {
+        let failure = std::panic::catch_unwind(|| {
+            crate::__private::run_rule(
+                "claimed_message_cannot_be_deleted_without_claim_id",
+                async { assert_eq!(1, 2, "the store let it go") },
+            )
+        });
+        let payload = failure.expect_err("the behaviour failed");
+        let message = payload.downcast_ref::<String>().expect("a message");
+        assert!(
+            message.starts_with(
+                "storage rule broken: claimed message cannot be deleted without claim id"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("the store let it go"), "{message}");
+    }
+
     /// Every behaviour written in the modules is listed in the macros.
     #[test]
     fn every_behaviour_is_in_a_suite() {

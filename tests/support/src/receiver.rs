@@ -1,8 +1,8 @@
-//! A real HTTP/1.1 receiver for the webhook tests: a tokio TCP listener with
-//! a minimal request reader (keep-alive, `Content-Length` bodies), recording
-//! every request and answering as the test's `reply` function says.
-
-#![allow(dead_code)]
+//! A real HTTP/1.1 (and https) receiver for tests of notifier sinks: a
+//! tokio TCP listener with a minimal request reader (keep-alive,
+//! `Content-Length` bodies), recording every request and answering as the
+//! test's `reply` function says. Async; [`crate::BlockingReceiver`] wraps it
+//! for synchronous tests.
 
 use std::{
     net::SocketAddr,
@@ -29,8 +29,12 @@ use tokio_rustls::{
 /// One request as it arrived.
 #[derive(Debug, Clone)]
 pub struct Received {
+    /// The request method.
     pub method: String,
+    /// The request target as sent (path and query).
     pub target: String,
+    /// The path of the target (without the query).
+    pub path: String,
     /// Names lowercased, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -39,19 +43,28 @@ pub struct Received {
 }
 
 impl Received {
+    /// A header's value (the name in any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (panics if it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
     }
 }
 
 /// How to answer.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The status code.
     pub status: u16,
+    /// Extra headers.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: String,
     /// Wait this long before answering.
     pub delay: Duration,
@@ -61,6 +74,7 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// An answer with this status and nothing else.
     pub fn status(status: u16) -> Self {
         Self {
             status,
@@ -71,21 +85,25 @@ impl Reply {
         }
     }
 
+    /// Announces a longer body than it sends, then stalls.
     pub fn stall_body(mut self) -> Self {
         self.stall_body = true;
         self
     }
 
+    /// With this body.
     pub fn body(mut self, body: &str) -> Self {
         self.body = body.to_string();
         self
     }
 
+    /// With this header.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
+    /// Waits this long before answering.
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -96,15 +114,17 @@ type ReplyFn = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
 
 /// A running receiver.
 pub struct Receiver {
+    /// Where it listens.
     pub addr: SocketAddr,
     requests: Mutex<mpsc::UnboundedReceiver<Received>>,
     connections: Arc<AtomicUsize>,
     tls: bool,
 }
 
-/// The directory of the test certificates.
+/// The directory of the test certificates (`ca.pem` signed `server.pem`
+/// for `localhost`, `127.0.0.1` and `::1`; see its README).
 pub fn fixtures() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
 fn acceptor() -> TlsAcceptor {
@@ -147,8 +167,18 @@ impl Receiver {
         tls: bool,
         reply: impl Fn(&Received) -> Reply + Send + Sync + 'static,
     ) -> Self {
+        Self::start_on(ip, 0, tls, reply).await
+    }
+
+    /// Starts a receiver on `ip:port` (0: any free port), https if `tls`.
+    pub async fn start_on(
+        ip: &str,
+        port: u16,
+        tls: bool,
+        reply: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let acceptor = tls.then(acceptor);
-        let listener = TcpListener::bind((ip, 0)).await.expect("bind receiver");
+        let listener = TcpListener::bind((ip, port)).await.expect("bind receiver");
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         let reply: ReplyFn = Arc::new(reply);
@@ -241,9 +271,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         if stream.read_exact(&mut body).await.is_err() {
             return;
         }
+        let path = target
+            .split(['?', '#'])
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let request = Received {
             method,
             target,
+            path,
             headers,
             body,
             at,

@@ -1,0 +1,6 @@
+//! The whole storage conformance suite, run against this store from outside
+//! the zaqar-rs workspace: one test per behaviour, named after the rule.
+
+zaqar_storage_conformance::message_store_suite!(async {
+    (zaqar_store_memory::MemoryStore::default(), ())
+});
