@@ -7,4 +7,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 PYTHON_ZAQARCLIENT="$(bash scripts/python-env.sh)"
 export PYTHON_ZAQARCLIENT
+# The redis store's tests: a Redis on 6379 and the real Zaqar (mixed fleet).
+bash scripts/redis-service.sh
+ZAQAR_VENV="${ZAQAR_VENV:-$(bash scripts/zaqar-venv.sh)}"
+export ZAQAR_VENV
 cargo test --workspace "$@"

@@ -47,7 +47,7 @@ end
 
 local out = {}
 if #taken > 0 then
-  local list = k(claim .. '.messages')
+  local list = k('messages.' .. claim)
   for _, t in ipairs(taken) do
     redis.call('RPUSH', list, t[1])
     out[#out + 1] = row(envelope(t[1]), t[2])

@@ -2,7 +2,7 @@
 local project, queue, now, claim = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local claims = k(qkey(project, queue) .. '.claims')
 if redis.call('ZSCORE', claims, claim) == false then return 0 end
-local list = k(claim .. '.messages')
+local list = k('messages.' .. claim)
 for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
   local m = envelope(id)
   if m ~= nil and m.claim == claim then

@@ -5,7 +5,7 @@ local expires, ttl = live_claim(project, queue, claim, now)
 if expires == nil then return false end
 local set = k(qkey(project, queue) .. '.messages')
 local out = {ttl, expires}
-for _, id in ipairs(redis.call('LRANGE', k(claim .. '.messages'), 0, -1)) do
+for _, id in ipairs(redis.call('LRANGE', k('messages.' .. claim), 0, -1)) do
   local seq = redis.call('ZSCORE', set, id)
   if seq then
     local m = envelope(id)

@@ -5,7 +5,7 @@ prune_claims(project, queue, now)
 if live_claim(project, queue, claim, now) == nil then return 0 end
 local claim_expires = now + ttl * 1000
 local grace_until = claim_expires + grace * 1000
-local list = k(claim .. '.messages')
+local list = k('messages.' .. claim)
 for _, id in ipairs(redis.call('LRANGE', list, 0, -1)) do
   local m = envelope(id)
   if is_live(m, now) and m.claim == claim then

@@ -53,7 +53,7 @@ local function forget(set, id, m)
   redis.call('ZREM', set, id)
   redis.call('DEL', k(id))
   if m ~= nil and m.claim ~= '' and redis.call('EXISTS', k(m.claim)) == 1 then
-    redis.call('LREM', k(m.claim .. '.messages'), 1, id)
+    redis.call('LREM', k('messages.' .. m.claim), 1, id)
     redis.call('HINCRBY', k(m.claim), 'n', -1)
   end
 end

@@ -10,7 +10,7 @@ end
 redis.call('DEL', set)
 local claims = k(qk .. '.claims')
 for _, claim in ipairs(redis.call('ZRANGE', claims, 0, -1)) do
-  redis.call('DEL', k(claim), k(claim .. '.messages'))
+  redis.call('DEL', k(claim), k('messages.' .. claim))
 end
 redis.call('DEL', claims)
 if drop then
