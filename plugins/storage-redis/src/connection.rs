@@ -15,6 +15,7 @@ use crate::config::{self, RedisConfig};
 #[derive(Clone)]
 pub(crate) struct Conn {
     manager: ConnectionManager,
+    client: redis::Client,
     prefix: String,
     uri: String,
 }
@@ -44,13 +45,14 @@ impl Conn {
             .set_response_timeout(response_timeout)
             .set_number_of_retries(1)
             .set_max_delay(1000);
-        let manager = ConnectionManager::new_with_config(client, manager_config)
+        let manager = ConnectionManager::new_with_config(client.clone(), manager_config)
             .await
             .map_err(|e| {
                 PluginError::unavailable(format!("redis store: cannot connect to {uri}: {e}"))
             })?;
         let conn = Self {
             manager,
+            client,
             prefix: config.key_prefix.clone(),
             uri,
         };
@@ -66,6 +68,16 @@ impl Conn {
     /// The key prefix (empty when shared with Zaqar).
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// A new client on the same Redis (for the pub/sub connection).
+    pub(crate) fn client(&self) -> redis::Client {
+        self.client.clone()
+    }
+
+    /// The channel changes are announced on.
+    pub(crate) fn changes_channel(&self) -> String {
+        format!("{}zaqar-rs.changes", self.prefix)
     }
 
     /// Sends PING.

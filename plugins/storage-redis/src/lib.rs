@@ -16,6 +16,7 @@
 //!
 //! The layout and every choice are described in `docs/storage-redis.md`.
 
+pub mod changes;
 mod codec;
 pub mod config;
 mod connection;

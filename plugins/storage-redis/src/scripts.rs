@@ -37,4 +37,7 @@ scripts! {
     SUB_UPDATE => "sub_update.lua",
     SUB_DELETE => "sub_delete.lua",
     SUB_SCAN => "sub_scan.lua",
+    NOTIFICATION_LOG => "notification_log.lua",
+    LEASE_ACQUIRE => "lease_acquire.lua",
+    LEASE_RELEASE => "lease_release.lua",
 }

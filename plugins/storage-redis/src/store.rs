@@ -13,7 +13,12 @@ use plugin_api::{
     ErrorCode, PluginError, PluginResult,
 };
 
+use std::sync::Arc;
+
+use plugin_api::storage::StoredMessage;
+
 use crate::{
+    changes::{self, Change, FeedGuard},
     codec::{self, array, bytes, int, string, uint},
     connection::{Args, Conn},
     scripts::*,
@@ -23,11 +28,60 @@ use crate::{
 #[derive(Debug, Clone)]
 pub struct RedisMessageStore {
     conn: Conn,
+    feed: Arc<FeedGuard>,
 }
 
 impl RedisMessageStore {
     pub(crate) fn new(conn: Conn) -> Self {
-        Self { conn }
+        Self {
+            conn,
+            feed: Arc::default(),
+        }
+    }
+
+    /// Starts passing every change committed by any zaqar-server on this
+    /// database to `sink` (and a resync after the feed was lost), until the
+    /// store is dropped. Changes made by Zaqar nodes are not announced.
+    pub fn watch_changes(&self, sink: impl Fn(Change) + Send + Sync + 'static) {
+        let handle = changes::spawn(
+            self.conn.client(),
+            self.conn.changes_channel(),
+            Arc::new(sink),
+        );
+        self.feed.set(handle);
+    }
+
+    /// The logged copies of messages posted after `after_seq` (see
+    /// `docs/storage-redis.md`, notification log).
+    pub async fn logged_messages(
+        &self,
+        queue: QueueRef,
+        after_seq: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> PluginResult<RVec<StoredMessage>> {
+        let args = on(&queue).arg(now_ms).arg(after_seq).arg(limit);
+        codec::messages(&self.conn.run(&NOTIFICATION_LOG, args).await?)
+    }
+
+    /// Takes or renews the lease `key` for `holder` until `now_ms + ttl_ms`.
+    pub async fn take_lease(
+        &self,
+        key: &str,
+        holder: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> PluginResult<bool> {
+        let args = Args::new().arg(key).arg(holder).arg(ttl_ms).arg(now_ms);
+        Ok(int(&self.conn.run(&LEASE_ACQUIRE, args).await?)? == 1)
+    }
+
+    /// Releases the lease `key` if `holder` holds it.
+    pub async fn give_back_lease(&self, key: &str, holder: &str) -> PluginResult<()> {
+        self.conn
+            .run(&LEASE_RELEASE, Args::new().arg(key).arg(holder))
+            .await?;
+        Ok(())
     }
 
     /// The key prefix this store writes under.

@@ -203,3 +203,39 @@ async fn lost_redis_is_unavailable_then_recovers_without_restart() {
     assert_eq!(listed[0].body.as_slice(), b"\"after\"");
     assert!(store.is_alive().await.unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_feed_lost_and_back_reports_a_resync() {
+    let mut redis = PrivateRedis::start();
+    let config = RedisConfig {
+        uri: redis.uri(),
+        connect_timeout_ms: 500,
+        response_timeout_ms: 1000,
+        ..RedisConfig::default()
+    };
+    let store = RedisMessageStore::open(&config).await.expect("opens");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    store.watch_changes(move |c| {
+        let _ = tx.lock().unwrap().send(c);
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.restart();
+    let change = rx
+        .recv_timeout(Duration::from_secs(15))
+        .expect("a resync once Redis is back");
+    assert_eq!(change.kind, storage_redis::changes::Change::RESYNC);
+    // And the feed works again.
+    let q = QueueRef::new("p", "q");
+    let start = Instant::now();
+    while store
+        .message_post(q.clone(), "c".into(), one("\"x\""), now())
+        .await
+        .is_err()
+    {
+        assert!(start.elapsed() < Duration::from_secs(15));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let change = rx.recv_timeout(Duration::from_secs(10)).expect("the post");
+    assert_eq!((change.kind, change.last_seq), (0, 1));
+}

@@ -17,6 +17,7 @@ local function dead_letter(id, m)
   ensure_queue(project, dlq, now, nil)
   local rank = take_ranks(project, dlq, 1)
   redis.call('ZADD', k(qkey(project, dlq) .. '.messages'), rank, id)
+  announce(0, project, dlq, rank)
   redis.call('HSET', k(id), 'c', '', 'c.e', secs(now), 'zq.ce', now)
   if dlq_ttl ~= nil then
     local expires = now + dlq_ttl * 1000

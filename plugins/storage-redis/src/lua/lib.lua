@@ -145,3 +145,36 @@ local function drop_subscription(set, id)
   redis.call('ZREM', k(SUBS_INDEX), id)
   redis.call('DEL', k(id))
 end
+
+-- Announces a committed change to every zaqar-server attached to this
+-- database (the `changes_watch` feed), in the same script as the write.
+-- Kinds: 0 messages posted (with the last seq), 1 queue deleted, 2 queue
+-- purged, 3 a subscription changed (with its id).
+local CHANGES = 'zaqar-rs.changes'
+local function announce(kind, project, queue, last_seq, subscription)
+  redis.call('PUBLISH', k(CHANGES), kind .. '\n' .. project .. '\n' .. queue .. '\n'
+    .. string.format('%d', last_seq or 0) .. '\n' .. (subscription or ''))
+end
+
+-- The notification log: while a queue has subscriptions, each message
+-- posted to it is copied (`zaqar-rs.log.<P.Q>`: sorted set seq -> id;
+-- `zaqar-rs.logged.<id>`: the copy, expiring with the message) so that
+-- notification delivery sees it even once it is consumed.
+local function log_key(project, queue) return k('zaqar-rs.log.' .. qkey(project, queue)) end
+local function log_copy(project, queue, id, seq, created, expires, visible, client, body)
+  redis.call('ZADD', log_key(project, queue), seq, id)
+  local copy = k('zaqar-rs.logged.' .. id)
+  redis.call('HSET', copy, 'cr', created, 'e', expires, 'd', visible, 'u', client, 'b', body)
+  redis.call('PEXPIREAT', copy, expires)
+end
+
+-- Drops every log entry at or below `upto` (all of them when nil).
+local function log_trim(project, queue, upto)
+  local key = log_key(project, queue)
+  local bound = '+inf'
+  if upto ~= nil then bound = string.format('%d', upto) end
+  for _, id in ipairs(redis.call('ZRANGEBYSCORE', key, '-inf', bound)) do
+    redis.call('DEL', k('zaqar-rs.logged.' .. id))
+  end
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', bound)
+end

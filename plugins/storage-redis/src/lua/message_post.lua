@@ -5,6 +5,7 @@ ensure_queue(project, queue, now, nil)
 local set = k(qkey(project, queue) .. '.messages')
 local first = take_ranks(project, queue, n)
 local now_s = secs(now)
+local logged = redis.call('ZCARD', k(qkey(project, queue) .. '.subscriptions')) > 0
 for i = 0, n - 1 do
   local a = 7 + i * 4
   local id, ttl, delay, body = ARGV[a], tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), ARGV[a + 3]
@@ -15,5 +16,7 @@ for i = 0, n - 1 do
     'zq.cr', now, 'zq.e', expires, 'zq.d', visible)
   redis.call('PEXPIREAT', k(id), expires)
   redis.call('ZADD', set, first + i, id)
+  if logged then log_copy(project, queue, id, first + i, now, expires, visible, client, body) end
 end
+announce(0, project, queue, first + n - 1)
 return first

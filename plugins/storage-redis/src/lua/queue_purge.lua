@@ -13,6 +13,7 @@ for _, claim in ipairs(redis.call('ZRANGE', claims, 0, -1)) do
   redis.call('DEL', k(claim), k('messages.' .. claim))
 end
 redis.call('DEL', claims)
+log_trim(project, queue, nil)
 if drop then
   redis.call('ZREM', k(project .. '.queues_set'), qk)
   redis.call('DEL', k(qk))
@@ -22,5 +23,8 @@ if drop then
     drop_subscription(subs, id)
   end
   redis.call('DEL', subs)
+  announce(1, project, queue)
+else
+  announce(2, project, queue)
 end
 return 1

@@ -20,4 +20,5 @@ redis.call('HSET', k(id), 'id', id, 's', queue, 'u', subscriber, 't', ttl, 'e', 
 redis.call('PEXPIREAT', k(id), expires)
 redis.call('ZADD', set, 1, id)
 redis.call('ZADD', k(SUBS_INDEX), 0, id)
+announce(3, project, queue, 0, id)
 return {1, id, 0}

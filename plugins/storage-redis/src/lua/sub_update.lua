@@ -31,4 +31,15 @@ else
   end
   if ARGV[11] == '1' then redis.call('HSET', k(id), 'o', ARGV[12]) end
 end
+if what == 'advance' then
+  -- Log entries every live subscription has passed are no longer needed.
+  local lowest = nil
+  for _, other in ipairs(redis.call('ZRANGE', set, 0, -1)) do
+    local s = subscription(other, now)
+    if s ~= nil and (lowest == nil or s[9] < lowest) then lowest = s[9] end
+  end
+  if lowest ~= nil then log_trim(project, queue, lowest) end
+else
+  announce(3, project, queue, 0, id)
+end
 return 'ok'
