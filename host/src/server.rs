@@ -5,7 +5,8 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 use plugin_api::{
     notification::NotifierBox,
     transport::{
-        wrap_host_api, ApiRequest, ApiResponse, HostApi, PushSinkBox, Transport, TransportBox,
+        wrap_host_api, ApiRequest, ApiResponse, BodyState, HostApi, PushSinkBox, ServedResponse,
+        Transport, TransportBox,
     },
     types::RString,
     PluginResult, NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_NOTIFICATION,
@@ -240,6 +241,14 @@ impl HostApi for SharedApi {
         connection: RString,
     ) -> impl Future<Output = PluginResult<()>> + Send {
         HostApi::connection_closed(&*self.0, connection)
+    }
+
+    fn serve(
+        &self,
+        request: ApiRequest,
+        body: BodyState,
+    ) -> impl Future<Output = PluginResult<ServedResponse>> + Send {
+        HostApi::serve(&*self.0, request, body)
     }
 }
 

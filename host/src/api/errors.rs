@@ -51,6 +51,8 @@ pub enum ApiError {
     },
     /// Queue PATCH without the JSON-patch media type.
     UnsupportedPatchMediaType,
+    /// The body was larger than the transport accepts: 413, nothing done.
+    BodyTooLarge,
     /// Message deletion refused: 400 or 403 with title `Unable to delete`.
     UnableToDelete {
         status: u16,
@@ -109,6 +111,7 @@ impl ApiError {
             Self::Forbidden => 403,
             Self::Conflict { .. } => 409,
             Self::UnsupportedPatchMediaType => 415,
+            Self::BodyTooLarge => 413,
             Self::UnableToDelete { status, .. } => *status,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -152,6 +155,7 @@ impl ApiError {
             Self::NotFound(_) => "Not found".into(),
             Self::Conflict { .. } => "Resource conflict".into(),
             Self::UnsupportedPatchMediaType => "415 Unsupported Media Type".into(),
+            Self::BodyTooLarge => "Request body too large".into(),
             Self::UnableToDelete { .. } => "Unable to delete".into(),
             Self::UnableToUpdateSubscription { .. } => "Unable to update subscription".into(),
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
@@ -189,6 +193,9 @@ impl ApiError {
             Self::UnsupportedPatchMediaType => format!(
                 "Accepted media type for PATCH: {{'Accept-Patch': '{JSON_PATCH_MEDIA_TYPE}'}}."
             ),
+            Self::BodyTooLarge => {
+                "The request body is larger than this server accepts; nothing was changed.".into()
+            }
             Self::UnableToDelete { description, .. } => (*description).into(),
             Self::UnableToUpdateSubscription { id } => format!("Subscription {id} could not be updated."),
             Self::Unavailable(what) => format!("{what} Please try again in a few seconds."),

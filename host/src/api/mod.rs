@@ -51,7 +51,9 @@ use std::{
 use plugin_api::{
     management::ManagementStoreBox,
     storage::{MessageStore, MessageStoreBox},
-    transport::{ApiRequest, ApiResponse, Header, HostApi, Protocol, PushSinkBox},
+    transport::{
+        ApiRequest, ApiResponse, BodyState, Header, HostApi, Protocol, PushSinkBox, ServedResponse,
+    },
     types::{RString, RVec},
     PluginResult,
 };
@@ -147,10 +149,20 @@ impl Api {
         }
     }
 
-    /// Serves one request of any protocol; never fails.
-    async fn serve(&self, request: ApiRequest) -> ApiResponse {
+    /// Serves one request of any protocol; never fails. A body that did
+    /// not arrive whole, or was over the transport's limit, is refused
+    /// before anything runs, so it changes nothing.
+    async fn respond(&self, request: ApiRequest, body: BodyState) -> ApiResponse {
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
-        let (status, mut headers, body) = if request.protocol == Protocol::WEBSOCKET {
+        let refused = match body {
+            BodyState::COMPLETE => None,
+            BodyState::TOO_LARGE => Some(ApiError::BodyTooLarge),
+            _ => Some(ApiError::body("The request body did not arrive whole.")),
+        };
+        let (status, mut headers, body) = if let Some(error) = refused {
+            let response = http::HttpResponse::error(&error);
+            (response.status, response.headers, response.body)
+        } else if request.protocol == Protocol::WEBSOCKET {
             let response = websocket::handle(self, &request).await;
             (response.status, response.headers, response.body)
         } else {
@@ -180,7 +192,11 @@ impl Api {
 
 impl HostApi for Api {
     async fn handle(&self, request: ApiRequest) -> PluginResult<ApiResponse> {
-        Ok(self.serve(request).await)
+        Ok(self.respond(request, BodyState::COMPLETE).await)
+    }
+
+    async fn serve(&self, request: ApiRequest, body: BodyState) -> PluginResult<ServedResponse> {
+        Ok(ServedResponse::whole(self.respond(request, body).await))
     }
 
     async fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> PluginResult<()> {
