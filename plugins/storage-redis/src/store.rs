@@ -15,7 +15,7 @@ use plugin_api::{
 
 use std::sync::Arc;
 
-use plugin_api::storage::StoredMessage;
+use plugin_api::storage::{ChangeKind, ChangeSink, ChangeSinkBox, QueueChange, StoredMessage};
 
 use crate::{
     changes::{self, Change, FeedGuard},
@@ -594,6 +594,42 @@ impl MessageStore for RedisMessageStore {
 
     async fn is_alive(&self) -> PluginResult<bool> {
         Ok(self.conn.ping().await.is_ok())
+    }
+
+    async fn changes_watch(&self, sink: ChangeSinkBox) -> PluginResult<()> {
+        self.watch_changes(move |c: Change| {
+            sink.changed(QueueChange::new(
+                ChangeKind(c.kind),
+                QueueRef::new(&c.project, &c.queue),
+                c.last_seq,
+                &c.subscription,
+            ))
+        });
+        Ok(())
+    }
+
+    async fn notification_log(
+        &self,
+        queue: QueueRef,
+        after_seq: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> PluginResult<RVec<StoredMessage>> {
+        self.logged_messages(queue, after_seq, limit, now_ms).await
+    }
+
+    async fn lease_acquire(
+        &self,
+        key: RString,
+        holder: RString,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> PluginResult<bool> {
+        self.take_lease(&key, &holder, ttl_ms, now_ms).await
+    }
+
+    async fn lease_release(&self, key: RString, holder: RString) -> PluginResult<()> {
+        self.give_back_lease(&key, &holder).await
     }
 }
 

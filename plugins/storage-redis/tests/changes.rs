@@ -200,3 +200,57 @@ async fn a_lease_has_one_holder_until_it_expires_or_is_released() {
         .await
         .unwrap());
 }
+
+struct ChannelSink(std::sync::Mutex<mpsc::Sender<plugin_api::storage::QueueChange>>);
+
+impl plugin_api::storage::ChangeSink for ChannelSink {
+    fn changed(&self, change: plugin_api::storage::QueueChange) {
+        let _ = self.0.lock().unwrap().send(change);
+    }
+}
+
+/// The plugin-api 1.1 methods, called across the ABI boundary as the host
+/// calls them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_api_methods_work_across_the_boundary() {
+    use plugin_api::storage::{wrap_change_sink, wrap_message_store, QueueChange};
+    let config = support::fresh_config();
+    let _guard = support::guard(&config);
+    let store = wrap_message_store(RedisMessageStore::open(&config).await.expect("opens"));
+    let (tx, rx) = mpsc::channel();
+    store
+        .changes_watch(wrap_change_sink(ChannelSink(std::sync::Mutex::new(tx))))
+        .await
+        .expect("the feed starts");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let q = QueueRef::new("p", "q");
+    let t = now();
+    store
+        .subscription_create(q.clone(), subscription("http://x/a"), t)
+        .await
+        .unwrap();
+    store
+        .message_post(q.clone(), "c".into(), messages(&["1"]), t)
+        .await
+        .unwrap();
+    let changes: Vec<QueueChange> = (0..2)
+        .map(|_| rx.recv_timeout(Duration::from_secs(10)).expect("a change"))
+        .collect();
+    assert_eq!(changes[1], QueueChange::messages(q.clone(), 1));
+    store.message_pop(q.clone(), 1, t).await.unwrap();
+    let logged = store.notification_log(q, 0, 10, t).await.unwrap();
+    assert_eq!(logged.len(), 1);
+    assert!(store
+        .lease_acquire("k".into(), "h1".into(), 1000, t)
+        .await
+        .unwrap());
+    assert!(!store
+        .lease_acquire("k".into(), "h2".into(), 1000, t)
+        .await
+        .unwrap());
+    store.lease_release("k".into(), "h1".into()).await.unwrap();
+    assert!(store
+        .lease_acquire("k".into(), "h2".into(), 1000, t)
+        .await
+        .unwrap());
+}
