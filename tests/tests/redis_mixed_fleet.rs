@@ -320,4 +320,27 @@ fn zaqar_and_zaqar_server_share_one_redis() {
     let r = theirs.get(&format!("{q}/subscriptions/{our_sub}")).send();
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["options"], json!({"b": 2}));
+
+    // A pop through one side takes what the other posted.
+    let r = theirs
+        .post("/v2/queues/made-by-us/messages")
+        .json(&json!({"messages": [{"ttl": 300, "body": "pop me"}]}))
+        .send();
+    assert_eq!(r.status, 201, "{}", r.text());
+    let r = mine.delete("/v2/queues/made-by-us/messages?pop=1").send();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(bodies(&r.json()), [json!("pop me")]);
+    let stats = theirs.get("/v2/queues/made-by-us/stats").send().json();
+    assert_eq!(stats["messages"]["total"], 0, "{stats}");
+
+    // Queues deleted through one side are gone for the other.
+    let r = theirs.delete("/v2/queues/made-by-us").send();
+    assert_eq!(r.status, 204, "{}", r.text());
+    let r = mine.delete(q).send();
+    assert_eq!(r.status, 204, "{}", r.text());
+    for client in [&theirs, &mine] {
+        let r = client.get("/v2/queues").send();
+        let names = r.json()["queues"].as_array().map(Vec::len).unwrap_or(0);
+        assert_eq!(names, 0, "{}", r.text());
+    }
 }
