@@ -9,6 +9,7 @@
 mod build;
 mod http;
 mod receiver;
+mod redis_prefix;
 mod server;
 mod ws;
 
@@ -18,5 +19,6 @@ pub use build::{
 };
 pub use http::{Client, RequestBuilder, Response};
 pub use receiver::{Received, Receiver};
+pub use redis_prefix::RedisPrefix;
 pub use server::{Exited, TestServer};
 pub use ws::{Frame, WsClient};
