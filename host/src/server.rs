@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::{
     api::{Api, Stores},
     config::Loaded,
+    events,
     notify::{DispatchOptions, Dispatcher},
     plugins::{self, Registry},
 };
@@ -95,10 +96,11 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         })?;
     tracing::info!(name = management_store_name, origin = %plugin.origin, "management store ready");
 
-    let messages = Arc::new(messages);
+    let (messages, events) = events::attach(messages).await;
     let notifiers = build_notifiers(&registry, config).await;
     let dispatcher = Dispatcher::new(
         messages.clone(),
+        events,
         notifiers,
         DispatchOptions {
             notification: config.notification.clone(),
@@ -106,7 +108,9 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
             default_subscription_ttl: config.transport.default_subscription_ttl,
         },
     );
+    dispatcher.keep_alive();
     dispatcher.resume().await;
+    dispatcher.listen();
     let api = Arc::new(Api::new(
         config,
         Stores {

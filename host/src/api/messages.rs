@@ -7,8 +7,6 @@ use plugin_api::{
     ErrorCode,
 };
 
-use crate::push::Posted;
-
 use super::{
     action::{Call, PageQuery, Reply},
     errors::{ApiError, ApiResult},
@@ -77,7 +75,6 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
             body: RVec::from(message.body.get().as_bytes()),
         });
     }
-    let ttls: Vec<u32> = messages.iter().map(|m| m.ttl).collect();
     let posted = api
         .stores
         .messages
@@ -89,19 +86,8 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         )
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
-    // Notify after the commit (§8 #32); bodies are the bytes received.
-    let sent: Vec<Posted<'_>> = posted
-        .iter()
-        .zip(&incoming)
-        .zip(ttls)
-        .map(|((identity, message), ttl)| Posted {
-            id: identity.id.as_str(),
-            seq: identity.seq,
-            ttl,
-            body: message.body,
-        })
-        .collect();
-    api.notify.posted(&queue, &sent);
+    // Subscribers hear of it from the store's change feed once it has
+    // committed (crate::events), on every host sharing the store.
     Ok(Reply::Posted(posted.into_vec()))
 }
 

@@ -241,10 +241,9 @@ pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let queue = queue_ref(call)?;
     api.stores
         .messages
-        .queue_delete(queue.clone())
+        .queue_delete(queue)
         .await
         .map_err(|e| ApiError::storage(e, "Queue could not be deleted."))?;
-    api.notify.queue_deleted(&queue);
     Ok(Reply::Done)
 }
 

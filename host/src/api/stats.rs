@@ -63,7 +63,6 @@ pub async fn purge(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
                     .subscription_delete(queue.clone(), subscription.id.clone())
                     .await
                     .map_err(|e| ApiError::storage(e, FAILED))?;
-                api.notify.subscription_deleted(&queue, &subscription.id);
             }
             if page.len() < PURGE_PAGE as usize {
                 break;

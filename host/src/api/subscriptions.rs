@@ -12,8 +12,6 @@ use plugin_api::{
 };
 use serde_json::{Map, Value};
 
-use crate::notify::SOCKET_SCHEME;
-
 use super::{
     action::{Call, PageQuery, Reply},
     body::{int_value, parse_optional_object},
@@ -246,14 +244,21 @@ pub async fn create_for_socket(
         ));
     }
     let queue = queue_ref(call)?;
-    let subscriber = format!("{SOCKET_SCHEME}:{connection}");
+    // Pushes start after the last message posted before this request.
+    let after_seq = api
+        .stores
+        .messages
+        .queue_last_seq(queue.clone())
+        .await
+        .map_err(|e| ApiError::storage(e, "Subscription could not be created."))?;
+    let subscriber = api.notify.socket_subscriber(connection);
     let outcome = store_subscription(api, &queue, subscriber, fields).await?;
     let id = outcome.id.into_string();
     if outcome.created
         && !api
             .notify
             .pushes
-            .subscribe(connection, queue.clone(), &id, binary)
+            .subscribe(connection, queue.clone(), &id, binary, after_seq)
     {
         // The socket closed meanwhile: nothing else would delete it.
         let _ = api
@@ -316,10 +321,7 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         .subscription_update(queue.clone(), id.into(), patch, api.now_ms())
         .await
     {
-        Ok(()) => {
-            api.notify.subscription_changed(&queue, id);
-            Ok(Reply::Done)
-        }
+        Ok(()) => Ok(Reply::Done),
         Err(error) => Err(match error.code {
             ErrorCode::SUBSCRIPTION_NOT_FOUND | ErrorCode::QUEUE_NOT_FOUND => not_found(id),
             ErrorCode::CONFLICT => ApiError::Conflict {
@@ -372,10 +374,9 @@ pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let queue = queue_ref(call)?;
     api.stores
         .messages
-        .subscription_delete(queue.clone(), id.into())
+        .subscription_delete(queue, id.into())
         .await
         .map_err(|e| ApiError::storage(e, "Subscription could not be deleted."))?;
-    api.notify.subscription_deleted(&queue, id);
     Ok(Reply::Done)
 }
 

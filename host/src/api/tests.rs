@@ -42,15 +42,20 @@ impl Drop for TempDir {
     }
 }
 
-fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
+async fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
     let management = wrap_management_store(
         EmbeddedManagementStore::open(&dir.config()).expect("management store"),
     );
     let mut config = Config::default();
     config.server.admin_mode = true;
-    let messages = std::sync::Arc::new(messages);
-    let dispatcher =
-        crate::notify::Dispatcher::new(messages.clone(), Default::default(), Default::default());
+    let (messages, events) = crate::events::attach(messages).await;
+    let dispatcher = crate::notify::Dispatcher::new(
+        messages.clone(),
+        events,
+        Default::default(),
+        Default::default(),
+    );
+    dispatcher.listen();
     Api::new(
         &config,
         Stores {
@@ -61,11 +66,12 @@ fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
     )
 }
 
-fn embedded_api(dir: &TempDir) -> Api {
+async fn embedded_api(dir: &TempDir) -> Api {
     api_with(
         wrap_message_store(EmbeddedMessageStore::open(&dir.config()).expect("message store")),
         dir,
     )
+    .await
 }
 
 fn http(method: &str, path: &str, query: &str, body: &[u8]) -> ApiRequest {
@@ -322,7 +328,8 @@ async fn unavailable_store_answers_503_with_zaqars_sentence() {
     let api = api_with(
         wrap_message_store(FailingStore(ErrorCode::UNAVAILABLE)),
         &dir,
-    );
+    )
+    .await;
     let response = send(&api, http("PUT", "/v2/queues/q", "", b"")).await;
     assert_eq!(response.status, 503);
     assert_eq!(
@@ -349,7 +356,7 @@ async fn unavailable_store_answers_503_with_zaqars_sentence() {
 #[tokio::test]
 async fn panicking_store_answers_500_and_the_api_keeps_serving() {
     let dir = TempDir::new();
-    let api = api_with(wrap_message_store(FailingStore(ErrorCode::PANICKED)), &dir);
+    let api = api_with(wrap_message_store(FailingStore(ErrorCode::PANICKED)), &dir).await;
     for _ in 0..2 {
         let response = send(&api, http("GET", "/v2/queues/q/stats", "", b"")).await;
         assert_eq!(response.status, 500);
@@ -372,7 +379,8 @@ async fn input_errors_are_reported_before_the_store_is_touched() {
     let api = api_with(
         wrap_message_store(FailingStore(ErrorCode::UNAVAILABLE)),
         &dir,
-    );
+    )
+    .await;
     let response = send(&api, http("POST", "/v2/queues/q/claims", "limit=99", b"{}")).await;
     assert_eq!(response.status, 400);
     let response = send(
@@ -386,7 +394,7 @@ async fn input_errors_are_reported_before_the_store_is_touched() {
 #[tokio::test]
 async fn head_answers_carry_no_body() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let response = send(&api, http("HEAD", "/v2/queues", "", b"")).await;
     assert_eq!(response.status, 405);
     assert!(response.body.is_empty());
@@ -430,7 +438,7 @@ async fn ws(api: &Api, action: &str, body: Value, msgpack: bool) -> Value {
 #[tokio::test]
 async fn websocket_frames_run_the_same_actions_as_http() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let created = ws(
         &api,
         "queue_create",
@@ -545,7 +553,7 @@ async fn websocket_frames_run_the_same_actions_as_http() {
 #[tokio::test]
 async fn websocket_errors_use_zaqars_envelope() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let unknown = ws(&api, "frobnicate", json!({}), false).await;
     assert_eq!(
         (
@@ -603,6 +611,21 @@ async fn websocket_errors_use_zaqars_envelope() {
 #[derive(Clone, Default)]
 struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<plugin_api::transport::PushFrame>>>);
 
+impl Recorder {
+    /// The frames once there are `count` (pushes follow the commit
+    /// asynchronously), or what arrived within two seconds.
+    async fn wait_for(&self, count: usize) -> Vec<plugin_api::transport::PushFrame> {
+        for _ in 0..200 {
+            let frames = self.0.lock().unwrap().clone();
+            if frames.len() >= count {
+                return frames;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.0.lock().unwrap().clone()
+    }
+}
+
 impl plugin_api::transport::PushSink for Recorder {
     fn push(&self, frame: plugin_api::transport::PushFrame) -> bool {
         self.0.lock().unwrap().push(frame);
@@ -613,7 +636,7 @@ impl plugin_api::transport::PushSink for Recorder {
 #[tokio::test]
 async fn a_subscribed_socket_receives_posts_until_it_closes() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let recorder = Recorder::default();
     api.connection_opened(
         "ws1".into(),
@@ -637,9 +660,13 @@ async fn a_subscribed_socket_receives_posts_until_it_closes() {
         false,
     )
     .await;
-    assert_eq!(
-        listed["body"]["subscriptions"][0]["subscriber"],
-        "websocket:ws1"
+    let subscriber = listed["body"]["subscriptions"][0]["subscriber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        subscriber.starts_with("websocket:host-") && subscriber.ends_with("/ws1"),
+        "a socket subscriber names its host and connection: {subscriber}"
     );
 
     let posted = send(
@@ -653,7 +680,7 @@ async fn a_subscribed_socket_receives_posts_until_it_closes() {
     )
     .await;
     assert_eq!(posted.status, 201);
-    let frames = recorder.0.lock().unwrap().clone();
+    let frames = recorder.wait_for(1).await;
     assert_eq!(frames.len(), 1);
     assert!(
         frames[0].binary,
@@ -678,13 +705,14 @@ async fn a_subscribed_socket_receives_posts_until_it_closes() {
         ),
     )
     .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(recorder.0.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn a_socket_the_transport_did_not_announce_cannot_subscribe() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let refused = ws(
         &api,
         "subscription_create",
