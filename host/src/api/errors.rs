@@ -4,7 +4,7 @@
 
 use plugin_api::{ErrorCode, PluginError};
 
-/// The media type queue PATCH requires (§1.4).
+/// The media type queue PATCH requires.
 pub const JSON_PATCH_MEDIA_TYPE: &str = "application/openstack-messaging-v2.0-json-patch";
 
 /// A request that cannot be served, as Zaqar reports it.
@@ -12,7 +12,7 @@ pub const JSON_PATCH_MEDIA_TYPE: &str = "application/openstack-messaging-v2.0-js
 pub enum ApiError {
     /// No route matches the path: falcon's bare `404 Not Found`.
     RouteNotFound,
-    /// A pre-signed URL that does not verify (§7.2): the same bare 404.
+    /// A pre-signed URL that does not verify: the same bare 404.
     SignatureRejected,
     /// The route exists but not for this method; `allow` lists the methods.
     MethodNotAllowed { allow: String },
@@ -189,7 +189,7 @@ impl ApiError {
             Self::DocumentTypeNotSupported => "Document type not supported.".into(),
             Self::Forbidden => "You are not authorized to complete this action.".into(),
             Self::Conflict { description, .. } => description.clone(),
-            // §8 #21: the text stays Zaqar's; the header is really sent too.
+            // The text stays Zaqar's (a Python dict); the header is really sent too.
             Self::UnsupportedPatchMediaType => format!(
                 "Accepted media type for PATCH: {{'Accept-Patch': '{JSON_PATCH_MEDIA_TYPE}'}}."
             ),
