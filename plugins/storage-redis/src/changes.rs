@@ -74,20 +74,32 @@ impl Drop for FeedGuard {
     }
 }
 
-/// Starts the subscriber task: every change goes to `sink`; after a lost
-/// and re-established feed, a resync.
-pub(crate) fn spawn(
+async fn subscribe(client: &redis::Client, channel: &str) -> Option<redis::aio::PubSub> {
+    let mut pubsub = client.get_async_pubsub().await.ok()?;
+    pubsub.subscribe(channel).await.ok()?;
+    Some(pubsub)
+}
+
+/// Subscribes (so that every change committed after this returns is
+/// seen), then starts the task that passes every change to `sink`, and a
+/// resync after a lost and re-established feed.
+pub(crate) async fn start(
     client: redis::Client,
     channel: String,
     sink: Arc<dyn Fn(Change) + Send + Sync>,
 ) -> AbortHandle {
+    let mut first = subscribe(&client, &channel).await;
     let task = async move {
         let mut attempts = 0u64;
         loop {
             attempts += 1;
-            match client.get_async_pubsub().await {
-                Ok(mut pubsub) => {
-                    if pubsub.subscribe(channel.as_str()).await.is_ok() {
+            let subscribed = match first.take() {
+                Some(pubsub) => Some(pubsub),
+                None => subscribe(&client, &channel).await,
+            };
+            match subscribed {
+                Some(mut pubsub) => {
+                    {
                         // Any attempt but the very first may have missed changes.
                         if attempts > 1 {
                             tracing::info!("redis store: change feed back, resyncing");
@@ -105,7 +117,7 @@ pub(crate) fn spawn(
                         tracing::warn!("redis store: change feed lost, reconnecting");
                     }
                 }
-                Err(e) => tracing::debug!(error = %e, "redis store: change feed not connected"),
+                None => tracing::debug!("redis store: change feed not connected"),
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }

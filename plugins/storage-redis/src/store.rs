@@ -42,12 +42,14 @@ impl RedisMessageStore {
     /// Starts passing every change committed by any zaqar-server on this
     /// database to `sink` (and a resync after the feed was lost), until the
     /// store is dropped. Changes made by Zaqar nodes are not announced.
-    pub fn watch_changes(&self, sink: impl Fn(Change) + Send + Sync + 'static) {
-        let handle = changes::spawn(
+    /// Every change committed after this returns is passed on.
+    pub async fn watch_changes(&self, sink: impl Fn(Change) + Send + Sync + 'static) {
+        let handle = changes::start(
             self.conn.client(),
             self.conn.changes_channel(),
             Arc::new(sink),
-        );
+        )
+        .await;
         self.feed.set(handle);
     }
 
@@ -604,7 +606,8 @@ impl MessageStore for RedisMessageStore {
                 c.last_seq,
                 &c.subscription,
             ))
-        });
+        })
+        .await;
         Ok(())
     }
 

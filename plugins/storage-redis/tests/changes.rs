@@ -53,9 +53,11 @@ async fn every_committed_change_reaches_every_watching_store() {
     let writer = RedisMessageStore::open(&config).await.expect("opens");
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    watcher.watch_changes(move |c| {
-        let _ = tx.lock().unwrap().send(c);
-    });
+    watcher
+        .watch_changes(move |c| {
+            let _ = tx.lock().unwrap().send(c);
+        })
+        .await;
     // Give the subscriber a moment to subscribe (pub/sub keeps no backlog).
     tokio::time::sleep(Duration::from_millis(500)).await;
 

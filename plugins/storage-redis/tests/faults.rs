@@ -216,9 +216,11 @@ async fn change_feed_lost_and_back_reports_a_resync() {
     let store = RedisMessageStore::open(&config).await.expect("opens");
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    store.watch_changes(move |c| {
-        let _ = tx.lock().unwrap().send(c);
-    });
+    store
+        .watch_changes(move |c| {
+            let _ = tx.lock().unwrap().send(c);
+        })
+        .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     redis.restart();
     let change = rx

@@ -13,8 +13,8 @@ for _, claim in ipairs(redis.call('ZRANGE', claims, 0, -1)) do
   redis.call('DEL', k(claim), k('messages.' .. claim))
 end
 redis.call('DEL', claims)
-log_trim(project, queue, nil)
 if drop then
+  log_trim(project, queue, nil)
   redis.call('ZREM', k(project .. '.queues_set'), qk)
   redis.call('DEL', k(qk))
   redis.call('ZREM', k('msgset_index'), qk .. '.messages')
