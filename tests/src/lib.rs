@@ -8,9 +8,11 @@
 
 mod build;
 mod http;
+pub mod postgres;
 mod receiver;
 mod redis_prefix;
 mod server;
+mod stores;
 mod ws;
 
 pub use build::{
@@ -21,4 +23,5 @@ pub use http::{Client, RequestBuilder, Response};
 pub use receiver::{Received, Receiver};
 pub use redis_prefix::RedisPrefix;
 pub use server::{Exited, TestServer};
+pub use stores::selected as selected_store;
 pub use ws::{Frame, WsClient};

@@ -9,7 +9,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{build::server_binary, http::Client};
+use crate::{
+    build::server_binary,
+    http::Client,
+    stores::{self, TestStore},
+};
 
 /// A running `zaqar-server`, killed when dropped.
 pub struct TestServer {
@@ -18,6 +22,9 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     config_path: PathBuf,
     addresses: HashMap<String, String>,
+    /// Dropped after the server is killed (fields drop in order after
+    /// `Drop::drop`), so a throw-away database outlives its server.
+    _store: TestStore,
 }
 
 /// A server run that ended.
@@ -32,11 +39,11 @@ pub struct Exited {
 }
 
 /// The configuration every test server starts from: admin mode (so health
-/// is routed), the embedded store in the test's own directory, wsgi on a
-/// free port.
-fn base_config(data_dir: &Path) -> toml::Table {
-    let text = format!(
-        r#"
+/// is routed), the store `ZAQAR_TEST_STORE` picks (module `stores`; the
+/// embedded store in the test's own directory by default), wsgi on a free
+/// port.
+fn base_config(store: &TestStore) -> toml::Table {
+    let text = r#"
 [server]
 admin_mode = true
 log_level = "info,zaqar_host=debug"
@@ -44,26 +51,19 @@ log_level = "info,zaqar_host=debug"
 [drivers]
 transports = ["wsgi"]
 
-[drivers.message_store]
-name = "embedded"
-[drivers.message_store.embedded]
-path = {data:?}
-
-[drivers.management_store]
-name = "embedded"
-[drivers.management_store.embedded]
-path = {data:?}
-
 [drivers.transport.wsgi]
 bind = "127.0.0.1"
 port = 0
 
 [notification]
 allow_private_subscribers = true
-"#,
-        data = data_dir.display().to_string()
+"#;
+    let mut config: toml::Table = text.parse().expect("base config is valid TOML");
+    merge(
+        &mut config,
+        store.config.parse().expect("store config is valid TOML"),
     );
-    text.parse().expect("base config is valid TOML")
+    config
 }
 
 /// Merges `overlay` into `base`, table by table; other values replace.
@@ -102,20 +102,22 @@ impl TestServer {
 
     fn start_binary(binary: PathBuf, overlay: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = Self::write_config(dir.path(), overlay);
+        let store = stores::for_server(&dir.path().join("data"));
+        let config_path = Self::write_config(dir.path(), &store, overlay);
         let mut server = Self {
             binary,
             child: None,
             dir,
             config_path,
             addresses: HashMap::new(),
+            _store: store,
         };
         server.spawn(env);
         server
     }
 
-    fn write_config(dir: &Path, overlay: &str) -> PathBuf {
-        let mut config = base_config(&dir.join("data"));
+    fn write_config(dir: &Path, store: &TestStore, overlay: &str) -> PathBuf {
+        let mut config = base_config(store);
         let overlay: toml::Table = overlay.parse().expect("overlay is valid TOML");
         merge(&mut config, overlay);
         let path = dir.join("zaqar.toml");
@@ -127,7 +129,8 @@ impl TestServer {
     /// start-up failure, or a subcommand), within 60 s.
     pub fn run_to_exit(overlay: &str, args: &[&str], env: &[(&str, &str)]) -> Exited {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config_path = Self::write_config(dir.path(), overlay);
+        let store = stores::for_server(&dir.path().join("data"));
+        let config_path = Self::write_config(dir.path(), &store, overlay);
         let mut child = isolated(Command::new(server_binary()))
             .current_dir(dir.path())
             .arg("--config")

@@ -122,7 +122,9 @@ fn the_management_store_shares_the_message_stores_table_when_it_has_none() {
     // directory (the embedded store would refuse a second open of the
     // default ./data in the same process otherwise).
     let server = TestServer::start_with(
-        "[drivers]\nmanagement_store = \"embedded\"\n[drivers.message_store.embedded]\npath = \"shared-data\"\n",
+        // (Embedded whatever ZAQAR_TEST_STORE says: this is about its directory.)
+        "[drivers]\nmanagement_store = \"embedded\"\n[drivers.message_store]\nname = \"embedded\"\n\
+         [drivers.message_store.embedded]\npath = \"shared-data\"\n",
     );
     assert_eq!(server.client().get("/v2/ping").send().status, 204);
     let default_dir = server.data_dir();

@@ -103,8 +103,10 @@ fn every_acknowledged_post_survives_sigkill_exactly_once() {
     // journal the killed server left, and says so in the host's log.
     let log = server.log();
     assert!(
-        log.lines()
-            .any(|line| line.contains("replayed") && line.contains("journal records")),
+        zaqar_tests::selected_store() != "embedded"
+            || log
+                .lines()
+                .any(|line| line.contains("replayed") && line.contains("journal records")),
         "the journal replay is logged:\n{log}"
     );
     let mut seen_ids = HashSet::new();

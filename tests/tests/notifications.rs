@@ -217,3 +217,29 @@ subscriber_types = ["http", "https", "mailto", "file"]
     assert_eq!(lines[0]["payload"]["body"], json!({"event": "login"}));
     assert_eq!(lines[1]["payload"]["Message_Type"], "Notification");
 }
+
+#[test]
+fn a_message_consumed_before_its_first_notification_attempt_is_still_notified() {
+    let server = TestServer::start();
+    let receiver = Receiver::start();
+    // Each delivery takes a while, so the worker is busy with the first
+    // message while the second is posted and consumed.
+    receiver.delay(Duration::from_secs(2));
+    let client = server.client();
+    subscribe(&client, "consumed", &receiver.url("/"), json!({}));
+    post(&client, "consumed", &[json!("first")]);
+    std::thread::sleep(Duration::from_millis(500));
+    post(&client, "consumed", &[json!("second")]);
+    let popped = client.delete("/v2/queues/consumed/messages?pop=5").send();
+    assert_eq!(popped.status, 200, "{}", popped.text());
+    assert_eq!(
+        popped.json()["messages"].as_array().map(Vec::len),
+        Some(2),
+        "both messages were consumed: {}",
+        popped.text()
+    );
+
+    let received = receiver.wait_for(2, WAIT);
+    let bodies: Vec<Value> = received.iter().map(|r| r.json()["body"].clone()).collect();
+    assert_eq!(bodies, vec![json!("first"), json!("second")]);
+}
