@@ -9,19 +9,25 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 PYTHON_ZAQARCLIENT="$(bash scripts/python-env.sh)"
 export PYTHON_ZAQARCLIENT
+# The redis store's tests: a Redis on 6379 and the real Zaqar (mixed fleet).
+bash scripts/redis-service.sh
+ZAQAR_VENV="${ZAQAR_VENV:-$(bash scripts/zaqar-venv.sh)}"
+export ZAQAR_VENV
 bash scripts/postgresql-env.sh # the postgresql store's tests need it
 # The out-of-tree examples (tests/tests/examples.rs) run in the release host.
 export ZAQAR_EXAMPLES_HOST=release
 cargo test --workspace "$@"
-ZAQAR_TEST_STORE=postgresql cargo test -p zaqar-tests "$@"
-
-# Again, with every transport, store and sink loaded from its dynamic library
-# (plugins/dylibs/*) and the built-ins turned off: the API, WebSocket push,
-# notification and python-zaqarclient tests across the library boundary.
-# (The storage conformance suite runs against the embedded store's library
-# above, in tests/tests/conformance_dylib.rs.)
-ZAQAR_TEST_PLUGINS=dylib cargo test -p zaqar-tests \
-    --test api_queues --test api_messages --test api_claims \
-    --test api_subscriptions --test api_errors --test api_misc \
-    --test websocket --test notifications --test transports_agree \
-    --test python_clients "$@"
+# The API, WebSocket, notification and python-zaqarclient tests again on
+# each other store, and across the library boundary: every transport,
+# store and sink loaded from its dynamic library (plugins/dylibs/*) with
+# the built-ins turned off. (The storage conformance suite runs against each
+# store, and against the embedded store's library, in the first pass.)
+api_tests=(
+    --test api_queues --test api_messages --test api_claims
+    --test api_subscriptions --test api_errors --test api_misc
+    --test websocket --test notifications --test transports_agree
+    --test python_clients
+)
+ZAQAR_TEST_STORE=postgresql cargo test -p zaqar-tests "${api_tests[@]}" "$@"
+ZAQAR_TEST_STORE=redis cargo test -p zaqar-tests "${api_tests[@]}" "$@"
+ZAQAR_TEST_PLUGINS=dylib cargo test -p zaqar-tests "${api_tests[@]}" "$@"

@@ -33,5 +33,6 @@ use notifier_mailto as _;
 use notifier_webhook as _;
 use storage_embedded as _;
 use storage_postgresql as _;
+use storage_redis as _;
 use transport_websocket as _;
 use transport_wsgi as _;

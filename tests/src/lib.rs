@@ -10,6 +10,7 @@ mod build;
 pub mod dylib_plugins;
 mod http;
 pub mod postgres;
+mod redis_prefix;
 mod server;
 mod stores;
 mod ws;
@@ -19,6 +20,7 @@ pub use build::{
     plugin_library_v1_0, server_binary, server_binary_release, workspace_root,
 };
 pub use http::{Client, RequestBuilder, Response};
+pub use redis_prefix::RedisPrefix;
 pub use server::{Exited, TestServer};
 pub use stores::selected as selected_store;
 pub use ws::{Frame, WsClient};

@@ -1,5 +1,5 @@
 //! Which store the spawned servers use: `ZAQAR_TEST_STORE` = `embedded`
-//! (the default) or `postgresql`. Each server gets a fresh, empty store of
+//! (the default), `postgresql` or `redis`. Each server gets a fresh, empty store of
 //! that kind, removed when the server is dropped. A new store plugs in
 //! here with one line in [`for_server`] and one function.
 
@@ -30,7 +30,8 @@ pub(crate) fn for_server(data_dir: &Path) -> TestStore {
     match selected().as_str() {
         "embedded" => embedded(data_dir),
         "postgresql" => postgresql(),
-        other => panic!("ZAQAR_TEST_STORE={other:?}: expected embedded or postgresql"),
+        "redis" => redis(),
+        other => panic!("ZAQAR_TEST_STORE={other:?}: expected embedded, postgresql or redis"),
     }
 }
 
@@ -68,5 +69,15 @@ fn postgresql() -> TestStore {
     TestStore {
         config: drivers("postgresql", &format!("uri = {uri}\npool_size = 8")),
         _guard: Box::new(database),
+    }
+}
+
+/// A fresh key prefix on the local Redis (`ZAQAR_TEST_REDIS_URI`, default
+/// `redis://127.0.0.1:6379`), its keys deleted with the server.
+fn redis() -> TestStore {
+    let prefix = crate::RedisPrefix::create();
+    TestStore {
+        config: drivers("redis", &prefix.settings()),
+        _guard: Box::new(prefix),
     }
 }

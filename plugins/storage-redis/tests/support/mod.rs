@@ -1,0 +1,51 @@
+//! Shared by the redis store's tests: the Redis they use, and a key prefix
+//! per test that is removed when the test ends.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use storage_redis::RedisConfig;
+
+/// The Redis the tests use: `ZAQAR_TEST_REDIS_URI`, else the local one.
+pub fn redis_uri() -> String {
+    std::env::var("ZAQAR_TEST_REDIS_URI").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A configuration on the test Redis under a fresh random prefix.
+pub fn fresh_config() -> RedisConfig {
+    RedisConfig {
+        uri: redis_uri(),
+        key_prefix: format!("zaqar-test-{}:", uuid::Uuid::new_v4().simple()),
+        ..RedisConfig::default()
+    }
+}
+
+/// Deletes every key under the prefix when dropped.
+pub struct PrefixGuard {
+    pub uri: String,
+    pub prefix: String,
+}
+
+impl Drop for PrefixGuard {
+    fn drop(&mut self) {
+        let Ok(client) = redis::Client::open(self.uri.as_str()) else {
+            return;
+        };
+        let Ok(mut conn) = client.get_connection() else {
+            return;
+        };
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query(&mut conn)
+            .unwrap_or_default();
+        for chunk in keys.chunks(500) {
+            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+        }
+    }
+}
+
+pub fn guard(config: &RedisConfig) -> PrefixGuard {
+    PrefixGuard {
+        uri: config.uri.clone(),
+        prefix: config.key_prefix.clone(),
+    }
+}
