@@ -1,4 +1,4 @@
-//! Claims over HTTP: create, get, update, delete, dead-letter queues (§3.3, §4.1–4.2).
+//! Claims over HTTP: create, get, update, delete, dead-letter queues.
 
 mod api_support;
 

@@ -1,4 +1,4 @@
-//! Request checks and their order (§1.2–1.5): headers, routes, methods,
+//! Request checks and their order: headers, routes, methods,
 //! media types, and bad input of every kind answered with 4xx, never 5xx.
 
 mod api_support;

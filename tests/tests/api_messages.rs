@@ -1,4 +1,4 @@
-//! Messages over HTTP: post, list, get, delete, pop (§3.2, §4.3–4.6).
+//! Messages over HTTP: post, list, get, delete, pop.
 
 mod api_support;
 

@@ -1,5 +1,4 @@
-//! Versions, home document, ping, health and pre-signed URLs (§1.1, §3.5,
-//! §3.9, §7).
+//! Versions, home document, ping, health and pre-signed URLs.
 
 mod api_support;
 

@@ -1,4 +1,4 @@
-//! Queues over HTTP: create, list, get, PATCH, delete, stats, purge (§3.1).
+//! Queues over HTTP: create, list, get, PATCH, delete, stats, purge.
 
 mod api_support;
 

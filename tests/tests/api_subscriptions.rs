@@ -1,4 +1,4 @@
-//! Subscriptions over HTTP: create, list, get, update, confirm, delete (§3.4).
+//! Subscriptions over HTTP: create, list, get, update, confirm, delete.
 
 mod api_support;
 

@@ -1,6 +1,6 @@
 //! The documents notifications carry: Zaqar's notification (the webhook
-//! body of §6.2, also pushed to sockets, §5.4) and the subscription
-//! confirmation messages (§6.5).
+//! body, also pushed to subscribed sockets) and the subscription
+//! confirmation messages.
 
 use serde_json::{json, Value};
 
@@ -58,7 +58,7 @@ pub enum Confirmation {
 }
 
 /// Zaqar's SubscriptionConfirmation / UnsubscribeConfirmation document
-/// (§6.5), with a pre-signed `PUT` on the subscription's confirm path valid
+/// with a pre-signed `PUT` on the subscription's confirm path valid
 /// for `valid_for_secs`.
 pub fn confirmation_json(
     kind: Confirmation,

@@ -1,4 +1,4 @@
-//! Zaqar's webhook retry policy (§6.4): the waits before each attempt of a
+//! Zaqar's webhook retry policy: the waits before each attempt of a
 //! delivery, from the subscription's `options._retry_policy` or the queue's
 //! `_retry_policy`, with Zaqar's names and defaults.
 
@@ -54,7 +54,7 @@ fn overrides(policy: Option<&Map<String, Value>>) -> bool {
 }
 
 impl RetryPolicy {
-    /// Zaqar's choice (§6.4): the queue's policy if either says
+    /// Zaqar's choice: the queue's policy if either says
     /// `ignore_subscription_override`, else the subscription's if it has
     /// one, else the queue's, else the defaults. Policies were validated
     /// when stored; unreadable values fall back to the defaults.

@@ -151,7 +151,7 @@ impl Worker {
         if messages.is_empty() {
             return Ok(false);
         }
-        // Unconfirmed subscriptions receive nothing (Zaqar §6.5), and what was
+        // Unconfirmed subscriptions receive nothing (as in Zaqar), and what was
         // posted meanwhile is not owed to them later either.
         let deliver =
             record.confirmed || !self.dispatcher.options.notification.require_confirmation;
@@ -328,7 +328,7 @@ fn delivery(
 }
 
 /// Sends a confirmation request with the default retry policy (Zaqar sends
-/// these once and its retry path breaks on them, §8 #10).
+/// these once, and its retry path fails on them).
 pub async fn send_confirmation(
     dispatcher: &Arc<Dispatcher>,
     queue: &QueueRef,

@@ -25,7 +25,7 @@ use crate::{
 /// The ttl reported for a message: its remaining-consistent lifetime,
 /// `expires - created` in whole seconds, rounded. (Zaqar reports
 /// `claim ttl + grace` after a grace extension, so that `age + ttl` no
-/// longer gives the expiry; we do not copy that, see zaqar-api.md §8 #13.)
+/// longer gives the expiry; we do not copy that upstream bug.)
 pub(crate) fn reported_ttl(created_ms: u64, expires_ms: u64) -> u32 {
     let secs = (expires_ms.saturating_sub(created_ms) + 500) / 1000;
     u32::try_from(secs).unwrap_or(u32::MAX)
