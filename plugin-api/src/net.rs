@@ -135,12 +135,18 @@ async fn accept_loop<S, Fut>(
 
 /// Whether an address is one a tenant must not make the server reach
 /// unless the operator allows it: loopback, private (RFC 1918, IPv6 unique
-/// local), link-local, shared (CGNAT), unspecified, broadcast, multicast,
-/// documentation ranges, and IPv4-mapped forms of all of these.
+/// local and site-local), link-local, shared (CGNAT), unspecified,
+/// broadcast, multicast, benchmarking, documentation and reserved ranges;
+/// and every IPv6 form that carries an IPv4 address (IPv4-mapped
+/// `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::/96`,
+/// 6to4 `2002::/16`) is judged by the IPv4 address it carries, because a
+/// host or a NAT64 gateway on the way delivers it there. Local-use NAT64
+/// (`64:ff9b:1::/48`) and Teredo (`2001::/32`), whose targets cannot be
+/// told from the address alone, count as private.
 pub fn is_private_address(address: IpAddr) -> bool {
     match address {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
@@ -151,21 +157,53 @@ pub fn is_private_address(address: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..128).contains(&b))
                 || (a == 198 && (b == 18 || b == 19))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 192 && b == 88 && c == 99)
                 || a >= 240
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
+            if let Some(v4) = embedded_ipv4(v6) {
                 return is_private_address(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8
+                || (first & 0xffc0) == 0xfec0
+                || (first == 0x2001 && segments[1] == 0x0db8)
+                || (first == 0x2001 && segments[1] == 0)
+                || (first == 0x0064 && segments[1] == 0xff9b && segments[2] == 1)
+                || first == 0x0100 && segments[1..4] == [0, 0, 0]
         }
     }
+}
+
+/// The IPv4 address an IPv6 address delivers to, for the forms that embed
+/// one: IPv4-mapped, IPv4-compatible (`::a.b.c.d`, but not `::` and `::1`),
+/// well-known NAT64 and 6to4.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    let s = v6.segments();
+    let low = |hi: u16, lo: u16| {
+        let [a, b] = hi.to_be_bytes();
+        let [c, d] = lo.to_be_bytes();
+        std::net::Ipv4Addr::new(a, b, c, d)
+    };
+    if s[..6] == [0, 0, 0, 0, 0, 0] && (s[6] != 0 || s[7] > 1) {
+        return Some(low(s[6], s[7]));
+    }
+    if s[..6] == [0x0064, 0xff9b, 0, 0, 0, 0] {
+        return Some(low(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return Some(low(s[1], s[2]));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -190,6 +228,19 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b::10.1.2.3",
+            "64:ff9b:1::8.8.8.8",
+            "2002:7f00:1::1",
+            "2002:c0a8:101::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "fec0::1",
+            "100::1",
+            "192.0.0.8",
         ] {
             assert!(is_private_address(address.parse().unwrap()), "{address}");
         }
@@ -203,6 +254,9 @@ mod tests {
             "172.32.0.1",
             "2606:4700::1111",
             "::ffff:8.8.8.8",
+            "::8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
         ] {
             assert!(!is_private_address(address.parse().unwrap()), "{address}");
         }
