@@ -1,49 +1,84 @@
-//! Binding and stopping.
+//! Binding, connection caps and stopping.
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use plugin_api::{
-    net::ListenerSlot,
+    net::{answer_and_close, ConnectionLimits, ListenOptions, ListenerSlot, Refusal},
     transport::{HostApiBox, Transport},
     types::RString,
-    PluginContext, PluginResult,
+    HostServicesBox, LogLevel, PluginContext, PluginResult,
+};
+use tokio::net::TcpStream;
+
+use crate::{
+    body::BodyBudget,
+    config::WsgiConfig,
+    connection::{self, error_body, Shared},
 };
 
-use crate::{config::WsgiConfig, connection};
+/// Where the transport logs: the host's log when it gave one.
+pub type Log = plugin_api::net::ListenerLog;
 
 /// The `wsgi` transport plugin.
 pub struct WsgiTransport {
     config: WsgiConfig,
     listener: ListenerSlot,
+    log: Log,
 }
 
 impl WsgiTransport {
     /// The constructor behind the `wsgi` entry point.
     pub async fn from_context(context: PluginContext) -> PluginResult<Self> {
-        Ok(Self::new(context.config()?))
+        let config: WsgiConfig = context.config()?;
+        config.validate()?;
+        let mut transport = Self::new(config);
+        transport.log = host_log(context.services);
+        Ok(transport)
     }
 
-    /// A transport with this configuration, not yet listening.
+    /// A transport with this configuration, not yet listening; it logs to
+    /// stderr.
     pub fn new(config: WsgiConfig) -> Self {
         Self {
             config,
             listener: ListenerSlot::default(),
+            log: Arc::new(|level, message: &str| {
+                if level.0 <= LogLevel::WARN.0 {
+                    eprintln!("wsgi: {message}");
+                }
+            }),
         }
     }
+}
+
+fn host_log(services: HostServicesBox) -> Log {
+    Arc::new(move |level, message: &str| services.log(level, message.into()))
 }
 
 impl Transport for WsgiTransport {
     async fn start(&self, host: HostApiBox) -> PluginResult<RString> {
         let address = format!("{}:{}", self.config.bind, self.config.port);
-        let host = Arc::new(host);
-        let config = self.config.clone();
+        let shared = Arc::new(Shared {
+            host,
+            config: self.config.clone(),
+            budget: BodyBudget::new(self.config.max_body_memory),
+            log: self.log.clone(),
+        });
         let local = self
             .listener
-            .start(
+            .start_with(
                 &address,
-                Duration::from_secs(self.config.shutdown_grace),
-                move |stream, peer, stop| {
-                    connection::serve(stream, peer, host.clone(), config.clone(), stop)
+                ListenOptions {
+                    grace: Duration::from_secs(self.config.shutdown_grace),
+                    limits: ConnectionLimits {
+                        max_connections: self.config.max_connections,
+                        max_per_address: self.config.max_connections_per_address,
+                    },
+                    serve: move |stream, peer, stop| {
+                        connection::serve(stream, peer, shared.clone(), stop)
+                    },
+                    refuse,
+                    log: self.log.clone(),
                 },
             )
             .await?;
@@ -54,4 +89,27 @@ impl Transport for WsgiTransport {
         self.listener.stop().await;
         Ok(())
     }
+}
+
+/// A connection over a cap gets a 503 in Zaqar's error shape, written
+/// without reading its request, and is closed.
+async fn refuse(stream: TcpStream, _peer: SocketAddr, why: Refusal) {
+    let body = error_body(
+        "Service Unavailable",
+        &format!("{}; retry later.", capitalized(why.describe())),
+    );
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    answer_and_close(stream, response.as_bytes()).await;
+}
+
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
