@@ -361,6 +361,24 @@ async fn accept_loop<S, Fut, R, RFut>(
     connections.abort_all();
 }
 
+/// Refuses a connection over a cap the way both of Zaqar's transports can
+/// (a WebSocket client reads an HTTP answer to its handshake): a 503 with
+/// Zaqar's JSON error body, written without reading the request, then
+/// closes it. Usable as [`ListenOptions::refuse`].
+pub async fn refuse_with_503(stream: TcpStream, _peer: SocketAddr, why: Refusal) {
+    let description = match why {
+        Refusal::TooManyConnections => "The server has too many open connections; retry later.",
+        Refusal::TooManyFromAddress => "Too many open connections from your address.",
+    };
+    let body = format!("{{\"title\":\"Service Unavailable\",\"description\":\"{description}\"}}");
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    answer_and_close(stream, response.as_bytes()).await;
+}
+
 /// Writes `response` (a whole HTTP response) to a connection that will not
 /// be served, without reading its request, then closes it. The unread
 /// request is drained for a moment after the write so the close does not

@@ -228,7 +228,7 @@ fn error_response(status: StatusCode, title: &str, description: &str) -> Respons
 }
 
 /// Zaqar's error body.
-pub fn error_body(title: &str, description: &str) -> String {
+fn error_body(title: &str, description: &str) -> String {
     format!(
         "{{\"title\":{},\"description\":{}}}",
         json_string(title),

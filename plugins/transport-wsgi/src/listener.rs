@@ -1,19 +1,18 @@
 //! Binding, connection caps and stopping.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use plugin_api::{
-    net::{answer_and_close, ConnectionLimits, ListenOptions, ListenerSlot, Refusal},
+    net::{refuse_with_503, ConnectionLimits, ListenOptions, ListenerSlot},
     transport::{HostApiBox, Transport},
     types::RString,
     HostServicesBox, LogLevel, PluginContext, PluginResult,
 };
-use tokio::net::TcpStream;
 
 use crate::{
     body::BodyBudget,
     config::WsgiConfig,
-    connection::{self, error_body, Shared},
+    connection::{self, Shared},
 };
 
 /// Where the transport logs: the host's log when it gave one.
@@ -77,7 +76,7 @@ impl Transport for WsgiTransport {
                     serve: move |stream, peer, stop| {
                         connection::serve(stream, peer, shared.clone(), stop)
                     },
-                    refuse,
+                    refuse: refuse_with_503,
                     log: self.log.clone(),
                 },
             )
@@ -89,27 +88,4 @@ impl Transport for WsgiTransport {
         self.listener.stop().await;
         Ok(())
     }
-}
-
-/// A connection over a cap gets a 503 in Zaqar's error shape, written
-/// without reading its request, and is closed.
-async fn refuse(stream: TcpStream, _peer: SocketAddr, why: Refusal) {
-    let body = error_body(
-        "Service Unavailable",
-        &format!("{}; retry later.", capitalized(why.describe())),
-    );
-    let response = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    answer_and_close(stream, response.as_bytes()).await;
-}
-
-fn capitalized(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|first| first.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
