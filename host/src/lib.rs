@@ -7,6 +7,7 @@
 //! | [`config`] | defaults ← `zaqar.toml` ← `ZAQAR_` environment (figment) |
 //! | [`plugins`] | finds built-in and dynamic plugins, refuses incompatible ones, constructs the selected ones |
 //! | [`api`] | Zaqar's API: every rule, limit and error body, shared by all transports |
+//! | [`events`] | what committed in the message store, from this host or any other sharing it: per-queue tails and change notices |
 //! | [`notify`] | notification dispatch: durable per-subscription delivery through notifier sinks, with Zaqar's retry policy |
 //! | [`push`] | pushes to persistent connections (WebSocket subscriptions) |
 //! | [`server`] | wires stores, API and transports together; graceful shutdown |
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod config;
+pub mod events;
 pub mod logging;
 pub mod notify;
 pub mod plugins;

@@ -1,47 +1,46 @@
 //! Pushes to persistent connections: which open connection subscribed to
-//! which queue, and the fan-out of newly posted messages to them.
+//! which queue, and the fan-out of new messages to them.
 //!
 //! A WebSocket `subscription_create` without a subscriber subscribes the
-//! socket itself (Zaqar §5.4). The subscription is stored like any other (so
-//! listings show it) and indexed here by queue, so a post fans out to the
-//! subscribed sockets of this node without a storage read.
+//! socket itself, as Zaqar does. The subscription is stored (so listings
+//! show it) and indexed here by queue. Each queue with subscribed sockets on
+//! this host has one **pump**: it waits on the queue's tail
+//! ([`crate::events`]), reads the messages after the lowest cursor of the
+//! queue's subscriptions from the store, and pushes each, in sequence
+//! order, to every subscription whose cursor is behind it. Reading from the
+//! store rather than from the post makes a push reach sockets on every
+//! host sharing the store, keeps concurrent posts in sequence order, and
+//! lets a wake-up be missed without a message being missed: the cursor says
+//! where each socket stands.
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
 };
 
 use plugin_api::{
-    storage::QueueRef,
+    storage::{MessageListQuery, MessageStore, MessageStoreBox, QueueRef, StoredMessage},
     transport::{PushFrame, PushSink, PushSinkBox},
+    types::ROption,
 };
-use serde_json::value::RawValue;
+use tokio::sync::Notify;
 
-use crate::notify::payload::{notification_json, notification_msgpack, Notified};
+use crate::{
+    api::clock,
+    events::Events,
+    notify::payload::{notification_json, notification_msgpack, Notified},
+};
 
-/// A message as pushed: what the notification payload is built from.
-pub struct Posted<'a> {
-    /// The message id.
-    pub id: &'a str,
-    /// Its per-queue sequence number.
-    pub seq: u64,
-    /// Its ttl in seconds.
-    pub ttl: u32,
-    /// Its body, JSON.
-    pub body: &'a RawValue,
-}
-
-impl Posted<'_> {
-    fn notified<'q>(&'q self, queue: &'q QueueRef) -> Notified<'q> {
-        Notified {
-            queue: queue.name.as_str(),
-            id: self.id,
-            seq: self.seq,
-            ttl: self.ttl,
-            body: self.body.get().as_bytes(),
-        }
-    }
-}
+/// Messages read from the store per pump round.
+const PAGE: u32 = 100;
+/// A pump with nothing announced looks again after this long anyway.
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// Back-off after the store failed.
+const STORE_RETRY: Duration = Duration::from_secs(1);
 
 /// One socket subscription.
 #[derive(Clone)]
@@ -49,6 +48,9 @@ struct SocketSubscription {
     connection: String,
     subscription_id: String,
     binary: bool,
+    /// The sequence number of the last message pushed (or owed to it
+    /// before it subscribed); only later ones are pushed.
+    delivered: Arc<AtomicU64>,
 }
 
 struct Connection {
@@ -57,22 +59,44 @@ struct Connection {
 }
 
 #[derive(Default)]
+struct QueuePushes {
+    subscriptions: Vec<SocketSubscription>,
+    /// Wakes the queue's pump when a subscription is added.
+    added: Arc<Notify>,
+    pumping: bool,
+}
+
+#[derive(Default)]
 struct State {
     connections: HashMap<String, Connection>,
-    by_queue: HashMap<QueueRef, Vec<SocketSubscription>>,
+    by_queue: HashMap<QueueRef, QueuePushes>,
 }
 
 /// The open connections of this node and what they subscribed to.
-#[derive(Default)]
 pub struct PushHub {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    store: Arc<MessageStoreBox>,
+    events: Arc<Events>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // The state stays consistent across a panic elsewhere: every mutation
+    // below completes without calling out.
+    state.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl PushHub {
+    /// A hub reading messages from `store` when `events` announce them.
+    pub fn new(store: Arc<MessageStoreBox>, events: Arc<Events>) -> Self {
+        Self {
+            state: Arc::default(),
+            store,
+            events,
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
-        // The state stays consistent across a panic elsewhere: every
-        // mutation below completes without calling out.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     /// A connection opened.
@@ -94,11 +118,8 @@ impl PushHub {
             return Vec::new();
         };
         for (queue, _) in &closed.subscriptions {
-            if let Some(list) = state.by_queue.get_mut(queue) {
-                list.retain(|s| s.connection != connection);
-                if list.is_empty() {
-                    state.by_queue.remove(queue);
-                }
+            if let Some(pushes) = state.by_queue.get_mut(queue) {
+                pushes.subscriptions.retain(|s| s.connection != connection);
             }
         }
         closed.subscriptions
@@ -109,15 +130,16 @@ impl PushHub {
         self.state().connections.contains_key(connection)
     }
 
-    /// Subscribes an open connection to a queue; pushes go out as binary
-    /// (MsgPack) frames if `binary`. Returns false if the connection is not
-    /// open (any more).
+    /// Subscribes an open connection to a queue, from the message after
+    /// `after_seq` on; pushes go out as binary (MsgPack) frames if
+    /// `binary`. Returns false if the connection is not open (any more).
     pub fn subscribe(
         &self,
         connection: &str,
         queue: QueueRef,
         subscription_id: &str,
         binary: bool,
+        after_seq: u64,
     ) -> bool {
         let mut state = self.state();
         let Some(open) = state.connections.get_mut(connection) else {
@@ -132,33 +154,50 @@ impl PushHub {
         }
         open.subscriptions
             .push((queue.clone(), subscription_id.to_string()));
-        state
-            .by_queue
-            .entry(queue)
-            .or_default()
-            .push(SocketSubscription {
-                connection: connection.to_string(),
-                subscription_id: subscription_id.to_string(),
-                binary,
-            });
+        let pushes = state.by_queue.entry(queue.clone()).or_default();
+        pushes.subscriptions.push(SocketSubscription {
+            connection: connection.to_string(),
+            subscription_id: subscription_id.to_string(),
+            binary,
+            delivered: Arc::new(AtomicU64::new(after_seq)),
+        });
+        pushes.added.notify_one();
+        if !pushes.pumping {
+            pushes.pumping = true;
+            let pump = Pump {
+                state: self.state.clone(),
+                store: self.store.clone(),
+                tail: self.events.tail(&queue),
+                added: pushes.added.clone(),
+                queue,
+            };
+            tokio::spawn(pump.run());
+        }
         true
+    }
+
+    /// Whether this node has the socket subscription.
+    pub fn has_subscription(&self, queue: &QueueRef, subscription_id: &str) -> bool {
+        self.state().by_queue.get(queue).is_some_and(|pushes| {
+            pushes
+                .subscriptions
+                .iter()
+                .any(|s| s.subscription_id == subscription_id)
+        })
     }
 
     /// Forgets one socket subscription (deleted through the API).
     pub fn unsubscribe(&self, queue: &QueueRef, subscription_id: &str) {
         let mut state = self.state();
         let mut connection = None;
-        if let Some(list) = state.by_queue.get_mut(queue) {
-            list.retain(|s| {
+        if let Some(pushes) = state.by_queue.get_mut(queue) {
+            pushes.subscriptions.retain(|s| {
                 let matches = s.subscription_id == subscription_id;
                 if matches {
                     connection = Some(s.connection.clone());
                 }
                 !matches
             });
-            if list.is_empty() {
-                state.by_queue.remove(queue);
-            }
         }
         if let Some(open) = connection.and_then(|c| state.connections.get_mut(&c)) {
             open.subscriptions
@@ -169,69 +208,148 @@ impl PushHub {
     /// Forgets every socket subscription of a deleted queue.
     pub fn forget_queue(&self, queue: &QueueRef) {
         let mut state = self.state();
-        let Some(list) = state.by_queue.remove(queue) else {
+        let Some(pushes) = state.by_queue.get_mut(queue) else {
             return;
         };
-        for subscription in list {
+        let gone = std::mem::take(&mut pushes.subscriptions);
+        pushes.added.notify_one();
+        for subscription in gone {
             if let Some(open) = state.connections.get_mut(&subscription.connection) {
                 open.subscriptions.retain(|(q, _)| q != queue);
             }
         }
     }
+}
 
-    /// Whether any socket of this node listens to the queue (cheap check
-    /// before building payloads).
-    pub fn has_subscribers(&self, queue: &QueueRef) -> bool {
-        self.state().by_queue.contains_key(queue)
-    }
+/// A subscription's target for one round.
+struct Target {
+    subscription: SocketSubscription,
+    sink: Arc<PushSinkBox>,
+    refused: bool,
+}
 
-    /// Pushes newly posted messages to every socket subscribed to the
-    /// queue, one frame per message in sequence order. A sink that refuses a
-    /// frame (its transport closes it as a slow consumer) gets no more.
-    pub fn publish(&self, queue: &QueueRef, messages: &[Posted<'_>]) {
-        let targets: Vec<(SocketSubscription, Arc<PushSinkBox>)> = {
-            let state = self.state();
-            let Some(list) = state.by_queue.get(queue) else {
+/// The fan-out loop of one queue on this host.
+struct Pump {
+    state: Arc<Mutex<State>>,
+    store: Arc<MessageStoreBox>,
+    tail: tokio::sync::watch::Receiver<u64>,
+    added: Arc<Notify>,
+    queue: QueueRef,
+}
+
+impl Pump {
+    async fn run(mut self) {
+        loop {
+            let Some(mut targets) = self.targets() else {
                 return;
             };
-            list.iter()
-                .filter_map(|s| {
-                    let sink = state.connections.get(&s.connection)?.sink.clone();
-                    Some((s.clone(), sink))
-                })
-                .collect()
-        };
-        let mut text_frames: Option<Vec<Vec<u8>>> = None;
-        let mut binary_frames: Option<Vec<Vec<u8>>> = None;
-        for (subscription, sink) in targets {
-            let frames = if subscription.binary {
-                binary_frames.get_or_insert_with(|| {
-                    messages
-                        .iter()
-                        .map(|m| notification_msgpack(&m.notified(queue)))
-                        .collect()
-                })
-            } else {
-                text_frames.get_or_insert_with(|| {
-                    messages
-                        .iter()
-                        .map(|m| notification_json(&m.notified(queue)))
-                        .collect()
-                })
+            let from = targets
+                .iter()
+                .map(|t| t.subscription.delivered.load(Ordering::SeqCst))
+                .min()
+                .unwrap_or(0);
+            let query = MessageListQuery {
+                after_seq: ROption::RSome(from),
+                limit: PAGE,
+                exclude_client: ROption::RNone,
+                include_claimed: true,
+                include_delayed: true,
             };
-            for frame in frames.iter() {
-                let accepted = sink.push(PushFrame {
-                    binary: subscription.binary,
-                    payload: frame.clone().into(),
-                });
-                if !accepted {
-                    tracing::debug!(
-                        connection = %subscription.connection,
-                        queue = %queue.name,
-                        "push refused: connection closed or too slow"
-                    );
-                    break;
+            let page = match self
+                .store
+                .message_list(self.queue.clone(), query, clock::now_ms())
+                .await
+            {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::warn!(%error, queue = %self.queue.name, "cannot read messages to push; retrying");
+                    tokio::time::sleep(STORE_RETRY).await;
+                    continue;
                 }
+            };
+            for message in page.iter() {
+                self.push(&mut targets, message);
+            }
+            if page.len() as u32 == PAGE {
+                continue;
+            }
+            self.tail.borrow_and_update();
+            tokio::select! {
+                changed = self.tail.changed() => {
+                    if changed.is_err() {
+                        tokio::time::sleep(IDLE_RECHECK).await;
+                    }
+                }
+                _ = self.added.notified() => {}
+                _ = tokio::time::sleep(IDLE_RECHECK) => {}
+            }
+        }
+    }
+
+    /// The queue's subscriptions now, or `None` (and the pump stops) when
+    /// there are none left.
+    fn targets(&self) -> Option<Vec<Target>> {
+        let mut state = lock(&self.state);
+        let State {
+            connections,
+            by_queue,
+        } = &mut *state;
+        let pushes = by_queue.get_mut(&self.queue)?;
+        if pushes.subscriptions.is_empty() {
+            by_queue.remove(&self.queue);
+            return None;
+        }
+        Some(
+            pushes
+                .subscriptions
+                .iter()
+                .filter_map(|s| {
+                    let sink = connections.get(&s.connection)?.sink.clone();
+                    Some(Target {
+                        subscription: s.clone(),
+                        sink,
+                        refused: false,
+                    })
+                })
+                .collect(),
+        )
+    }
+
+    /// Pushes one message to every subscription behind it. A sink that
+    /// refuses a frame (its transport closes it as a slow consumer) gets no
+    /// more this round.
+    fn push(&self, targets: &mut [Target], message: &StoredMessage) {
+        let notified = Notified {
+            queue: self.queue.name.as_str(),
+            id: message.id.as_str(),
+            seq: message.seq,
+            ttl: message.ttl,
+            body: &message.body,
+        };
+        let (mut text, mut binary) = (None, None);
+        for target in targets.iter_mut().filter(|t| !t.refused) {
+            let delivered = &target.subscription.delivered;
+            if delivered.load(Ordering::SeqCst) >= message.seq {
+                continue;
+            }
+            let payload = if target.subscription.binary {
+                binary.get_or_insert_with(|| notification_msgpack(&notified))
+            } else {
+                text.get_or_insert_with(|| notification_json(&notified))
+            };
+            let accepted = target.sink.push(PushFrame {
+                binary: target.subscription.binary,
+                payload: payload.clone().into(),
+            });
+            if accepted {
+                delivered.store(message.seq, Ordering::SeqCst);
+            } else {
+                target.refused = true;
+                tracing::debug!(
+                    connection = %target.subscription.connection,
+                    queue = %self.queue.name,
+                    "push refused: connection closed or too slow"
+                );
             }
         }
     }

@@ -5,7 +5,8 @@ use std::{collections::HashMap, future::Future, sync::Arc, time::Duration};
 use plugin_api::{
     notification::NotifierBox,
     transport::{
-        wrap_host_api, ApiRequest, ApiResponse, HostApi, PushSinkBox, Transport, TransportBox,
+        wrap_host_api, ApiRequest, ApiResponse, BodyState, HostApi, PushSinkBox, ServedResponse,
+        Transport, TransportBox,
     },
     types::RString,
     PluginResult, NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_NOTIFICATION,
@@ -16,6 +17,7 @@ use serde_json::Value;
 use crate::{
     api::{Api, Stores},
     config::Loaded,
+    events,
     notify::{DispatchOptions, Dispatcher},
     plugins::{self, Registry},
 };
@@ -94,10 +96,11 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         })?;
     tracing::info!(name = management_store_name, origin = %plugin.origin, "management store ready");
 
-    let messages = Arc::new(messages);
+    let (messages, events) = events::attach(messages).await;
     let notifiers = build_notifiers(&registry, config).await;
     let dispatcher = Dispatcher::new(
         messages.clone(),
+        events,
         notifiers,
         DispatchOptions {
             notification: config.notification.clone(),
@@ -105,7 +108,9 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
             default_subscription_ttl: config.transport.default_subscription_ttl,
         },
     );
+    dispatcher.keep_alive();
     dispatcher.resume().await;
+    dispatcher.listen();
     let api = Arc::new(Api::new(
         config,
         Stores {
@@ -240,6 +245,14 @@ impl HostApi for SharedApi {
         connection: RString,
     ) -> impl Future<Output = PluginResult<()>> + Send {
         HostApi::connection_closed(&*self.0, connection)
+    }
+
+    fn serve(
+        &self,
+        request: ApiRequest,
+        body: BodyState,
+    ) -> impl Future<Output = PluginResult<ServedResponse>> + Send {
+        HostApi::serve(&*self.0, request, body)
     }
 }
 

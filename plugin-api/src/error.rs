@@ -23,6 +23,11 @@ impl ErrorCode {
     pub const UNAVAILABLE: Self = Self(2);
     /// The plugin's configuration is invalid; reported at start-up.
     pub const BAD_CONFIG: Self = Self(3);
+    /// The plugin does not offer this method: it was written (or its library
+    /// built) against an older plugin-api 1.x, or it chose not to implement
+    /// an optional method. The host falls back to what the method's
+    /// documentation says it does without it. Since 1.1.
+    pub const UNSUPPORTED: Self = Self(4);
     /// The addressed queue does not exist.
     pub const QUEUE_NOT_FOUND: Self = Self(10);
     /// The addressed message does not exist (or has expired).
@@ -45,6 +50,9 @@ impl ErrorCode {
     pub const DELIVERY_RETRYABLE: Self = Self(50);
     /// A notification can never be delivered (bad address, rejected).
     pub const DELIVERY_PERMANENT: Self = Self(51);
+    /// The request's credentials are missing, invalid or expired (an auth
+    /// plugin's refusal). The host answers 401. Since 1.1.
+    pub const UNAUTHORIZED: Self = Self(60);
 
     /// A short lowercase name for logs.
     pub fn name(self) -> &'static str {
@@ -53,6 +61,7 @@ impl ErrorCode {
             Self::PANICKED => "panicked",
             Self::UNAVAILABLE => "unavailable",
             Self::BAD_CONFIG => "bad_config",
+            Self::UNSUPPORTED => "unsupported",
             Self::QUEUE_NOT_FOUND => "queue_not_found",
             Self::MESSAGE_NOT_FOUND => "message_not_found",
             Self::CLAIM_NOT_FOUND => "claim_not_found",
@@ -64,6 +73,7 @@ impl ErrorCode {
             Self::INVALID_INPUT => "invalid_input",
             Self::DELIVERY_RETRYABLE => "delivery_retryable",
             Self::DELIVERY_PERMANENT => "delivery_permanent",
+            Self::UNAUTHORIZED => "unauthorized",
             _ => "unknown",
         }
     }
@@ -109,6 +119,24 @@ impl PluginError {
     /// [`ErrorCode::BAD_CONFIG`].
     pub fn bad_config(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BAD_CONFIG, message)
+    }
+
+    /// [`ErrorCode::UNSUPPORTED`] for `method`.
+    pub fn unsupported(method: &str) -> Self {
+        Self::new(
+            ErrorCode::UNSUPPORTED,
+            format!("`{method}` is not offered by this plugin"),
+        )
+    }
+
+    /// [`ErrorCode::UNAUTHORIZED`].
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::UNAUTHORIZED, message)
+    }
+
+    /// Whether this is [`ErrorCode::UNSUPPORTED`].
+    pub fn is_unsupported(&self) -> bool {
+        self.code == ErrorCode::UNSUPPORTED
     }
 
     /// An error describing a caught panic, with the panic's message when it

@@ -12,6 +12,7 @@
 //! | [`storage`] | `zaqar.storage.message` | [`storage::MessageStore`] |
 //! | [`management`] | `zaqar.storage.management` | [`management::ManagementStore`] |
 //! | [`notification`] | `zaqar.notification` | [`notification::Notifier`] |
+//! | [`auth`] (since 1.1) | `zaqar.auth` | [`auth::Authenticator`] |
 //!
 //! A plugin author implements the role's native trait (ordinary Rust with
 //! `async` methods) and lists a constructor in [`entry_points!`]; the crate
@@ -22,7 +23,15 @@
 //! Versioning: this crate is 1.x. Types that cross the boundary only grow by
 //! appending (prefix types, trait methods after `last_prefix_field`); a
 //! library built against another major version is refused by the host with
-//! a readable reason. See `docs/plugin-authors.md` in the repository.
+//! a readable reason, and one built against an older 1.x loads: methods
+//! appended since answer [`ErrorCode::UNSUPPORTED`] for it, and the host
+//! falls back as each method's documentation says. See
+//! `docs/plugin-authors.md` in the repository.
+//!
+//! 1.1 appended: the storage change feed, notification log and leases
+//! ([`storage::MessageStore::changes_watch`] and after), streamed responses
+//! and the body's arrival state ([`transport::HostApi::serve`]), and the
+//! [`auth`] role.
 
 // abi_stable_derive 0.11's `#[sabi_trait]` expands to impls nested inside a
 // const, which this lint flags; the expansion is sound and not ours to change.
@@ -31,6 +40,7 @@
 
 mod macros;
 
+pub mod auth;
 pub mod error;
 pub mod management;
 pub mod module;
@@ -42,10 +52,10 @@ pub mod transport;
 
 pub use error::{ErrorCode, PluginError, PluginResult};
 pub use module::{
-    builtin_plugins, wrap_host_services, BuiltinPlugin, Constructor, EntryPoint, HostServices,
-    HostServicesBox, HostServices_TO, LogLevel, PluginContext, PluginModule, PluginModuleRef,
-    NAMESPACE_MANAGEMENT_STORE, NAMESPACE_MESSAGE_STORE, NAMESPACE_NOTIFICATION,
-    NAMESPACE_TRANSPORT, PLUGIN_API_VERSION,
+    builtin_plugins, wrap_host_services, AuthConstructor, AuthEntryPoint, BuiltinPlugin,
+    Constructor, EntryPoint, HostServices, HostServicesBox, HostServices_TO, LogLevel,
+    PluginContext, PluginModule, PluginModuleRef, NAMESPACE_AUTH, NAMESPACE_MANAGEMENT_STORE,
+    NAMESPACE_MESSAGE_STORE, NAMESPACE_NOTIFICATION, NAMESPACE_TRANSPORT, PLUGIN_API_VERSION,
 };
 
 /// The FFI-safe types plugin code uses in signatures, re-exported so that a
@@ -65,5 +75,5 @@ pub mod __private {
     pub use async_ffi::FfiFuture;
     pub use inventory;
 
-    pub use crate::module::prefix_module;
+    pub use crate::module::{no_auth_entry_points, no_entry_points, prefix_module};
 }

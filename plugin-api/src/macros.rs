@@ -10,6 +10,12 @@
 //! * the **adapter** that implements the ABI trait for any native
 //!   implementation, guarding every call with [`crate::runtime::guard`].
 //!
+//! Methods a later 1.x version appends go in the `appended` section. Each has
+//! a default in both traits answering [`crate::ErrorCode::UNSUPPORTED`]: the
+//! native default serves plugins written before the method existed, the ABI
+//! default serves libraries built against an older plugin-api, whose vtable
+//! ends before the method (abi_stable falls back to the trait's default).
+//!
 //! The boxed trait object implements the native trait too, so the host (and
 //! the conformance suite) call a loaded plugin exactly like a local value.
 //! Writing the contract once here keeps the three faces from drifting apart.
@@ -29,6 +35,12 @@ macro_rules! plugin_trait {
             $(#[$last_meta:meta])*
             fn $last:ident(&self $(, $last_arg:ident : $last_arg_ty:ty)* $(,)?) -> $last_ret:ty;
         }
+        $(appended {
+            $(
+                $(#[$app_meta:meta])*
+                fn $app:ident(&self $(, $app_arg:ident : $app_arg_ty:ty)* $(,)?) -> $app_ret:ty;
+            )*
+        })?
     ) => { ::paste::paste! {
         $(#[$native_meta])*
         pub trait $native: Send + Sync + 'static {
@@ -40,6 +52,16 @@ macro_rules! plugin_trait {
             $(#[$last_meta])*
             fn $last(&self $(, $last_arg: $last_arg_ty)*)
                 -> impl ::std::future::Future<Output = $crate::PluginResult<$last_ret>> + Send;
+            $($(
+                $(#[$app_meta])*
+                #[doc = ""]
+                #[doc = "Appended in a later 1.x version; the default answers `ErrorCode::UNSUPPORTED`."]
+                fn $app(&self $(, $app_arg: $app_arg_ty)*)
+                    -> impl ::std::future::Future<Output = $crate::PluginResult<$app_ret>> + Send {
+                    let _ = ($($app_arg,)*);
+                    async { Err($crate::PluginError::unsupported(stringify!($app))) }
+                }
+            )*)?
         }
 
         #[doc = concat!("The ABI-stable vtable of [`", stringify!($native), "`]: what crosses the plugin boundary.")]
@@ -56,6 +78,14 @@ macro_rules! plugin_trait {
             #[sabi(last_prefix_field)]
             fn [<abi_ $last>](&self $(, $last_arg: $last_arg_ty)*)
                 -> ::async_ffi::FfiFuture<::abi_stable::std_types::RResult<$last_ret, $crate::PluginError>>;
+            $($(
+                $(#[$app_meta])*
+                fn [<abi_ $app>](&self $(, $app_arg: $app_arg_ty)*)
+                    -> ::async_ffi::FfiFuture<::abi_stable::std_types::RResult<$app_ret, $crate::PluginError>> {
+                    let _ = ($($app_arg,)*);
+                    $crate::runtime::unsupported(stringify!($app))
+                }
+            )*)?
         }
 
         #[doc = concat!("A boxed, ABI-stable [`", stringify!($native), "`] as it crosses the plugin boundary.")]
@@ -77,6 +107,13 @@ macro_rules! plugin_trait {
                 let this = ::std::sync::Arc::clone(&self.0);
                 $crate::runtime::guard(move || async move { <T as $native>::$last(&this $(, $last_arg)*).await })
             }
+            $($(
+                fn [<abi_ $app>](&self $(, $app_arg: $app_arg_ty)*)
+                    -> ::async_ffi::FfiFuture<::abi_stable::std_types::RResult<$app_ret, $crate::PluginError>> {
+                    let this = ::std::sync::Arc::clone(&self.0);
+                    $crate::runtime::guard(move || async move { <T as $native>::$app(&this $(, $app_arg)*).await })
+                }
+            )*)?
         }
 
         impl $native for $boxed {
@@ -92,6 +129,13 @@ macro_rules! plugin_trait {
                 let future = <Self as $abi>::[<abi_ $last>](self $(, $last_arg)*);
                 async move { future.await.into_result() }
             }
+            $($(
+                fn $app(&self $(, $app_arg: $app_arg_ty)*)
+                    -> impl ::std::future::Future<Output = $crate::PluginResult<$app_ret>> + Send {
+                    let future = <Self as $abi>::[<abi_ $app>](self $(, $app_arg)*);
+                    async move { future.await.into_result() }
+                }
+            )*)?
         }
 
         #[doc = concat!("Boxes a native [`", stringify!($native), "`] for the boundary.")]

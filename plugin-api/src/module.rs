@@ -13,6 +13,7 @@ use async_ffi::FfiFuture;
 use serde::de::DeserializeOwned;
 
 use crate::{
+    auth::AuthenticatorBox,
     error::{PluginError, PluginResult},
     management::ManagementStoreBox,
     notification::NotifierBox,
@@ -28,6 +29,9 @@ pub const NAMESPACE_MESSAGE_STORE: &str = "zaqar.storage.message";
 pub const NAMESPACE_MANAGEMENT_STORE: &str = "zaqar.storage.management";
 /// The namespace of notifier sinks, picked by a subscriber URI's scheme.
 pub const NAMESPACE_NOTIFICATION: &str = "zaqar.notification";
+/// The namespace of auth strategies, picked by `[server] auth_strategy`.
+/// Since 1.1.
+pub const NAMESPACE_AUTH: &str = "zaqar.auth";
 
 /// The version of this crate, which is the plugin ABI version.
 pub const PLUGIN_API_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -142,7 +146,28 @@ impl EntryPoint {
     }
 }
 
+/// The constructor of an auth strategy (`zaqar.auth`). Since 1.1.
+pub type AuthConstructor =
+    extern "C" fn(PluginContext) -> FfiFuture<RResult<AuthenticatorBox, PluginError>>;
+
+/// One named auth strategy: a `zaqar.auth` entry point. Since 1.1 (kept
+/// apart from [`EntryPoint`], whose constructor enum is fixed in 1.x).
+#[repr(C)]
+#[derive(StableAbi, Clone)]
+pub struct AuthEntryPoint {
+    /// The name operators select it by (`[server] auth_strategy`).
+    pub name: RString,
+    /// The constructor (an [`AuthConstructor`], written out because the
+    /// layout derive reads function types only where they are spelled).
+    pub constructor:
+        extern "C" fn(PluginContext) -> FfiFuture<RResult<AuthenticatorBox, PluginError>>,
+}
+
 /// The root module every plugin library exports (see [`crate::export_plugin!`]).
+///
+/// Fields after `entry_points` were appended in later 1.x versions; a
+/// library built against an older version lacks them, and the host reads
+/// them as absent.
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginModuleRef)))]
@@ -151,6 +176,9 @@ pub struct PluginModule {
     /// Lists the library's entry points.
     #[sabi(last_prefix_field)]
     pub entry_points: extern "C" fn() -> RVec<EntryPoint>,
+    /// Lists the library's auth strategies. Since 1.1.
+    #[sabi(missing_field(option))]
+    pub auth_entry_points: extern "C" fn() -> RVec<AuthEntryPoint>,
 }
 
 impl RootModule for PluginModuleRef {
@@ -212,15 +240,28 @@ macro_rules! entry_points {
 /// given function (see [`entry_points!`]) returns. Use it once, in the
 /// `cdylib` crate of a plugin; the host's loader finds it under abi_stable's
 /// well-known symbol and checks its ABI version and layout before use.
+///
+/// A library with auth strategies (see [`auth_entry_points!`]) names their
+/// list too: `export_plugin!(entry_points, auth = auth_entry_points)`, or
+/// `export_plugin!(auth = auth_entry_points)` when it has nothing else.
 #[macro_export]
 macro_rules! export_plugin {
+    (auth = $auth:path) => {
+        $crate::export_plugin!($crate::__private::no_entry_points, auth = $auth);
+    };
     ($entry_points:path) => {
+        $crate::export_plugin!(
+            $entry_points,
+            auth = $crate::__private::no_auth_entry_points
+        );
+    };
+    ($entry_points:path, auth = $auth:path) => {
         /// The root module of this plugin library.
         #[no_mangle]
         pub static _1as_0lib_1header_0root_bmodule_bloader: $crate::__private::LibHeader = {
             extern "C" fn load_root_module() -> $crate::__private::RootModuleResult {
                 $crate::__private::call_root_module_loader(|| {
-                    $crate::__private::prefix_module($entry_points)
+                    $crate::__private::prefix_module($entry_points, $auth)
                 })
             }
             // SAFETY: the constructor returns the module type named here, as
@@ -240,24 +281,41 @@ macro_rules! export_plugin {
 /// host's plugin registry, given its entry-point function (see
 /// [`entry_points!`]). Built-ins are constructed and called through the same
 /// ABI-stable trait objects as dynamic libraries.
+///
+/// Auth strategies are named as in [`export_plugin!`]:
+/// `register_builtin!(entry_points, auth = auth_entry_points)` or
+/// `register_builtin!(auth = auth_entry_points)`.
 #[macro_export]
 macro_rules! register_builtin {
+    (auth = $auth:path) => {
+        $crate::register_builtin!($crate::__private::no_entry_points, auth = $auth);
+    };
     ($entry_points:path) => {
+        $crate::register_builtin!(
+            $entry_points,
+            auth = $crate::__private::no_auth_entry_points
+        );
+    };
+    ($entry_points:path, auth = $auth:path) => {
         $crate::__private::inventory::submit! {
             $crate::BuiltinPlugin {
                 crate_name: env!("CARGO_PKG_NAME"),
                 entry_points: $entry_points,
+                auth_entry_points: $auth,
             }
         }
     };
 }
 
-/// A plugin crate linked into the host, registered by [`register_builtin!`].
+/// A plugin crate linked into the host, registered by [`register_builtin!`]
+/// (which is the only way to build one: fields may be added in 1.x).
 pub struct BuiltinPlugin {
     /// The crate that registered it (shown by `zaqar-server plugins`).
     pub crate_name: &'static str,
     /// Its entry points.
     pub entry_points: extern "C" fn() -> RVec<EntryPoint>,
+    /// Its auth strategies. Since 1.1.
+    pub auth_entry_points: extern "C" fn() -> RVec<AuthEntryPoint>,
 }
 
 inventory::collect!(BuiltinPlugin);
@@ -317,11 +375,70 @@ macro_rules! __entry_point {
     };
 }
 
-/// Builds the prefix reference of a root module from its entry-point list.
+/// Defines `pub extern "C" fn $fn_name() -> RVec<AuthEntryPoint>` listing a
+/// plugin crate's auth strategies (namespace `zaqar.auth`, since 1.1): each
+/// entry names the strategy and an `async fn(PluginContext) ->
+/// PluginResult<T>` building it, where `T` implements
+/// [`crate::auth::Authenticator`].
+///
+/// ```ignore
+/// plugin_api::auth_entry_points! {
+///     pub fn auth_entry_points;
+///     auth "static" => StaticTokens::open,
+/// }
+/// plugin_api::export_plugin!(auth = auth_entry_points);
+/// ```
+#[macro_export]
+macro_rules! auth_entry_points {
+    ($vis:vis fn $fn_name:ident; $(auth $name:literal => $build:path),+ $(,)?) => {
+        /// The auth strategies of this plugin crate.
+        $vis extern "C" fn $fn_name() -> $crate::__private::RVec<$crate::AuthEntryPoint> {
+            let mut entries = $crate::__private::RVec::new();
+            $( entries.push($crate::AuthEntryPoint {
+                name: $crate::__private::RString::from($name),
+                constructor: {
+                    extern "C" fn constructor(
+                        context: $crate::PluginContext,
+                    ) -> $crate::__private::FfiFuture<
+                        $crate::__private::RResult<$crate::auth::AuthenticatorBox, $crate::PluginError>,
+                    > {
+                        $crate::runtime::guard(move || {
+                            let building = $build(context);
+                            async move { building.await.map($crate::auth::wrap_authenticator) }
+                        })
+                    }
+                    constructor
+                },
+            }); )+
+            entries
+        }
+    };
+}
+
+/// The entry-point list of a library that has only auth strategies.
 #[doc(hidden)]
-pub fn prefix_module(entry_points: extern "C" fn() -> RVec<EntryPoint>) -> PluginModuleRef {
+pub extern "C" fn no_entry_points() -> RVec<EntryPoint> {
+    RVec::new()
+}
+
+/// The auth list of a library that has no auth strategies.
+#[doc(hidden)]
+pub extern "C" fn no_auth_entry_points() -> RVec<AuthEntryPoint> {
+    RVec::new()
+}
+
+/// Builds the prefix reference of a root module from its entry-point lists.
+#[doc(hidden)]
+pub fn prefix_module(
+    entry_points: extern "C" fn() -> RVec<EntryPoint>,
+    auth_entry_points: extern "C" fn() -> RVec<AuthEntryPoint>,
+) -> PluginModuleRef {
     use abi_stable::prefix_type::PrefixTypeTrait;
-    PluginModule { entry_points }.leak_into_prefix()
+    PluginModule {
+        entry_points,
+        auth_entry_points,
+    }
+    .leak_into_prefix()
 }
 
 #[cfg(test)]

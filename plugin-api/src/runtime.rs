@@ -91,6 +91,13 @@ where
     })
 }
 
+/// The ready future an appended method's ABI default returns: the plugin on
+/// the other side predates the method.
+#[doc(hidden)]
+pub fn unsupported<T: Send + 'static>(method: &'static str) -> FfiFuture<RResult<T, PluginError>> {
+    async move { RResult::RErr(PluginError::unsupported(method)) }.into_ffi()
+}
+
 /// Enters a runtime context when this copy of tokio has none. Returns a guard
 /// that leaves it when dropped.
 fn enter_runtime_if_needed() -> Option<tokio::runtime::EnterGuard<'static>> {

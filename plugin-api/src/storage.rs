@@ -412,4 +412,137 @@ plugin_trait! {
         /// Whether the backend answers; used by `/v2/ping` and `/v2/health`.
         fn is_alive(&self) -> bool;
     }
+    appended {
+        /// Since 1.1. Starts announcing every committed change of this
+        /// store to `sink`, from every host attached to the same backend
+        /// (in-process for a store only one process opens; a notification
+        /// channel of the database for shared ones), until the store is
+        /// dropped. Called once, after construction. A store that loses its
+        /// feed and gets it back sends [`ChangeKind::RESYNC`] so the host
+        /// re-reads what it tracks instead of trusting that it saw every
+        /// change. Without it (`UNSUPPORTED`) the host announces only its
+        /// own writes, which is right for a store no other host shares.
+        fn changes_watch(&self, sink: ChangeSinkBox) -> ();
+        /// Since 1.1. The messages posted to the queue after `after_seq`, in
+        /// sequence order, at most `limit`, including those deleted,
+        /// claimed, popped or purged since: a store keeps a copy of each
+        /// message posted while the queue has a subscription until every
+        /// subscription's `delivered_seq` has passed it or the message has
+        /// expired, whichever comes first. Notification delivery reads it,
+        /// so a message consumed before its first notification attempt is
+        /// still notified. Without it (`UNSUPPORTED`) the host reads
+        /// [`MessageStore::message_list`] and misses consumed messages.
+        fn notification_log(&self, queue: QueueRef, after_seq: u64, limit: u32, now_ms: u64) -> RVec<StoredMessage>;
+        /// Since 1.1. Takes or renews the lease `key` for `holder` until
+        /// `now_ms + ttl_ms`: true if `holder` holds it now (it was free,
+        /// expired, or already `holder`'s), false if another holder's lease
+        /// is live. Atomic across every host sharing the store. Hosts use
+        /// leases so each subscription is delivered by one host at a time.
+        /// Without it (`UNSUPPORTED`) the host assumes it is alone.
+        fn lease_acquire(&self, key: RString, holder: RString, ttl_ms: u64, now_ms: u64) -> bool;
+        /// Since 1.1. Releases the lease if `holder` holds it; succeeds
+        /// otherwise too.
+        fn lease_release(&self, key: RString, holder: RString) -> ();
+    }
+}
+
+/// What a [`QueueChange`] reports. Since 1.1.
+///
+/// A transparent `u8` so later versions can add kinds; a host that meets a
+/// kind it does not know treats it like [`ChangeKind::RESYNC`] for that queue.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChangeKind(pub u8);
+
+impl ChangeKind {
+    /// Messages were posted: [`QueueChange::last_seq`] is the queue's last
+    /// sequence number after the commit.
+    pub const MESSAGES: Self = Self(0);
+    /// The queue was deleted, with its messages and subscriptions.
+    pub const QUEUE_DELETED: Self = Self(1);
+    /// The queue's messages were purged.
+    pub const QUEUE_PURGED: Self = Self(2);
+    /// A subscription of the queue was created, changed or deleted
+    /// ([`QueueChange::subscription`] is its id).
+    pub const SUBSCRIPTIONS: Self = Self(3);
+    /// The store may have missed changes (its feed was lost and is back):
+    /// re-read every queue tracked, from the last sequence number seen.
+    /// `queue` is empty.
+    pub const RESYNC: Self = Self(255);
+}
+
+/// One committed change, announced by [`MessageStore::changes_watch`].
+/// Since 1.1.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct QueueChange {
+    /// What changed.
+    pub kind: ChangeKind,
+    /// The queue it changed (empty names for [`ChangeKind::RESYNC`]).
+    pub queue: QueueRef,
+    /// For [`ChangeKind::MESSAGES`]: the queue's last sequence number.
+    pub last_seq: u64,
+    /// For [`ChangeKind::SUBSCRIPTIONS`]: the subscription's id.
+    pub subscription: RString,
+}
+
+impl QueueChange {
+    /// A [`ChangeKind::MESSAGES`] change.
+    pub fn messages(queue: QueueRef, last_seq: u64) -> Self {
+        Self::new(ChangeKind::MESSAGES, queue, last_seq, "")
+    }
+
+    /// A change of `kind` to `queue`.
+    pub fn new(kind: ChangeKind, queue: QueueRef, last_seq: u64, subscription: &str) -> Self {
+        Self {
+            kind,
+            queue,
+            last_seq,
+            subscription: subscription.into(),
+        }
+    }
+
+    /// A [`ChangeKind::RESYNC`] change.
+    pub fn resync() -> Self {
+        Self::new(ChangeKind::RESYNC, QueueRef::new("", ""), 0, "")
+    }
+}
+
+/// Where a store announces changes: implemented by the host, handed over
+/// with [`MessageStore::changes_watch`]. Since 1.1.
+pub trait ChangeSink: Send + Sync + 'static {
+    /// Takes one change. Never blocks: a store may call it from its commit
+    /// path.
+    fn changed(&self, change: QueueChange);
+}
+
+/// The ABI-stable vtable of [`ChangeSink`]; use [`wrap_change_sink`].
+#[abi_stable::sabi_trait]
+pub trait ChangeSinkAbi: Send + Sync {
+    /// See [`ChangeSink::changed`].
+    #[sabi(last_prefix_field)]
+    fn abi_changed(&self, change: QueueChange);
+}
+
+/// A boxed, ABI-stable [`ChangeSink`].
+pub type ChangeSinkBox = ChangeSinkAbi_TO<'static, abi_stable::std_types::RBox<()>>;
+
+struct ChangeSinkAdapter<T>(T);
+
+impl<T: ChangeSink> ChangeSinkAbi for ChangeSinkAdapter<T> {
+    fn abi_changed(&self, change: QueueChange) {
+        // A panic must not unwind into the store's side of the boundary.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.changed(change)));
+    }
+}
+
+impl ChangeSink for ChangeSinkBox {
+    fn changed(&self, change: QueueChange) {
+        self.abi_changed(change)
+    }
+}
+
+/// Boxes a [`ChangeSink`] for the boundary.
+pub fn wrap_change_sink<T: ChangeSink>(sink: T) -> ChangeSinkBox {
+    ChangeSinkAbi_TO::from_value(ChangeSinkAdapter(sink), abi_stable::sabi_trait::TD_Opaque)
 }

@@ -6,7 +6,7 @@
 //! and writes the [`ApiResponse`] back. Every Zaqar rule lives in the host.
 
 use abi_stable::{
-    std_types::{RString, RVec},
+    std_types::{ROption, RString, RVec},
     StableAbi,
 };
 
@@ -155,6 +155,70 @@ plugin_trait! {
         /// The connection closed: the host drops its sink and ends what the
         /// connection subscribed to.
         fn connection_closed(&self, connection: RString) -> ();
+    }
+    appended {
+        /// Since 1.1. Handles one request whose body arrived as `body`
+        /// says, and may answer with a streamed body (server-sent events):
+        /// the transport writes [`ServedResponse::response`]'s status and
+        /// headers, then its body if `stream` is `RNone`, else every chunk
+        /// the stream yields until it ends (dropping the stream when the
+        /// client goes away). Transports built against 1.0 call
+        /// [`HostApi::handle`] instead, which never streams.
+        fn serve(&self, request: ApiRequest, body: BodyState) -> ServedResponse;
+    }
+}
+
+/// How a request's body arrived. Since 1.1.
+///
+/// A transparent `u8` so later versions can add states; a host that meets
+/// one it does not know treats the body as incomplete.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BodyState(pub u8);
+
+impl BodyState {
+    /// The whole body is in [`ApiRequest::body`].
+    pub const COMPLETE: Self = Self(0);
+    /// The body was larger than the transport accepts; [`ApiRequest::body`]
+    /// is empty. The host answers 413 and changes nothing.
+    pub const TOO_LARGE: Self = Self(1);
+    /// The body did not arrive whole (the client stopped sending, or closed
+    /// early); [`ApiRequest::body`] is empty. The host answers 400 and
+    /// changes nothing.
+    pub const INCOMPLETE: Self = Self(2);
+}
+
+/// The host's answer to [`HostApi::serve`]. Since 1.1.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct ServedResponse {
+    /// Status and headers; the body too unless `stream` is set.
+    pub response: ApiResponse,
+    /// A body streamed chunk by chunk, for as long as the client listens.
+    pub stream: ROption<ResponseStreamBox>,
+}
+
+impl ServedResponse {
+    /// A complete, unstreamed response.
+    pub fn whole(response: ApiResponse) -> Self {
+        Self {
+            response,
+            stream: ROption::RNone,
+        }
+    }
+}
+
+plugin_trait! {
+    /// A response body produced over time (server-sent events). Implemented
+    /// by the host; a transport pulls chunks and writes each as it comes.
+    /// Since 1.1.
+    native ResponseStream;
+    abi ResponseStreamAbi, object ResponseStreamAbi_TO, boxed ResponseStreamBox, adapter ResponseStreamAdapter, wrap wrap_response_stream;
+    methods {}
+    last {
+        /// The next chunk to write, waiting until there is one; `RNone` when
+        /// the body has ended (write nothing more and finish the response).
+        fn next_chunk(&self) -> ROption<RVec<u8>>;
     }
 }
 

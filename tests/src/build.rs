@@ -93,3 +93,33 @@ fn built_library(package: &str, lib_name: &str, release: bool) -> PathBuf {
         })
         .clone()
 }
+
+/// The fixture library built against plugin-api 1.0.0
+/// (`tests/fixtures/plugin-v1-0`, outside the workspace, with its own
+/// target dir so it never links the current plugin-api), built on first use.
+pub fn plugin_library_v1_0() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let crate_dir = workspace_root().join("tests/fixtures/plugin-v1-0");
+            let target = target_dir().join("plugin-v1-0");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let output = Command::new(cargo)
+                .current_dir(&crate_dir)
+                .args(["build", "--quiet", "--target-dir"])
+                .arg(&target)
+                .output()
+                .expect("cargo runs");
+            assert!(
+                output.status.success(),
+                "building the plugin-api 1.0 fixture failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            target.join("debug").join(format!(
+                "{}zaqar_fixture_plugin_v1_0.{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_EXTENSION
+            ))
+        })
+        .clone()
+}

@@ -13,7 +13,8 @@ mod server;
 mod ws;
 
 pub use build::{
-    plugin_library, plugin_library_release, server_binary, server_binary_release, workspace_root,
+    plugin_library, plugin_library_release, plugin_library_v1_0, server_binary,
+    server_binary_release, workspace_root,
 };
 pub use http::{Client, RequestBuilder, Response};
 pub use receiver::{Received, Receiver};

@@ -1,7 +1,7 @@
-//! The transport-neutral action layer: a [`Call`] (an [`Action`] with its
-//! caller, target and parameters) goes in, a [`Reply`] (what happened, as
-//! data) comes out. Every Zaqar rule runs between the two; the HTTP and
-//! WebSocket front ends only build calls and render replies.
+//! The transport-neutral action layer: a [`Caller`] and a
+//! [`super::command::Command`] go in, a [`Reply`] (what happened, as data)
+//! comes out. Every Zaqar rule runs between the two; the HTTP and WebSocket
+//! front ends only build commands and render replies.
 
 use plugin_api::storage::{
     PostedMessage, QueueEntry, QueueStats, StoredClaim, StoredMessage, SubscriptionRecord,
@@ -9,12 +9,9 @@ use plugin_api::storage::{
 use serde_json::{Map, Value};
 
 use super::{
-    errors::{ApiError, ApiResult},
     health::HealthReport,
-    params::Params,
-    router::Action,
     signed_url::SignedUrlDocument,
-    validation::{ClientId, ProjectId, QueueName},
+    validation::{ClientId, ProjectId},
 };
 
 /// Who is asking: the identity the header hooks established.
@@ -30,7 +27,8 @@ pub struct Caller {
 
 impl Caller {
     /// Whether an `X-Roles` header value (comma separated) names `admin`:
-    /// with no auth strategy, Zaqar takes policy roles from it (§8 #31).
+    /// with no auth strategy configured, Zaqar takes the policy roles from
+    /// this header, so `X-Roles: admin` grants the admin-only actions.
     pub fn roles_grant_admin(roles: Option<&str>) -> bool {
         roles.is_some_and(|roles| {
             roles
@@ -40,41 +38,8 @@ impl Caller {
     }
 }
 
-/// One invocation of an action.
-pub struct Call<'a> {
-    /// What to do.
-    pub action: Action,
-    /// Who asks.
-    pub caller: &'a Caller,
-    /// The queue, already validated with the project.
-    pub queue: Option<QueueName>,
-    /// The message, claim or subscription id the action addresses.
-    pub id: Option<String>,
-    /// Named parameters (HTTP query string, WebSocket body fields).
-    pub params: &'a dyn Params,
-    /// The JSON document the action reads, as received; `None` when the
-    /// request had no body.
-    pub body: Option<&'a [u8]>,
-}
-
-impl Call<'_> {
-    /// The queue the action addresses.
-    pub fn queue(&self) -> ApiResult<&QueueName> {
-        self.queue
-            .as_ref()
-            .ok_or(ApiError::InvalidQueueIdentification)
-    }
-
-    /// The id the action addresses.
-    pub fn id(&self) -> ApiResult<&str> {
-        self.id
-            .as_deref()
-            .ok_or_else(|| ApiError::api("Missing resource id."))
-    }
-}
-
 /// The parameters that reproduce a listing, in the order Zaqar read them;
-/// HTTP renders them as the `next` link (§1.8) with `marker` last.
+/// HTTP renders them as the listing's `next` link, with `marker` last.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PageQuery {
     /// `(name, rendered value)` pairs, `marker` excluded.

@@ -1,5 +1,5 @@
 //! Reading JSON request bodies with Zaqar's errors (`transport/utils.py
-//! read_json`, `transport/wsgi/utils.py deserialize/sanitize`, §1.4).
+//! read_json`, `transport/wsgi/utils.py deserialize/sanitize`).
 //! Message posts have their own zero-copy reader in `messages.rs`.
 
 use serde_json::{Map, Value};
@@ -58,7 +58,7 @@ fn has_oversized_integer(value: &Value) -> bool {
 
 /// An integer field of a body (Zaqar's `sanitize` spec `(name, int, default)`):
 /// absent → `None`; present and not an integer → `The value of the "<name>"
-/// field must be a int.` Booleans are not integers here (§8 #23).
+/// field must be a int.` Booleans are not integers here (Python would take them).
 pub fn int_field(fields: &Map<String, Value>, name: &str) -> ApiResult<Option<i64>> {
     match fields.get(name) {
         None => Ok(None),

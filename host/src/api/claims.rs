@@ -1,5 +1,5 @@
-//! Claim actions (`transport/wsgi/v2_0/claims.py`, §3.3, §4.1–4.2): create
-//! (with the queue's dead-letter policy), get, update, delete.
+//! Claim actions: create (with the queue's dead-letter policy), get,
+//! update, delete.
 
 use plugin_api::{
     storage::{ClaimRequest, DeadLetterPolicy, MessageStore},
@@ -8,23 +8,28 @@ use plugin_api::{
 };
 
 use super::{
-    action::{Call, Reply},
+    action::{Caller, Reply},
     body::{int_field, parse_object, parse_optional_object},
     errors::{ApiError, ApiResult},
     metadata::QueuePolicy,
     queues::queue_ref,
-    validation::{claim_grace, claim_limit, claim_ttl},
+    validation::{claim_grace, claim_limit, claim_ttl, QueueName},
     Api,
 };
 
 /// `claim_create`: claims up to `limit` available messages, oldest first.
 /// An empty claim (nothing claimable, or a missing queue) is still a
 /// success; the front end answers 204.
-pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+pub async fn create(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    requested_limit: Option<i64>,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
     const FAILED: &str = "Claim could not be created.";
     let limits = &api.limits;
-    let requested_limit = call.params.int("limit")?;
-    let fields = parse_optional_object(call.body)?;
+    let fields = parse_optional_object(body)?;
     let ttl = int_field(&fields, "ttl")?.unwrap_or(i64::from(limits.default_claim_ttl));
     let grace = int_field(&fields, "grace")?.unwrap_or(i64::from(limits.default_claim_grace));
     // Zaqar's `claim_creation` order: ttl, limit, grace.
@@ -32,7 +37,7 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let limit = claim_limit(requested_limit, limits)?;
     let grace = claim_grace(grace, limits)?;
 
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     let store = &api.stores.messages;
     let stored = store
         .queue_get_metadata(queue.clone())
@@ -53,9 +58,9 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::ClaimCreated(claim))
 }
 
-/// The dead-letter policy of §4.2: both `_max_claim_count` and
-/// `_dead_letter_queue` must be set.
-fn dead_letter(policy: &QueuePolicy) -> Option<DeadLetterPolicy> {
+/// The queue's dead-letter policy: a message claimed `_max_claim_count`
+/// times moves to `_dead_letter_queue`; both must be set.
+pub(crate) fn dead_letter(policy: &QueuePolicy) -> Option<DeadLetterPolicy> {
     let max_claim_count = u32::try_from(policy.max_claim_count?)
         .ok()
         .filter(|&count| count > 0)?;
@@ -73,18 +78,21 @@ fn dead_letter(policy: &QueuePolicy) -> Option<DeadLetterPolicy> {
     })
 }
 
-fn not_found(call: &Call<'_>, claim_id: &str) -> ApiResult<ApiError> {
-    Ok(ApiError::NotFound(format!(
-        "Claim {claim_id} does not exist in queue {} for project {}",
-        call.queue()?,
-        call.caller.project
-    )))
+fn not_found(caller: &Caller, queue: &QueueName, claim_id: &str) -> ApiError {
+    ApiError::NotFound(format!(
+        "Claim {claim_id} does not exist in queue {queue} for project {}",
+        caller.project
+    ))
 }
 
 /// `claim_get`: a live claim with its messages.
-pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let claim_id = call.id()?;
-    let queue = queue_ref(call)?;
+pub async fn get(
+    api: &Api,
+    caller: &Caller,
+    queue_name: &QueueName,
+    claim_id: &str,
+) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue_name);
     let found = api
         .stores
         .messages
@@ -93,16 +101,21 @@ pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         .map_err(|e| ApiError::storage(e, "Claim could not be queried."))?;
     match found {
         ROption::RSome(claim) => Ok(Reply::Claim(claim)),
-        ROption::RNone => Err(not_found(call, claim_id)?),
+        ROption::RNone => Err(not_found(caller, queue_name, claim_id)),
     }
 }
 
-/// `claim_update`: renews a live claim. Unlike Zaqar (§8 #12) `grace` is
-/// range-checked like on creation.
-pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+/// `claim_update`: renews a live claim. `grace` is range-checked like on
+/// creation (Zaqar does not check it on update).
+pub async fn update(
+    api: &Api,
+    caller: &Caller,
+    queue_name: &QueueName,
+    claim_id: &str,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
     let limits = &api.limits;
-    let claim_id = call.id()?;
-    let fields = parse_object(call.body)?;
+    let fields = parse_object(body)?;
     let ttl = claim_ttl(
         int_field(&fields, "ttl")?.unwrap_or(i64::from(limits.default_claim_ttl)),
         limits,
@@ -111,7 +124,7 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         int_field(&fields, "grace")?.unwrap_or(i64::from(limits.default_claim_grace)),
         limits,
     )?;
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue_name);
     match api
         .stores
         .messages
@@ -123,16 +136,20 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
             if error.code == ErrorCode::CLAIM_NOT_FOUND
                 || error.code == ErrorCode::QUEUE_NOT_FOUND =>
         {
-            Err(not_found(call, claim_id)?)
+            Err(not_found(caller, queue_name, claim_id))
         }
         Err(error) => Err(ApiError::storage(error, "Claim could not be updated.")),
     }
 }
 
 /// `claim_delete`: releases the claim's messages; an unknown claim is fine.
-pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let claim_id = call.id()?;
-    let queue = queue_ref(call)?;
+pub async fn delete(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    claim_id: &str,
+) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     api.stores
         .messages
         .claim_delete(queue, claim_id.into(), api.now_ms())

@@ -1,6 +1,6 @@
 //! Wall-clock time and the two timestamp formats of the API: Zaqar's
 //! `%Y-%m-%dT%H:%M:%S` (UTC, no zone) and ISO 8601 input as the `iso8601`
-//! library reads it (pre-signed URL expiry, §7.1).
+//! library reads it (pre-signed URL expiry).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

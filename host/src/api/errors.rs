@@ -4,7 +4,7 @@
 
 use plugin_api::{ErrorCode, PluginError};
 
-/// The media type queue PATCH requires (§1.4).
+/// The media type queue PATCH requires.
 pub const JSON_PATCH_MEDIA_TYPE: &str = "application/openstack-messaging-v2.0-json-patch";
 
 /// A request that cannot be served, as Zaqar reports it.
@@ -12,7 +12,7 @@ pub const JSON_PATCH_MEDIA_TYPE: &str = "application/openstack-messaging-v2.0-js
 pub enum ApiError {
     /// No route matches the path: falcon's bare `404 Not Found`.
     RouteNotFound,
-    /// A pre-signed URL that does not verify (§7.2): the same bare 404.
+    /// A pre-signed URL that does not verify: the same bare 404.
     SignatureRejected,
     /// The route exists but not for this method; `allow` lists the methods.
     MethodNotAllowed { allow: String },
@@ -51,6 +51,8 @@ pub enum ApiError {
     },
     /// Queue PATCH without the JSON-patch media type.
     UnsupportedPatchMediaType,
+    /// The body was larger than the transport accepts: 413, nothing done.
+    BodyTooLarge,
     /// Message deletion refused: 400 or 403 with title `Unable to delete`.
     UnableToDelete {
         status: u16,
@@ -109,6 +111,7 @@ impl ApiError {
             Self::Forbidden => 403,
             Self::Conflict { .. } => 409,
             Self::UnsupportedPatchMediaType => 415,
+            Self::BodyTooLarge => 413,
             Self::UnableToDelete { status, .. } => *status,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
@@ -152,6 +155,7 @@ impl ApiError {
             Self::NotFound(_) => "Not found".into(),
             Self::Conflict { .. } => "Resource conflict".into(),
             Self::UnsupportedPatchMediaType => "415 Unsupported Media Type".into(),
+            Self::BodyTooLarge => "Request body too large".into(),
             Self::UnableToDelete { .. } => "Unable to delete".into(),
             Self::UnableToUpdateSubscription { .. } => "Unable to update subscription".into(),
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
@@ -185,10 +189,13 @@ impl ApiError {
             Self::DocumentTypeNotSupported => "Document type not supported.".into(),
             Self::Forbidden => "You are not authorized to complete this action.".into(),
             Self::Conflict { description, .. } => description.clone(),
-            // §8 #21: the text stays Zaqar's; the header is really sent too.
+            // The text stays Zaqar's (a Python dict); the header is really sent too.
             Self::UnsupportedPatchMediaType => format!(
                 "Accepted media type for PATCH: {{'Accept-Patch': '{JSON_PATCH_MEDIA_TYPE}'}}."
             ),
+            Self::BodyTooLarge => {
+                "The request body is larger than this server accepts; nothing was changed.".into()
+            }
             Self::UnableToDelete { description, .. } => (*description).into(),
             Self::UnableToUpdateSubscription { id } => format!("Subscription {id} could not be updated."),
             Self::Unavailable(what) => format!("{what} Please try again in a few seconds."),

@@ -1,5 +1,5 @@
-//! Ping and health (`v2_0/ping.py`, `v2_0/health.py`, `storage/base.py
-//! _get_operation_status`, §3.9).
+//! Ping and health: whether the store answers, and Zaqar's timed storage
+//! probe.
 
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use plugin_api::{
 };
 
 use super::{
-    action::{Call, Reply},
+    action::{Caller, Reply},
     errors::{ApiError, ApiResult},
     Api,
 };
@@ -38,7 +38,7 @@ pub struct HealthReport {
 }
 
 /// `ping_node`: whether the store answers (a failure reads as "no").
-pub async fn ping(api: &Api, _call: &Call<'_>) -> ApiResult<Reply> {
+pub async fn ping(api: &Api) -> ApiResult<Reply> {
     let alive = api.stores.messages.is_alive().await.unwrap_or(false);
     Ok(Reply::Pong { alive })
 }
@@ -46,8 +46,8 @@ pub async fn ping(api: &Api, _call: &Call<'_>) -> ApiResult<Reply> {
 /// `check_node_health` (admin only): runs Zaqar's probe — create a queue in
 /// a throw-away project, post 100 messages, claim, list, delete, release,
 /// bulk delete, delete the queue — timing each step.
-pub async fn check(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    if !call.caller.admin {
+pub async fn check(api: &Api, caller: &Caller) -> ApiResult<Reply> {
+    if !caller.admin {
         return Err(ApiError::Forbidden);
     }
     let store = &api.stores.messages;

@@ -1,6 +1,7 @@
-//! The JSON-Home document at `GET /v2/` (`v2_0/homedoc.py`, §3.9) and the
-//! version document at `GET /` (`transport/wsgi/version.py`, §1.1). Both
-//! are built once per `Api` (never by mutating shared state, §8 #38).
+//! The JSON-Home document at `GET /v2/` (`v2_0/homedoc.py`) and the
+//! version document at `GET /` (`transport/wsgi/version.py`). Both are
+//! built once per `Api`, never by mutating shared state (Zaqar's admin
+//! home document leaks into the public one that way).
 
 use serde::Serialize;
 use serde_json::{json, Map, Value};

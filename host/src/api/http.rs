@@ -1,15 +1,18 @@
-//! The HTTP front end: Zaqar's request hooks in their order (§1.2), then
-//! the action, then the reply rendered as Zaqar's HTTP API renders it.
+//! The HTTP front end: Zaqar's request hooks in their order, then the
+//! command, then the reply rendered as Zaqar's HTTP API renders it.
+
+use std::borrow::Cow;
 
 use plugin_api::transport::ApiRequest;
 
 use super::{
-    action::{Call, Caller},
+    action::Caller,
+    command::{Command, Document, Param, PostBody, Source},
     errors::{ApiError, ApiResult, JSON_PATCH_MEDIA_TYPE},
     homedoc::VERSIONS,
     http_render::render,
-    params::{Params, QueryParams},
-    queues,
+    params::QueryParams,
+    queues::{self, LIST_PARAMS},
     router::{self, Action, Resource},
     signed_url::{self, SignedHeaders},
     validation::{ClientId, ProjectId, QueueName},
@@ -100,7 +103,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     let route = router::route(&request.path, api.admin_mode).ok_or(ApiError::RouteNotFound)?;
     let method = request.method.as_str();
     if route.resource == Resource::Versions {
-        // `/` needs no headers at all (§1.1).
+        // `/` needs no headers at all.
         return match method {
             "GET" => Ok(HttpResponse::json(300, VERSIONS.as_bytes().to_vec())),
             "OPTIONS" => Ok(HttpResponse::empty(200).with("allow", "GET, OPTIONS".into())),
@@ -110,7 +113,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
         };
     }
 
-    // Hook 1: a pre-signed URL must verify (§7.2).
+    // Hook 1: a pre-signed URL must verify.
     if let Some(signature) = header(request, "url-signature") {
         let headers = SignedHeaders {
             signature,
@@ -153,7 +156,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
         .map(|name| QueueName::parse(name, &project))
         .transpose()?;
 
-    // Only now does a wrong method show (§1.2).
+    // Only now does a wrong method show: Zaqar's hooks run first.
     if method == "OPTIONS" {
         return Ok(HttpResponse::empty(200).with("allow", route.resource.allow()));
     }
@@ -174,7 +177,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     let body = (!request.body.is_empty()).then_some(request.body.as_slice());
     if action == Action::QueueUpdate {
         queues::check_patch_size(api, body)?;
-        // §8 #21: parameters such as `; charset=utf-8` are accepted.
+        // Media type parameters such as `; charset=utf-8` are accepted.
         if !content_type.is_some_and(|t| media_type(t).eq_ignore_ascii_case(JSON_PATCH_MEDIA_TYPE))
         {
             return Err(ApiError::UnsupportedPatchMediaType);
@@ -186,16 +189,50 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
         client_id,
         admin,
     };
-    let call = Call {
-        action,
-        caller: &caller,
-        queue,
-        id: route.id.clone(),
-        params: &params,
+    let source = HttpSource {
+        query: &params,
         body,
     };
-    let reply = api.dispatch(&call).await?;
-    Ok(render(api, &call, &route.path, reply))
+    let command = Command::build(api, action, queue, route.id.clone(), &source)?;
+    let reply = api.dispatch(&caller, &command).await?;
+    Ok(render(api, &command, &route.path, reply))
+}
+
+/// An HTTP request's fields: the query string's parameters and the body,
+/// which is every action's document.
+struct HttpSource<'a> {
+    query: &'a QueryParams,
+    body: Option<&'a [u8]>,
+}
+
+impl Source for HttpSource<'_> {
+    fn text(&self, param: Param) -> ApiResult<Option<Cow<'_, str>>> {
+        self.query.text(param.name())
+    }
+
+    fn int(&self, param: Param) -> ApiResult<Option<i64>> {
+        self.query.int(param.name())
+    }
+
+    fn boolean(&self, param: Param) -> ApiResult<Option<bool>> {
+        self.query.boolean(param.name())
+    }
+
+    fn list(&self, param: Param) -> ApiResult<Option<Vec<String>>> {
+        self.query.list(param.name())
+    }
+
+    fn filters(&self) -> Vec<(String, String)> {
+        self.query.others(&LIST_PARAMS)
+    }
+
+    fn document(&self, _: Document) -> Option<Cow<'_, [u8]>> {
+        self.body.map(Cow::Borrowed)
+    }
+
+    fn post_body(&self) -> PostBody<'_> {
+        PostBody::Document(self.body)
+    }
 }
 
 /// The media type of a `Content-Type` value, without parameters.

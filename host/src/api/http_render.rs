@@ -1,16 +1,17 @@
-//! Replies as Zaqar's HTTP API renders them: statuses (§1.6), Location
-//! headers (§1.10), bodies (§3).
+//! Replies as Zaqar's HTTP API renders them: statuses, `Location`
+//! headers, bodies.
 
 use plugin_api::storage::{QueueStats, StoredClaim, StoredMessage};
 
 use super::{
-    action::{Call, Reply},
+    action::Reply,
     clock::format_utc,
+    command::Command,
     health::HealthReport,
     http::HttpResponse,
     render::{
         age_seconds, push_body, push_checksum, push_key, push_links, push_messages, push_str,
-        push_subscription, push_value, MessageView,
+        push_str_parts, push_subscription, push_value, MessageView,
     },
     router::Action,
     signed_url::SignedUrlDocument,
@@ -18,8 +19,8 @@ use super::{
 };
 
 /// Renders a reply; `path` is the decoded request path.
-pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpResponse {
-    let queue = call.queue.as_ref().map(|q| q.as_str()).unwrap_or("");
+pub fn render(api: &Api, command: &Command<'_>, path: &str, reply: Reply) -> HttpResponse {
+    let queue = command.queue().map(|q| q.as_str()).unwrap_or("");
     let view = MessageView {
         queue,
         now_ms: api.now_ms(),
@@ -54,7 +55,7 @@ pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpRespo
                     push_value(&mut out, &serde_json::Value::Object(metadata.clone()));
                 }
                 out.extend_from_slice(b",\"href\":");
-                push_str(&mut out, &format!("/v2/queues/{}", entry.name));
+                push_str_parts(&mut out, &["/v2/queues/", &entry.name]);
                 out.push(b'}');
             }
             out.extend_from_slice(b"],");
@@ -97,18 +98,16 @@ pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpRespo
         }
         Reply::Message(message) => super::render::push_message(&mut out, view, &message),
         Reply::Posted(posted) => {
-            let base = format!("/v2/queues/{queue}/messages");
-            let ids: Vec<&str> = posted.iter().map(|p| p.id.as_str()).collect();
+            out.reserve(posted.len() * (queue.len() + 48) + 16);
             out.extend_from_slice(b"{\"resources\":[");
-            for (index, id) in ids.iter().enumerate() {
+            for (index, message) in posted.iter().enumerate() {
                 if index > 0 {
                     out.push(b',');
                 }
-                push_str(&mut out, &format!("{base}/{id}"));
+                push_str_parts(&mut out, &["/v2/queues/", queue, "/messages/", &message.id]);
             }
             out.extend_from_slice(b"]}");
-            return HttpResponse::json(201, out)
-                .with("location", format!("{base}?ids={}", ids.join(",")));
+            return HttpResponse::json(201, out).with("location", posted_location(queue, &posted));
         }
         Reply::Popped(messages) => push_popped(&mut out, view, &messages),
         Reply::ClaimCreated(claim) if claim.messages.is_empty() => return HttpResponse::empty(204),
@@ -116,10 +115,8 @@ pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpRespo
             out.extend_from_slice(b"{\"messages\":");
             push_messages(&mut out, view, &claim.messages);
             out.push(b'}');
-            return HttpResponse::json(201, out).with(
-                "location",
-                format!("/v2/queues/{queue}/claims/{}", claim.id),
-            );
+            let location = ["/v2/queues/", queue, "/claims/", &claim.id].concat();
+            return HttpResponse::json(201, out).with("location", location);
         }
         Reply::Claim(claim) => push_claim(&mut out, view, &claim),
         Reply::SubscriptionList {
@@ -154,7 +151,7 @@ pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpRespo
         }
         Reply::Done => {
             let response = HttpResponse::empty(204);
-            return match call.action {
+            return match command.action() {
                 Action::SubscriptionUpdate | Action::SubscriptionConfirm => {
                     response.with("location", path.to_string())
                 }
@@ -165,7 +162,35 @@ pub fn render(api: &Api, call: &Call<'_>, path: &str, reply: Reply) -> HttpRespo
     HttpResponse::json(200, out)
 }
 
-fn push_health(out: &mut Vec<u8>, report: &HealthReport) {
+/// The longest `Location` a post answers with the ids of its messages;
+/// past it (about 150 messages), `Location` names the queue's messages
+/// without ids, so every HTTP client can still read the answer (the body
+/// lists every message either way).
+pub const MAX_POST_LOCATION: usize = 4096;
+
+/// A post's `Location`: `/v2/queues/{q}/messages?ids=a,b,...`, or without
+/// the ids when they would make it longer than [`MAX_POST_LOCATION`].
+fn posted_location(queue: &str, posted: &[plugin_api::storage::PostedMessage]) -> String {
+    let base_len = "/v2/queues/".len() + queue.len() + "/messages".len();
+    let ids_len: usize = posted.iter().map(|p| p.id.len() + 1).sum();
+    let mut location = String::with_capacity(base_len + 5 + ids_len);
+    location.push_str("/v2/queues/");
+    location.push_str(queue);
+    location.push_str("/messages");
+    if base_len + 5 + ids_len > MAX_POST_LOCATION {
+        return location;
+    }
+    location.push_str("?ids=");
+    for (index, message) in posted.iter().enumerate() {
+        if index > 0 {
+            location.push(',');
+        }
+        location.push_str(&message.id);
+    }
+    location
+}
+
+pub fn push_health(out: &mut Vec<u8>, report: &HealthReport) {
     out.extend_from_slice(
         format!(
             "{{\"storage_reachable\":{},\"operation_status\":{{",
@@ -194,7 +219,8 @@ fn push_health(out: &mut Vec<u8>, report: &HealthReport) {
     out.extend_from_slice(b"}}");
 }
 
-/// MongoDB's stats shape (§3.1): `oldest`/`newest` only when non-empty.
+/// The stats shape of Zaqar's MongoDB driver: `oldest`/`newest` only when
+/// the queue holds messages.
 fn push_stats(out: &mut Vec<u8>, queue: &str, now_ms: u64, stats: &QueueStats) {
     out.extend_from_slice(
         format!(
@@ -215,7 +241,7 @@ fn push_stats(out: &mut Vec<u8>, queue: &str, now_ms: u64, stats: &QueueStats) {
                 );
                 push_str(out, &format!("{}Z", format_utc(summary.created_ms as i64)));
                 out.extend_from_slice(b",\"href\":");
-                push_str(out, &format!("/v2/queues/{queue}/messages/{}", summary.id));
+                push_str_parts(out, &["/v2/queues/", queue, "/messages/", &summary.id]);
                 out.push(b'}');
             }
         }
@@ -266,7 +292,7 @@ fn push_popped(out: &mut Vec<u8>, view: MessageView<'_>, messages: &[StoredMessa
     out.extend_from_slice(b"]}");
 }
 
-/// `{"age","ttl","messages","href"}` (§3.3); age counts from the last renewal.
+/// `{"age","ttl","messages","href"}`; age counts from the last renewal.
 fn push_claim(out: &mut Vec<u8>, view: MessageView<'_>, claim: &StoredClaim) {
     out.extend_from_slice(
         format!(
@@ -278,9 +304,6 @@ fn push_claim(out: &mut Vec<u8>, view: MessageView<'_>, claim: &StoredClaim) {
     );
     push_messages(out, view, &claim.messages);
     out.extend_from_slice(b",\"href\":");
-    push_str(
-        out,
-        &format!("/v2/queues/{}/claims/{}", view.queue, claim.id),
-    );
+    push_str_parts(out, &["/v2/queues/", view.queue, "/claims/", &claim.id]);
     out.push(b'}');
 }

@@ -1,5 +1,4 @@
-//! Message actions (`transport/wsgi/v2_0/messages.py`, §3.2, §4.3–4.5):
-//! post, list, get (one or many), delete (one, many, pop).
+//! Message actions: post, list, get (one or many), delete (one, many, pop).
 
 use plugin_api::{
     storage::{MessageListQuery, MessageStore, NewMessage, QueueRef, StoredMessage},
@@ -7,15 +6,14 @@ use plugin_api::{
     ErrorCode,
 };
 
-use crate::push::Posted;
-
 use super::{
-    action::{Call, PageQuery, Reply},
+    action::{Caller, PageQuery, Reply},
+    command::{DeleteManyArgs, MessageListArgs, PostBody},
     errors::{ApiError, ApiResult},
     metadata::QueuePolicy,
-    post_body::read_post,
+    post_body::{read_post, read_post_messages},
     queues::queue_ref,
-    validation::{message_delay, message_ttl, page_limit, PageKind},
+    validation::{message_delay, message_ttl, page_limit, PageKind, QueueName},
     Api,
 };
 
@@ -33,15 +31,20 @@ async fn policy(api: &Api, queue: &QueueRef, what: &'static str) -> ApiResult<Qu
 }
 
 /// `message_post`: validates every message, then enqueues them all (the
-/// store creates a missing queue, §1.7). One metadata read; bodies go to
-/// the store as the bytes received.
-pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+/// store creates a missing queue). One metadata read; bodies go to the
+/// store as the bytes received.
+pub async fn post(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    body: &PostBody<'_>,
+) -> ApiResult<Reply> {
     const FAILED: &str = "Messages could not be enqueued.";
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     let policy = policy(api, &queue, FAILED).await?;
     let limits = &api.limits;
 
-    let size = call.body.map_or(0, <[u8]>::len) as u64;
+    let size = post_size(body);
     let configured = limits.max_messages_post_size;
     match policy.max_messages_post_size.filter(|&q| q > 0) {
         Some(queue_max) if size > configured.min(queue_max as u64) => {
@@ -58,7 +61,10 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         _ => {}
     }
 
-    let incoming = read_post(call.body)?;
+    let incoming = match body {
+        PostBody::Document(document) => read_post(*document)?,
+        PostBody::Messages(messages) => read_post_messages(*messages)?,
+    };
     let default_ttl = policy
         .default_message_ttl
         .filter(|&ttl| ttl > 0)
@@ -68,7 +74,8 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         .unwrap_or(i64::from(limits.default_message_delay));
     let mut messages = Vec::with_capacity(incoming.len());
     for message in &incoming {
-        // §8 #7: a per-message delay is always honoured and validated.
+        // A per-message delay is always honoured and validated, whatever
+        // the queue's default.
         let ttl = message_ttl(message.ttl.unwrap_or(default_ttl), limits)?;
         let delay = message_delay(message.delay.unwrap_or(default_delay), limits)?;
         messages.push(NewMessage {
@@ -77,51 +84,43 @@ pub async fn post(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
             body: RVec::from(message.body.get().as_bytes()),
         });
     }
-    let ttls: Vec<u32> = messages.iter().map(|m| m.ttl).collect();
     let posted = api
         .stores
         .messages
         .message_post(
             queue.clone(),
-            call.caller.client_id.as_str().into(),
+            caller.client_id.as_str().into(),
             messages.into(),
             api.now_ms(),
         )
         .await
         .map_err(|e| ApiError::storage(e, FAILED))?;
-    // Notify after the commit (§8 #32); bodies are the bytes received.
-    let sent: Vec<Posted<'_>> = posted
-        .iter()
-        .zip(&incoming)
-        .zip(ttls)
-        .map(|((identity, message), ttl)| Posted {
-            id: identity.id.as_str(),
-            seq: identity.seq,
-            ttl,
-            body: message.body,
-        })
-        .collect();
-    api.notify.posted(&queue, &sent);
+    // Subscribers hear of it from the store's change feed once it has
+    // committed (crate::events), on every host sharing the store.
     Ok(Reply::Posted(posted.into_vec()))
 }
 
 /// `message_list`: a page of messages in enqueue order. `echo=false` (the
 /// default) hides the caller's own messages; delayed messages are shown
-/// unless the queue has a default delay (§4.3).
-pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+/// unless the queue has a default delay.
+pub async fn list(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    args: &MessageListArgs,
+) -> ApiResult<Reply> {
     const FAILED: &str = "Messages could not be listed.";
-    let params = call.params;
-    let marker = params.text("marker")?.map(|m| m.into_owned());
-    let requested_limit = params.int("limit")?;
-    let echo = params.boolean("echo")?;
-    let include_claimed = params.boolean("include_claimed")?;
-    let mut include_delayed = params.boolean("include_delayed")?;
+    let marker = args.marker.clone();
+    let requested_limit = args.limit;
+    let echo = args.echo;
+    let include_claimed = args.include_claimed;
+    let mut include_delayed = args.include_delayed;
     let limit = page_limit(
         requested_limit,
         api.limits.max_messages_per_page,
         PageKind::Items,
     )?;
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     if !policy(api, &queue, FAILED).await?.has_default_delay() {
         include_delayed = Some(true);
     }
@@ -161,7 +160,7 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         exclude_client: if echo == Some(true) {
             ROption::RNone
         } else {
-            ROption::RSome(call.caller.client_id.as_str().into())
+            ROption::RSome(caller.client_id.as_str().into())
         },
         include_claimed: include_claimed == Some(true),
         include_delayed: include_delayed == Some(true),
@@ -179,18 +178,22 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `message_get_many`: the live messages among `ids`; none found is a 404.
-pub async fn get_many(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let ids = call.params.list("ids")?.unwrap_or_default();
+pub async fn get_many(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    ids: &[String],
+) -> ApiResult<Reply> {
     let max = api.limits.max_messages_per_page;
     if ids.is_empty() || ids.len() > max as usize {
         return Err(ApiError::api(format!(
             "Limit must be at least 1 and may not be greater than {max}."
         )));
     }
-    let queue = queue_ref(call)?;
-    let found = fetch(api, &queue, &ids, "Message could not be retrieved.").await?;
+    let queue = queue_ref(caller, queue);
+    let found = fetch(api, &queue, ids, "Message could not be retrieved.").await?;
     if found.is_empty() {
-        // §8 #22: Zaqar's sentence, with a JSON list instead of a Python repr.
+        // Zaqar's sentence, with a JSON list where Zaqar prints a Python one.
         let listed = serde_json::to_string(&ids)
             .unwrap_or_default()
             .replace("\",\"", "\", \"");
@@ -203,9 +206,9 @@ pub async fn get_many(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `message_get`: one message, claimed or delayed ones included.
-pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let id = call.id()?.to_string();
-    let queue = queue_ref(call)?;
+pub async fn get(api: &Api, caller: &Caller, queue: &QueueName, id: &str) -> ApiResult<Reply> {
+    let id = id.to_string();
+    let queue = queue_ref(caller, queue);
     let found = fetch(
         api,
         &queue,
@@ -238,6 +241,18 @@ async fn fetch(
     Ok(found.into_vec())
 }
 
+/// The size a post is measured by: the document's bytes (over WebSocket,
+/// the `{"messages":...}` document the frame's field makes).
+fn post_size(body: &PostBody<'_>) -> u64 {
+    match body {
+        PostBody::Document(document) => document.map_or(0, <[u8]>::len) as u64,
+        PostBody::Messages(None) => 2,
+        PostBody::Messages(Some(messages)) => {
+            (messages.get().len() + r#"{"messages":}"#.len()) as u64
+        }
+    }
+}
+
 const CLAIMED: ApiError = ApiError::UnableToDelete {
     status: 403,
     description: "This message is claimed; it cannot be deleted without a valid claim ID.",
@@ -253,13 +268,15 @@ const NO_SUCH_CLAIM: ApiError = ApiError::UnableToDelete {
 
 /// `message_delete`: deletes one message; a claimed one only with its
 /// live claim's id. A missing message is fine.
-pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let id = call.id()?;
-    let claim_id = call
-        .params
-        .text("claim_id")?
-        .map(|c| RString::from(c.as_ref()));
-    let queue = queue_ref(call)?;
+pub async fn delete(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    id: &str,
+    claim_id: Option<&str>,
+) -> ApiResult<Reply> {
+    let claim_id = claim_id.map(RString::from);
+    let queue = queue_ref(caller, queue);
     let store = &api.stores.messages;
     let result = store
         .message_delete(
@@ -290,17 +307,19 @@ pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 
 /// `message_delete_many`: `ids` deletes those messages (claimed ones too,
 /// unless `message_delete_with_claim_id` asks for their claims); `pop=N`
-/// removes and returns up to N available messages (§4.5).
-pub async fn delete_many(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+/// removes and returns up to N available messages.
+pub async fn delete_many(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    args: &DeleteManyArgs,
+) -> ApiResult<Reply> {
     let limits = &api.limits;
-    let params = call.params;
-    let ids = params.list("ids")?;
-    let claim_ids = if limits.message_delete_with_claim_id {
-        params.list("claim_ids")?
-    } else {
-        None
-    };
-    let pop = params.int("pop")?;
+    let DeleteManyArgs {
+        ids,
+        claim_ids,
+        pop,
+    } = args.clone();
 
     // Zaqar's `message_deletion`, in its order.
     if ids.is_some() && pop.is_some_and(|n| n != 0) {
@@ -335,7 +354,7 @@ pub async fn delete_many(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         }
     }
 
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     let store = &api.stores.messages;
     let now = api.now_ms();
     match (ids, pop) {
@@ -364,7 +383,7 @@ pub async fn delete_many(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 
 /// With `message_delete_with_claim_id`, every claimed message must be named
 /// by its claim, and every claim named must hold one of the messages
-/// (§8 #15: a client error, not Zaqar's 503).
+/// (a client error, where Zaqar answers 503).
 fn check_claims_held(
     messages: &[StoredMessage],
     claim_ids: &[String],

@@ -1,4 +1,4 @@
-//! Queue metadata: the reserved keys of §4.7 (their checks, their defaults,
+//! Queue metadata: the reserved keys (`_`-prefixed: their checks, their defaults,
 //! and the typed policy message posts and claims read from them).
 
 use serde::Deserialize;
@@ -41,7 +41,7 @@ fn default_of(key: &str, limits: &Limits) -> Value {
 }
 
 /// Checks the reserved keys (Zaqar's `queue_metadata_putting`), with strict
-/// types (§8 #23): integers must be JSON integers, `null` means unset.
+/// types (stricter than Zaqar): integers must be JSON integers, `null` means unset.
 /// Returns the validator's message; PUT reports it as an API error, PATCH as
 /// a body error.
 pub fn check_reserved(metadata: &Map<String, Value>, limits: &Limits) -> Result<(), String> {
@@ -85,7 +85,7 @@ pub fn check_reserved(metadata: &Map<String, Value>, limits: &Limits) -> Result<
         None | Some(Value::Null) | Some(Value::Bool(_)) => {}
         Some(_) => return Err("_enable_encrypt_messages must be boolean.".into()),
     }
-    // Unchecked upstream (§8 #23); a dead-letter queue must be a queue name
+    // Zaqar does not check it; a dead-letter queue must be a queue name
     // the API would accept, or moved messages would land out of reach.
     match metadata.get("_dead_letter_queue") {
         None | Some(Value::Null) => {}
@@ -110,7 +110,7 @@ fn reserved_int(metadata: &Map<String, Value>, key: &str) -> Result<Option<i64>,
 }
 
 /// Zaqar's `_validate_retry_policy` (queue `_retry_policy` and subscription
-/// `options._retry_policy`, §6.4), with strict types.
+/// `options._retry_policy`), with strict types.
 pub fn check_retry_policy(policy: Option<&Value>) -> Result<(), String> {
     let policy = match policy {
         None | Some(Value::Null) => return Ok(()),
@@ -188,7 +188,7 @@ impl QueuePolicy {
 
     /// Whether messages of this queue may be delayed: Zaqar only lets
     /// listings hide delayed messages when the queue has a truthy
-    /// `_default_message_delay` (§4.3).
+    /// `_default_message_delay`.
     pub fn has_default_delay(&self) -> bool {
         self.default_message_delay.is_some_and(|delay| delay > 0)
     }

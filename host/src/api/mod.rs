@@ -5,9 +5,10 @@
 //!
 //! | module | role |
 //! |---|---|
-//! | [`http`], [`websocket`] | front ends: Zaqar's request hooks, build a [`action::Call`], render the [`action::Reply`] |
+//! | [`http`], [`websocket`] | front ends: Zaqar's request hooks, build a [`command::Command`], render the [`action::Reply`] |
+//! | [`command`] | the typed command: every action with its validated fields, read once from a [`command::Source`] |
 //! | [`router`] | HTTP method + path → [`router::Action`] (named after Zaqar's WebSocket actions) |
-//! | [`params`], [`body`], [`post_body`], [`validation`] | input parsed once into typed values, with Zaqar's errors |
+//! | [`params`], [`frame`], [`body`], [`post_body`], [`validation`] | input parsed once into typed values, with Zaqar's errors |
 //! | [`queues`], [`messages`], [`claims`], [`subscriptions`], [`stats`], [`signed_url`], [`health`] | the actions |
 //! | [`metadata`], [`queue_patch`] | reserved queue metadata keys; queue PATCH operations |
 //! | [`errors`] | every client-visible error: status, title, description |
@@ -18,7 +19,9 @@ pub mod body;
 pub mod checksum;
 pub mod claims;
 pub mod clock;
+pub mod command;
 pub mod errors;
+pub mod frame;
 pub mod health;
 pub mod homedoc;
 pub mod http;
@@ -51,7 +54,9 @@ use std::{
 use plugin_api::{
     management::ManagementStoreBox,
     storage::{MessageStore, MessageStoreBox},
-    transport::{ApiRequest, ApiResponse, Header, HostApi, Protocol, PushSinkBox},
+    transport::{
+        ApiRequest, ApiResponse, BodyState, Header, HostApi, Protocol, PushSinkBox, ServedResponse,
+    },
     types::{RString, RVec},
     PluginResult,
 };
@@ -62,9 +67,9 @@ use crate::{
 };
 
 use self::{
-    action::{Call, Reply},
+    action::{Caller, Reply},
+    command::Command,
     errors::{ApiError, ApiResult},
-    router::Action,
     validation::ClientIdRule,
 };
 
@@ -114,44 +119,86 @@ impl Api {
         clock::now_ms()
     }
 
-    /// Runs one action: the single entry point both front ends use.
-    pub async fn dispatch(&self, call: &Call<'_>) -> ApiResult<Reply> {
-        match call.action {
-            Action::GetHomeDoc => Ok(Reply::HomeDoc),
-            Action::PingNode => health::ping(self, call).await,
-            Action::CheckNodeHealth => health::check(self, call).await,
-            Action::QueueList => queues::list(self, call).await,
-            Action::QueueCreate => queues::create(self, call).await,
-            Action::QueueGet => queues::get(self, call).await,
-            Action::QueueUpdate => queues::update(self, call).await,
-            Action::QueueDelete => queues::delete(self, call).await,
-            Action::QueueGetStats => stats::get(self, call).await,
-            Action::QueuePurge => stats::purge(self, call).await,
-            Action::QueueShare => signed_url::create(self, call).await,
-            Action::MessageList => messages::list(self, call).await,
-            Action::MessageGetMany => messages::get_many(self, call).await,
-            Action::MessagePost => messages::post(self, call).await,
-            Action::MessageDeleteMany => messages::delete_many(self, call).await,
-            Action::MessageGet => messages::get(self, call).await,
-            Action::MessageDelete => messages::delete(self, call).await,
-            Action::ClaimCreate => claims::create(self, call).await,
-            Action::ClaimGet => claims::get(self, call).await,
-            Action::ClaimUpdate => claims::update(self, call).await,
-            Action::ClaimDelete => claims::delete(self, call).await,
-            Action::SubscriptionList => subscriptions::list(self, call).await,
-            Action::SubscriptionCreate => subscriptions::create(self, call).await,
-            Action::SubscriptionGet => subscriptions::get(self, call).await,
-            Action::SubscriptionUpdate => subscriptions::update(self, call).await,
-            Action::SubscriptionConfirm => subscriptions::confirm(self, call).await,
-            Action::SubscriptionDelete => subscriptions::delete(self, call).await,
+    /// Runs one command: the single entry point both front ends use.
+    pub async fn dispatch(&self, caller: &Caller, command: &Command<'_>) -> ApiResult<Reply> {
+        use Command as C;
+        match command {
+            C::GetHomeDoc => Ok(Reply::HomeDoc),
+            C::PingNode => health::ping(self).await,
+            C::CheckNodeHealth => health::check(self, caller).await,
+            C::QueueList(args) => queues::list(self, caller, args).await,
+            C::QueueCreate { queue, metadata } => {
+                queues::create(self, caller, queue, metadata.as_deref()).await
+            }
+            C::QueueGet { queue } => queues::get(self, caller, queue).await,
+            C::QueueUpdate { queue, patch } => {
+                queues::update(self, caller, queue, patch.as_deref()).await
+            }
+            C::QueueDelete { queue } => queues::delete(self, caller, queue).await,
+            C::QueueGetStats { queue } => stats::get(self, caller, queue).await,
+            C::QueuePurge { queue, body } => {
+                stats::purge(self, caller, queue, body.as_deref()).await
+            }
+            C::QueueShare { queue, body } => {
+                signed_url::create(self, caller, queue, body.as_deref()).await
+            }
+            C::MessageList { queue, args } => messages::list(self, caller, queue, args).await,
+            C::MessageGetMany { queue, ids } => messages::get_many(self, caller, queue, ids).await,
+            C::MessagePost { queue, body } => messages::post(self, caller, queue, body).await,
+            C::MessageDeleteMany { queue, args } => {
+                messages::delete_many(self, caller, queue, args).await
+            }
+            C::MessageGet { queue, id } => messages::get(self, caller, queue, id).await,
+            C::MessageDelete {
+                queue,
+                id,
+                claim_id,
+            } => messages::delete(self, caller, queue, id, claim_id.as_deref()).await,
+            C::ClaimCreate { queue, limit, body } => {
+                claims::create(self, caller, queue, *limit, body.as_deref()).await
+            }
+            C::ClaimGet { queue, id } => claims::get(self, caller, queue, id).await,
+            C::ClaimUpdate { queue, id, body } => {
+                claims::update(self, caller, queue, id, body.as_deref()).await
+            }
+            C::ClaimDelete { queue, id } => claims::delete(self, caller, queue, id).await,
+            C::SubscriptionList { queue, args } => {
+                subscriptions::list(self, caller, queue, args).await
+            }
+            C::SubscriptionCreate { queue, body } => {
+                subscriptions::create(self, caller, queue, body.as_deref()).await
+            }
+            C::SubscriptionGet { queue, id } => subscriptions::get(self, caller, queue, id).await,
+            C::SubscriptionUpdate { queue, id, body } => {
+                subscriptions::update(self, caller, queue, id, body.as_deref()).await
+            }
+            C::SubscriptionConfirm { queue, id, body } => {
+                subscriptions::confirm(self, caller, queue, id, body.as_deref()).await
+            }
+            C::SubscriptionDelete { queue, id } => {
+                subscriptions::delete(self, caller, queue, id).await
+            }
         }
     }
 
-    /// Serves one request of any protocol; never fails.
-    async fn serve(&self, request: ApiRequest) -> ApiResponse {
+    /// Serves one request of any protocol; never fails. A body that did
+    /// not arrive whole, or was over the transport's limit, is refused
+    /// before anything runs, so it changes nothing.
+    async fn respond(&self, request: ApiRequest, body: BodyState) -> ApiResponse {
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
-        let (status, mut headers, body) = if request.protocol == Protocol::WEBSOCKET {
-            let response = websocket::handle(self, &request).await;
+        let refused = match body {
+            BodyState::COMPLETE => None,
+            BodyState::TOO_LARGE => Some(ApiError::BodyTooLarge),
+            _ => Some(ApiError::body("The request body did not arrive whole.")),
+        };
+        let (status, mut headers, body) = if let Some(error) = refused {
+            let response = http::HttpResponse::error(&error);
+            (response.status, response.headers, response.body)
+        } else if request.protocol == Protocol::WEBSOCKET {
+            // A panic answers its frame with a 500 envelope, as HTTP answers
+            // 500, and the socket carries on.
+            let served = CatchUnwind(Box::pin(websocket::handle(self, &request))).await;
+            let response = served.unwrap_or_else(|| websocket::internal_error(&request));
             (response.status, response.headers, response.body)
         } else {
             let served = CatchUnwind(Box::pin(http::handle(self, &request))).await;
@@ -180,7 +227,11 @@ impl Api {
 
 impl HostApi for Api {
     async fn handle(&self, request: ApiRequest) -> PluginResult<ApiResponse> {
-        Ok(self.serve(request).await)
+        Ok(self.respond(request, BodyState::COMPLETE).await)
+    }
+
+    async fn serve(&self, request: ApiRequest, body: BodyState) -> PluginResult<ServedResponse> {
+        Ok(ServedResponse::whole(self.respond(request, body).await))
     }
 
     async fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> PluginResult<()> {
@@ -189,7 +240,7 @@ impl HostApi for Api {
     }
 
     /// Ends the connection's socket subscriptions, in the registry and in
-    /// the store (Zaqar deletes them when the socket closes, §5.4).
+    /// the store (Zaqar deletes a socket's subscriptions when it closes).
     async fn connection_closed(&self, connection: RString) -> PluginResult<()> {
         for (queue, id) in self.notify.pushes.close(connection.as_str()) {
             if let Err(error) = self

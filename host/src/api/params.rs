@@ -1,29 +1,11 @@
-//! Request parameters, whatever carried them: the HTTP query string (read
-//! as falcon does with `auto_parse_qs_csv=True, keep_blank_qs_values=False`,
-//! §1.11) or the fields of a WebSocket frame's body. Actions read their
-//! parameters through [`Params`] and so never know the transport.
+//! The HTTP query string, read as Zaqar's web framework (falcon) reads it:
+//! comma-separated values split into lists, blank values dropped.
 
 use std::borrow::Cow;
 
 use percent_encoding::percent_decode_str;
-use serde_json::{Map, Value};
 
 use super::errors::{ApiError, ApiResult, ParamKind};
-
-/// Typed access to named request parameters.
-pub trait Params: Sync {
-    /// A string parameter.
-    fn text(&self, name: &str) -> ApiResult<Option<Cow<'_, str>>>;
-    /// An integer parameter.
-    fn int(&self, name: &str) -> ApiResult<Option<i64>>;
-    /// A boolean parameter.
-    fn boolean(&self, name: &str) -> ApiResult<Option<bool>>;
-    /// A list parameter (`ids=a,b`); `None` when absent or empty.
-    fn list(&self, name: &str) -> ApiResult<Option<Vec<String>>>;
-    /// Every parameter not in `known`, as text: the queue listing's metadata
-    /// filters (`GET /v2/queues?color=red`).
-    fn others(&self, known: &[&str]) -> Vec<(String, String)>;
-}
 
 /// The parameters of an HTTP query string, percent-decoded, blank values
 /// dropped.
@@ -70,12 +52,14 @@ fn decode_component(raw: &str) -> String {
     percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
 }
 
-impl Params for QueryParams {
-    fn text(&self, name: &str) -> ApiResult<Option<Cow<'_, str>>> {
+impl QueryParams {
+    /// A string parameter.
+    pub fn text(&self, name: &str) -> ApiResult<Option<Cow<'_, str>>> {
         Ok(self.last(name).map(Cow::Borrowed))
     }
 
-    fn int(&self, name: &str) -> ApiResult<Option<i64>> {
+    /// An integer parameter (Python's `int()` syntax).
+    pub fn int(&self, name: &str) -> ApiResult<Option<i64>> {
         self.last(name)
             .map(|value| {
                 parse_python_int(value).ok_or_else(|| ApiError::InvalidParameter {
@@ -86,7 +70,8 @@ impl Params for QueryParams {
             .transpose()
     }
 
-    fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
+    /// A boolean parameter (falcon's spellings).
+    pub fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
         self.last(name)
             .map(|value| {
                 parse_falcon_bool(value).ok_or_else(|| ApiError::InvalidParameter {
@@ -97,7 +82,8 @@ impl Params for QueryParams {
             .transpose()
     }
 
-    fn list(&self, name: &str) -> ApiResult<Option<Vec<String>>> {
+    /// A list parameter (`ids=a,b`); `None` when absent or empty.
+    pub fn list(&self, name: &str) -> ApiResult<Option<Vec<String>>> {
         let items: Vec<String> = self
             .pairs
             .iter()
@@ -109,7 +95,9 @@ impl Params for QueryParams {
         Ok((!items.is_empty()).then_some(items))
     }
 
-    fn others(&self, known: &[&str]) -> Vec<(String, String)> {
+    /// Every parameter not in `known`, as text: the queue listing's
+    /// metadata filters (`GET /v2/queues?color=red`).
+    pub fn others(&self, known: &[&str]) -> Vec<(String, String)> {
         let mut others: Vec<(String, String)> = Vec::new();
         for (key, value) in &self.pairs {
             if known.contains(&key.as_str()) {
@@ -152,88 +140,6 @@ pub fn parse_falcon_bool(value: &str) -> Option<bool> {
         "true" | "t" | "yes" | "y" | "1" | "on" => Some(true),
         "false" | "f" | "no" | "n" | "0" | "off" => Some(false),
         _ => None,
-    }
-}
-
-/// The fields of a WebSocket request body as parameters. Types are strict:
-/// a `limit` must be a JSON integer, `echo` a JSON boolean, `ids` an array
-/// of strings; a wrong type is reported as `invalid`.
-pub struct BodyParams<'a> {
-    fields: &'a Map<String, Value>,
-}
-
-impl<'a> BodyParams<'a> {
-    /// Reads parameters from a body object.
-    pub fn new(fields: &'a Map<String, Value>) -> Self {
-        Self { fields }
-    }
-
-    fn field(&self, name: &str) -> Option<&'a Value> {
-        // Zaqar's WebSocket API names the HTTP `ids` parameter `message_ids`.
-        let name = if name == "ids" { "message_ids" } else { name };
-        self.fields.get(name).filter(|value| !value.is_null())
-    }
-}
-
-impl Params for BodyParams<'_> {
-    fn text(&self, name: &str) -> ApiResult<Option<Cow<'_, str>>> {
-        match self.field(name) {
-            None => Ok(None),
-            Some(Value::String(text)) => Ok(Some(Cow::Borrowed(text.as_str()))),
-            Some(Value::Number(number)) => Ok(Some(Cow::Owned(number.to_string()))),
-            Some(_) => Err(ApiError::api(format!(
-                "The \"{name}\" field must be a string."
-            ))),
-        }
-    }
-
-    fn int(&self, name: &str) -> ApiResult<Option<i64>> {
-        match self.field(name) {
-            None => Ok(None),
-            Some(Value::Number(number)) if number.is_i64() => Ok(number.as_i64()),
-            Some(Value::Number(number)) if number.is_u64() => Ok(Some(i64::MAX)),
-            Some(_) => Err(ApiError::InvalidParameter {
-                name: name.to_string(),
-                expected: ParamKind::Integer,
-            }),
-        }
-    }
-
-    fn boolean(&self, name: &str) -> ApiResult<Option<bool>> {
-        match self.field(name) {
-            None => Ok(None),
-            Some(Value::Bool(flag)) => Ok(Some(*flag)),
-            Some(_) => Err(ApiError::InvalidParameter {
-                name: name.to_string(),
-                expected: ParamKind::Boolean,
-            }),
-        }
-    }
-
-    fn list(&self, name: &str) -> ApiResult<Option<Vec<String>>> {
-        match self.field(name) {
-            None => Ok(None),
-            Some(Value::Array(items)) => {
-                let strings: Option<Vec<String>> = items
-                    .iter()
-                    .map(|item| item.as_str().map(str::to_string))
-                    .collect();
-                match strings {
-                    Some(list) if list.is_empty() => Ok(None),
-                    Some(list) => Ok(Some(list)),
-                    None => Err(ApiError::api(format!(
-                        "The \"{name}\" field must be a list of strings."
-                    ))),
-                }
-            }
-            Some(_) => Err(ApiError::api(format!(
-                "The \"{name}\" field must be a list of strings."
-            ))),
-        }
-    }
-
-    fn others(&self, _known: &[&str]) -> Vec<(String, String)> {
-        Vec::new()
     }
 }
 

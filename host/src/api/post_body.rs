@@ -34,7 +34,23 @@ pub struct IncomingMessage<'a> {
 pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
     let body = body.filter(|b| !b.is_empty()).ok_or_else(empty_body)?;
     let document: PostDocument<'_> = serde_json::from_slice(body).map_err(|_| unparsable())?;
-    let messages = match document.messages {
+    judge(document.messages)
+}
+
+/// Reads the `messages` field of a WebSocket frame (`None`: absent) with
+/// the same rules as [`read_post`]: the frame was already decoded, so its
+/// messages parse.
+pub fn read_post_messages(messages: Option<&RawValue>) -> ApiResult<Vec<IncomingMessage<'_>>> {
+    let messages = messages
+        .map(|raw| serde_json::from_str::<MessagesField<'_>>(raw.get()))
+        .transpose()
+        .map_err(|_| unparsable())?;
+    judge(messages)
+}
+
+/// Zaqar's checks on the `messages` field, in its order.
+fn judge(messages: Option<MessagesField<'_>>) -> ApiResult<Vec<IncomingMessage<'_>>> {
+    let messages = match messages {
         None => return Err(ApiError::api("No messages were found in the request body.")),
         Some(MessagesField::NotAList) => return Err(ApiError::DocumentTypeNotSupported),
         Some(MessagesField::List(messages)) => messages,
@@ -55,9 +71,107 @@ pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
             let ttl = int_field(ttl, "ttl")?;
             let body = body.ok_or_else(|| ApiError::body("Missing \"body\" field."))?;
             let delay = int_field(delay, "delay")?;
+            check_body(body.get())?;
             Ok(IncomingMessage { body, ttl, delay })
         })
         .collect()
+}
+
+/// How deep a message body may nest arrays and objects.
+pub const MAX_BODY_DEPTH: usize = 100;
+
+/// Refuses a message body that some transport could not carry faithfully:
+/// nesting deeper than [`MAX_BODY_DEPTH`] (JSON readers stop at ~128
+/// levels), a `\u` escape of a lone UTF-16 surrogate (no Unicode text,
+/// so no MessagePack string, holds one), or an integer literal beyond 64
+/// bits (MessagePack and most JSON readers would turn it into a float) or
+/// a number beyond the range of a 64-bit float.
+/// One pass over the raw text, no allocation.
+fn check_body(raw: &str) -> ApiResult<()> {
+    let bytes = raw.as_bytes();
+    let mut depth = 0usize;
+    let mut index = 0;
+    while index < bytes.len() {
+        match bytes[index] {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_BODY_DEPTH {
+                    return Err(ApiError::body(format!(
+                        "A message body may not nest arrays and objects more than {MAX_BODY_DEPTH} levels deep."
+                    )));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'"' => index = check_string(bytes, index + 1)?,
+            b'-' | b'0'..=b'9' => {
+                let start = index;
+                while index + 1 < bytes.len()
+                    && matches!(
+                        bytes[index + 1],
+                        b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
+                    )
+                {
+                    index += 1;
+                }
+                let token = &raw[start..=index];
+                let integer = !token.contains(['.', 'e', 'E']);
+                if integer && token.parse::<i64>().is_err() && token.parse::<u64>().is_err() {
+                    return Err(ApiError::body("JSON contains integer that is too large."));
+                }
+                if !integer && !token.parse::<f64>().is_ok_and(f64::is_finite) {
+                    return Err(ApiError::body(
+                        "A message body may not hold a number beyond the range of a 64-bit float.",
+                    ));
+                }
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    Ok(())
+}
+
+/// Checks the `\u` escapes of a string starting after its opening quote;
+/// returns the index of its closing quote.
+fn check_string(bytes: &[u8], mut index: usize) -> ApiResult<usize> {
+    let lone = || {
+        ApiError::body(
+            "A message body may not hold a lone UTF-16 surrogate escape (\\ud800 to \\udfff without its pair).",
+        )
+    };
+    let hex = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|digits| std::str::from_utf8(digits).ok())
+            .and_then(|digits| u16::from_str_radix(digits, 16).ok())
+    };
+    while index < bytes.len() {
+        match bytes[index] {
+            b'"' => return Ok(index),
+            b'\\' if bytes.get(index + 1) == Some(&b'u') => {
+                let unit = hex(index + 2).unwrap_or(0);
+                index += 6;
+                match unit {
+                    0xD800..=0xDBFF => {
+                        let low = (bytes.get(index) == Some(&b'\\')
+                            && bytes.get(index + 1) == Some(&b'u'))
+                        .then(|| hex(index + 2))
+                        .flatten();
+                        if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                            return Err(lone());
+                        }
+                        index += 6;
+                    }
+                    0xDC00..=0xDFFF => return Err(lone()),
+                    _ => {}
+                }
+                continue;
+            }
+            b'\\' => index += 2,
+            _ => index += 1,
+        }
+    }
+    Ok(index)
 }
 
 fn int_field(field: Option<IntField>, name: &str) -> ApiResult<Option<i64>> {
@@ -258,7 +372,7 @@ impl<'de> Visitor<'de> for IntVisitor {
             .map(IntField::Int)
             .unwrap_or(IntField::TooLarge))
     }
-    // Booleans are not integers here, unlike Python's isinstance (§8 #23).
+    // Booleans are not integers here (Python's isinstance would take them).
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
         Ok(IntField::WrongType)
     }
@@ -410,6 +524,42 @@ mod tests {
             error(r#"{"messages": [1], "x": }"#),
             "Request body could not be parsed."
         );
+    }
+
+    #[test]
+    fn bodies_no_transport_could_carry_are_refused() {
+        let deep = format!("{}1{}", "[".repeat(101), "]".repeat(101));
+        assert_eq!(
+            error(&format!(r#"{{"messages": [{{"body": {deep}}}]}}"#)),
+            "A message body may not nest arrays and objects more than 100 levels deep."
+        );
+        let fine = format!("{}1{}", "[".repeat(100), "]".repeat(100));
+        assert!(read_post(Some(
+            format!(r#"{{"messages": [{{"body": {fine}}}]}}"#).as_bytes()
+        ))
+        .is_ok());
+        for lone in [
+            r#""\ud800""#,
+            r#""a\udc00b""#,
+            r#""\ud800\u0041""#,
+            r#"{"\ud83d": 1}"#,
+        ] {
+            assert!(
+                error(&format!(r#"{{"messages": [{{"body": {lone}}}]}}"#)).contains("surrogate"),
+                "{lone}"
+            );
+        }
+        assert_eq!(
+            error(r#"{"messages": [{"body": {"n": [18446744073709551616]}}]}"#),
+            "JSON contains integer that is too large."
+        );
+        assert_eq!(
+            error(r#"{"messages": [{"body": -9223372036854775809}]}"#),
+            "JSON contains integer that is too large."
+        );
+        assert!(error(r#"{"messages": [{"body": [1e400]}]}"#).contains("64-bit float"));
+        let carried = br#"{"messages": [{"body": ["\ud83d\ude00", "[{\"", 18446744073709551615, -9223372036854775808, 1e300, 2.5]}]}"#;
+        assert!(read_post(Some(carried)).is_ok());
     }
 
     #[test]

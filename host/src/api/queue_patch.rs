@@ -1,4 +1,4 @@
-//! Queue PATCH (§3.1): the JSON-patch operations Zaqar accepts on queue
+//! Queue PATCH: the JSON-patch operations Zaqar accepts on queue
 //! metadata (`validation.py queue_patching`, `v2_0/queues.py _do_*`).
 
 use serde_json::{Map, Value};
@@ -22,7 +22,7 @@ pub enum PatchOp {
 /// Validates the operations of a queue PATCH (Zaqar's `queue_patching`).
 /// Errors are body errors.
 pub fn parse_patch(document: Value) -> ApiResult<Vec<PatchOp>> {
-    // §8 #1: the validator's own text, not the 503 Zaqar answers.
+    // The validator's own text, where Zaqar answers 503.
     let Value::Array(changes) = document else {
         return Err(ApiError::body(
             "Request body must be a JSON array of operation objects.",

@@ -1,5 +1,4 @@
-//! Queue actions (`transport/wsgi/v2_0/queues.py`, §3.1): list, create,
-//! get, update (JSON patch), delete.
+//! Queue actions: list, create, get, update (JSON patch), delete.
 
 use plugin_api::{
     storage::{MessageStore, QueueEntry, QueueListQuery, QueueRef},
@@ -9,43 +8,42 @@ use plugin_api::{
 use serde_json::{Map, Value};
 
 use super::{
-    action::{Call, PageQuery, Reply},
+    action::{Caller, PageQuery, Reply},
     body::{parse_document, parse_optional_object},
+    claims::dead_letter,
+    command::QueueListArgs,
     errors::{ApiError, ApiResult},
-    metadata::{check_reserved, with_defaults},
+    metadata::{check_reserved, with_defaults, QueuePolicy},
     params::parse_python_int,
     queue_patch::{apply_patch, parse_patch},
-    validation::{page_limit, PageKind},
+    validation::{page_limit, PageKind, QueueName},
     Api,
 };
 
 /// The parameters `GET /queues` reads, in Zaqar's order; any other
 /// parameter is a metadata filter.
-const LIST_PARAMS: [&str; 5] = ["marker", "limit", "detailed", "name", "with_count"];
+pub const LIST_PARAMS: [&str; 5] = ["marker", "limit", "detailed", "name", "with_count"];
 
 /// How many queues to fetch per storage round while filtering.
 const FILTER_BATCH: u32 = 100;
 
-/// The store's reference to the call's queue.
-pub fn queue_ref(api_call: &Call<'_>) -> ApiResult<QueueRef> {
-    Ok(QueueRef::new(
-        api_call.caller.project.as_str(),
-        api_call.queue()?.as_str(),
-    ))
+/// The store's reference to the caller's queue.
+pub fn queue_ref(caller: &Caller, queue: &QueueName) -> QueueRef {
+    QueueRef::new(caller.project.as_str(), queue.as_str())
 }
 
 /// `queue_list`: a page of the project's queues, optionally filtered by a
-/// name substring (literal, §8 #25) and metadata values.
-pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let params = call.params;
-    let marker = params.text("marker")?.map(|m| m.into_owned());
-    let requested_limit = params.int("limit")?;
-    let detailed = params.boolean("detailed")?;
-    let name = params.text("name")?.map(|n| n.into_owned());
-    let with_count = params.boolean("with_count")?;
-    let filters: Vec<(String, Value)> = params
-        .others(&LIST_PARAMS)
-        .into_iter()
+/// name substring (matched literally, not as a pattern) and metadata values.
+pub async fn list(api: &Api, caller: &Caller, args: &QueueListArgs) -> ApiResult<Reply> {
+    let marker = args.marker.clone();
+    let requested_limit = args.limit;
+    let detailed = args.detailed;
+    let name = args.name.clone();
+    let with_count = args.with_count;
+    let filters: Vec<(String, Value)> = args
+        .filters
+        .iter()
+        .cloned()
         .map(|(key, value)| {
             // Zaqar compares a filter value as an integer when it parses as one.
             let value = parse_python_int(&value)
@@ -79,7 +77,7 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 
     let detailed = detailed == Some(true);
     let filtering = name.is_some() || !filters.is_empty();
-    let project = call.caller.project.as_str();
+    let project = caller.project.as_str();
     let store = &api.stores.messages;
     let mut found: Vec<(QueueEntry, Option<Map<String, Value>>)> = Vec::new();
     let mut cursor = marker;
@@ -131,7 +129,7 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         }
     }
 
-    // §8 #24: `count` is always emitted when asked for, zero included.
+    // `count` is emitted whenever asked for, zero included.
     let count = if with_count == Some(true) {
         let count = store
             .queue_count(project.into())
@@ -149,17 +147,25 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `queue_create`: creates the queue with the body as metadata. An existing
-/// queue keeps its metadata (Zaqar's behaviour, §8 #5) and answers 204.
-pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
+/// queue keeps its metadata (as Zaqar does) and answers 204.
+pub async fn create(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     let max = api.limits.max_queue_metadata;
-    if call.body.is_some_and(|body| body.len() as u64 > max) {
+    if body.is_some_and(|body| body.len() as u64 > max) {
         return Err(ApiError::api(format!(
             "Queue metadata is too large. Max size: {max}"
         )));
     }
-    let metadata = parse_optional_object(call.body)?;
+    let metadata = parse_optional_object(body)?;
     check_reserved(&metadata, &api.limits).map_err(ApiError::api)?;
+    check_dead_letter_cycle(api, &queue, &metadata)
+        .await?
+        .map_or(Ok(()), |cycle| Err(ApiError::api(cycle)))?;
     let document = to_bytes(&metadata);
     let created = api
         .stores
@@ -170,9 +176,10 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     Ok(Reply::QueueCreated { created })
 }
 
-/// `queue_get`: the metadata; a missing queue reads as empty (lazy queues, §1.7).
-pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
+/// `queue_get`: the metadata; a missing queue reads as empty (queues exist
+/// lazily: Zaqar answers for a queue never created as for an empty one).
+pub async fn get(api: &Api, caller: &Caller, queue: &QueueName) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     let stored = api
         .stores
         .messages
@@ -200,13 +207,18 @@ pub fn check_patch_size(api: &Api, body: Option<&[u8]>) -> ApiResult<()> {
 }
 
 /// `queue_update`: applies JSON-patch operations to the metadata.
-pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
-    check_patch_size(api, call.body)?;
-    if call.body.is_none_or(<[u8]>::is_empty) {
+pub async fn update(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
+    check_patch_size(api, body)?;
+    if body.is_none_or(<[u8]>::is_empty) {
         return Err(ApiError::body("PATCH body could not be empty for update."));
     }
-    let operations = parse_patch(parse_document(call.body)?)?;
+    let operations = parse_patch(parse_document(body)?)?;
     let missing = format!(
         "Queue {} does not exist for project {}",
         queue.name, queue.project
@@ -223,6 +235,9 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     let mut metadata = parse_map(&stored);
     apply_patch(&mut metadata, operations)?;
     check_reserved(&metadata, &api.limits).map_err(ApiError::body)?;
+    check_dead_letter_cycle(api, &queue, &metadata)
+        .await?
+        .map_or(Ok(()), |cycle| Err(ApiError::body(cycle)))?;
     match store.queue_set_metadata(queue, to_bytes(&metadata)).await {
         Ok(()) => {}
         Err(error) if error.code == ErrorCode::QUEUE_NOT_FOUND => return Err(not_found()),
@@ -236,16 +251,61 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `queue_delete`: deletes the queue, its messages, claims and
-/// subscriptions (§8 #20); a missing queue is fine.
-pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
+/// subscriptions; a missing queue is fine.
+pub async fn delete(api: &Api, caller: &Caller, queue: &QueueName) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     api.stores
         .messages
-        .queue_delete(queue.clone())
+        .queue_delete(queue)
         .await
         .map_err(|e| ApiError::storage(e, "Queue could not be deleted."))?;
-    api.notify.queue_deleted(&queue);
     Ok(Reply::Done)
+}
+
+/// How many dead-letter hops are followed looking for a cycle; a longer
+/// chain is refused as if it were one (it would be too long to reason
+/// about anyway).
+const MAX_DEAD_LETTER_HOPS: usize = 32;
+
+/// Refuses dead-letter policies that lead back to the queue: a message
+/// claimed too often would then move in circles and never be claimable
+/// again. Follows the chain of the queues' active policies (both
+/// `_max_claim_count` and `_dead_letter_queue` set) in the project; returns
+/// the validator's message for a cycle.
+async fn check_dead_letter_cycle(
+    api: &Api,
+    queue: &QueueRef,
+    metadata: &Map<String, Value>,
+) -> ApiResult<Option<String>> {
+    let policy = QueuePolicy::from_stored(Some(&to_bytes(metadata)));
+    let Some(mut next) = dead_letter(&policy).map(|p| p.queue.into_string()) else {
+        return Ok(None);
+    };
+    let mut chain = vec![queue.name.to_string()];
+    for _ in 0..MAX_DEAD_LETTER_HOPS {
+        chain.push(next.clone());
+        if next == queue.name.as_str() {
+            return Ok(Some(format!(
+                "The dead letter queue may not lead back to the queue: {}.",
+                chain.join(" -> ")
+            )));
+        }
+        let stored = api
+            .stores
+            .messages
+            .queue_get_metadata(QueueRef::new(queue.project.as_str(), &next))
+            .await
+            .map_err(|e| ApiError::storage(e, "Queue could not be updated."))?;
+        let Some(hop) = dead_letter(&QueuePolicy::from_stored(
+            stored.as_ref().into_option().map(|bytes| bytes.as_slice()),
+        )) else {
+            return Ok(None);
+        };
+        next = hop.queue.into_string();
+    }
+    Ok(Some(format!(
+        "The dead letter queues of a queue may not chain more than {MAX_DEAD_LETTER_HOPS} queues."
+    )))
 }
 
 /// Stored metadata as a map (stored documents are objects the host wrote).

@@ -3,8 +3,8 @@
 //! never parsed again. Compact separators throughout (Zaqar's Python spacing
 //! is not significant to clients).
 //!
-//! Also the HTTP representations of §3: messages with `href` (and
-//! `?claim_id=` while a claim is recorded, §4.6), pagination links (§1.8).
+//! Also the HTTP representations: messages with `href` (and `?claim_id=`
+//! while a claim is recorded), pagination links.
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use plugin_api::storage::{StoredMessage, SubscriptionRecord};
@@ -23,6 +23,12 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
 /// Appends `text` as a JSON string.
 pub fn push_str(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
+    push_escaped(out, text);
+    out.push(b'"');
+}
+
+/// Appends `text` escaped for a JSON string, without quotes.
+fn push_escaped(out: &mut Vec<u8>, text: &str) {
     let bytes = text.as_bytes();
     let mut start = 0;
     for (index, &byte) in bytes.iter().enumerate() {
@@ -44,6 +50,15 @@ pub fn push_str(out: &mut Vec<u8>, text: &str) {
         start = index + 1;
     }
     out.extend_from_slice(&bytes[start..]);
+}
+
+/// Appends the concatenation of `parts` as one JSON string (hrefs are
+/// assembled this way, without an intermediate `String`).
+pub fn push_str_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    out.push(b'"');
+    for part in parts {
+        push_escaped(out, part);
+    }
     out.push(b'"');
 }
 
@@ -77,12 +92,20 @@ pub fn age_seconds(now_ms: u64, since_ms: u64) -> u64 {
 
 /// `/v2/queues/{q}/messages/{id}` (+ `?claim_id=` while a claim is recorded).
 pub fn push_message_href(out: &mut Vec<u8>, queue: &str, message: &StoredMessage) {
-    let mut href = format!("/v2/queues/{queue}/messages/{}", message.id);
-    if let Some(claim) = message.claim.as_ref().into_option() {
-        href.push_str("?claim_id=");
-        href.push_str(&claim.id);
+    match message.claim.as_ref().into_option() {
+        Some(claim) => push_str_parts(
+            out,
+            &[
+                "/v2/queues/",
+                queue,
+                "/messages/",
+                &message.id,
+                "?claim_id=",
+                &claim.id,
+            ],
+        ),
+        None => push_str_parts(out, &["/v2/queues/", queue, "/messages/", &message.id]),
     }
-    push_str(out, &href);
 }
 
 /// How much of a message to show.
@@ -184,7 +207,7 @@ pub fn push_subscription(out: &mut Vec<u8>, now_ms: u64, subscription: &Subscrip
     });
 }
 
-/// `"links":[...]`: a `next` link whenever the page is non-empty (§1.8),
+/// `"links":[...]`: a `next` link whenever the page is non-empty,
 /// built from the request path and the listing's parameters, with `marker`
 /// set to the page's last marker.
 pub fn push_links(out: &mut Vec<u8>, path: &str, page: &PageQuery, last_marker: Option<&str>) {
@@ -198,7 +221,7 @@ pub fn push_links(out: &mut Vec<u8>, path: &str, page: &PageQuery, last_marker: 
     out.extend_from_slice(b"}]");
 }
 
-/// `<path>?<params>` with the new marker (§1.8).
+/// `<path>?<params>` with the new marker.
 pub fn next_href(path: &str, page: &PageQuery, marker: &str) -> String {
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(page.pairs.len() + 1);
     if page.marker_first {
@@ -282,6 +305,13 @@ mod tests {
             text.ends_with(r#""checksum":"MD5:e4db62ac1fe774afdcf38f2ef1a78efd"}"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn parts_make_one_escaped_string() {
+        let mut out = Vec::new();
+        push_str_parts(&mut out, &["/v2/", "q\"", "", "/x"]);
+        assert_eq!(String::from_utf8(out).unwrap(), "\"/v2/q\\\"/x\"");
     }
 
     #[test]

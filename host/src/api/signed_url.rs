@@ -1,15 +1,16 @@
-//! Pre-signed URLs (`common/urls.py`, `v2_0/urls.py`, §3.5, §7): creating
-//! them (`queue_share`) and verifying requests that carry `URL-Signature`.
+//! Pre-signed URLs: creating them (`queue_share`) and verifying requests
+//! that carry `URL-Signature`.
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 
 use super::{
-    action::{Call, Reply},
+    action::{Caller, Reply},
     body::parse_object,
     clock::{format_utc, parse_iso8601},
     errors::{ApiError, ApiResult},
+    validation::QueueName,
     Api,
 };
 
@@ -33,21 +34,26 @@ pub struct SignedUrlDocument {
 
 /// `queue_share`: signs access to the queue's messages, subscriptions
 /// and/or claims.
-pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    // §8 #2: an array body is an unsupported document, not Zaqar's 500.
-    let mut document = parse_object(call.body)?;
+pub async fn create(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    // An array body is an unsupported document (Zaqar fails with a 500).
+    let mut document = parse_object(body)?;
     let unknown: Vec<&String> = document
         .keys()
         .filter(|key| !matches!(key.as_str(), "methods" | "paths" | "expires"))
         .collect();
     if !unknown.is_empty() {
-        // §8 #22: Zaqar's sentence, a JSON list instead of a Python set.
+        // Zaqar's sentence, with a JSON list where Zaqar prints a Python set.
         return Err(ApiError::api(format!(
             "Unknown keys: {}",
             json_list(unknown)
         )));
     }
-    let base = format!("/v2/queues/{}", call.queue()?);
+    let base = format!("/v2/queues/{queue}");
     let paths = match document.remove("paths") {
         None | Some(Value::Null) => vec![format!("{base}/messages")],
         Some(Value::Array(items)) if items.is_empty() => vec![format!("{base}/messages")],
@@ -94,7 +100,7 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     if expires_ms <= now {
         return Err(ApiError::api("`expires` is lower than the current time"));
     }
-    let project = call.caller.project.as_str();
+    let project = caller.project.as_str();
     Ok(Reply::SignedUrl(sign(
         key,
         paths,
@@ -126,7 +132,7 @@ fn parse_expires(value: &Value) -> ApiResult<i64> {
         .ok_or_else(|| ApiError::api(format!("Unable to parse date string '{text}'")))
 }
 
-/// Signs sorted paths and methods (§7.1). The separators are the two
+/// Signs sorted paths and methods. The separators are the two
 /// characters `\` `n`: Zaqar's template is a Python raw string.
 pub fn sign(
     key: &str,
@@ -194,10 +200,10 @@ pub struct SignedHeaders<'a> {
     pub project: Option<&'a str>,
 }
 
-/// Whether a request may use the pre-signed URL it presents (§7.2): the
-/// method is signed, a signed path covers the request path (exact prefix at
-/// a segment boundary, §8 #26, not Zaqar's unanchored regex), the URL has
-/// not expired and the signature matches.
+/// Whether a request may use the pre-signed URL it presents: the method is
+/// signed, a signed path covers the request path (an exact prefix ending at
+/// a segment boundary, where Zaqar matches an unanchored pattern), the URL
+/// has not expired and the signature matches.
 pub fn verify(
     key: Option<&str>,
     method: &str,

@@ -1,20 +1,21 @@
-//! Queue statistics and purge (`v2_0/stats.py`, `v2_0/purge.py`, §3.1, §4.8).
+//! Queue statistics and purge.
 
 use plugin_api::storage::{MessageStore, SubscriptionListQuery};
 use serde_json::Value;
 
 use super::{
-    action::{Call, Reply},
+    action::{Caller, Reply},
     body::parse_optional_object,
     errors::{ApiError, ApiResult},
     queues::queue_ref,
+    validation::QueueName,
     Api,
 };
 
 /// `queue_get_stats`: counts and the oldest/newest message; a missing queue
-/// has zero counts (§1.7).
-pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let queue = queue_ref(call)?;
+/// has zero counts.
+pub async fn get(api: &Api, caller: &Caller, queue: &QueueName) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     let stats = api
         .stores
         .messages
@@ -30,16 +31,21 @@ const PURGE_PAGE: u32 = 100;
 const MAX_PURGE_ROUNDS: usize = 10_000;
 
 /// `queue_purge`: deletes the messages and/or subscriptions of a queue
-/// (all of them, §8 #19), keeping the queue.
-pub async fn purge(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
+/// (all of them, however many), keeping the queue.
+pub async fn purge(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
     const FAILED: &str = "Queue could not be purged.";
-    let document = parse_optional_object(call.body)?;
-    let (messages, subscriptions) = if call.body.is_none_or(<[u8]>::is_empty) {
+    let document = parse_optional_object(body)?;
+    let (messages, subscriptions) = if body.is_none_or(<[u8]>::is_empty) {
         (true, true)
     } else {
         resource_types(document.get("resource_types"))?
     };
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     let store = &api.stores.messages;
     if messages {
         store
@@ -63,7 +69,6 @@ pub async fn purge(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
                     .subscription_delete(queue.clone(), subscription.id.clone())
                     .await
                     .map_err(|e| ApiError::storage(e, FAILED))?;
-                api.notify.subscription_deleted(&queue, &subscription.id);
             }
             if page.len() < PURGE_PAGE as usize {
                 break;

@@ -1,6 +1,5 @@
-//! Subscription actions (`transport/wsgi/v2_0/subscriptions.py`, §3.4,
-//! §6.1): list, create, get, update, confirm, delete. Storage only for now:
-//! confirmations and notifications are the notifier's business.
+//! Subscription actions: list, create, get, update, confirm, delete.
+//! Confirmations and notifications are the notifier's business.
 
 use plugin_api::{
     storage::{
@@ -12,15 +11,14 @@ use plugin_api::{
 };
 use serde_json::{Map, Value};
 
-use crate::notify::SOCKET_SCHEME;
-
 use super::{
-    action::{Call, PageQuery, Reply},
+    action::{Caller, PageQuery, Reply},
     body::{int_value, parse_optional_object},
+    command::PageArgs,
     errors::{ApiError, ApiResult},
     metadata::check_retry_policy,
     queues::queue_ref,
-    validation::{page_limit, PageKind, MIN_SUBSCRIPTION_TTL},
+    validation::{page_limit, PageKind, QueueName, MIN_SUBSCRIPTION_TTL},
     Api,
 };
 
@@ -69,7 +67,7 @@ fn validate(document: &Map<String, Value>, api: &Api) -> ApiResult<SubscriptionF
         None | Some(Value::Null) => {}
         Some(value) => {
             let ttl = int_value(value).ok_or_else(|| ApiError::api("TTL must be an integer."))?;
-            // §8 #17: a ttl of 0 is too short like any other below the minimum.
+            // A ttl of 0 is too short like any other below the minimum.
             if ttl < MIN_SUBSCRIPTION_TTL {
                 return Err(ApiError::api(format!(
                     "The TTL for a subscription must be at least {MIN_SUBSCRIPTION_TTL} seconds long."
@@ -132,10 +130,14 @@ pub(crate) fn url_scheme(uri: &str) -> Option<String> {
 }
 
 /// `subscription_list`: a page of the queue's live subscriptions.
-pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let params = call.params;
-    let marker = params.text("marker")?.map(|m| m.into_owned());
-    let requested_limit = params.int("limit")?;
+pub async fn list(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    args: &PageArgs,
+) -> ApiResult<Reply> {
+    let marker = args.marker.clone();
+    let requested_limit = args.limit;
     let limit = page_limit(
         requested_limit,
         api.limits.max_subscriptions_per_page,
@@ -148,7 +150,7 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     if let Some(limit) = requested_limit {
         page.pairs.push(("limit", limit.to_string()));
     }
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     let query = SubscriptionListQuery {
         marker: marker.map(Into::into).into(),
         limit,
@@ -165,7 +167,7 @@ pub async fn list(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     })
 }
 
-/// Creates the queue if missing (§1.7), then stores the subscription (or
+/// Creates the queue if missing, then stores the subscription (or
 /// finds the existing one for the same subscriber).
 async fn store_subscription(
     api: &Api,
@@ -191,17 +193,22 @@ async fn store_subscription(
         .map_err(|e| ApiError::storage(e, FAILED))
 }
 
-/// `subscription_create`: validates first (§8 #3), creates the queue if
-/// missing (§1.7), then stores the subscription. A duplicate of an
-/// unconfirmed subscription answers with the existing id (§8 #16); of a
+/// `subscription_create`: validates first (before anything is written),
+/// creates the queue if missing, then stores the subscription. A duplicate
+/// of an unconfirmed subscription answers with the existing id; of a
 /// confirmed one, 409.
-pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let document = parse_optional_object(call.body)?;
+pub async fn create(
+    api: &Api,
+    caller: &Caller,
+    queue_name: &QueueName,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    let document = parse_optional_object(body)?;
     if !document.contains_key("subscriber") {
         return Err(ApiError::api("Missing parameter subscriber in body."));
     }
     let mut fields = validate(&document, api)?;
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue_name);
     let subscriber = fields.subscriber.take().unwrap_or_default();
     let ttl = fields.ttl.unwrap_or(api.limits.default_subscription_ttl);
     let outcome = store_subscription(api, &queue, subscriber, fields).await?;
@@ -209,11 +216,11 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         return Err(ApiError::Conflict {
             description: "Such subscription already exists.Subscriptions are unique by project + queue + subscriber URI."
                 .into(),
-            location: Some(format!("/v2/queues/{}/subscriptions", call.queue()?)),
+            location: Some(format!("/v2/queues/{queue_name}/subscriptions")),
         });
     }
     // New, or re-posted while unconfirmed: deliver, and ask for
-    // confirmation (again) when required (§6.5).
+    // confirmation (again) when required.
     api.notify
         .subscription_created(&queue, outcome.id.as_str(), ttl);
     Ok(Reply::SubscriptionCreated {
@@ -222,18 +229,20 @@ pub async fn create(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
     })
 }
 
-/// `subscription_create` without `subscriber` over WebSocket (§5.4): the
-/// socket itself subscribes. The subscription is stored (listings show it,
+/// `subscription_create` without `subscriber` over WebSocket: the socket
+/// itself subscribes. The subscription is stored (listings show it,
 /// with subscriber `websocket:<connection>`) and deleted when the socket
 /// closes; posts to the queue are pushed to the socket in the encoding of
 /// this request (`binary` = MessagePack).
 pub async fn create_for_socket(
     api: &Api,
-    call: &Call<'_>,
+    caller: &Caller,
+    queue: &QueueName,
+    body: Option<&[u8]>,
     connection: &str,
     binary: bool,
 ) -> ApiResult<Reply> {
-    let mut document = parse_optional_object(call.body)?;
+    let mut document = parse_optional_object(body)?;
     document.remove("subscriber");
     let fields = if document.is_empty() {
         SubscriptionFields::default()
@@ -245,15 +254,22 @@ pub async fn create_for_socket(
             "This connection cannot receive notifications.",
         ));
     }
-    let queue = queue_ref(call)?;
-    let subscriber = format!("{SOCKET_SCHEME}:{connection}");
+    let queue = queue_ref(caller, queue);
+    // Pushes start after the last message posted before this request.
+    let after_seq = api
+        .stores
+        .messages
+        .queue_last_seq(queue.clone())
+        .await
+        .map_err(|e| ApiError::storage(e, "Subscription could not be created."))?;
+    let subscriber = api.notify.socket_subscriber(connection);
     let outcome = store_subscription(api, &queue, subscriber, fields).await?;
     let id = outcome.id.into_string();
     if outcome.created
         && !api
             .notify
             .pushes
-            .subscribe(connection, queue.clone(), &id, binary)
+            .subscribe(connection, queue.clone(), &id, binary, after_seq)
     {
         // The socket closed meanwhile: nothing else would delete it.
         let _ = api
@@ -276,9 +292,8 @@ fn not_found(id: &str) -> ApiError {
 }
 
 /// `subscription_get`: one live subscription.
-pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let id = call.id()?;
-    let queue = queue_ref(call)?;
+pub async fn get(api: &Api, caller: &Caller, queue: &QueueName, id: &str) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     let found = api
         .stores
         .messages
@@ -292,12 +307,17 @@ pub async fn get(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `subscription_update`: changes subscriber, ttl and/or options.
-pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let id = call.id()?;
-    let document = parse_optional_object(call.body)?;
+pub async fn update(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    id: &str,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    let document = parse_optional_object(body)?;
     let fields = validate(&document, api)?;
-    // Zaqar's storage refuses unknown fields with this answer (§8 #18 keeps
-    // it for input errors only).
+    // Zaqar's storage refuses unknown fields with this answer (kept here
+    // for input errors only).
     if document
         .keys()
         .any(|key| !matches!(key.as_str(), "subscriber" | "ttl" | "options"))
@@ -309,17 +329,14 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
         ttl: fields.ttl.into(),
         options: fields.options.map(RVec::from).into(),
     };
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     match api
         .stores
         .messages
         .subscription_update(queue.clone(), id.into(), patch, api.now_ms())
         .await
     {
-        Ok(()) => {
-            api.notify.subscription_changed(&queue, id);
-            Ok(Reply::Done)
-        }
+        Ok(()) => Ok(Reply::Done),
         Err(error) => Err(match error.code {
             ErrorCode::SUBSCRIPTION_NOT_FOUND | ErrorCode::QUEUE_NOT_FOUND => not_found(id),
             ErrorCode::CONFLICT => ApiError::Conflict {
@@ -334,13 +351,18 @@ pub async fn update(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `subscription_confirm`: sets the confirmed flag.
-pub async fn confirm(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let id = call.id()?;
-    let document = parse_optional_object(call.body)?;
+pub async fn confirm(
+    api: &Api,
+    caller: &Caller,
+    queue: &QueueName,
+    id: &str,
+    body: Option<&[u8]>,
+) -> ApiResult<Reply> {
+    let document = parse_optional_object(body)?;
     let Some(Value::Bool(confirmed)) = document.get("confirmed") else {
         return Err(ApiError::api("The 'confirmed' should be boolean."));
     };
-    let queue = queue_ref(call)?;
+    let queue = queue_ref(caller, queue);
     match api
         .stores
         .messages
@@ -367,15 +389,13 @@ pub async fn confirm(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
 }
 
 /// `subscription_delete`: an unknown subscription is fine.
-pub async fn delete(api: &Api, call: &Call<'_>) -> ApiResult<Reply> {
-    let id = call.id()?;
-    let queue = queue_ref(call)?;
+pub async fn delete(api: &Api, caller: &Caller, queue: &QueueName, id: &str) -> ApiResult<Reply> {
+    let queue = queue_ref(caller, queue);
     api.stores
         .messages
-        .subscription_delete(queue.clone(), id.into())
+        .subscription_delete(queue, id.into())
         .await
         .map_err(|e| ApiError::storage(e, "Subscription could not be deleted."))?;
-    api.notify.subscription_deleted(&queue, id);
     Ok(Reply::Done)
 }
 

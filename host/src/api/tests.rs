@@ -42,15 +42,24 @@ impl Drop for TempDir {
     }
 }
 
-fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
+async fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
+    api_in_mode(messages, dir, true).await
+}
+
+async fn api_in_mode(messages: MessageStoreBox, dir: &TempDir, admin_mode: bool) -> Api {
     let management = wrap_management_store(
         EmbeddedManagementStore::open(&dir.config()).expect("management store"),
     );
     let mut config = Config::default();
-    config.server.admin_mode = true;
-    let messages = std::sync::Arc::new(messages);
-    let dispatcher =
-        crate::notify::Dispatcher::new(messages.clone(), Default::default(), Default::default());
+    config.server.admin_mode = admin_mode;
+    let (messages, events) = crate::events::attach(messages).await;
+    let dispatcher = crate::notify::Dispatcher::new(
+        messages.clone(),
+        events,
+        Default::default(),
+        Default::default(),
+    );
+    dispatcher.listen();
     Api::new(
         &config,
         Stores {
@@ -61,11 +70,12 @@ fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
     )
 }
 
-fn embedded_api(dir: &TempDir) -> Api {
+async fn embedded_api(dir: &TempDir) -> Api {
     api_with(
         wrap_message_store(EmbeddedMessageStore::open(&dir.config()).expect("message store")),
         dir,
     )
+    .await
 }
 
 fn http(method: &str, path: &str, query: &str, body: &[u8]) -> ApiRequest {
@@ -322,7 +332,8 @@ async fn unavailable_store_answers_503_with_zaqars_sentence() {
     let api = api_with(
         wrap_message_store(FailingStore(ErrorCode::UNAVAILABLE)),
         &dir,
-    );
+    )
+    .await;
     let response = send(&api, http("PUT", "/v2/queues/q", "", b"")).await;
     assert_eq!(response.status, 503);
     assert_eq!(
@@ -349,7 +360,7 @@ async fn unavailable_store_answers_503_with_zaqars_sentence() {
 #[tokio::test]
 async fn panicking_store_answers_500_and_the_api_keeps_serving() {
     let dir = TempDir::new();
-    let api = api_with(wrap_message_store(FailingStore(ErrorCode::PANICKED)), &dir);
+    let api = api_with(wrap_message_store(FailingStore(ErrorCode::PANICKED)), &dir).await;
     for _ in 0..2 {
         let response = send(&api, http("GET", "/v2/queues/q/stats", "", b"")).await;
         assert_eq!(response.status, 500);
@@ -372,7 +383,8 @@ async fn input_errors_are_reported_before_the_store_is_touched() {
     let api = api_with(
         wrap_message_store(FailingStore(ErrorCode::UNAVAILABLE)),
         &dir,
-    );
+    )
+    .await;
     let response = send(&api, http("POST", "/v2/queues/q/claims", "limit=99", b"{}")).await;
     assert_eq!(response.status, 400);
     let response = send(
@@ -386,7 +398,7 @@ async fn input_errors_are_reported_before_the_store_is_touched() {
 #[tokio::test]
 async fn head_answers_carry_no_body() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let response = send(&api, http("HEAD", "/v2/queues", "", b"")).await;
     assert_eq!(response.status, 405);
     assert!(response.body.is_empty());
@@ -430,7 +442,7 @@ async fn ws(api: &Api, action: &str, body: Value, msgpack: bool) -> Value {
 #[tokio::test]
 async fn websocket_frames_run_the_same_actions_as_http() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let created = ws(
         &api,
         "queue_create",
@@ -545,7 +557,7 @@ async fn websocket_frames_run_the_same_actions_as_http() {
 #[tokio::test]
 async fn websocket_errors_use_zaqars_envelope() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let unknown = ws(&api, "frobnicate", json!({}), false).await;
     assert_eq!(
         (
@@ -603,6 +615,21 @@ async fn websocket_errors_use_zaqars_envelope() {
 #[derive(Clone, Default)]
 struct Recorder(std::sync::Arc<std::sync::Mutex<Vec<plugin_api::transport::PushFrame>>>);
 
+impl Recorder {
+    /// The frames once there are `count` (pushes follow the commit
+    /// asynchronously), or what arrived within two seconds.
+    async fn wait_for(&self, count: usize) -> Vec<plugin_api::transport::PushFrame> {
+        for _ in 0..200 {
+            let frames = self.0.lock().unwrap().clone();
+            if frames.len() >= count {
+                return frames;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        self.0.lock().unwrap().clone()
+    }
+}
+
 impl plugin_api::transport::PushSink for Recorder {
     fn push(&self, frame: plugin_api::transport::PushFrame) -> bool {
         self.0.lock().unwrap().push(frame);
@@ -613,7 +640,7 @@ impl plugin_api::transport::PushSink for Recorder {
 #[tokio::test]
 async fn a_subscribed_socket_receives_posts_until_it_closes() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let recorder = Recorder::default();
     api.connection_opened(
         "ws1".into(),
@@ -637,9 +664,13 @@ async fn a_subscribed_socket_receives_posts_until_it_closes() {
         false,
     )
     .await;
-    assert_eq!(
-        listed["body"]["subscriptions"][0]["subscriber"],
-        "websocket:ws1"
+    let subscriber = listed["body"]["subscriptions"][0]["subscriber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        subscriber.starts_with("websocket:host-") && subscriber.ends_with("/ws1"),
+        "a socket subscriber names its host and connection: {subscriber}"
     );
 
     let posted = send(
@@ -653,7 +684,7 @@ async fn a_subscribed_socket_receives_posts_until_it_closes() {
     )
     .await;
     assert_eq!(posted.status, 201);
-    let frames = recorder.0.lock().unwrap().clone();
+    let frames = recorder.wait_for(1).await;
     assert_eq!(frames.len(), 1);
     assert!(
         frames[0].binary,
@@ -678,13 +709,14 @@ async fn a_subscribed_socket_receives_posts_until_it_closes() {
         ),
     )
     .await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(recorder.0.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
 async fn a_socket_the_transport_did_not_announce_cannot_subscribe() {
     let dir = TempDir::new();
-    let api = embedded_api(&dir);
+    let api = embedded_api(&dir).await;
     let refused = ws(
         &api,
         "subscription_create",
@@ -693,4 +725,194 @@ async fn a_socket_the_transport_did_not_announce_cannot_subscribe() {
     )
     .await;
     assert_eq!(refused["headers"]["status"], 400);
+}
+
+#[tokio::test]
+async fn a_panic_while_serving_a_frame_answers_it_with_a_500_envelope() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir).await;
+    for msgpack in [false, true, false] {
+        let envelope = ws(&api, "test_panic", json!({"queue_name": "q"}), msgpack).await;
+        assert_eq!(envelope["headers"]["status"], 500);
+        assert_eq!(
+            envelope["body"],
+            json!({"exception": "The request could not be served.", "error": null})
+        );
+        assert_eq!(envelope["request"]["body"], json!({"queue_name": "q"}));
+        let after = ws(&api, "queue_get_stats", json!({"queue_name": "q"}), msgpack).await;
+        assert_eq!(after["headers"]["status"], 200);
+    }
+}
+
+#[tokio::test]
+async fn check_node_health_over_websocket_exists_only_in_admin_mode() {
+    let dir = TempDir::new();
+    // The probe would reach this store and panic: a 404 proves it did not run.
+    let api = api_in_mode(
+        wrap_message_store(FailingStore(ErrorCode::PANICKED)),
+        &dir,
+        false,
+    )
+    .await;
+    let mut request = http("GET", "/v2/health", "", b"");
+    request.headers.push(Header::new("x-roles", "admin"));
+    assert_eq!(send(&api, request).await.status, 404);
+    for msgpack in [false, true] {
+        let frame = json!({"action": "check_node_health", "headers": {"Client-ID": CLIENT, "X-Project-ID": "p", "X-Roles": "admin"}, "body": {}});
+        let response = send(&api, super::tests::frame(&frame, msgpack)).await;
+        assert_eq!(response.status, 404);
+    }
+    let admin = TempDir::new();
+    let api = api_in_mode(
+        wrap_message_store(EmbeddedMessageStore::open(&admin.config()).expect("store")),
+        &admin,
+        true,
+    )
+    .await;
+    let frame = json!({"action": "check_node_health", "headers": {"Client-ID": CLIENT, "X-Project-ID": "p", "X-Roles": "admin"}, "body": {}});
+    let response = send(&api, super::tests::frame(&frame, false)).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(json_body(&response)["body"]["storage_reachable"], true);
+}
+
+/// Bodies some transport or encoding could not carry faithfully are refused
+/// at post, over every transport, and nothing is stored.
+#[tokio::test]
+async fn bodies_no_transport_could_carry_are_refused_everywhere() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir).await;
+    let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+    for body in [
+        deep.as_str(),
+        r#""\ud800""#,
+        "123456789012345678901234567890",
+        "1e400",
+    ] {
+        let post = format!(r#"{{"messages": [{{"body": {body}}}]}}"#);
+        let response = send(
+            &api,
+            http("POST", "/v2/queues/odd/messages", "", post.as_bytes()),
+        )
+        .await;
+        assert_eq!(response.status, 400, "{body}");
+        let mut text = frame(&json!(null), false);
+        text.body = RVec::from(
+            format!(
+                r#"{{"action": "message_post", "headers": {{"Client-ID": "{CLIENT}", "X-Project-ID": "p"}}, "body": {{"queue_name": "odd", "messages": [{{"body": {body}}}]}}}}"#
+            )
+            .into_bytes(),
+        );
+        // The echo repeats the frame, which a strict JSON reader may refuse.
+        assert_eq!(send(&api, text).await.status, 400, "{body}");
+    }
+    let deep_value: Value = (0..150).fold(json!(1), |inner, _| json!([inner]));
+    // Over MessagePack too (a frame this deep is refused as it is decoded).
+    let request = json!({"action": "message_post", "headers": {"Client-ID": CLIENT, "X-Project-ID": "p"}, "body": {"queue_name": "odd", "messages": [{"body": deep_value}]}});
+    assert_eq!(send(&api, frame(&request, true)).await.status, 400);
+    let stats = send(&api, http("GET", "/v2/queues/odd/stats", "", b"")).await;
+    assert_eq!(json_body(&stats)["messages"]["total"], 0);
+}
+
+#[tokio::test]
+async fn dead_letter_policies_that_lead_back_to_the_queue_are_refused() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir).await;
+    let put = |queue: &str, metadata: Value| {
+        http(
+            "PUT",
+            &format!("/v2/queues/{queue}"),
+            "",
+            metadata.to_string().as_bytes(),
+        )
+    };
+    let to = |queue: &str| json!({"_max_claim_count": 2, "_dead_letter_queue": queue});
+    let refused = send(&api, put("self", to("self"))).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        json_body(&refused)["description"],
+        "The dead letter queue may not lead back to the queue: self -> self."
+    );
+    assert_eq!(send(&api, put("a", to("b"))).await.status, 201);
+    assert_eq!(send(&api, put("c", json!({}))).await.status, 201);
+    let refused = send(&api, put("b", to("a"))).await;
+    assert_eq!(
+        json_body(&refused)["description"],
+        "The dead letter queue may not lead back to the queue: b -> a -> b."
+    );
+    // A queue whose dead letters stay put (no claim count) closes no cycle.
+    assert_eq!(
+        send(&api, put("b", json!({"_dead_letter_queue": "a"})))
+            .await
+            .status,
+        201
+    );
+    let mut patch = http(
+        "PATCH",
+        "/v2/queues/c",
+        "",
+        br#"[{"op": "add", "path": "/metadata/_max_claim_count", "value": 1}, {"op": "add", "path": "/metadata/_dead_letter_queue", "value": "a"}]"#,
+    );
+    patch.headers.push(Header::new(
+        "content-type",
+        "application/openstack-messaging-v2.0-json-patch",
+    ));
+    assert_eq!(send(&api, patch.clone()).await.status, 200, "c -> a -> b");
+    let mut closing = patch;
+    closing.path = "/v2/queues/b".into();
+    closing.body = RVec::from(
+        br#"[{"op": "add", "path": "/metadata/_max_claim_count", "value": 1}]"#.to_vec(),
+    );
+    let refused = send(&api, closing).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        json_body(&refused)["description"],
+        "The dead letter queue may not lead back to the queue: b -> a -> b."
+    );
+    let b = send(&api, http("GET", "/v2/queues/b", "", b"")).await;
+    assert!(json_body(&b)
+        .get("_max_claim_count")
+        .is_none_or(Value::is_null));
+}
+
+#[tokio::test]
+async fn a_huge_post_answers_a_location_every_client_can_read() {
+    let dir = TempDir::new();
+    let api = embedded_api(&dir).await;
+    let messages: Vec<Value> = (0..10_000).map(|i| json!({ "body": i })).collect();
+    let body = json!({ "messages": messages }).to_string();
+    let response = send(
+        &api,
+        http("POST", "/v2/queues/huge/messages", "", body.as_bytes()),
+    )
+    .await;
+    assert_eq!(response.status, 201);
+    assert_eq!(
+        header(&response, "location"),
+        Some("/v2/queues/huge/messages")
+    );
+    assert_eq!(
+        json_body(&response)["resources"].as_array().unwrap().len(),
+        10_000
+    );
+    let small = send(
+        &api,
+        http(
+            "POST",
+            "/v2/queues/huge/messages",
+            "",
+            br#"{"messages": [{"body": 1}, {"body": 2}]}"#,
+        ),
+    )
+    .await;
+    let resources = json_body(&small)["resources"].clone();
+    let ids: Vec<&str> = resources
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|href| href.as_str().unwrap().rsplit('/').next().unwrap())
+        .collect();
+    assert_eq!(
+        header(&small, "location").unwrap(),
+        format!("/v2/queues/huge/messages?ids={}", ids.join(","))
+    );
 }

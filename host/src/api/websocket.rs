@@ -1,21 +1,27 @@
-//! The WebSocket front end (§5): a frame `{"action", "headers", "body"}`
-//! in JSON (text frame) or MessagePack (binary frame) becomes the same
-//! [`Call`] an HTTP request would, and the [`Reply`] comes back in Zaqar's
-//! envelope `{"request", "body", "headers": {"status"}}`, in the frame's
-//! encoding. No rule is re-implemented here: only names and shapes differ.
+//! The WebSocket front end: a frame `{"action", "headers", "body"}` in
+//! JSON (text frame) or MessagePack (binary frame) becomes the same
+//! [`Command`] an HTTP request would, and the [`Reply`] comes back in
+//! Zaqar's envelope `{"request", "body", "headers": {"status"}}`, in the
+//! frame's encoding. No rule is re-implemented here: only names and shapes
+//! differ. The envelope is written as JSON text straight from the request's
+//! bytes and the reply (MessagePack: that text transcoded), never through a
+//! JSON tree.
 
 use plugin_api::{
-    storage::{QueueStats, StoredMessage},
+    storage::{QueueStats, StoredMessage, SubscriptionRecord},
     transport::ApiRequest,
 };
-use serde_json::{json, Map, Value};
+use serde_json::value::RawValue;
 
 use super::{
-    action::{Call, Caller, Reply},
+    action::{Caller, Reply},
+    clock::format_utc,
+    command::Command,
     errors::ApiError,
+    frame::{self, Decoded, Fields, Frame, Headers},
     http::HttpResponse,
-    params::BodyParams,
-    render::age_seconds,
+    http_render::push_health,
+    render::{age_seconds, push_body, push_key, push_raw, push_str, push_subscription, push_value},
     router::Action,
     subscriptions,
     validation::{ClientId, ProjectId, QueueName},
@@ -25,7 +31,7 @@ use super::{
 const MSGPACK: &str = "application/x-msgpack";
 
 /// The actions Zaqar's WebSocket API offers (plus the three it only
-/// declares, which Zaqar answers by dropping the connection, §8 #28).
+/// declares, which Zaqar answers by dropping the connection).
 const WEBSOCKET_ACTIONS: &[Action] = &[
     Action::GetHomeDoc,
     Action::PingNode,
@@ -58,43 +64,82 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
         .headers
         .iter()
         .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK));
-    let (status, envelope) = match decode(&request.body, binary) {
-        Err(error) => (
-            400,
+    let transcoded;
+    let text: Result<&[u8], String> = if binary {
+        match frame::msgpack_to_json(&request.body) {
+            Ok(text) => {
+                transcoded = text;
+                Ok(&transcoded)
+            }
+            Err(error) => Err(format!(
+                "Can't decode binary (MessagePack) request. {error}"
+            )),
+        }
+    } else {
+        Ok(&request.body)
+    };
+    let decoded = text.and_then(|text| {
+        frame::decode(text).map_err(|e| format!("Can't decode text (JSON) request. {e}"))
+    });
+    let mut out = Vec::with_capacity(256);
+    let status = match decoded {
+        Err(error) => {
+            let mut result = Vec::new();
+            error_body(&mut result, &error);
+            envelope(&mut out, &Frame::default(), false, &result, 400)
+        }
+        Ok(Decoded::NotAnObject) => {
+            let mut result = Vec::new();
+            error_body(
+                &mut result,
+                "Unexpected body type. Expected dict or dict like.",
+            );
+            envelope(&mut out, &Frame::default(), false, &result, 400)
+        }
+        // With no auth strategy configured there is nothing to check, so
+        // `authenticate` succeeds (Zaqar drops the connection). The echo
+        // leaves out the frame's headers and body, which carry the token.
+        Ok(Decoded::Frame(frame))
+            if frame::as_string(frame.action).as_deref() == Some("authenticate") =>
+        {
             envelope(
-                &Value::Null,
-                &Map::new(),
-                &Map::new(),
-                json!({ "error": error }),
-                400,
-            ),
-        ),
-        // Zaqar §5.3: with no auth strategy configured there is nothing to
-        // check, so `authenticate` succeeds (upstream drops the connection,
-        // §8 #28). The echo leaves out the frame's headers and body, which
-        // carry the token.
-        Ok(frame) if frame.action == "authenticate" => (
-            200,
-            envelope(
-                &frame.action,
-                &Map::new(),
-                &Map::new(),
-                json!({"message": "Authentified."}),
+                &mut out,
+                &frame,
+                true,
+                br#"{"message":"Authentified."}"#,
                 200,
-            ),
-        ),
-        Ok(frame) => {
-            let (status, body) = serve(api, &frame, request.connection.as_str(), binary).await;
-            (
-                status,
-                envelope(&frame.action, &frame.body, &frame.headers, body, status),
             )
         }
+        Ok(Decoded::Frame(frame)) => {
+            let mut result = Vec::with_capacity(256);
+            let status = serve(
+                api,
+                &frame,
+                request.connection.as_str(),
+                binary,
+                &mut result,
+            )
+            .await;
+            envelope(&mut out, &frame, false, &result, status)
+        }
     };
-    let payload = if binary {
-        rmp_serde::to_vec_named(&envelope).unwrap_or_default()
+    let (payload, status) = if binary {
+        match frame::json_to_msgpack(&out) {
+            Ok(packed) => (packed, status),
+            Err(error) => {
+                tracing::error!(%error, "a WebSocket answer could not be encoded as MessagePack");
+                let mut result = Vec::new();
+                error_body(
+                    &mut result,
+                    "The answer could not be encoded as MessagePack.",
+                );
+                out.clear();
+                let status = envelope(&mut out, &Frame::default(), false, &result, 500);
+                (frame::json_to_msgpack(&out).unwrap_or_default(), status)
+            }
+        }
     } else {
-        serde_json::to_vec(&envelope).unwrap_or_default()
+        (out, status)
     };
     let content_type = if binary { MSGPACK } else { "application/json" };
     HttpResponse {
@@ -104,91 +149,127 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
     }
 }
 
-struct Frame {
-    action: Value,
-    headers: Map<String, Value>,
-    body: Map<String, Value>,
-}
-
-fn decode(payload: &[u8], binary: bool) -> Result<Frame, String> {
-    let value: Value = if binary {
-        rmp_serde::from_slice(payload)
-            .map_err(|e| format!("Can't decode binary (MessagePack) request. {e}"))?
-    } else {
-        serde_json::from_slice(payload)
-            .map_err(|e| format!("Can't decode text (JSON) request. {e}"))?
-    };
-    let Value::Object(mut frame) = value else {
-        return Err("Unexpected body type. Expected dict or dict like.".into());
-    };
-    let object = |value: Option<Value>| match value {
-        Some(Value::Object(map)) => map,
-        _ => Map::new(),
-    };
-    Ok(Frame {
-        action: frame.remove("action").unwrap_or(Value::Null),
-        headers: object(frame.remove("headers")),
-        body: object(frame.remove("body")),
-    })
-}
-
-fn envelope(
-    action: &Value,
-    body: &Map<String, Value>,
-    headers: &Map<String, Value>,
-    result: Value,
-    status: u16,
-) -> Value {
-    json!({
-        "request": {"action": action, "body": body, "headers": headers, "api": "v2"},
-        "body": result,
-        "headers": {"status": status}
-    })
-}
-
-fn schema_failed() -> (u16, Value) {
-    (400, json!({"error": "Schema validation failed."}))
-}
-
-fn header<'a>(headers: &'a Map<String, Value>, name: &str) -> Option<&'a str> {
-    headers
+/// The answer to a frame whose serving panicked: a 500 envelope in the
+/// frame's encoding (echoing what can be decoded of it), so the client
+/// learns its request failed and the socket stays usable.
+pub fn internal_error(request: &ApiRequest) -> HttpResponse {
+    let binary = request
+        .headers
         .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .and_then(|(_, value)| value.as_str())
+        .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK));
+    let text = if binary {
+        frame::msgpack_to_json(&request.body).unwrap_or_default()
+    } else {
+        request.body.to_vec()
+    };
+    let frame = match frame::decode(&text) {
+        Ok(Decoded::Frame(frame)) => frame,
+        _ => Frame::default(),
+    };
+    let mut result = Vec::new();
+    let status = failure(
+        &mut result,
+        &ApiError::Internal("The request could not be served."),
+    );
+    let mut out = Vec::with_capacity(128 + text.len());
+    envelope(&mut out, &frame, false, &result, status);
+    let body = if binary {
+        frame::json_to_msgpack(&out).unwrap_or_default()
+    } else {
+        out
+    };
+    let content_type = if binary { MSGPACK } else { "application/json" };
+    HttpResponse {
+        status,
+        headers: vec![("content-type", content_type.into())],
+        body,
+    }
+}
+
+/// Writes `{"request":{...},"body":<result>,"headers":{"status":N}}`,
+/// echoing the frame's members as received (`hide` leaves out its headers
+/// and body). Returns the status.
+fn envelope(out: &mut Vec<u8>, frame: &Frame<'_>, hide: bool, result: &[u8], status: u16) -> u16 {
+    fn member(raw: Option<&RawValue>, hide: bool) -> &str {
+        raw.filter(|raw| !hide && frame::is_object(raw))
+            .map_or("{}", |raw| raw.get())
+    }
+    out.extend_from_slice(b"{\"request\":{\"action\":");
+    out.extend_from_slice(frame.action.map_or("null", |raw| raw.get()).as_bytes());
+    out.extend_from_slice(b",\"body\":");
+    out.extend_from_slice(member(frame.body, hide).as_bytes());
+    out.extend_from_slice(b",\"headers\":");
+    out.extend_from_slice(member(frame.headers, hide).as_bytes());
+    out.extend_from_slice(b",\"api\":\"v2\"},\"body\":");
+    out.extend_from_slice(result);
+    out.extend_from_slice(b",\"headers\":{\"status\":");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.extend_from_slice(b"}}");
+    status
+}
+
+/// `{"error":<text>}`.
+fn error_body(out: &mut Vec<u8>, text: &str) {
+    out.extend_from_slice(b"{\"error\":");
+    push_str(out, text);
+    out.push(b'}');
+}
+
+fn schema_failed(out: &mut Vec<u8>) -> u16 {
+    error_body(out, "Schema validation failed.");
+    400
 }
 
 /// Zaqar's handler error shape: `{"exception": <text>, "error": <summary>}`.
-fn failure(error: &ApiError) -> (u16, Value) {
+fn failure(out: &mut Vec<u8>, error: &ApiError) -> u16 {
     let text = error.description().unwrap_or_else(|| error.title());
-    let summary = match error {
-        ApiError::UnableToDelete { .. } | ApiError::NotFound(_) => Value::from(text.clone()),
-        _ => Value::Null,
-    };
-    (error.status(), json!({"exception": text, "error": summary}))
+    out.extend_from_slice(b"{\"exception\":");
+    push_str(out, &text);
+    out.extend_from_slice(b",\"error\":");
+    match error {
+        ApiError::UnableToDelete { .. } | ApiError::NotFound(_) => push_str(out, &text),
+        _ => out.extend_from_slice(b"null"),
+    }
+    out.push(b'}');
+    error.status()
 }
 
-async fn serve(api: &Api, frame: &Frame, connection: &str, binary: bool) -> (u16, Value) {
-    let name = match &frame.action {
-        Value::String(name) => name.clone(),
-        Value::Null => "None".to_string(),
-        other => other.to_string(),
+/// Runs a frame's action, writing the reply's body; returns the status.
+async fn serve(
+    api: &Api,
+    frame: &Frame<'_>,
+    connection: &str,
+    binary: bool,
+    out: &mut Vec<u8>,
+) -> u16 {
+    let name = match frame.action {
+        None => "None".to_string(),
+        Some(raw) if raw.get() == "null" => "None".to_string(),
+        Some(raw) => frame::as_string(Some(raw)).unwrap_or_else(|| raw.get().to_string()),
     };
+    // Host code has no known panic to trigger; tests reach the recovery
+    // path through this action, which exists only in test builds.
+    #[cfg(test)]
+    if name == "test_panic" {
+        panic!("a test asked for a panic");
+    }
     let Some(action) = Action::from_name(&name).filter(|a| WEBSOCKET_ACTIONS.contains(a)) else {
-        return (
-            400,
-            json!({ "error": format!("{name} is not a valid action") }),
-        );
+        error_body(out, &format!("{name} is not a valid action"));
+        return 400;
     };
+    // The health probe exists only in admin mode, as `/v2/health` does; it
+    // is not even announced otherwise.
+    if action == Action::CheckNodeHealth && !api.admin_mode {
+        return failure(out, &ApiError::RouteNotFound);
+    }
+    let headers = Headers::read(frame.headers);
     let needs_identity = !matches!(
         action,
         Action::GetHomeDoc | Action::PingNode | Action::CheckNodeHealth
     );
-    let (client_header, project_header) = (
-        header(&frame.headers, "Client-ID"),
-        header(&frame.headers, "X-Project-ID"),
-    );
+    let (client_header, project_header) = (headers.get("Client-ID"), headers.get("X-Project-ID"));
     if needs_identity && (client_header.is_none() || project_header.is_none()) {
-        return schema_failed();
+        return schema_failed(out);
     }
     let client_id = match ClientId::from_header(
         Some(client_header.unwrap_or("00000000000000000000000000000000")),
@@ -196,221 +277,297 @@ async fn serve(api: &Api, frame: &Frame, connection: &str, binary: bool) -> (u16
     ) {
         Ok(id) => id,
         Err(_) => {
-            return (
-                400,
-                json!({"exception": "badly formed hexadecimal UUID string", "error": null}),
-            )
+            out.extend_from_slice(
+                br#"{"exception":"badly formed hexadecimal UUID string","error":null}"#,
+            );
+            return 400;
         }
     };
     let project = match ProjectId::from_header(Some(project_header.unwrap_or("none"))) {
         Ok(project) => project,
-        Err(error) => return failure(&error),
+        Err(error) => return failure(out, &error),
     };
-    let body = &frame.body;
-    let queue = match (
-        needs_identity && action != Action::QueueList,
-        body.get("queue_name"),
-    ) {
-        (false, _) => None,
-        (true, Some(Value::String(name))) => match QueueName::parse(name, &project) {
+    let fields = Fields::read(frame.body);
+    let queue = if needs_identity && action != Action::QueueList {
+        let Some(name) = frame::as_string(fields.queue_name) else {
+            return schema_failed(out);
+        };
+        match QueueName::parse(&name, &project) {
             Ok(queue) => Some(queue),
-            Err(error) => return failure(&error),
-        },
-        (true, _) => return schema_failed(),
+            Err(error) => return failure(out, &error),
+        }
+    } else {
+        None
     };
     let id_field = match action {
-        Action::MessageGet | Action::MessageDelete => Some("message_id"),
-        Action::ClaimGet | Action::ClaimUpdate | Action::ClaimDelete => Some("claim_id"),
-        Action::SubscriptionGet | Action::SubscriptionDelete => Some("subscription_id"),
+        Action::MessageGet | Action::MessageDelete => Some(fields.message_id),
+        Action::ClaimGet | Action::ClaimUpdate | Action::ClaimDelete => Some(fields.claim_id),
+        Action::SubscriptionGet | Action::SubscriptionDelete => Some(fields.subscription_id),
         _ => None,
     };
-    let id = match id_field.map(|field| body.get(field)) {
+    let id = match id_field.map(frame::as_string) {
         None => None,
-        Some(Some(Value::String(id))) => Some(id.clone()),
-        Some(_) => return schema_failed(),
+        Some(Some(id)) => Some(id),
+        Some(None) => return schema_failed(out),
     };
-    let document = action_document(action, body);
-    let admin = Caller::roles_grant_admin(header(&frame.headers, "X-Roles"));
+    let admin = Caller::roles_grant_admin(headers.get("X-Roles"));
     let caller = Caller {
         project,
         client_id,
         admin,
     };
-    let params = BodyParams::new(body);
-    let call = Call {
-        action,
-        caller: &caller,
-        queue,
-        id,
-        params: &params,
-        body: document.as_deref(),
+    let command = match Command::build(api, action, queue, id, &fields) {
+        Ok(command) => command,
+        Err(error) => return failure(out, &error),
     };
-    let result = if action == Action::SubscriptionCreate && !body.contains_key("subscriber") {
-        subscriptions::create_for_socket(api, &call, connection, binary).await
-    } else {
-        api.dispatch(&call).await
+    let result = match &command {
+        Command::SubscriptionCreate { queue, body } if fields.subscriber.is_none() => {
+            subscriptions::create_for_socket(
+                api,
+                &caller,
+                queue,
+                body.as_deref(),
+                connection,
+                binary,
+            )
+            .await
+        }
+        _ => api.dispatch(&caller, &command).await,
     };
     match result {
-        Ok(reply) => render(api, &call, reply),
+        Ok(reply) => render(api, &command, reply, out),
         // Zaqar's WebSocket message_get_many answers an empty list, not 404.
         Err(ApiError::NotFound(_)) if action == Action::MessageGetMany => {
-            (200, json!({"messages": []}))
+            out.extend_from_slice(br#"{"messages":[]}"#);
+            200
         }
-        Err(error) => failure(&error),
+        Err(error) => failure(out, &error),
     }
 }
 
-/// The JSON document an action reads, cut from the frame's body.
-fn action_document(action: Action, body: &Map<String, Value>) -> Option<Vec<u8>> {
-    let pick = |keys: &[&str]| {
-        let picked: Map<String, Value> = keys
-            .iter()
-            .filter_map(|k| body.get(*k).map(|v| (k.to_string(), v.clone())))
-            .collect();
-        serde_json::to_vec(&picked).ok()
-    };
-    match action {
-        Action::QueueCreate => body
-            .get("metadata")
-            .and_then(|m| serde_json::to_vec(m).ok()),
-        Action::MessagePost => pick(&["messages"]),
-        Action::ClaimCreate | Action::ClaimUpdate => pick(&["ttl", "grace"]),
-        Action::SubscriptionCreate => pick(&["subscriber", "ttl", "options"]),
-        Action::QueuePurge if body.contains_key("resource_types") => pick(&["resource_types"]),
-        _ => None,
+/// A message in the WebSocket shape `{"id","claim_id","ttl","age","body"}`,
+/// its body spliced in as stored; `popped` adds `claim_count` (and shows no
+/// claim).
+fn push_message(out: &mut Vec<u8>, message: &StoredMessage, now_ms: u64, popped: bool) {
+    out.extend_from_slice(b"{\"id\":");
+    push_str(out, &message.id);
+    out.extend_from_slice(b",\"claim_id\":");
+    match message.claim.as_ref().into_option() {
+        Some(claim) if !popped => push_str(out, &claim.id),
+        _ => out.extend_from_slice(b"null"),
     }
+    out.extend_from_slice(b",\"ttl\":");
+    out.extend_from_slice(message.ttl.to_string().as_bytes());
+    out.extend_from_slice(b",\"age\":");
+    out.extend_from_slice(
+        age_seconds(now_ms, message.created_ms)
+            .to_string()
+            .as_bytes(),
+    );
+    out.extend_from_slice(b",\"body\":");
+    push_body(out, &message.body);
+    if popped {
+        out.extend_from_slice(b",\"claim_count\":");
+        out.extend_from_slice(message.claim_count.to_string().as_bytes());
+    }
+    out.push(b'}');
 }
 
-/// A message in the WebSocket shape `{"id","claim_id","ttl","age","body"}`.
-fn message(message: &StoredMessage, now_ms: u64) -> Value {
-    let claim = message
-        .claim
-        .as_ref()
-        .into_option()
-        .map(|c| Value::from(c.id.as_str()))
-        .unwrap_or(Value::Null);
-    json!({
-        "id": message.id.as_str(),
-        "claim_id": claim,
-        "ttl": message.ttl,
-        "age": age_seconds(now_ms, message.created_ms),
-        "body": serde_json::from_slice::<Value>(&message.body).unwrap_or(Value::Null),
-    })
+fn push_messages(out: &mut Vec<u8>, list: &[StoredMessage], now_ms: u64, popped: bool) {
+    out.push(b'[');
+    for (index, message) in list.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        push_message(out, message, now_ms, popped);
+    }
+    out.push(b']');
 }
 
-fn messages(list: &[StoredMessage], now_ms: u64) -> Value {
-    Value::from(list.iter().map(|m| message(m, now_ms)).collect::<Vec<_>>())
-}
-
-fn stats(stats: &QueueStats, now_ms: u64) -> Value {
-    let mut counts = json!({"claimed": stats.claimed, "free": stats.free, "total": stats.total});
+fn push_stats(out: &mut Vec<u8>, stats: &QueueStats, now_ms: u64) {
+    out.extend_from_slice(
+        format!(
+            "{{\"messages\":{{\"claimed\":{},\"free\":{},\"total\":{}",
+            stats.claimed, stats.free, stats.total
+        )
+        .as_bytes(),
+    );
     if stats.total != 0 {
         for (name, summary) in [("oldest", &stats.oldest), ("newest", &stats.newest)] {
             if let Some(summary) = summary.as_ref().into_option() {
-                counts[name] = json!({
-                    "id": summary.id.as_str(),
-                    "age": age_seconds(now_ms, summary.created_ms),
-                    "created": format!("{}Z", super::clock::format_utc(summary.created_ms as i64)),
-                });
+                out.push(b',');
+                push_key(out, name);
+                out.extend_from_slice(b"{\"id\":");
+                push_str(out, &summary.id);
+                out.extend_from_slice(b",\"age\":");
+                out.extend_from_slice(
+                    age_seconds(now_ms, summary.created_ms)
+                        .to_string()
+                        .as_bytes(),
+                );
+                out.extend_from_slice(b",\"created\":");
+                push_str(out, &format!("{}Z", format_utc(summary.created_ms as i64)));
+                out.push(b'}');
             }
         }
     }
-    json!({ "messages": counts })
+    out.extend_from_slice(b"}}");
 }
 
-fn render(api: &Api, call: &Call<'_>, reply: Reply) -> (u16, Value) {
+fn push_subscriptions(out: &mut Vec<u8>, list: &[SubscriptionRecord], now_ms: u64) {
+    out.extend_from_slice(b"{\"subscriptions\":[");
+    for (index, subscription) in list.iter().enumerate() {
+        if index > 0 {
+            out.push(b',');
+        }
+        push_subscription(out, now_ms, subscription);
+    }
+    out.extend_from_slice(b"]}");
+}
+
+/// Writes a reply's body in the WebSocket shapes; returns the status.
+fn render(api: &Api, command: &Command<'_>, reply: Reply, out: &mut Vec<u8>) -> u16 {
     let now = api.now_ms();
-    let queue = call.queue.as_ref().map(|q| q.as_str()).unwrap_or("");
-    let id = call.id.as_deref().unwrap_or("");
+    let queue = command.queue().map(|q| q.as_str()).unwrap_or("");
+    let id = command.id().unwrap_or("");
     match reply {
-        Reply::HomeDoc => (
-            200,
-            serde_json::from_slice(&api.homedoc).unwrap_or(Value::Null),
-        ),
-        Reply::Pong { alive } => (if alive { 204 } else { 503 }, json!({})),
+        Reply::HomeDoc => {
+            out.extend_from_slice(&api.homedoc);
+            200
+        }
+        Reply::Pong { alive } => {
+            out.extend_from_slice(b"{}");
+            if alive {
+                204
+            } else {
+                503
+            }
+        }
         Reply::Health(report) => {
-            let operations: Map<String, Value> = report
-                .operations
-                .iter()
-                .map(|op| (op.name.to_string(), json!({"succeeded": op.succeeded, "seconds": op.seconds, "ref": op.reference})))
-                .collect();
-            (
-                200,
-                json!({"storage_reachable": report.storage_reachable, "operation_status": operations}),
-            )
+            push_health(out, &report);
+            200
         }
         Reply::QueueList { queues, .. } => {
-            let list: Vec<Value> = queues
-                .iter()
-                .map(|(entry, shown)| match shown {
-                    Some(_) => json!({"name": entry.name.as_str(), "metadata": super::queues::parse_map(&entry.metadata)}),
-                    None => json!({"name": entry.name.as_str()}),
-                })
-                .collect();
-            (200, json!({ "queues": list }))
+            out.extend_from_slice(b"{\"queues\":[");
+            for (index, (entry, shown)) in queues.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"{\"name\":");
+                push_str(out, &entry.name);
+                if shown.is_some() {
+                    out.extend_from_slice(b",\"metadata\":");
+                    push_raw(out, &entry.metadata);
+                }
+                out.push(b'}');
+            }
+            out.extend_from_slice(b"]}");
+            200
         }
-        Reply::QueueCreated { created } => (
-            if created { 201 } else { 204 },
-            json!(format!("Queue {queue} created.")),
-        ),
-        Reply::QueueMetadata { raw, .. } => (200, Value::Object(raw)),
-        Reply::Stats(counts) => (200, stats(&counts, now)),
-        Reply::SignedUrl(_) => (400, json!({"error": "Not supported."})),
-        Reply::MessageList { messages: list, .. } => {
-            (200, json!({ "messages": messages(&list, now) }))
+        Reply::QueueCreated { created } => {
+            push_str(out, &format!("Queue {queue} created."));
+            if created {
+                201
+            } else {
+                204
+            }
         }
-        Reply::MessageGetMany(list) => (200, json!({ "messages": messages(&list, now) })),
-        Reply::Message(found) => (200, json!({ "messages": message(&found, now) })),
+        Reply::QueueMetadata { raw, .. } => {
+            push_value(out, &serde_json::Value::Object(raw));
+            200
+        }
+        Reply::Stats(counts) => {
+            push_stats(out, &counts, now);
+            200
+        }
+        Reply::SignedUrl(_) => {
+            error_body(out, "Not supported.");
+            400
+        }
+        Reply::MessageList { messages, .. } | Reply::MessageGetMany(messages) => {
+            out.extend_from_slice(b"{\"messages\":");
+            push_messages(out, &messages, now, false);
+            out.push(b'}');
+            200
+        }
+        Reply::Message(found) => {
+            out.extend_from_slice(b"{\"messages\":");
+            push_message(out, &found, now, false);
+            out.push(b'}');
+            200
+        }
         Reply::Posted(posted) => {
-            let ids: Vec<&str> = posted.iter().map(|p| p.id.as_str()).collect();
-            (201, json!({ "message_ids": ids }))
+            out.extend_from_slice(b"{\"message_ids\":[");
+            for (index, message) in posted.iter().enumerate() {
+                if index > 0 {
+                    out.push(b',');
+                }
+                push_str(out, &message.id);
+            }
+            out.extend_from_slice(b"]}");
+            201
         }
         Reply::Popped(list) => {
-            let popped: Vec<Value> = list
-                .iter()
-                .map(|m| {
-                    let mut shown = message(m, now);
-                    shown["claim_id"] = Value::Null;
-                    shown["claim_count"] = Value::from(m.claim_count);
-                    shown
-                })
-                .collect();
-            (200, json!({ "messages": popped }))
+            out.extend_from_slice(b"{\"messages\":");
+            push_messages(out, &list, now, true);
+            out.push(b'}');
+            200
         }
-        Reply::ClaimCreated(claim) if claim.messages.is_empty() => (204, json!({"claim_id": null})),
-        Reply::ClaimCreated(claim) => (
-            201,
-            json!({"claim_id": claim.id.as_str(), "messages": messages(&claim.messages, now)}),
-        ),
-        Reply::Claim(claim) => (
-            200,
-            json!({"age": age_seconds(now, claim.updated_ms), "ttl": claim.ttl, "messages": messages(&claim.messages, now)}),
-        ),
+        Reply::ClaimCreated(claim) if claim.messages.is_empty() => {
+            out.extend_from_slice(br#"{"claim_id":null}"#);
+            204
+        }
+        Reply::ClaimCreated(claim) => {
+            out.extend_from_slice(b"{\"claim_id\":");
+            push_str(out, &claim.id);
+            out.extend_from_slice(b",\"messages\":");
+            push_messages(out, &claim.messages, now, false);
+            out.push(b'}');
+            201
+        }
+        Reply::Claim(claim) => {
+            out.extend_from_slice(
+                format!(
+                    "{{\"age\":{},\"ttl\":{},\"messages\":",
+                    age_seconds(now, claim.updated_ms),
+                    claim.ttl
+                )
+                .as_bytes(),
+            );
+            push_messages(out, &claim.messages, now, false);
+            out.push(b'}');
+            200
+        }
         Reply::SubscriptionList { subscriptions, .. } => {
-            let list: Vec<Value> = subscriptions.iter().map(|s| subscription(s, now)).collect();
-            (200, json!({ "subscriptions": list }))
+            push_subscriptions(out, &subscriptions, now);
+            200
         }
-        Reply::Subscription(found) => (200, subscription(&found, now)),
-        // Zaqar's WebSocket API refuses duplicates with 409 and a sentence (§8 #16).
+        Reply::Subscription(found) => {
+            push_subscription(out, now, &found);
+            200
+        }
+        // Zaqar's WebSocket API refuses duplicates with 409 and a sentence.
         Reply::SubscriptionCreated { created: false, .. } => {
-            (409, json!(format!("Subscription {queue} not created.")))
+            push_str(out, &format!("Subscription {queue} not created."));
+            409
         }
-        Reply::SubscriptionCreated { id: new_id, .. } => (
-            201,
-            json!({"subscription_id": new_id, "message": format!("Subscription {queue} created.")}),
-        ),
-        Reply::Done => match call.action {
-            Action::QueueDelete => (204, json!(format!("Queue {queue} removed."))),
-            Action::ClaimUpdate => (204, json!(format!("Claim {id} updated."))),
-            Action::ClaimDelete => (204, json!(format!("Claim {id} deleted."))),
-            Action::SubscriptionDelete => (204, json!(format!("Subscription {id} removed."))),
-            _ => (204, json!({})),
-        },
+        Reply::SubscriptionCreated { id: new_id, .. } => {
+            out.extend_from_slice(b"{\"subscription_id\":");
+            push_str(out, &new_id);
+            out.extend_from_slice(b",\"message\":");
+            push_str(out, &format!("Subscription {queue} created."));
+            out.push(b'}');
+            201
+        }
+        Reply::Done => {
+            match command.action() {
+                Action::QueueDelete => push_str(out, &format!("Queue {queue} removed.")),
+                Action::ClaimUpdate => push_str(out, &format!("Claim {id} updated.")),
+                Action::ClaimDelete => push_str(out, &format!("Claim {id} deleted.")),
+                Action::SubscriptionDelete => push_str(out, &format!("Subscription {id} removed.")),
+                _ => out.extend_from_slice(b"{}"),
+            }
+            204
+        }
     }
-}
-
-fn subscription(record: &plugin_api::storage::SubscriptionRecord, now_ms: u64) -> Value {
-    let mut out = Vec::new();
-    super::render::push_subscription(&mut out, now_ms, record);
-    serde_json::from_slice(&out).unwrap_or(Value::Null)
 }

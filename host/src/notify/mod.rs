@@ -11,9 +11,14 @@
 //! notification. Workers are independent: a dead endpoint only holds back
 //! its own subscription, and a global limit bounds deliveries in flight.
 //!
-//! Sockets subscribed on this node are pushed to at once, from the post
-//! itself, without a storage read.
+//! Workers wake when the queue's tail moves ([`crate::events`]), so posts
+//! through any host sharing the store are delivered. Each worker holds a
+//! lease on its subscription in the store while it delivers, so one host
+//! at a time delivers a subscription; when a host dies its lease expires
+//! and another takes over from the durable cursor. Sockets subscribed on
+//! this host are pushed to by [`crate::push`].
 
+mod lease;
 pub mod payload;
 pub mod retry;
 mod worker;
@@ -25,17 +30,13 @@ use std::{
 
 use plugin_api::{
     notification::NotifierBox,
-    storage::{MessageStore, MessageStoreBox, QueueRef},
+    storage::{ChangeKind, MessageStore, MessageStoreBox, QueueChange, QueueRef},
     types::ROption,
 };
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{broadcast::error::RecvError, Semaphore};
 use tracing::Instrument;
 
-use crate::{
-    api::clock,
-    config::NotificationOptions,
-    push::{Posted, PushHub},
-};
+use crate::{api::clock, config::NotificationOptions, events::Events, push::PushHub};
 
 use self::{
     payload::Confirmation,
@@ -47,6 +48,8 @@ pub const SOCKET_SCHEME: &str = "websocket";
 
 /// Deliveries in flight at once, over all subscriptions.
 const MAX_IN_FLIGHT: usize = 64;
+/// How often a host renews its liveness lease (it lasts three times this).
+const HOST_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the dispatcher needs beyond the store and the sinks.
 #[derive(Debug, Clone, Default)]
@@ -64,11 +67,13 @@ type WorkerKey = (QueueRef, String);
 /// Routes posted messages to subscribers.
 pub struct Dispatcher {
     store: Arc<MessageStoreBox>,
+    events: Arc<Events>,
     notifiers: HashMap<String, Arc<NotifierBox>>,
     options: DispatchOptions,
+    /// This host's name in delivery leases.
+    host_id: String,
     /// Sockets of this node and what they subscribed to.
     pub pushes: PushHub,
-    tails: Mutex<HashMap<QueueRef, watch::Sender<u64>>>,
     workers: Mutex<HashMap<WorkerKey, Arc<Control>>>,
     in_flight: Semaphore,
 }
@@ -86,21 +91,77 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store` with the notifier sinks by scheme.
+    /// A dispatcher over `store`, woken by `events`, with the notifier
+    /// sinks by scheme.
     pub fn new(
         store: Arc<MessageStoreBox>,
+        events: Arc<Events>,
         notifiers: HashMap<String, Arc<NotifierBox>>,
         options: DispatchOptions,
     ) -> Arc<Self> {
+        let host_id = format!("host-{}", uuid::Uuid::new_v4());
+        tracing::info!(%host_id, "notification dispatcher ready");
         Arc::new(Self {
+            pushes: PushHub::new(store.clone(), events.clone()),
             store,
+            events,
             notifiers,
             options,
-            pushes: PushHub::default(),
-            tails: Mutex::new(HashMap::new()),
+            host_id,
             workers: Mutex::new(HashMap::new()),
             in_flight: Semaphore::new(MAX_IN_FLIGHT),
         })
+    }
+
+    /// Follows the store's changes: subscriptions created, changed or
+    /// deleted through any host start or stop their workers here too; a
+    /// deleted queue stops its workers; a resync rescans every
+    /// subscription.
+    pub fn listen(self: &Arc<Self>) {
+        let mut changes = self.events.changes();
+        let dispatcher = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let change = match changes.recv().await {
+                    Ok(change) => change,
+                    Err(RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "store changes came faster than they were followed: rescanning subscriptions");
+                        QueueChange::resync()
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(dispatcher) = dispatcher.upgrade() else {
+                    return;
+                };
+                dispatcher.follow(change).await;
+            }
+        });
+    }
+
+    async fn follow(self: &Arc<Self>, change: QueueChange) {
+        match change.kind {
+            ChangeKind::SUBSCRIPTIONS => {
+                let id = change.subscription.as_str();
+                let found = self
+                    .store
+                    .subscription_get(change.queue.clone(), id.into(), clock::now_ms())
+                    .await;
+                match found {
+                    Ok(ROption::RSome(record)) => {
+                        if scheme_of(&record.subscriber) != SOCKET_SCHEME {
+                            self.ensure_worker(change.queue, id);
+                        }
+                    }
+                    Ok(ROption::RNone) => self.subscription_deleted(&change.queue, id),
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read a changed subscription; its worker looks again on its own")
+                    }
+                }
+            }
+            ChangeKind::QUEUE_DELETED => self.queue_deleted(&change.queue),
+            ChangeKind::RESYNC => self.resume().await,
+            _ => {}
+        }
     }
 
     /// The schemes a sink is loaded for.
@@ -108,9 +169,77 @@ impl Dispatcher {
         self.notifiers.keys().map(String::as_str)
     }
 
+    /// The subscriber URI of a socket subscription of `connection` on this
+    /// host. It names the host, so connection ids of different hosts never
+    /// collide and a host can tell whose sockets a subscription belongs to.
+    pub fn socket_subscriber(&self, connection: &str) -> String {
+        format!("{SOCKET_SCHEME}:{}/{connection}", self.host_id)
+    }
+
+    /// Keeps this host's liveness lease, so other hosts sharing the store
+    /// leave its socket subscriptions alone while it runs.
+    pub fn keep_alive(self: &Arc<Self>) {
+        let dispatcher = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(dispatcher) = dispatcher.upgrade() else {
+                    return;
+                };
+                let key = format!("host/{}", dispatcher.host_id);
+                let ttl_ms = 3 * HOST_HEARTBEAT.as_millis() as u64;
+                let renewed = dispatcher
+                    .store
+                    .lease_acquire(
+                        key.into(),
+                        dispatcher.host_id.as_str().into(),
+                        ttl_ms,
+                        clock::now_ms(),
+                    )
+                    .await;
+                if renewed.is_err_and(|e| e.is_unsupported()) {
+                    return; // no leases: no other host to tell
+                }
+                drop(dispatcher);
+                tokio::time::sleep(HOST_HEARTBEAT).await;
+            }
+        });
+    }
+
+    /// Whether the host that made a socket subscription is gone: its
+    /// liveness lease can be taken (or the store has no leases, so there
+    /// is no other host and the subscription is a previous run's).
+    async fn socket_host_gone(&self, subscriber: &str) -> bool {
+        let Some(host) = subscriber
+            .strip_prefix(SOCKET_SCHEME)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .and_then(|rest| rest.split_once('/'))
+            .map(|(host, _)| host)
+        else {
+            return true; // not made by this version: a previous run's
+        };
+        if host == self.host_id {
+            return false;
+        }
+        let key = format!("host/{host}");
+        let probe = format!("{}-probe", self.host_id);
+        match self
+            .store
+            .lease_acquire(
+                key.as_str().into(),
+                probe.as_str().into(),
+                1,
+                clock::now_ms(),
+            )
+            .await
+        {
+            Ok(taken) => taken,
+            Err(error) => error.is_unsupported(),
+        }
+    }
+
     /// Resumes every stored subscription: a worker per subscription with a
-    /// sink; socket subscriptions left by a previous run are deleted (their
-    /// sockets are gone).
+    /// sink; socket subscriptions whose host is gone are deleted (their
+    /// sockets are gone with it).
     pub async fn resume(self: &Arc<Self>) {
         let mut marker = ROption::RNone;
         let (mut resumed, mut stale) = (0usize, 0usize);
@@ -132,11 +261,13 @@ impl Dispatcher {
                     name: entry.record.queue.clone(),
                 };
                 if scheme_of(&entry.record.subscriber) == SOCKET_SCHEME {
-                    let _ = self
-                        .store
-                        .subscription_delete(queue, entry.record.id.clone())
-                        .await;
-                    stale += 1;
+                    if self.socket_host_gone(&entry.record.subscriber).await {
+                        let _ = self
+                            .store
+                            .subscription_delete(queue, entry.record.id.clone())
+                            .await;
+                        stale += 1;
+                    }
                 } else {
                     self.ensure_worker(queue, entry.record.id.as_str());
                     resumed += 1;
@@ -152,17 +283,6 @@ impl Dispatcher {
             stale_socket_subscriptions = stale,
             "notification delivery resumed"
         );
-    }
-
-    /// Messages were posted (and committed): push them to this node's
-    /// sockets and wake the queue's delivery workers.
-    pub fn posted(&self, queue: &QueueRef, messages: &[Posted<'_>]) {
-        self.pushes.publish(queue, messages);
-        if let Some(last) = messages.iter().map(|m| m.seq).max() {
-            if let Some(tail) = lock(&self.tails).get(queue) {
-                tail.send_replace(last);
-            }
-        }
     }
 
     /// A subscription was created (or re-posted while unconfirmed): start
@@ -212,7 +332,6 @@ impl Dispatcher {
                 true
             }
         });
-        lock(&self.tails).remove(queue);
     }
 
     /// Stops every worker (server shutdown); cursors are already durable.
@@ -220,13 +339,6 @@ impl Dispatcher {
         for (_, control) in lock(&self.workers).drain() {
             control.stop();
         }
-    }
-
-    fn tail(&self, queue: &QueueRef) -> watch::Receiver<u64> {
-        lock(&self.tails)
-            .entry(queue.clone())
-            .or_insert_with(|| watch::channel(0).0)
-            .subscribe()
     }
 
     fn ensure_worker(self: &Arc<Self>, queue: QueueRef, id: &str) {
@@ -243,7 +355,8 @@ impl Dispatcher {
         };
         let worker = Worker {
             dispatcher: self.clone(),
-            tail: self.tail(&queue),
+            tail: self.events.tail(&queue),
+            lease: lease::Lease::new(&queue, id, &self.host_id),
             queue,
             id: id.to_string(),
             control,

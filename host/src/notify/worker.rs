@@ -19,9 +19,10 @@ use serde_json::Value;
 use tokio::sync::{watch, Notify};
 
 use super::{
+    lease::{Lease, LEASE_TTL},
     payload::{notification_json, Notified},
     retry::RetryPolicy,
-    scheme_of, Dispatcher,
+    scheme_of, Dispatcher, SOCKET_SCHEME,
 };
 use crate::api::clock;
 
@@ -64,6 +65,7 @@ pub struct Worker {
     pub id: String,
     pub control: Arc<Control>,
     pub tail: watch::Receiver<u64>,
+    pub lease: Lease,
 }
 
 /// How one message's delivery ended.
@@ -76,12 +78,19 @@ enum Outcome {
 impl Worker {
     pub async fn run(mut self) {
         while !self.control.is_stopped() {
+            if !self.lease.hold(&self.dispatcher.store).await {
+                // Another host delivers this subscription; look again before
+                // its lease could have expired.
+                self.idle(LEASE_TTL / 2).await;
+                continue;
+            }
             match self.round().await {
                 Ok(true) => {}
                 Ok(false) => self.idle(IDLE_RECHECK).await,
                 Err(Stop) => break,
             }
         }
+        self.lease.release(&self.dispatcher.store).await;
         self.dispatcher
             .worker_done(&self.queue, &self.id, &self.control);
     }
@@ -121,6 +130,9 @@ impl Worker {
             }
         };
         let scheme = scheme_of(&record.subscriber);
+        if scheme == SOCKET_SCHEME {
+            return Err(Stop); // pushed by the host holding the socket
+        }
         let Some(notifier) = self.dispatcher.notifiers.get(&scheme).cloned() else {
             tracing::warn!(
                 scheme,
@@ -128,14 +140,7 @@ impl Worker {
             );
             return Ok(false);
         };
-        let query = MessageListQuery {
-            after_seq: ROption::RSome(record.delivered_seq),
-            limit: PAGE,
-            exclude_client: ROption::RNone,
-            include_claimed: true,
-            include_delayed: true,
-        };
-        let messages = match store.message_list(self.queue.clone(), query, now).await {
+        let messages = match self.pending(record.delivered_seq, now).await {
             Ok(messages) => messages,
             Err(error) => {
                 tracing::warn!(%error, "cannot read pending messages; retrying");
@@ -155,34 +160,71 @@ impl Worker {
         } else {
             RetryPolicy::default()
         };
-        let mut handled = record.delivered_seq;
-        for message in messages.iter() {
-            if deliver {
-                match self.deliver(&notifier, &record, message, &policy).await {
-                    Outcome::Delivered | Outcome::GaveUp => {}
-                    Outcome::Stopped => break,
-                }
-            }
-            handled = message.seq;
+        if !deliver {
+            // Skip the whole page at once: nothing of it is owed later.
+            let last = messages.last().map_or(record.delivered_seq, |m| m.seq);
+            self.advance(last).await?;
+            return Ok(true);
         }
-        if handled > record.delivered_seq {
-            if let Err(error) = store
-                .subscription_advance(
-                    self.queue.clone(),
-                    self.id.as_str().into(),
-                    handled,
-                    clock::now_ms(),
-                )
-                .await
-            {
-                if error.code == ErrorCode::SUBSCRIPTION_NOT_FOUND {
-                    return Err(Stop);
-                }
-                tracing::warn!(%error, "cannot record delivery progress; messages may be sent again");
-                tokio::time::sleep(STORE_RETRY).await;
+        for message in messages.iter() {
+            match self.deliver(&notifier, &record, message, &policy).await {
+                Outcome::Delivered | Outcome::GaveUp => {}
+                Outcome::Stopped => break,
             }
+            // The cursor moves after each message, so a crash repeats at
+            // most the attempt in flight.
+            self.advance(message.seq).await?;
         }
         Ok(true)
+    }
+
+    /// The messages after `cursor` owed to the subscription: from the
+    /// store's notification log, which keeps messages consumed before they
+    /// were notified, or from the queue itself for a store without one.
+    async fn pending(
+        &self,
+        cursor: u64,
+        now: u64,
+    ) -> plugin_api::PluginResult<plugin_api::types::RVec<StoredMessage>> {
+        let store = &self.dispatcher.store;
+        match store
+            .notification_log(self.queue.clone(), cursor, PAGE, now)
+            .await
+        {
+            Err(error) if error.is_unsupported() => {}
+            logged => return logged,
+        }
+        let query = MessageListQuery {
+            after_seq: ROption::RSome(cursor),
+            limit: PAGE,
+            exclude_client: ROption::RNone,
+            include_claimed: true,
+            include_delayed: true,
+        };
+        store.message_list(self.queue.clone(), query, now).await
+    }
+
+    /// Records durably that messages up to `seq` were handled.
+    async fn advance(&self, seq: u64) -> Result<(), Stop> {
+        let advanced = self
+            .dispatcher
+            .store
+            .subscription_advance(
+                self.queue.clone(),
+                self.id.as_str().into(),
+                seq,
+                clock::now_ms(),
+            )
+            .await;
+        match advanced {
+            Ok(()) => Ok(()),
+            Err(error) if error.code == ErrorCode::SUBSCRIPTION_NOT_FOUND => Err(Stop),
+            Err(error) => {
+                tracing::warn!(%error, "cannot record delivery progress; messages may be sent again");
+                tokio::time::sleep(STORE_RETRY).await;
+                Ok(())
+            }
+        }
     }
 
     async fn retry_policy(&self, record: &SubscriptionRecord) -> RetryPolicy {

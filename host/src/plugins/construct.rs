@@ -1,12 +1,22 @@
 //! Calling a selected entry point's constructor with its configuration.
 
 use plugin_api::{
-    management::ManagementStoreBox, notification::NotifierBox, storage::MessageStoreBox,
-    transport::TransportBox, types::RVec, Constructor, PluginContext, PluginError,
+    auth::AuthenticatorBox, management::ManagementStoreBox, notification::NotifierBox,
+    storage::MessageStoreBox, transport::TransportBox, types::RVec, Constructor, PluginContext,
+    PluginError,
 };
 use serde_json::Value;
 
-use super::{registry::Plugin, services};
+use plugin_api::{
+    management::wrap_management_store, notification::wrap_notifier, storage::wrap_message_store,
+    transport::wrap_transport,
+};
+use plugin_api_v1_0 as old;
+
+use super::{
+    registry::{Factory, Plugin},
+    services, v1_0,
+};
 
 fn context(plugin: &Plugin, config: &Value) -> PluginContext {
     PluginContext {
@@ -28,7 +38,16 @@ fn wrong_role(plugin: &Plugin) -> PluginError {
 /// Builds a transport.
 pub async fn build_transport(plugin: &Plugin, config: &Value) -> Result<TransportBox, PluginError> {
     match plugin.constructor {
-        Constructor::Transport(build) => build(context(plugin, config)).await.into_result(),
+        Factory::Role(Constructor::Transport(build)) => {
+            build(context(plugin, config)).await.into_result()
+        }
+        Factory::V1_0(old::Constructor::Transport(build)) => {
+            v1_0::construct(
+                build(v1_0::context(context(plugin, config))),
+                wrap_transport,
+            )
+            .await
+        }
         _ => Err(wrong_role(plugin)),
     }
 }
@@ -39,7 +58,16 @@ pub async fn build_message_store(
     config: &Value,
 ) -> Result<MessageStoreBox, PluginError> {
     match plugin.constructor {
-        Constructor::MessageStore(build) => build(context(plugin, config)).await.into_result(),
+        Factory::Role(Constructor::MessageStore(build)) => {
+            build(context(plugin, config)).await.into_result()
+        }
+        Factory::V1_0(old::Constructor::MessageStore(build)) => {
+            v1_0::construct(
+                build(v1_0::context(context(plugin, config))),
+                wrap_message_store,
+            )
+            .await
+        }
         _ => Err(wrong_role(plugin)),
     }
 }
@@ -50,7 +78,13 @@ pub async fn build_management_store(
     config: &Value,
 ) -> Result<ManagementStoreBox, PluginError> {
     match plugin.constructor {
-        Constructor::ManagementStore(build) => build(context(plugin, config)).await.into_result(),
+        Factory::Role(Constructor::ManagementStore(build)) => {
+            build(context(plugin, config)).await.into_result()
+        }
+        Factory::V1_0(old::Constructor::ManagementStore(build)) => {
+            let built = build(v1_0::context(context(plugin, config)));
+            v1_0::construct(built, wrap_management_store).await
+        }
         _ => Err(wrong_role(plugin)),
     }
 }
@@ -58,7 +92,23 @@ pub async fn build_management_store(
 /// Builds a notifier sink.
 pub async fn build_notifier(plugin: &Plugin, config: &Value) -> Result<NotifierBox, PluginError> {
     match plugin.constructor {
-        Constructor::Notifier(build) => build(context(plugin, config)).await.into_result(),
+        Factory::Role(Constructor::Notifier(build)) => {
+            build(context(plugin, config)).await.into_result()
+        }
+        Factory::V1_0(old::Constructor::Notifier(build)) => {
+            v1_0::construct(build(v1_0::context(context(plugin, config))), wrap_notifier).await
+        }
+        _ => Err(wrong_role(plugin)),
+    }
+}
+
+/// Builds an auth strategy.
+pub async fn build_authenticator(
+    plugin: &Plugin,
+    config: &Value,
+) -> Result<AuthenticatorBox, PluginError> {
+    match plugin.constructor {
+        Factory::Auth(build) => build(context(plugin, config)).await.into_result(),
         _ => Err(wrong_role(plugin)),
     }
 }

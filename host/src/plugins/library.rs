@@ -5,14 +5,28 @@
 use std::path::{Path, PathBuf};
 
 use abi_stable::library::{lib_header_from_path, LibraryError};
-use plugin_api::{EntryPoint, PluginModuleRef};
+use plugin_api::{AuthEntryPoint, EntryPoint, PluginModuleRef};
 
-use super::registry::Refusal;
+use super::{registry::Refusal, v1_0};
+
+/// What a library offers, in the types of the plugin-api it was built
+/// against.
+pub enum Entries {
+    /// A library built against this host's plugin-api minor or a later one.
+    Current {
+        /// Its entry points.
+        entry_points: Vec<EntryPoint>,
+        /// Its auth strategies.
+        auth: Vec<AuthEntryPoint>,
+    },
+    /// A library built against plugin-api 1.0.
+    V1_0(Vec<plugin_api_v1_0::EntryPoint>),
+}
 
 /// A library that passed the checks.
 pub struct LoadedLibrary {
-    /// Its entry points.
-    pub entry_points: Vec<EntryPoint>,
+    /// What it offers.
+    pub entries: Entries,
     /// The plugin-api version it was built against.
     pub api_version: String,
 }
@@ -61,12 +75,23 @@ fn is_library(path: &Path) -> bool {
 pub fn load(path: &Path) -> Result<LoadedLibrary, String> {
     let header = lib_header_from_path(path).map_err(|e| short_reason(&e))?;
     let api_version = header.version_strings().version.to_string();
+    if v1_0::is_v1_0(&api_version) {
+        let loaded = v1_0::load(path).map_err(|e| short_reason(&e))?;
+        return Ok(LoadedLibrary {
+            entries: Entries::V1_0(loaded.entry_points),
+            api_version,
+        });
+    }
     let module = header
         .init_root_module::<PluginModuleRef>()
         .map_err(|e| short_reason(&e))?;
     let entry_points = (module.entry_points())().into_vec();
+    let auth = module
+        .auth_entry_points()
+        .map(|list| list().into_vec())
+        .unwrap_or_default();
     Ok(LoadedLibrary {
-        entry_points,
+        entries: Entries::Current { entry_points, auth },
         api_version,
     })
 }

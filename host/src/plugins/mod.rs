@@ -6,6 +6,10 @@ mod construct;
 mod library;
 mod registry;
 mod services;
+mod v1_0;
 
-pub use construct::{build_management_store, build_message_store, build_notifier, build_transport};
-pub use registry::{Conflict, Origin, Plugin, Refusal, Registry};
+pub use construct::{
+    build_authenticator, build_management_store, build_message_store, build_notifier,
+    build_transport,
+};
+pub use registry::{Conflict, Factory, Origin, Plugin, Refusal, Registry};

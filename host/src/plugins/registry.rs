@@ -3,9 +3,12 @@
 
 use std::{fmt, path::PathBuf};
 
-use plugin_api::{builtin_plugins, Constructor, EntryPoint, PLUGIN_API_VERSION};
+use plugin_api::{
+    builtin_plugins, AuthConstructor, AuthEntryPoint, Constructor, EntryPoint, NAMESPACE_AUTH,
+    PLUGIN_API_VERSION,
+};
 
-use super::library;
+use super::{library, library::Entries};
 
 /// Where an entry point came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +34,19 @@ impl fmt::Display for Origin {
     }
 }
 
+/// How an entry point is built: the 1.0 roles share one constructor enum;
+/// auth strategies (since plugin-api 1.1) come from their own list.
+#[derive(Clone, Copy)]
+pub enum Factory {
+    /// A transport, store or notifier sink.
+    Role(Constructor),
+    /// An auth strategy.
+    Auth(AuthConstructor),
+    /// A transport, store or notifier sink of a library built against
+    /// plugin-api 1.0, bridged when built (see `v1_0`).
+    V1_0(plugin_api_v1_0::Constructor),
+}
+
 /// One entry point, ready to construct.
 #[derive(Clone)]
 pub struct Plugin {
@@ -43,7 +59,7 @@ pub struct Plugin {
     /// The plugin-api version it was built against.
     pub api_version: String,
     /// Its constructor.
-    pub constructor: Constructor,
+    pub constructor: Factory,
 }
 
 /// A library that was not loaded, and why.
@@ -95,12 +111,27 @@ impl Registry {
                 crate_name: builtin.crate_name,
             };
             registry.add_all((builtin.entry_points)(), &origin, PLUGIN_API_VERSION);
+            registry.add_all_auth((builtin.auth_entry_points)(), &origin, PLUGIN_API_VERSION);
         }
         for file in library::candidate_files(paths, &mut registry.refusals) {
             match library::load(&file) {
                 Ok(loaded) => {
                     let origin = Origin::Library { path: file };
-                    registry.add_all(loaded.entry_points, &origin, &loaded.api_version);
+                    let version = &loaded.api_version;
+                    match loaded.entries {
+                        Entries::Current { entry_points, auth } => {
+                            registry.add_all(entry_points, &origin, version);
+                            registry.add_all_auth(auth, &origin, version);
+                        }
+                        Entries::V1_0(entry_points) => {
+                            for entry in entry_points {
+                                let namespace = entry.constructor.namespace();
+                                let factory = Factory::V1_0(entry.constructor);
+                                let name = entry.name.to_string();
+                                registry.add(namespace, name, factory, &origin, version);
+                            }
+                        }
+                    }
                 }
                 Err(reason) => registry.refusals.push(Refusal { path: file, reason }),
             }
@@ -116,24 +147,59 @@ impl Registry {
     ) {
         for entry in entry_points {
             let namespace = entry.namespace();
-            let name = entry.name.to_string();
-            if let Some(existing) = self.find(namespace, &name) {
-                self.conflicts.push(Conflict {
-                    namespace,
-                    name,
-                    first: existing.origin.clone(),
-                    second: origin.clone(),
-                });
-                continue;
-            }
-            self.plugins.push(Plugin {
+            let factory = Factory::Role(entry.constructor);
+            self.add(
+                namespace,
+                entry.name.to_string(),
+                factory,
+                origin,
+                api_version,
+            );
+        }
+    }
+
+    fn add_all_auth(
+        &mut self,
+        entry_points: impl IntoIterator<Item = AuthEntryPoint>,
+        origin: &Origin,
+        api_version: &str,
+    ) {
+        for entry in entry_points {
+            let factory = Factory::Auth(entry.constructor);
+            self.add(
+                NAMESPACE_AUTH,
+                entry.name.to_string(),
+                factory,
+                origin,
+                api_version,
+            );
+        }
+    }
+
+    fn add(
+        &mut self,
+        namespace: &'static str,
+        name: String,
+        constructor: Factory,
+        origin: &Origin,
+        api_version: &str,
+    ) {
+        if let Some(existing) = self.find(namespace, &name) {
+            self.conflicts.push(Conflict {
                 namespace,
                 name,
-                origin: origin.clone(),
-                api_version: api_version.to_string(),
-                constructor: entry.constructor,
+                first: existing.origin.clone(),
+                second: origin.clone(),
             });
+            return;
         }
+        self.plugins.push(Plugin {
+            namespace,
+            name,
+            origin: origin.clone(),
+            api_version: api_version.to_string(),
+            constructor,
+        });
     }
 
     fn find(&self, namespace: &str, name: &str) -> Option<&Plugin> {

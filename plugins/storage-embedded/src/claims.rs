@@ -6,7 +6,7 @@
 //! simply skipped when the claim's list is read.
 
 use plugin_api::{
-    storage::{ClaimRequest, DeadLetterPolicy, QueueRef, StoredClaim, StoredMessage},
+    storage::{ClaimRequest, DeadLetterPolicy, QueueChange, QueueRef, StoredClaim, StoredMessage},
     types::RVec,
     ErrorCode,
 };
@@ -18,7 +18,7 @@ use crate::{
     group_commit::WriteTables,
     ids,
     messages::{self, to_stored},
-    queues, schema,
+    notification_log, queues, schema,
 };
 
 /// Whether claim `claim` of queue `qid` exists and has not expired.
@@ -117,7 +117,8 @@ pub(crate) fn create(
 
 /// Moves a message that was claimed too often to the dead-letter queue
 /// (same project, created if missing): a new sequence number there, no
-/// claim, and the policy's ttl counted from now if it has one.
+/// claim, and the policy's ttl counted from now if it has one. It is a post
+/// to that queue: logged for its subscriptions and announced.
 fn move_to_dead_letter(
     t: &mut WriteTables<'_>,
     q: &QueueRef,
@@ -136,7 +137,13 @@ fn move_to_dead_letter(
     }
     m.claim = None;
     m.tag = ids::new_tag();
-    messages::put(t, target_qid, target_seq, &m.encode(), m.expires_ms)
+    let record = m.encode();
+    messages::put(t, target_qid, target_seq, &record, m.expires_ms)?;
+    if notification_log::is_subscribed(t, &target, now_ms)? {
+        notification_log::record(t, &target, target_seq, &record, m.expires_ms)?;
+    }
+    t.announce(|| QueueChange::messages(target, target_seq));
+    Ok(())
 }
 
 /// The live claim with the live messages it still holds.

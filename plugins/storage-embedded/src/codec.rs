@@ -428,6 +428,28 @@ impl FlavorValue {
     }
 }
 
+/// A lease: who holds it and until when.
+pub(crate) struct LeaseRecord {
+    pub holder: String,
+    pub expires_ms: u64,
+}
+
+impl LeaseRecord {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(13 + self.holder.len());
+        w.u8(V1).u64(self.expires_ms).bytes(self.holder.as_bytes());
+        w.finish()
+    }
+    pub(crate) fn decode(data: &[u8]) -> Result<Self, OpError> {
+        let mut r = Reader::new(data);
+        r.version(V1)?;
+        Ok(Self {
+            expires_ms: r.u64()?,
+            holder: r.str()?.to_owned(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use redb::{
 use crate::{
     config::EmbeddedConfig,
     error::OpResult,
+    feed::Feed,
     group_commit::{GroupCommit, WriteTables},
     journal::JournaledFile,
     schema, subscriptions, sweeper,
@@ -48,6 +49,8 @@ struct Inner {
 pub(crate) struct Engine {
     /// The canonical data directory (for messages).
     dir: PathBuf,
+    /// The sinks of `changes_watch`, shared with the writer thread.
+    feed: Arc<Feed>,
     inner: Option<Inner>,
 }
 
@@ -61,7 +64,8 @@ impl Engine {
             return Ok(engine);
         }
         let db = Arc::new(open_database(&dir)?);
-        let writer = GroupCommit::start(Arc::clone(&db)).map_err(|e| {
+        let feed = Arc::new(Feed::default());
+        let writer = GroupCommit::start(Arc::clone(&db), Arc::clone(&feed)).map_err(|e| {
             PluginError::unavailable(format!(
                 "embedded store {}: cannot start the writer thread: {e}",
                 dir.display()
@@ -69,6 +73,7 @@ impl Engine {
         })?;
         let engine = Arc::new(Engine {
             dir: dir.clone(),
+            feed,
             inner: Some(Inner { writer, db }),
         });
         open.insert(dir, Arc::downgrade(&engine));
@@ -89,6 +94,11 @@ impl Engine {
     /// The canonical data directory.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where committed changes are announced.
+    pub(crate) fn feed(&self) -> &Feed {
+        &self.feed
     }
 
     /// Runs `op` in the next group commit; resolves once it is durable.

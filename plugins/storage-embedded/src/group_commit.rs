@@ -22,12 +22,13 @@ use std::{
     thread::JoinHandle,
 };
 
-use plugin_api::{PluginError, PluginResult};
+use plugin_api::{storage::QueueChange, PluginError, PluginResult};
 use redb::{Database, Durability, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     error::{OpError, OpResult},
+    feed::{self, Feed},
     schema,
 };
 
@@ -50,10 +51,16 @@ pub(crate) struct WriteTables<'t> {
     pub claim_expiry: Table<'t, (u64, u64, u128), ()>,
     pub subscriptions: Table<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
     pub subscription_expiry: Table<'t, (u64, &'static str, &'static str, &'static str), ()>,
+    pub notification_log: Table<'t, (&'static str, &'static str, u64), &'static [u8]>,
+    pub notification_log_expiry: Table<'t, (u64, &'static str, &'static str, u64), ()>,
+    pub leases: Table<'t, &'static str, &'static [u8]>,
     pub doomed: Table<'t, u64, ()>,
     pub meta: Table<'t, &'static str, u64>,
     pub pools: Table<'t, &'static str, &'static [u8]>,
     pub flavors: Table<'t, (&'static str, &'static str), &'static [u8]>,
+    /// The changes this batch announces once committed; `None` while no
+    /// sink watches, so that operations build nothing for nobody.
+    changes: Option<Vec<QueueChange>>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -69,11 +76,34 @@ impl<'t> WriteTables<'t> {
             claim_expiry: txn.open_table(schema::CLAIM_EXPIRY)?,
             subscriptions: txn.open_table(schema::SUBSCRIPTIONS)?,
             subscription_expiry: txn.open_table(schema::SUBSCRIPTION_EXPIRY)?,
+            notification_log: txn.open_table(schema::NOTIFICATION_LOG)?,
+            notification_log_expiry: txn.open_table(schema::NOTIFICATION_LOG_EXPIRY)?,
+            leases: txn.open_table(schema::LEASES)?,
             doomed: txn.open_table(schema::DOOMED)?,
             meta: txn.open_table(schema::META)?,
             pools: txn.open_table(schema::POOLS)?,
             flavors: txn.open_table(schema::FLAVORS)?,
+            changes: None,
         })
+    }
+
+    /// Records a change to announce once the batch is durable. `change` is
+    /// only called while a sink watches.
+    pub(crate) fn announce(&mut self, change: impl FnOnce() -> QueueChange) {
+        if let Some(changes) = &mut self.changes {
+            changes.push(change());
+        }
+    }
+
+    /// How many changes are recorded (to drop those of a failed operation).
+    fn announced(&self) -> usize {
+        self.changes.as_ref().map_or(0, Vec::len)
+    }
+
+    fn forget_announced_after(&mut self, len: usize) {
+        if let Some(changes) = &mut self.changes {
+            changes.truncate(len);
+        }
     }
 }
 
@@ -101,9 +131,14 @@ where
     T: Send,
 {
     fn apply(&mut self, tables: &mut WriteTables<'_>) -> Result<(), PluginError> {
+        let announced = tables.announced();
         match (self.op)(tables) {
             Ok(value) => self.result = Some(Ok(value)),
-            Err(OpError::Caller(e)) => self.result = Some(Err(e)),
+            Err(OpError::Caller(e)) => {
+                // It wrote nothing, so it changed nothing to announce.
+                tables.forget_announced_after(announced);
+                self.result = Some(Err(e));
+            }
             Err(e @ OpError::Database(_)) => return Err(e.into_plugin()),
         }
         Ok(())
@@ -134,12 +169,12 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer thread for `db`.
-    pub(crate) fn start(db: Arc<Database>) -> std::io::Result<Self> {
+    /// Starts the writer thread for `db`, announcing commits to `feed`.
+    pub(crate) fn start(db: Arc<Database>, feed: Arc<Feed>) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("zaqar-embedded-writer".into())
-            .spawn(move || writer_loop(&db, receiver))?;
+            .spawn(move || writer_loop(&db, &feed, receiver))?;
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),
@@ -187,7 +222,7 @@ fn closed() -> PluginError {
 }
 
 /// Takes everything queued (up to [`MAX_BATCH`]) and commits it as one.
-fn writer_loop(db: &Database, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
+fn writer_loop(db: &Database, feed: &Feed, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
@@ -197,13 +232,15 @@ fn writer_loop(db: &Database, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
                 Err(_) => break,
             }
         }
-        run_batch(db, batch);
+        run_batch(db, feed, batch);
     }
 }
 
 /// Applies a batch in one transaction and commits it, retrying without an
-/// operation that poisoned the transaction.
-fn run_batch(db: &Database, mut batch: Vec<Box<dyn Pending>>) {
+/// operation that poisoned the transaction; announces what the committed
+/// batch changed to the feed's sinks before answering its callers.
+fn run_batch(db: &Database, feed: &Feed, mut batch: Vec<Box<dyn Pending>>) {
+    let sinks = feed.sinks();
     while !batch.is_empty() {
         let mut txn = match db.begin_write() {
             Ok(txn) => txn,
@@ -214,12 +251,14 @@ fn run_batch(db: &Database, mut batch: Vec<Box<dyn Pending>>) {
         if let Err(e) = txn.set_durability(Durability::Immediate) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
-        let poisoned = {
+        let (poisoned, changes) = {
             let mut tables = match WriteTables::open(&txn) {
                 Ok(t) => t,
                 Err(e) => return fail_all(batch, &format!("cannot open tables: {e}")),
             };
-            apply_all(&mut tables, &mut batch)
+            tables.changes = (!sinks.is_empty()).then(Vec::new);
+            let poisoned = apply_all(&mut tables, &mut batch);
+            (poisoned, tables.changes.take())
         };
         if let Some((index, error)) = poisoned {
             // redb rolls back what the batch wrote; the others run again.
@@ -230,6 +269,9 @@ fn run_batch(db: &Database, mut batch: Vec<Box<dyn Pending>>) {
         let outcome = txn
             .commit()
             .map_err(|e| PluginError::unavailable(format!("embedded store: commit failed: {e}")));
+        if let (Ok(()), Some(changes)) = (&outcome, changes) {
+            feed::deliver(&sinks, changes);
+        }
         for job in batch.drain(..) {
             job.complete(outcome.clone());
         }
@@ -302,7 +344,7 @@ mod tests {
             panic!("boom")
         });
         let (last, last_answer) = job(put("last"));
-        run_batch(&db, vec![first, refused, panics, last]);
+        run_batch(&db, &Feed::default(), vec![first, refused, panics, last]);
 
         assert_eq!(first_answer.blocking_recv().unwrap(), Ok(()));
         assert_eq!(last_answer.blocking_recv().unwrap(), Ok(()));
@@ -330,7 +372,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.redb");
         let db = Arc::new(Database::create(&path).unwrap());
-        let writer = GroupCommit::start(Arc::clone(&db)).unwrap();
+        let writer = GroupCommit::start(Arc::clone(&db), Arc::default()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

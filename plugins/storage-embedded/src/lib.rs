@@ -16,10 +16,12 @@
 //! | [`config`] | the `[drivers.*.embedded]` table |
 //! | `engine` | opening the file, start-up errors, the per-directory registry |
 //! | `group_commit` | the writer thread and its batches |
+//! | `feed` | the change feed: sinks, delivery after each commit |
 //! | `schema` | tables and key layouts |
 //! | `codec` | record encodings |
 //! | `ids` | message, claim and subscription ids |
 //! | `queues`, `messages`, `claims`, `subscriptions` | the contract's semantics |
+//! | `notification_log`, `leases` | the notification log and leases (plugin-api 1.1) |
 //! | `store` | [`EmbeddedMessageStore`], the `MessageStore` impl |
 //! | `management` | [`EmbeddedManagementStore`], pools and flavors |
 //! | `sweeper` | background removal of expired rows |
@@ -31,12 +33,15 @@ mod codec;
 pub mod config;
 mod engine;
 mod error;
+mod feed;
 mod group_commit;
 mod ids;
 mod journal;
+mod leases;
 mod log;
 mod management;
 mod messages;
+mod notification_log;
 mod queues;
 mod schema;
 mod store;

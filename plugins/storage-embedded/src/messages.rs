@@ -6,8 +6,8 @@
 
 use plugin_api::{
     storage::{
-        ClaimStamp, MessageListQuery, MessageSummary, NewMessage, PostedMessage, QueueRef,
-        QueueStats, StoredMessage,
+        ClaimStamp, MessageListQuery, MessageSummary, NewMessage, PostedMessage, QueueChange,
+        QueueRef, QueueStats, StoredMessage,
     },
     types::{ROption, RString},
     ErrorCode,
@@ -19,7 +19,7 @@ use crate::{
     codec::{encode_message, MessageView},
     error::{caller, OpResult},
     group_commit::WriteTables,
-    ids, queues, schema,
+    ids, notification_log, queues, schema,
 };
 
 /// The ttl reported for a message: its remaining-consistent lifetime,
@@ -95,7 +95,9 @@ pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResul
     Ok(last + 1)
 }
 
-/// Enqueues `messages` in order, creating the queue if needed.
+/// Enqueues `messages` in order, creating the queue if needed; logs them
+/// for notification if the queue has a live subscription; announces the
+/// queue's new last seq.
 pub(crate) fn post(
     t: &mut WriteTables<'_>,
     q: &QueueRef,
@@ -105,6 +107,7 @@ pub(crate) fn post(
 ) -> OpResult<Vec<PostedMessage>> {
     let qid = queues::ensure(t, q, now_ms)?;
     let first = reserve_seqs(t, qid, messages.len() as u64)?;
+    let logged = notification_log::is_subscribed(t, q, now_ms)?;
     let mut posted = Vec::with_capacity(messages.len());
     for (seq, m) in (first..).zip(messages) {
         let tag = ids::new_tag();
@@ -114,10 +117,16 @@ pub(crate) fn post(
             tag, now_ms, expires_ms, visible_ms, None, 0, client_id, &m.body,
         );
         put(t, qid, seq, &record, expires_ms)?;
+        if logged {
+            notification_log::record(t, q, seq, &record, expires_ms)?;
+        }
         posted.push(PostedMessage {
             id: ids::message_id(seq, tag).into(),
             seq,
         });
+    }
+    if let Some(last) = posted.last().map(|m| m.seq) {
+        t.announce(|| QueueChange::messages(q.clone(), last));
     }
     Ok(posted)
 }

@@ -1,7 +1,7 @@
 //! Queues: creation (explicit and lazy), metadata, listing, deletion.
 
 use plugin_api::{
-    storage::{QueueEntry, QueueListQuery, QueueRef},
+    storage::{ChangeKind, QueueChange, QueueEntry, QueueListQuery, QueueRef},
     types::RString,
     ErrorCode,
 };
@@ -11,7 +11,7 @@ use crate::{
     codec::QueueRecord,
     error::{caller, OpResult},
     group_commit::WriteTables,
-    schema, subscriptions,
+    notification_log, schema, subscriptions,
 };
 
 /// The key of a queue.
@@ -145,13 +145,18 @@ pub(crate) fn set_metadata(t: &mut WriteTables<'_>, q: &QueueRef, metadata: &[u8
     Ok(())
 }
 
-/// Deletes the queue and its subscriptions now; its messages and claims
-/// are retired with its qid and removed by the sweeper.
+/// Deletes the queue, its subscriptions and its notification log now; its
+/// messages and claims are retired with its qid and removed by the sweeper.
 pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
-    subscriptions::delete_all(t, q)?;
+    let had_subscriptions = subscriptions::delete_all(t, q)?;
+    notification_log::drop_queue(t, q)?;
     let Some(qid) = qid_of(&t.queues, q)? else {
+        if had_subscriptions {
+            t.announce(|| QueueChange::new(ChangeKind::QUEUE_DELETED, q.clone(), 0, ""));
+        }
         return Ok(());
     };
+    t.announce(|| QueueChange::new(ChangeKind::QUEUE_DELETED, q.clone(), 0, ""));
     t.queues.remove(key(q))?;
     let last = t.queue_seq.remove(qid)?.map(|v| v.value()).unwrap_or(0);
     t.seq_floor.insert(key(q), last)?;
@@ -160,7 +165,8 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
 }
 
 /// Gives the queue a fresh qid, retiring the old one with every message
-/// and claim under it; metadata, sequence counter and subscriptions stay.
+/// and claim under it; metadata, sequence counter, subscriptions and the
+/// notification log stay.
 pub(crate) fn purge(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     let mut record = match t.queues.get(key(q))? {
         Some(v) => QueueRecord::decode(v.value())?,
@@ -172,6 +178,7 @@ pub(crate) fn purge(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     let last = t.queue_seq.remove(old)?.map(|v| v.value()).unwrap_or(0);
     t.queue_seq.insert(record.qid, last)?;
     t.doomed.insert(old, ())?;
+    t.announce(|| QueueChange::new(ChangeKind::QUEUE_PURGED, q.clone(), last, ""));
     Ok(())
 }
 

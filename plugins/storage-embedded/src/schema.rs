@@ -48,6 +48,23 @@ pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str, &str), &[u8]> =
 pub(crate) const SUBSCRIPTION_EXPIRY: TableDefinition<(u64, &str, &str, &str), ()> =
     TableDefinition::new("subscription_expiry");
 
+/// `(project, queue name, seq)` → message record ([`crate::codec::MessageRecord`]
+/// as posted): the notification log, a copy of each message posted while
+/// the queue had a live subscription. Keyed by name, not qid, so that it
+/// outlives a purge. Written only by posts to a subscribed queue; entries go
+/// once every live subscription's cursor has passed them, when the last
+/// subscription or the queue is deleted, or when they expire (sweeper).
+pub(crate) const NOTIFICATION_LOG: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("notification_log");
+
+/// `(expires_ms, project, queue name, seq)` → `()`: which notification log
+/// entries the sweeper removes next.
+pub(crate) const NOTIFICATION_LOG_EXPIRY: TableDefinition<(u64, &str, &str, u64), ()> =
+    TableDefinition::new("notification_log_expiry");
+
+/// lease key → lease record ([`crate::codec::LeaseRecord`]: holder, expiry).
+pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("leases");
+
 /// `qid` → `()`: retired queue ids whose messages and claims the sweeper
 /// still has to remove.
 pub(crate) const DOOMED: TableDefinition<u64, ()> = TableDefinition::new("doomed_queues");
@@ -69,6 +86,11 @@ pub(crate) const META_FORMAT: &str = "format";
 ///   to its queue's last sequence number, as if it had been created then.
 ///   A build that reads only format 1 refuses a format 2 file with a clear
 ///   error instead of failing on the new records.
+///
+/// Tables added later without changing any existing record (the
+/// notification log and leases) do not change the format: an older build
+/// of the same format ignores them. Bump the format only when a record or
+/// key an older build reads changes meaning.
 pub(crate) const FORMAT_VERSION: u64 = 2;
 
 /// The oldest format this build upgrades at open.

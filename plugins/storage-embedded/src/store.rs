@@ -2,29 +2,34 @@
 //! engine. Reads run in a read transaction on the caller's task; writes go
 //! through the group commit and resolve once durable.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use plugin_api::{
     storage::{
-        ClaimRequest, MessageListQuery, MessageStore, NewMessage, NewSubscription, PostedMessage,
-        QueueEntry, QueueListQuery, QueueRef, QueueStats, StoredClaim, StoredMessage,
-        SubscriptionCreated, SubscriptionListQuery, SubscriptionPatch, SubscriptionRecord,
-        SubscriptionScanPage,
+        ChangeSinkBox, ClaimRequest, MessageListQuery, MessageStore, NewMessage, NewSubscription,
+        PostedMessage, QueueEntry, QueueListQuery, QueueRef, QueueStats, StoredClaim,
+        StoredMessage, SubscriptionCreated, SubscriptionListQuery, SubscriptionPatch,
+        SubscriptionRecord, SubscriptionScanPage,
     },
     types::{ROption, RString, RVec},
     PluginResult,
 };
 
-use crate::{claims, engine::Engine, messages, queues, subscriptions};
+use crate::{claims, engine::Engine, leases, messages, notification_log, queues, subscriptions};
 
 /// The embedded message store.
 pub struct EmbeddedMessageStore {
     engine: Arc<Engine>,
+    /// This store's registration in the engine's change feed, if watching.
+    watch: Mutex<Option<u64>>,
 }
 
 impl EmbeddedMessageStore {
     pub(crate) fn new(engine: Arc<Engine>) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            watch: Mutex::new(None),
+        }
     }
 
     /// The canonical data directory this store writes to.
@@ -40,6 +45,17 @@ impl EmbeddedMessageStore {
         self.engine
             .write(move |t| crate::sweeper::pass(t, now_ms, budget))
             .await
+    }
+}
+
+impl Drop for EmbeddedMessageStore {
+    fn drop(&mut self) {
+        // The feed announces "until the store is dropped"; the engine may
+        // live on for another store of the same directory.
+        let watch = self.watch.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = watch.take() {
+            self.engine.feed().unwatch(id);
+        }
     }
 }
 
@@ -304,5 +320,46 @@ impl MessageStore for EmbeddedMessageStore {
 
     async fn is_alive(&self) -> PluginResult<bool> {
         Ok(self.engine.is_alive())
+    }
+
+    async fn changes_watch(&self, sink: ChangeSinkBox) -> PluginResult<()> {
+        // Every write to this directory goes through this process's writer,
+        // so the in-process feed sees every host's (there is only one)
+        // changes, including those of other stores opened on the directory.
+        let id = self.engine.feed().watch(sink);
+        let mut watch = self.watch.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(previous) = watch.replace(id) {
+            self.engine.feed().unwatch(previous);
+        }
+        Ok(())
+    }
+
+    async fn notification_log(
+        &self,
+        queue: QueueRef,
+        after_seq: u64,
+        limit: u32,
+        now_ms: u64,
+    ) -> PluginResult<RVec<StoredMessage>> {
+        self.engine
+            .read(|txn| Ok(notification_log::read(txn, &queue, after_seq, limit, now_ms)?.into()))
+    }
+
+    async fn lease_acquire(
+        &self,
+        key: RString,
+        holder: RString,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> PluginResult<bool> {
+        self.engine
+            .write(move |t| leases::acquire(t, &key, &holder, ttl_ms, now_ms))
+            .await
+    }
+
+    async fn lease_release(&self, key: RString, holder: RString) -> PluginResult<()> {
+        self.engine
+            .write(move |t| leases::release(t, &key, &holder))
+            .await
     }
 }

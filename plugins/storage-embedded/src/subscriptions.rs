@@ -13,8 +13,8 @@
 
 use plugin_api::{
     storage::{
-        NewSubscription, QueueRef, SubscriptionCreated, SubscriptionEntry, SubscriptionListQuery,
-        SubscriptionPatch, SubscriptionRecord, SubscriptionScanPage,
+        ChangeKind, NewSubscription, QueueChange, QueueRef, SubscriptionCreated, SubscriptionEntry,
+        SubscriptionListQuery, SubscriptionPatch, SubscriptionRecord, SubscriptionScanPage,
     },
     types::ROption,
     ErrorCode,
@@ -25,8 +25,14 @@ use crate::{
     codec::SubscriptionRecord as Record,
     error::{caller, OpError, OpResult},
     group_commit::WriteTables,
-    ids, queues, schema,
+    ids, notification_log, queues, schema,
 };
+
+/// Announces that subscription `id` of the queue was created, changed or
+/// deleted.
+fn announce(t: &mut WriteTables<'_>, q: &QueueRef, id: &str) {
+    t.announce(|| QueueChange::new(ChangeKind::SUBSCRIPTIONS, q.clone(), 0, id));
+}
 
 type SubTable = (&'static str, &'static str, &'static str);
 
@@ -144,6 +150,7 @@ pub(crate) fn create(
         delivered_seq,
     };
     store(t, q, &id, &record)?;
+    announce(t, q, &id);
     Ok(SubscriptionCreated {
         id: id.into(),
         created: true,
@@ -227,7 +234,9 @@ pub(crate) fn update(
     if let Some(options) = patch.options.as_ref().into_option() {
         r.options = options.to_vec();
     }
-    store(t, q, id, &r)
+    store(t, q, id, &r)?;
+    announce(t, q, id);
+    Ok(())
 }
 
 /// Sets the confirmed flag of a live subscription.
@@ -242,11 +251,14 @@ pub(crate) fn confirm(
         return Err(not_found());
     };
     r.confirmed = confirmed;
-    store(t, q, id, &r)
+    store(t, q, id, &r)?;
+    announce(t, q, id);
+    Ok(())
 }
 
 /// Moves a live subscription's delivery cursor forward to `delivered_seq`
-/// (never back: a smaller value changes nothing).
+/// (never back: a smaller value changes nothing), dropping the notification
+/// log entries every live subscription has now passed.
 pub(crate) fn advance(
     t: &mut WriteTables<'_>,
     q: &QueueRef,
@@ -264,6 +276,7 @@ pub(crate) fn advance(
             (q.project.as_str(), q.name.as_str(), id),
             r.encode().as_slice(),
         )?;
+        notification_log::prune(t, q, now_ms)?;
     }
     Ok(())
 }
@@ -380,7 +393,8 @@ pub(crate) fn upgrade_cursors(t: &mut WriteTables<'_>) -> OpResult<usize> {
     Ok(upgraded)
 }
 
-/// Deletes one subscription, live or not.
+/// Deletes one subscription, live or not, and the notification log entries
+/// no live subscription still needs.
 pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, id: &str) -> OpResult<()> {
     let removed = match t
         .subscriptions
@@ -391,18 +405,24 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, id: &str) -> OpResul
     };
     if let Some(expires_ms) = removed {
         unindex(t, q, id, expires_ms)?;
+        // The contract gives a delete no `now_ms`; the wall clock decides
+        // which of the remaining subscriptions are live.
+        notification_log::prune(t, q, crate::sweeper::now_ms())?;
+        announce(t, q, id);
     }
     Ok(())
 }
 
-/// Deletes every subscription of the queue (queue delete).
-pub(crate) fn delete_all(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
-    for (id, r) in all_of(&t.subscriptions, q)? {
+/// Deletes every subscription of the queue (queue delete); whether there
+/// was any.
+pub(crate) fn delete_all(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<bool> {
+    let all = all_of(&t.subscriptions, q)?;
+    for (id, r) in &all {
         t.subscriptions
             .remove((q.project.as_str(), q.name.as_str(), id.as_str()))?;
-        unindex(t, q, &id, r.expires_ms)?;
+        unindex(t, q, id, r.expires_ms)?;
     }
-    Ok(())
+    Ok(!all.is_empty())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! The sweeper: deletes what has expired (messages, claims, subscriptions)
-//! and the rows of deleted or purged queues, in bounded passes.
+//! The sweeper: deletes what has expired (messages, claims, subscriptions,
+//! notification log entries) and the rows of deleted or purged queues, in
+//! bounded passes.
 //!
 //! Reads already hide anything expired at their `now_ms`; the sweeper only
 //! reclaims space. Each pass is one operation of the group commit, removing
@@ -11,6 +12,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use plugin_api::storage::{ChangeKind, QueueChange, QueueRef};
 use redb::ReadableTable;
 
 use crate::{
@@ -18,7 +20,7 @@ use crate::{
     engine::Engine,
     error::OpResult,
     group_commit::WriteTables,
-    messages,
+    messages, notification_log,
 };
 
 /// Rows removed per pass at most.
@@ -59,6 +61,7 @@ pub(crate) fn pass(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpRes
     removed += expired_messages(t, now_ms, budget - removed)?;
     removed += expired_claims(t, now_ms, budget - removed)?;
     removed += expired_subscriptions(t, now_ms, budget - removed)?;
+    removed += notification_log::sweep_expired(t, now_ms, budget - removed)?;
     Ok(removed)
 }
 
@@ -176,6 +179,7 @@ fn expired_subscriptions(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) ->
         };
         if current == Some(*expires_ms) {
             t.subscriptions.remove(key)?;
+            t.announce(|| QueueChange::new(ChangeKind::SUBSCRIPTIONS, QueueRef::new(p, q), 0, id));
         }
     }
     Ok(keys.len())

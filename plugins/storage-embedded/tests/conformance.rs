@@ -21,3 +21,13 @@ zaqar_storage_conformance::management_store_suite!(async {
     let store = EmbeddedManagementStore::open(&config(&dir)).expect("the store opens");
     (store, dir)
 });
+
+// A second store opened on the same directory in this process shares the
+// open database (another process is refused the directory): what one
+// writes, the other's change feed announces, and leases are one set.
+zaqar_storage_conformance::shared_message_store_suite!(async {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let store = EmbeddedMessageStore::open(&config(&dir)).expect("the store opens");
+    let other = EmbeddedMessageStore::open(&config(&dir)).expect("a second store opens");
+    (store, other, dir)
+});

@@ -19,6 +19,17 @@
 //! zaqar_storage_conformance::management_store_suite!(async { (MyManagement::open().await.unwrap(), ()) });
 //! ```
 //!
+//! A store that several hosts share (one database, many servers) also runs
+//! the cross-instance behaviours (the change feed and leases seen through a
+//! second instance opened on the same backend):
+//!
+//! ```ignore
+//! zaqar_storage_conformance::shared_message_store_suite!(async {
+//!     let db = throw_away_database().await;
+//!     (MyStore::open(&db.url).await.unwrap(), MyStore::open(&db.url).await.unwrap(), db)
+//! });
+//! ```
+//!
 //! The expression is evaluated once per test and must give a **fresh, empty**
 //! store and a guard (anything, `()` if nothing needs keeping alive). Each
 //! test runs on its own multi-thread tokio runtime; the store is wrapped with
@@ -121,6 +132,38 @@ macro_rules! message_store_suite {
             subscription_advance_of_missing_or_expired_is_not_found,
             subscription_scan_pages_through_every_live_subscription_once,
             subscription_scan_continues_after_its_marker_is_deleted,
+            committed_post_announces_messages_with_the_queues_last_seq,
+            changes_of_one_queue_are_announced_in_commit_order,
+            dead_letter_move_announces_messages_on_the_dead_letter_queue,
+            queue_delete_announces_queue_deleted,
+            message_purge_announces_queue_purged,
+            subscription_changes_announce_subscriptions,
+            notification_log_keeps_messages_consumed_before_notification,
+            notification_log_pages_after_seq_up_to_limit,
+            notification_log_holds_only_messages_posted_while_subscribed,
+            notification_log_drops_entries_every_subscription_has_passed,
+            notification_log_drops_expired_entries,
+            notification_log_drops_entries_when_no_subscription_is_left,
+            lease_first_acquirer_wins_and_others_are_refused_while_live,
+            lease_holder_renews_its_lease,
+            expired_lease_is_taken_over,
+            lease_release_frees_it_and_another_holders_release_does_nothing,
+            concurrent_lease_acquirers_have_exactly_one_winner,
+        }
+    };
+}
+
+/// Expands to one `#[test]` per behaviour of a store shared by several
+/// hosts, each building, with `$make` (an `async` block giving
+/// `(store, second_store, guard)`), two instances of a fresh, empty store
+/// opened on the same backend (as two hosts would open it). Optional: use
+/// it for stores that several hosts (or several opens in one process) share.
+#[macro_export]
+macro_rules! shared_message_store_suite {
+    ($make:expr) => {
+        $crate::__shared_message_tests! { $make;
+            changes_written_through_another_instance_are_announced,
+            leases_are_exclusive_across_instances,
         }
     };
 }
@@ -161,6 +204,23 @@ macro_rules! __message_tests {
 
 #[doc(hidden)]
 #[macro_export]
+macro_rules! __shared_message_tests {
+    ($make:expr; $($name:ident,)+) => {$(
+        #[test]
+        fn $name() {
+            $crate::__private::run(async {
+                let (store, other, guard) = $make.await;
+                let store = ::std::sync::Arc::new($crate::__private::wrap_message_store(store));
+                let other = ::std::sync::Arc::new($crate::__private::wrap_message_store(other));
+                $crate::message::$name(store, other).await;
+                drop(guard);
+            });
+        }
+    )+};
+}
+
+#[doc(hidden)]
+#[macro_export]
 macro_rules! __management_tests {
     ($make:expr; $($name:ident,)+) => {$(
         #[test]
@@ -182,11 +242,14 @@ mod tests {
     fn every_behaviour_is_in_a_suite() {
         let lib = include_str!("lib.rs");
         let sources = [
+            include_str!("message/change_feed.rs"),
             include_str!("message/claims.rs"),
             include_str!("message/concurrency.rs"),
             include_str!("message/messages.rs"),
             include_str!("message/queues.rs"),
             include_str!("message/subscriptions.rs"),
+            include_str!("message/notification_log.rs"),
+            include_str!("message/leases.rs"),
             include_str!("management.rs"),
         ];
         for source in sources {

@@ -1,0 +1,601 @@
+//! WebSocket frames decoded into typed fields, without building a JSON
+//! tree: a frame `{"action", "headers", "body"}` is read in one pass that
+//! keeps each field as the raw JSON it arrived as ([`RawValue`], borrowed
+//! from the frame), and the fields an action reads are interpreted from
+//! there. A MessagePack frame is first transcoded, value by value, into the
+//! same JSON text, so both encodings share one decoder.
+
+use std::{borrow::Cow, fmt};
+
+use serde::{
+    de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor},
+    Deserialize, Deserializer,
+};
+use serde_json::{value::RawValue, Number};
+
+use super::{
+    command::{Document, Param, PostBody, Source},
+    errors::{ApiError, ApiResult, ParamKind},
+};
+
+/// A decoded frame: its three members as received (`None` when absent).
+#[derive(Debug, Default)]
+pub struct Frame<'a> {
+    pub action: Option<&'a RawValue>,
+    pub headers: Option<&'a RawValue>,
+    pub body: Option<&'a RawValue>,
+}
+
+/// A frame's JSON text, or why there is none.
+pub enum Decoded<'a> {
+    /// An object, with its members.
+    Frame(Frame<'a>),
+    /// Valid JSON, but not an object.
+    NotAnObject,
+}
+
+/// How deep a frame may nest arrays and objects: the depth JSON readers
+/// (ours included, when an answer is transcoded) accept.
+pub const MAX_FRAME_DEPTH: usize = 128;
+
+/// Decodes a JSON frame.
+pub fn decode(text: &[u8]) -> Result<Decoded<'_>, String> {
+    if nesting_depth(text) > MAX_FRAME_DEPTH {
+        return Err("recursion limit exceeded".into());
+    }
+    serde_json::from_slice(text).map_err(|e| e.to_string())
+}
+
+/// The deepest nesting of arrays and objects in JSON text (strings skipped).
+fn nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &byte in text {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Transcodes a MessagePack frame into JSON text, value by value.
+pub fn msgpack_to_json(payload: &[u8]) -> Result<Vec<u8>, String> {
+    let mut deserializer = rmp_serde::Deserializer::from_read_ref(payload);
+    let mut out = Vec::with_capacity(payload.len() + payload.len() / 2);
+    let mut serializer = serde_json::Serializer::new(&mut out);
+    serde_transcode::transcode(&mut deserializer, &mut serializer).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Transcodes JSON text into MessagePack, value by value.
+pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let mut out = Vec::with_capacity(text.len());
+    let mut serializer = rmp_serde::Serializer::new(&mut out);
+    serde_transcode::transcode(&mut deserializer, &mut serializer).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// Whether a raw value is a JSON object.
+pub fn is_object(raw: &RawValue) -> bool {
+    raw.get().trim_start().starts_with('{')
+}
+
+/// A raw value's string, if it is a JSON string.
+pub fn as_string(raw: Option<&RawValue>) -> Option<String> {
+    let raw = raw?;
+    raw.get()
+        .trim_start()
+        .starts_with('"')
+        .then(|| serde_json::from_str::<String>(raw.get()).ok())
+        .flatten()
+}
+
+impl<'de> Deserialize<'de> for Decoded<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(FrameVisitor)
+    }
+}
+
+struct FrameVisitor;
+
+impl<'de> Visitor<'de> for FrameVisitor {
+    type Value = Decoded<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a frame object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut frame = Frame::default();
+        // A repeated member keeps its last value, as a JSON object would.
+        while let Some(key) = map.next_key::<FrameKey>()? {
+            let slot = match key {
+                FrameKey::Action => &mut frame.action,
+                FrameKey::Headers => &mut frame.headers,
+                FrameKey::Body => &mut frame.body,
+                FrameKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value::<&'de RawValue>()?);
+        }
+        Ok(Decoded::Frame(frame))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Decoded::NotAnObject)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Decoded::NotAnObject)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Decoded::NotAnObject)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Decoded::NotAnObject)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Decoded::NotAnObject)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Decoded::NotAnObject)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Decoded::NotAnObject)
+    }
+}
+
+enum FrameKey {
+    Action,
+    Headers,
+    Body,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for FrameKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = FrameKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<FrameKey, E> {
+                Ok(match key {
+                    "action" => FrameKey::Action,
+                    "headers" => FrameKey::Headers,
+                    "body" => FrameKey::Body,
+                    _ => FrameKey::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+/// A frame's `headers`: `(name, string value)` in order, a repeated name
+/// keeping its last value; values that are not strings read as absent.
+#[derive(Debug, Default)]
+pub struct Headers(Vec<(String, Option<String>)>);
+
+impl Headers {
+    /// Reads the `headers` member (anything but an object has no headers).
+    pub fn read(raw: Option<&RawValue>) -> Self {
+        raw.filter(|raw| is_object(raw))
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// A header's string value, its name matched without regard to case.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .and_then(|(_, value)| value.as_deref())
+    }
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeadersVisitor;
+        impl<'de> Visitor<'de> for HeadersVisitor {
+            type Value = Headers;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                let mut headers: Vec<(String, Option<String>)> = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value = map.next_value::<MaybeString>()?.0;
+                    match headers.iter_mut().find(|(k, _)| *k == key) {
+                        Some(existing) => existing.1 = value,
+                        None => headers.push((key, value)),
+                    }
+                }
+                Ok(Headers(headers))
+            }
+        }
+        deserializer.deserialize_map(HeadersVisitor)
+    }
+}
+
+/// A string, or anything else (read as `None`).
+struct MaybeString(Option<String>);
+
+impl<'de> Deserialize<'de> for MaybeString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = <&RawValue>::deserialize(deserializer)?;
+        Ok(MaybeString(as_string(Some(raw))))
+    }
+}
+
+/// The members of a frame's `body` the actions read, each as received.
+#[derive(Debug, Default)]
+pub struct Fields<'a> {
+    pub queue_name: Option<&'a RawValue>,
+    pub message_id: Option<&'a RawValue>,
+    pub claim_id: Option<&'a RawValue>,
+    pub subscription_id: Option<&'a RawValue>,
+    marker: Option<&'a RawValue>,
+    limit: Option<&'a RawValue>,
+    detailed: Option<&'a RawValue>,
+    name: Option<&'a RawValue>,
+    with_count: Option<&'a RawValue>,
+    echo: Option<&'a RawValue>,
+    include_claimed: Option<&'a RawValue>,
+    include_delayed: Option<&'a RawValue>,
+    message_ids: Option<&'a RawValue>,
+    claim_ids: Option<&'a RawValue>,
+    pop: Option<&'a RawValue>,
+    metadata: Option<&'a RawValue>,
+    messages: Option<&'a RawValue>,
+    ttl: Option<&'a RawValue>,
+    grace: Option<&'a RawValue>,
+    pub subscriber: Option<&'a RawValue>,
+    options: Option<&'a RawValue>,
+    resource_types: Option<&'a RawValue>,
+}
+
+impl<'a> Fields<'a> {
+    /// Reads the `body` member (anything but an object has no fields).
+    pub fn read(raw: Option<&'a RawValue>) -> Self {
+        raw.filter(|raw| is_object(raw))
+            .and_then(|raw| serde_json::from_str(raw.get()).ok())
+            .unwrap_or_default()
+    }
+
+    /// A parameter's member; `null` counts as absent.
+    fn param(&self, param: Param) -> Option<&'a RawValue> {
+        let raw = match param {
+            Param::Marker => self.marker,
+            Param::Limit => self.limit,
+            Param::Detailed => self.detailed,
+            Param::Name => self.name,
+            Param::WithCount => self.with_count,
+            Param::Echo => self.echo,
+            Param::IncludeClaimed => self.include_claimed,
+            Param::IncludeDelayed => self.include_delayed,
+            // Zaqar's WebSocket API names the HTTP `ids` parameter `message_ids`.
+            Param::Ids => self.message_ids,
+            Param::ClaimIds => self.claim_ids,
+            Param::Pop => self.pop,
+            Param::ClaimId => self.claim_id,
+        };
+        raw.filter(|raw| raw.get() != "null")
+    }
+
+    /// `{"a":<raw>,"b":<raw>}` of the members present (`null` included):
+    /// the document an action reads, spliced from the frame's bytes.
+    fn splice(members: &[(&str, Option<&RawValue>)]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64);
+        out.push(b'{');
+        for (name, raw) in members {
+            if let Some(raw) = raw {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                super::render::push_key(&mut out, name);
+                out.extend_from_slice(raw.get().as_bytes());
+            }
+        }
+        out.push(b'}');
+        out
+    }
+}
+
+fn first_byte(raw: &RawValue) -> u8 {
+    raw.get().trim_start().bytes().next().unwrap_or(b'n')
+}
+
+impl Source for Fields<'_> {
+    fn text(&self, param: Param) -> ApiResult<Option<Cow<'_, str>>> {
+        let Some(raw) = self.param(param) else {
+            return Ok(None);
+        };
+        let wrong = || ApiError::api(format!("The \"{}\" field must be a string.", param.name()));
+        match first_byte(raw) {
+            b'"' => serde_json::from_str::<String>(raw.get())
+                .map(|text| Some(Cow::Owned(text)))
+                .map_err(|_| wrong()),
+            b'-' | b'0'..=b'9' => serde_json::from_str::<Number>(raw.get())
+                .map(|number| Some(Cow::Owned(number.to_string())))
+                .map_err(|_| wrong()),
+            _ => Err(wrong()),
+        }
+    }
+
+    fn int(&self, param: Param) -> ApiResult<Option<i64>> {
+        let Some(raw) = self.param(param) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Number>(raw.get()) {
+            Ok(number) if number.is_i64() => Ok(number.as_i64()),
+            // Past i64::MAX saturates: it fails every range check.
+            Ok(number) if number.is_u64() => Ok(Some(i64::MAX)),
+            _ => Err(ApiError::InvalidParameter {
+                name: param.name().to_string(),
+                expected: ParamKind::Integer,
+            }),
+        }
+    }
+
+    fn boolean(&self, param: Param) -> ApiResult<Option<bool>> {
+        let Some(raw) = self.param(param) else {
+            return Ok(None);
+        };
+        match raw.get() {
+            "true" => Ok(Some(true)),
+            "false" => Ok(Some(false)),
+            _ => Err(ApiError::InvalidParameter {
+                name: param.name().to_string(),
+                expected: ParamKind::Boolean,
+            }),
+        }
+    }
+
+    fn list(&self, param: Param) -> ApiResult<Option<Vec<String>>> {
+        let Some(raw) = self.param(param) else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<Vec<String>>(raw.get()) {
+            Ok(list) if list.is_empty() => Ok(None),
+            Ok(list) => Ok(Some(list)),
+            Err(_) => Err(ApiError::api(format!(
+                "The \"{}\" field must be a list of strings.",
+                param.name()
+            ))),
+        }
+    }
+
+    fn filters(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn document(&self, document: Document) -> Option<Cow<'_, [u8]>> {
+        match document {
+            Document::QueueMetadata => self.metadata.map(|raw| Cow::Borrowed(raw.get().as_bytes())),
+            Document::Purge => self
+                .resource_types
+                .map(|_| Cow::Owned(Self::splice(&[("resource_types", self.resource_types)]))),
+            Document::Claim => Some(Cow::Owned(Self::splice(&[
+                ("ttl", self.ttl),
+                ("grace", self.grace),
+            ]))),
+            Document::Subscription => Some(Cow::Owned(Self::splice(&[
+                ("subscriber", self.subscriber),
+                ("ttl", self.ttl),
+                ("options", self.options),
+            ]))),
+            // Not WebSocket actions.
+            Document::QueuePatch | Document::Share | Document::Confirmation => None,
+        }
+    }
+
+    fn post_body(&self) -> PostBody<'_> {
+        PostBody::Messages(self.messages)
+    }
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldsVisitor;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = Fields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = Fields::default();
+                // A repeated member keeps its last value.
+                while let Some(key) = map.next_key::<FieldKey>()? {
+                    let slot = match key {
+                        FieldKey::QueueName => &mut fields.queue_name,
+                        FieldKey::MessageId => &mut fields.message_id,
+                        FieldKey::ClaimId => &mut fields.claim_id,
+                        FieldKey::SubscriptionId => &mut fields.subscription_id,
+                        FieldKey::Marker => &mut fields.marker,
+                        FieldKey::Limit => &mut fields.limit,
+                        FieldKey::Detailed => &mut fields.detailed,
+                        FieldKey::Name => &mut fields.name,
+                        FieldKey::WithCount => &mut fields.with_count,
+                        FieldKey::Echo => &mut fields.echo,
+                        FieldKey::IncludeClaimed => &mut fields.include_claimed,
+                        FieldKey::IncludeDelayed => &mut fields.include_delayed,
+                        FieldKey::MessageIds => &mut fields.message_ids,
+                        FieldKey::ClaimIds => &mut fields.claim_ids,
+                        FieldKey::Pop => &mut fields.pop,
+                        FieldKey::Metadata => &mut fields.metadata,
+                        FieldKey::Messages => &mut fields.messages,
+                        FieldKey::Ttl => &mut fields.ttl,
+                        FieldKey::Grace => &mut fields.grace,
+                        FieldKey::Subscriber => &mut fields.subscriber,
+                        FieldKey::Options => &mut fields.options,
+                        FieldKey::ResourceTypes => &mut fields.resource_types,
+                        FieldKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(map.next_value::<&'de RawValue>()?);
+                }
+                Ok(fields)
+            }
+        }
+        deserializer.deserialize_map(FieldsVisitor)
+    }
+}
+
+/// The body members actions read, matched without allocating.
+enum FieldKey {
+    QueueName,
+    MessageId,
+    ClaimId,
+    SubscriptionId,
+    Marker,
+    Limit,
+    Detailed,
+    Name,
+    WithCount,
+    Echo,
+    IncludeClaimed,
+    IncludeDelayed,
+    MessageIds,
+    ClaimIds,
+    Pop,
+    Metadata,
+    Messages,
+    Ttl,
+    Grace,
+    Subscriber,
+    Options,
+    ResourceTypes,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for FieldKey {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = FieldKey;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_str<E: de::Error>(self, key: &str) -> Result<FieldKey, E> {
+                use FieldKey as K;
+                Ok(match key {
+                    "queue_name" => K::QueueName,
+                    "message_id" => K::MessageId,
+                    "claim_id" => K::ClaimId,
+                    "subscription_id" => K::SubscriptionId,
+                    "marker" => K::Marker,
+                    "limit" => K::Limit,
+                    "detailed" => K::Detailed,
+                    "name" => K::Name,
+                    "with_count" => K::WithCount,
+                    "echo" => K::Echo,
+                    "include_claimed" => K::IncludeClaimed,
+                    "include_delayed" => K::IncludeDelayed,
+                    "message_ids" => K::MessageIds,
+                    "claim_ids" => K::ClaimIds,
+                    "pop" => K::Pop,
+                    "metadata" => K::Metadata,
+                    "messages" => K::Messages,
+                    "ttl" => K::Ttl,
+                    "grace" => K::Grace,
+                    "subscriber" => K::Subscriber,
+                    "options" => K::Options,
+                    "resource_types" => K::ResourceTypes,
+                    _ => K::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(text: &str) -> Fields<'_> {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn frame_members_are_kept_raw_and_the_last_repeat_wins() {
+        let Decoded::Frame(frame) =
+            decode(br#"{"action": "a", "body": {"x": 1}, "action": "queue_list"}"#).unwrap()
+        else {
+            panic!("an object")
+        };
+        assert_eq!(frame.action.unwrap().get(), r#""queue_list""#);
+        assert_eq!(frame.body.unwrap().get(), r#"{"x": 1}"#);
+        assert!(frame.headers.is_none());
+        assert!(matches!(decode(b"[1]").unwrap(), Decoded::NotAnObject));
+        let deep = format!("{}{}", "[".repeat(129), "]".repeat(129));
+        assert!(decode(deep.as_bytes()).is_err());
+        let quoted = format!(r#"{{"a": "{}\"", "b": [[]]}}"#, "[".repeat(200));
+        assert_eq!(nesting_depth(quoted.as_bytes()), 3);
+    }
+
+    #[test]
+    fn parameters_keep_their_types_and_null_is_absent() {
+        let f =
+            fields(r#"{"limit": 5, "echo": true, "marker": 7, "message_ids": ["a"], "pop": null}"#);
+        assert_eq!(f.int(Param::Limit).unwrap(), Some(5));
+        assert_eq!(f.boolean(Param::Echo).unwrap(), Some(true));
+        assert_eq!(f.text(Param::Marker).unwrap().as_deref(), Some("7"));
+        assert_eq!(f.list(Param::Ids).unwrap(), Some(vec!["a".to_string()]));
+        assert_eq!(f.int(Param::Pop).unwrap(), None);
+        let bad = fields(r#"{"limit": "5", "echo": 1, "message_ids": [1]}"#);
+        assert!(bad.int(Param::Limit).is_err());
+        assert!(bad.boolean(Param::Echo).is_err());
+        assert_eq!(
+            bad.list(Param::Ids).unwrap_err().description().unwrap(),
+            "The \"ids\" field must be a list of strings."
+        );
+    }
+
+    #[test]
+    fn documents_are_spliced_from_the_members_present() {
+        let f = fields(r#"{"ttl": 60, "grace": null, "queue_name": "q"}"#);
+        assert_eq!(
+            f.document(Document::Claim).unwrap().as_ref(),
+            br#"{"ttl":60,"grace":null}"#
+        );
+        assert!(f.document(Document::Purge).is_none());
+    }
+
+    #[test]
+    fn msgpack_becomes_the_same_json() {
+        let value =
+            serde_json::json!({"action": "x", "body": {"n": [1, -2, 1.5, "s", null, true]}});
+        let packed = rmp_serde::to_vec_named(&value).unwrap();
+        let text = msgpack_to_json(&packed).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&text).unwrap(),
+            value
+        );
+        assert_eq!(
+            rmp_serde::from_slice::<serde_json::Value>(&json_to_msgpack(&text).unwrap()).unwrap(),
+            value
+        );
+    }
+}

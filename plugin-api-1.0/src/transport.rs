@@ -1,0 +1,177 @@
+//! The transport contract (`zaqar.transport`) and the host API a transport
+//! calls.
+//!
+//! A transport only translates frames: it turns what arrives on its socket
+//! into an [`ApiRequest`], hands it to the host through [`HostApi::handle`],
+//! and writes the [`ApiResponse`] back. Every Zaqar rule lives in the host.
+
+use abi_stable::{
+    std_types::{RString, RVec},
+    StableAbi,
+};
+
+use crate::macros::plugin_trait;
+
+/// Which protocol a request arrived by; it decides how the host reads it.
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Protocol(pub u8);
+
+impl Protocol {
+    /// An HTTP request: `method`, `path`, `query`, `headers` and `body` as
+    /// received.
+    pub const HTTP: Self = Self(0);
+    /// One WebSocket frame of Zaqar's persistent transport: `body` holds the
+    /// frame's payload as received; the header `content-type` is
+    /// `application/json` for a text frame and `application/x-msgpack` for a
+    /// binary one. The response body comes back in the same encoding.
+    pub const WEBSOCKET: Self = Self(1);
+}
+
+/// One header; names are lowercase.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The header name, lowercase.
+    pub name: RString,
+    /// The header value.
+    pub value: RString,
+}
+
+impl Header {
+    /// A header; the name is lowercased.
+    pub fn new(name: &str, value: &str) -> Self {
+        Self {
+            name: name.to_ascii_lowercase().into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// A request as a transport received it.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct ApiRequest {
+    /// How to read the rest.
+    pub protocol: Protocol,
+    /// The HTTP method (empty for WebSocket frames).
+    pub method: RString,
+    /// The path, percent-encoded as received (empty for WebSocket frames).
+    pub path: RString,
+    /// The query string without `?` (empty if none).
+    pub query: RString,
+    /// The request headers (for WebSocket, those of the upgrade request plus
+    /// `content-type`).
+    pub headers: RVec<Header>,
+    /// The body or frame payload.
+    pub body: RVec<u8>,
+    /// The peer address, for logs.
+    pub peer: RString,
+    /// An id the transport gives its connection (for WebSocket: one per
+    /// socket), so the host can tie requests and pushes to it.
+    pub connection: RString,
+}
+
+/// The host's answer.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct ApiResponse {
+    /// The HTTP status (for WebSocket, the status the frame reports).
+    pub status: u16,
+    /// Response headers, lowercase names.
+    pub headers: RVec<Header>,
+    /// The body or frame payload.
+    pub body: RVec<u8>,
+}
+
+/// A frame the host pushes to a persistent connection.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct PushFrame {
+    /// Send as a binary frame (MsgPack) rather than a text frame (JSON).
+    pub binary: bool,
+    /// The encoded payload.
+    pub payload: RVec<u8>,
+}
+
+/// Where the host pushes frames for one persistent connection: implemented
+/// by transports that keep connections open (WebSocket), handed to the host
+/// with [`HostApi::connection_opened`].
+pub trait PushSink: Send + Sync + 'static {
+    /// Queues a frame without waiting. Returns false if the connection is
+    /// gone or could not take the frame: a transport whose send queue for
+    /// the connection is full closes it as a slow consumer rather than let
+    /// memory grow.
+    fn push(&self, frame: PushFrame) -> bool;
+}
+
+/// The ABI-stable vtable of [`PushSink`]; use [`wrap_push_sink`].
+#[abi_stable::sabi_trait]
+pub trait PushSinkAbi: Send + Sync {
+    /// See [`PushSink::push`].
+    #[sabi(last_prefix_field)]
+    fn abi_push(&self, frame: PushFrame) -> bool;
+}
+
+/// A boxed, ABI-stable [`PushSink`].
+pub type PushSinkBox = PushSinkAbi_TO<'static, abi_stable::std_types::RBox<()>>;
+
+struct PushSinkAdapter<T>(T);
+
+impl<T: PushSink> PushSinkAbi for PushSinkAdapter<T> {
+    fn abi_push(&self, frame: PushFrame) -> bool {
+        // A panic must not unwind into the caller's side of the boundary; a
+        // sink that panicked cannot have taken the frame.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.push(frame)))
+            .unwrap_or(false)
+    }
+}
+
+impl PushSink for PushSinkBox {
+    fn push(&self, frame: PushFrame) -> bool {
+        self.abi_push(frame)
+    }
+}
+
+/// Boxes a [`PushSink`] for the boundary.
+pub fn wrap_push_sink<T: PushSink>(sink: T) -> PushSinkBox {
+    PushSinkAbi_TO::from_value(PushSinkAdapter(sink), abi_stable::sabi_trait::TD_Opaque)
+}
+
+plugin_trait! {
+    /// The host as a transport sees it. Implemented by the host; transports
+    /// call it.
+    native HostApi;
+    abi HostApiAbi, object HostApiAbi_TO, boxed HostApiBox, adapter HostApiAdapter, wrap wrap_host_api;
+    methods {
+        /// Handles one request. Never fails: errors are responses.
+        fn handle(&self, request: ApiRequest) -> ApiResponse;
+        /// A persistent connection (with the id its requests carry in
+        /// [`ApiRequest::connection`]) opened; the host may push frames to
+        /// it through `sink` until [`HostApi::connection_closed`].
+        fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> ();
+    }
+    last {
+        /// The connection closed: the host drops its sink and ends what the
+        /// connection subscribed to.
+        fn connection_closed(&self, connection: RString) -> ();
+    }
+}
+
+plugin_trait! {
+    /// A transport: implement this for a `zaqar.transport` plugin.
+    native Transport;
+    abi TransportAbi, object TransportAbi_TO, boxed TransportBox, adapter TransportAdapter, wrap wrap_transport;
+    methods {
+        /// Binds the listener from the plugin's configuration and starts
+        /// serving on a spawned task (see [`crate::runtime::spawn`]); resolves
+        /// once the listener is bound, with the address it is bound to
+        /// (`host:port`), so a port of 0 can be discovered.
+        fn start(&self, host: HostApiBox) -> RString;
+    }
+    last {
+        /// Stops accepting, lets requests in flight finish, and resolves when
+        /// the transport has stopped.
+        fn stop(&self) -> ();
+    }
+}

@@ -1,0 +1,148 @@
+//! The notification log: a copy of each message posted while its queue had
+//! a live subscription, kept until every live subscription's cursor has
+//! passed it, the last subscription or the queue is deleted, or it expires.
+//!
+//! Entries live at `(project, queue, seq)` in [`schema::NOTIFICATION_LOG`]
+//! (by name, so a purge, which gives the queue a new qid, keeps them) with
+//! an expiry index for the sweeper. A post to a queue without subscriptions
+//! pays one index seek to find that out and writes nothing here.
+
+use plugin_api::storage::{QueueRef, StoredMessage};
+use redb::{ReadTransaction, ReadableTable};
+
+use crate::{
+    codec::{MessageView, SubscriptionRecord},
+    error::OpResult,
+    group_commit::WriteTables,
+    messages::to_stored,
+    schema,
+};
+
+type SubKey = (&'static str, &'static str, &'static str);
+
+/// The cursors of the queue's live subscriptions.
+fn live_cursors<T>(subs: &T, q: &QueueRef, now_ms: u64) -> OpResult<Vec<u64>>
+where
+    T: ReadableTable<SubKey, &'static [u8]>,
+{
+    let (p, n) = (q.project.as_str(), q.name.as_str());
+    let mut cursors = Vec::new();
+    for entry in subs.range((p, n, "")..)? {
+        let (k, v) = entry?;
+        let (kp, kn, _) = k.value();
+        if kp != p || kn != n {
+            break;
+        }
+        let r = SubscriptionRecord::decode(v.value())?;
+        if r.expires_ms > now_ms {
+            cursors.push(r.delivered_seq);
+        }
+    }
+    Ok(cursors)
+}
+
+/// Whether posts to the queue are logged now: it has a live subscription.
+pub(crate) fn is_subscribed(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<bool> {
+    // Most queues have no subscription: the first key after `(p, n, "")`
+    // belongs to another queue and the answer costs one seek.
+    Ok(!live_cursors(&t.subscriptions, q, now_ms)?.is_empty())
+}
+
+/// Logs a message just posted (its record as stored).
+pub(crate) fn record(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    seq: u64,
+    message: &[u8],
+    expires_ms: u64,
+) -> OpResult<()> {
+    let (p, n) = (q.project.as_str(), q.name.as_str());
+    t.notification_log.insert((p, n, seq), message)?;
+    t.notification_log_expiry
+        .insert((expires_ms, p, n, seq), ())?;
+    Ok(())
+}
+
+/// The logged messages after `after_seq` not yet expired, in seq order.
+pub(crate) fn read(
+    txn: &ReadTransaction,
+    q: &QueueRef,
+    after_seq: u64,
+    limit: u32,
+    now_ms: u64,
+) -> OpResult<Vec<StoredMessage>> {
+    let mut out = Vec::new();
+    if limit == 0 || after_seq == u64::MAX {
+        return Ok(out);
+    }
+    let log = txn.open_table(schema::NOTIFICATION_LOG)?;
+    let (p, n) = (q.project.as_str(), q.name.as_str());
+    for entry in log.range((p, n, after_seq + 1)..=(p, n, u64::MAX))? {
+        let (k, v) = entry?;
+        let m = MessageView::decode(v.value())?;
+        if m.is_live(now_ms) {
+            out.push(to_stored(k.value().2, &m));
+            if out.len() >= limit as usize {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Drops the entries no live subscription still needs: those at or below
+/// the smallest live cursor, or all of them when no live subscription is
+/// left. Run after a cursor moved or a subscription went.
+pub(crate) fn prune(t: &mut WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<()> {
+    let upto = live_cursors(&t.subscriptions, q, now_ms)?
+        .into_iter()
+        .min()
+        .unwrap_or(u64::MAX);
+    remove_upto(t, q, upto)
+}
+
+/// Drops every entry of the queue (queue delete).
+pub(crate) fn drop_queue(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
+    remove_upto(t, q, u64::MAX)
+}
+
+fn remove_upto(t: &mut WriteTables<'_>, q: &QueueRef, upto: u64) -> OpResult<()> {
+    let (p, n) = (q.project.as_str(), q.name.as_str());
+    let mut gone = Vec::new();
+    for entry in t.notification_log.range((p, n, 0)..=(p, n, upto))? {
+        let (k, v) = entry?;
+        gone.push((k.value().2, MessageView::decode(v.value())?.expires_ms));
+    }
+    for (seq, expires_ms) in gone {
+        t.notification_log.remove((p, n, seq))?;
+        t.notification_log_expiry.remove((expires_ms, p, n, seq))?;
+    }
+    Ok(())
+}
+
+/// Sweeper: removes at most `budget` entries expired at `now_ms`.
+pub(crate) fn sweep_expired(
+    t: &mut WriteTables<'_>,
+    now_ms: u64,
+    budget: usize,
+) -> OpResult<usize> {
+    let mut keys: Vec<(u64, String, String, u64)> = Vec::new();
+    for entry in t
+        .notification_log_expiry
+        .range((0u64, "", "", 0u64)..)?
+        .take(budget)
+    {
+        let (k, _) = entry?;
+        let (expires_ms, p, n, seq) = k.value();
+        if expires_ms > now_ms {
+            break;
+        }
+        keys.push((expires_ms, p.to_owned(), n.to_owned(), seq));
+    }
+    for (expires_ms, p, n, seq) in &keys {
+        t.notification_log_expiry
+            .remove((*expires_ms, p.as_str(), n.as_str(), *seq))?;
+        t.notification_log.remove((p.as_str(), n.as_str(), *seq))?;
+    }
+    Ok(keys.len())
+}
