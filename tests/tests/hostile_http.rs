@@ -283,3 +283,52 @@ fn running_out_of_file_descriptors_neither_spins_nor_stops_the_server_for_good()
         server.log()
     );
 }
+
+/// Sends `head` and `body`, then half-closes, and reads the answer.
+fn raw_exchange(server: &TestServer, head: &str, body: &[u8]) -> String {
+    let mut stream = connect_from([127, 0, 0, 1], server.address("wsgi")).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    read_until_closed(&mut stream, Duration::from_secs(30)).expect("closed")
+}
+
+const HEADERS: &str = "Host: x\r\nClient-ID: 3381af92-2b9e-11e3-b191-71861300734c\r\n\
+    X-Project-ID: test-project\r\nContent-Type: application/json\r\nConnection: close\r\n";
+
+#[test]
+fn an_oversized_body_is_413_and_creates_nothing() {
+    let server = TestServer::start();
+    let body = vec![b' '; 9 * 1024 * 1024];
+    let head = format!(
+        "PUT /v2/queues/huge HTTP/1.1\r\n{HEADERS}Content-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let answer = raw_exchange(&server, &head, &body);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("\"title\""), "{answer}");
+    let queues = server.client().get("/v2/queues").send();
+    assert!(
+        queues.status == 204 || !queues.text().contains("\"huge\""),
+        "{}",
+        queues.text()
+    );
+}
+
+#[test]
+fn a_body_cut_short_is_400_and_changes_nothing() {
+    let server = TestServer::start();
+    let client = server.client();
+    assert_eq!(client.put("/v2/queues/kept").send().status, 201);
+    let posted = client
+        .post("/v2/queues/kept/messages")
+        .json(&serde_json::json!({"messages": [{"body": 1}]}))
+        .send();
+    assert_eq!(posted.status, 201);
+    let head =
+        format!("POST /v2/queues/kept/purge HTTP/1.1\r\n{HEADERS}Content-Length: 1000\r\n\r\n");
+    let answer = raw_exchange(&server, &head, b"{\"resource_types\": [\"mess");
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    let listed = client.get("/v2/queues/kept/messages?echo=true").send();
+    assert_eq!(listed.status, 200, "the message is still there");
+}

@@ -12,8 +12,7 @@ pub struct WsgiConfig {
     /// Port to listen on; 0 picks a free one (reported at start-up).
     pub port: u16,
     /// Largest request body read, in bytes. Bodies beyond it are not read:
-    /// the host sees the header `x-zaqar-body-overflow` and answers with its
-    /// size error. Zaqar's own limits (`max_messages_post_size`, ...) are far
+    /// the host is told so and answers 413 without running the request. Zaqar's own limits (`max_messages_post_size`, ...) are far
     /// below the default and are enforced by the host.
     pub max_body_size: usize,
     /// Seconds an idle keep-alive connection stays open (waiting for the

@@ -2,9 +2,9 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use http_body_util::Full;
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::{
-    body::{Bytes, Incoming},
+    body::{Bytes, Frame, Incoming},
     header::{HeaderName, HeaderValue},
     server::conn::http1,
     service::service_fn,
@@ -12,7 +12,10 @@ use hyper::{
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use plugin_api::{
-    transport::{ApiRequest, Header, HostApi, HostApiBox, Protocol},
+    transport::{
+        ApiRequest, BodyState, Header, HostApi, HostApiBox, Protocol, ResponseStream,
+        ResponseStreamBox, ServedResponse,
+    },
     types::{RString, RVec},
     LogLevel,
 };
@@ -25,9 +28,8 @@ use crate::{
     listener::Log,
 };
 
-/// The header that tells the host the body was larger than the transport
-/// reads (its value is the limit).
-const BODY_OVERFLOW_HEADER: &str = "x-zaqar-body-overflow";
+/// A response body: whole, or streamed (server-sent events).
+type Body = UnsyncBoxBody<Bytes, Infallible>;
 
 /// What every connection of the transport shares.
 pub struct Shared {
@@ -97,9 +99,9 @@ async fn answer(
     shared: &Shared,
     peer: RString,
     connection: RString,
-) -> Response<Full<Bytes>> {
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let mut headers: RVec<Header> = parts
+    let headers: RVec<Header> = parts
         .headers
         .iter()
         .filter_map(|(name, value)| {
@@ -126,18 +128,11 @@ async fn answer(
     )
     .await;
     // Held until the host answered: the body's memory counts until then.
-    let (body, _reservation) = match received {
-        Received::Complete(body, reservation) => (body, Some(reservation)),
-        // The client went away or sent a malformed body: nothing sensible
-        // to pass on.
-        Received::Incomplete => (Vec::new(), None),
-        Received::TooLarge => {
-            headers.push(Header::new(
-                BODY_OVERFLOW_HEADER,
-                &config.max_body_size.to_string(),
-            ));
-            (Vec::new(), None)
-        }
+    let (body, state, _reservation) = match received {
+        Received::Complete(body, reservation) => (body, BodyState::COMPLETE, Some(reservation)),
+        // The host answers these without running the request.
+        Received::Incomplete => (Vec::new(), BodyState::INCOMPLETE, None),
+        Received::TooLarge => (Vec::new(), BodyState::TOO_LARGE, None),
         Received::TimedOut => {
             (shared.log)(
                 LogLevel::DEBUG,
@@ -180,8 +175,8 @@ async fn answer(
         peer,
         connection,
     };
-    match shared.host.handle(request).await {
-        Ok(response) => translate_response(response),
+    match shared.host.serve(request, state).await {
+        Ok(served) => translate_response(served),
         // The host's API never fails; this answers only if the call itself
         // broke (e.g. the host panicked), so the client still gets a JSON
         // error.
@@ -193,9 +188,13 @@ async fn answer(
     }
 }
 
-fn translate_response(response: plugin_api::transport::ApiResponse) -> Response<Full<Bytes>> {
-    let body = Bytes::from(response.body.into_vec());
-    let mut http = Response::new(Full::new(body));
+fn translate_response(served: ServedResponse) -> Response<Body> {
+    let ServedResponse { response, stream } = served;
+    let body = match stream.into_option() {
+        None => Full::new(Bytes::from(response.body.into_vec())).boxed_unsync(),
+        Some(stream) => streamed(stream),
+    };
+    let mut http = Response::new(body);
     *http.status_mut() =
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = http.headers_mut();
@@ -210,10 +209,24 @@ fn translate_response(response: plugin_api::transport::ApiResponse) -> Response<
     http
 }
 
+/// A body written chunk by chunk as the host's stream yields them; hyper
+/// drops the stream when the client goes away.
+fn streamed(stream: ResponseStreamBox) -> Body {
+    let chunks = futures_util::stream::unfold(stream, |stream| async move {
+        let chunk = stream.next_chunk().await.ok()?.into_option()?;
+        Some((
+            Ok::<_, Infallible>(Frame::data(Bytes::from(chunk.into_vec()))),
+            stream,
+        ))
+    });
+    BodyExt::boxed_unsync(StreamBody::new(chunks))
+}
+
 /// An error the transport answers itself, in Zaqar's JSON error shape. The
 /// connection closes after it: the rest of the request was not read.
-fn error_response(status: StatusCode, title: &str, description: &str) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(error_body(title, description))));
+fn error_response(status: StatusCode, title: &str, description: &str) -> Response<Body> {
+    let mut response =
+        Response::new(Full::new(Bytes::from(error_body(title, description))).boxed_unsync());
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
