@@ -376,6 +376,8 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, String> {
         .drivers
         .management_store
         .validate("management_store")?;
+    check_choices(&config)?;
+    check_unused_tables(&config)?;
     if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
         for path in &mut config.plugins.paths {
             if path.is_relative() {
@@ -384,6 +386,67 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, String> {
         }
     }
     Ok(Loaded { config, file })
+}
+
+/// Options that take one of a few words: a misspelt value is an error naming
+/// the key and the words allowed, not a silent fallback.
+fn check_choices(config: &Config) -> Result<(), String> {
+    let choices: [(&str, &str, &[&str]); 2] = [
+        (
+            "server.log_format",
+            &config.server.log_format,
+            &["text", "json"],
+        ),
+        (
+            "transport.client_id_uuid_safe",
+            &config.transport.client_id_uuid_safe,
+            &["strict", "off"],
+        ),
+    ];
+    for (key, value, allowed) in choices {
+        if !allowed.iter().any(|a| a.eq_ignore_ascii_case(value)) {
+            return Err(format!(
+                "invalid value {value:?} for `{key}`: expected one of {}",
+                allowed
+                    .iter()
+                    .map(|a| format!("\"{a}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A plugin table nothing will read is a typo or a leftover, refused like
+/// an unknown key: `[drivers.transport.<name>]` for a transport not in
+/// `drivers.transports`, and `[drivers.notification.<scheme>]` for a scheme
+/// not in `transport.subscriber_types` (a sink, built in or from a library,
+/// only receives subscribers of the schemes listed there). Store tables for
+/// a driver not selected are allowed: they let an environment variable
+/// switch drivers (`ZAQAR_DRIVERS__MESSAGE_STORE=redis`) without editing
+/// the file.
+fn check_unused_tables(config: &Config) -> Result<(), String> {
+    let drivers = &config.drivers;
+    for name in drivers.transport.keys() {
+        if !drivers.transports.iter().any(|t| t == name) {
+            return Err(format!(
+                "`[drivers.transport.{name}]` configures a transport that is not selected: \
+                 `drivers.transports` is {:?}",
+                drivers.transports
+            ));
+        }
+    }
+    let schemes = &config.transport.subscriber_types;
+    for scheme in drivers.notification.keys() {
+        if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
+            return Err(format!(
+                "`[drivers.notification.{scheme}]` configures a notifier sink for a scheme \
+                 subscribers cannot use: `transport.subscriber_types` is {schemes:?}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Renders figment's errors one per line, each with the key and the source

@@ -145,7 +145,8 @@ fn latency_summary(sorted: &[f64], expected: usize) -> String {
 async fn run(sockets: usize, interval: Duration) {
     let server = TestServer::start_release_with(
         "[server]\nlog_level = \"warn\"\n[drivers]\ntransports = [\"wsgi\", \"websocket\"]\n\
-         [drivers.transport.websocket]\nport = 0\nidle_timeout = 3600\nping_interval = 3600\n",
+         [drivers.transport.websocket]\nport = 0\nidle_timeout = 3600\nping_interval = 3600\n\
+         max_connections = 0\nmax_connections_per_address = 0\n",
     );
     let url = format!("ws://{}/", server.address("websocket"));
     tokio::time::sleep(Duration::from_millis(300)).await;

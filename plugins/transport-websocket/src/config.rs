@@ -16,6 +16,22 @@ pub struct WebSocketConfig {
     /// Frames (replies and pushes) that may wait for a slow reader before
     /// the socket is closed with code 1008 (slow consumer).
     pub send_queue_frames: usize,
+    /// Bytes (replies and pushes) that may wait for a slow reader: a push
+    /// beyond it closes the socket with code 1008 (slow consumer); a reply
+    /// beyond it waits for room. One frame is always let through, however
+    /// large.
+    pub send_queue_bytes: usize,
+    /// Seconds one write to the client may stay blocked (the client does
+    /// not read and its TCP window is full) before the socket is closed.
+    pub write_timeout: u64,
+    /// Seconds a client has to complete the WebSocket handshake.
+    pub handshake_timeout: u64,
+    /// Sockets open at once; more are answered 503 and closed. 0: no cap
+    /// (the open-file limit still applies).
+    pub max_connections: usize,
+    /// Sockets open at once from one client IP address; more are answered
+    /// 503 and closed. 0: no cap.
+    pub max_connections_per_address: usize,
     /// Seconds between pings the server sends.
     pub ping_interval: u64,
     /// Seconds without any frame from the client (pongs count) after which
@@ -32,6 +48,11 @@ impl Default for WebSocketConfig {
             port: 9000,
             max_frame_size: 1024 * 1024,
             send_queue_frames: 256,
+            send_queue_bytes: 4 * 1024 * 1024,
+            write_timeout: 10,
+            handshake_timeout: 10,
+            max_connections: 4096,
+            max_connections_per_address: 256,
             ping_interval: 30,
             idle_timeout: 90,
             shutdown_grace: 10,

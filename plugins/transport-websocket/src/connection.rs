@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{stream::SplitSink, SinkExt, StreamExt};
 use plugin_api::{
     transport::{wrap_push_sink, ApiRequest, Header, HostApi, HostApiBox, Protocol},
     types::{RString, RVec},
@@ -23,11 +23,12 @@ use tokio_tungstenite::{
         protocol::{frame::coding::CloseCode, CloseFrame},
         Message,
     },
+    WebSocketStream,
 };
 
 use crate::{
     config::WebSocketConfig,
-    push::{CloseReason, SocketSink},
+    push::{request_close, CloseReason, QueuedBytes, SocketSink},
 };
 
 const JSON: &str = "application/json";
@@ -54,60 +55,44 @@ pub async fn serve(
 ) {
     let upgrade_headers = Arc::new(Mutex::new(Vec::new()));
     let callback = capture_headers(upgrade_headers.clone());
-    let Ok(socket) =
-        accept_hdr_async_with_config(stream, callback, Some(socket_config(&config))).await
-    else {
-        // Not a WebSocket handshake: tungstenite already answered it.
+    let handshake = tokio::time::timeout(
+        Duration::from_secs(config.handshake_timeout),
+        accept_hdr_async_with_config(stream, callback, Some(socket_config(&config))),
+    )
+    .await;
+    // Not a WebSocket handshake (tungstenite already answered it), or not
+    // completed in time: the connection is dropped, which closes it.
+    let Ok(Ok(socket)) = handshake else {
         return;
     };
     let upgrade_headers: Vec<Header> =
         std::mem::take(&mut *upgrade_headers.lock().unwrap_or_else(|e| e.into_inner()));
-    let (mut outgoing, mut incoming) = socket.split();
+    let (outgoing, mut incoming) = socket.split();
     let connection = RString::from(uuid::Uuid::new_v4().to_string());
-    let (frames, mut queued) = mpsc::channel::<Message>(config.send_queue_frames);
+    let (frames, queued) = mpsc::channel::<Message>(config.send_queue_frames);
     let (close, mut closing) = watch::channel::<Option<CloseReason>>(None);
+    let bytes = Arc::new(QueuedBytes::default());
     host.connection_opened(
         connection.clone(),
         wrap_push_sink(SocketSink {
             frames: frames.clone(),
             close: close.clone(),
             queue_limit: config.send_queue_frames,
+            bytes: bytes.clone(),
+            bytes_limit: config.send_queue_bytes,
         }),
     )
     .await
     .ok();
 
-    // The writer owns the socket's write half: replies and pushes in queue
-    // order, pings on a timer, and the close frame when someone asks for one.
-    let ping_every = Duration::from_secs(config.ping_interval.max(1));
-    let mut writer_closing = closing.clone();
-    let writer = plugin_api::runtime::spawn(async move {
-        let mut ping = tokio::time::interval(ping_every);
-        ping.reset();
-        loop {
-            tokio::select! {
-                biased;
-                _ = writer_closing.changed() => {
-                    let reason = writer_closing.borrow().clone();
-                    if let Some(reason) = reason {
-                        let _ = outgoing.send(Message::Close(Some(CloseFrame {
-                            code: reason.code,
-                            reason: within_close_limit(reason.reason).into(),
-                        }))).await;
-                    }
-                    break;
-                }
-                message = queued.recv() => match message {
-                    Some(message) => if outgoing.send(message).await.is_err() { break },
-                    None => {
-                        let _ = outgoing.close().await;
-                        break;
-                    }
-                },
-                _ = ping.tick() => if outgoing.send(Message::Ping(Vec::new().into())).await.is_err() { break },
-            }
-        }
-    });
+    let writer = plugin_api::runtime::spawn(write_loop(
+        outgoing,
+        queued,
+        bytes.clone(),
+        closing.clone(),
+        close.clone(),
+        config.clone(),
+    ));
 
     let idle = Duration::from_secs(config.idle_timeout.max(1));
     let reason = loop {
@@ -164,23 +149,103 @@ pub async fn serve(
         };
         // Replies wait for room (back-pressure on this socket's reads); only
         // pushes, which the client did not ask for, count as overflow.
+        let len = reply.len();
+        tokio::select! {
+            _ = bytes.add_when_room(len, config.send_queue_bytes) => {}
+            _ = closing.changed() => break None,
+        }
         if frames.send(reply).await.is_err() {
+            bytes.remove(len);
             break None;
         }
     };
     if let Some(reason) = reason {
-        close.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
+        request_close(&close, reason);
     }
     host.connection_closed(connection).await.ok();
     drop(frames);
     let _ = writer.await;
+}
+
+/// The socket's write half: replies and pushes in queue order, pings on a
+/// timer, and the close frame when someone asks for one. Every write has a
+/// time limit, and a close request interrupts a blocked write: a client
+/// that stops reading cannot keep the socket (and what is queued for it)
+/// open. When this returns the write half is dropped; the read loop, told
+/// through `close`, drops the other, which closes the TCP connection.
+async fn write_loop(
+    mut outgoing: SplitSink<WebSocketStream<TcpStream>, Message>,
+    mut queued: mpsc::Receiver<Message>,
+    bytes: Arc<QueuedBytes>,
+    mut closing: watch::Receiver<Option<CloseReason>>,
+    close: watch::Sender<Option<CloseReason>>,
+    config: Arc<WebSocketConfig>,
+) {
+    let write_limit = Duration::from_secs(config.write_timeout);
+    let blocked = || CloseReason {
+        code: CloseCode::Policy,
+        reason: format!(
+            "slow consumer: a write blocked for {} s",
+            write_limit.as_secs()
+        ),
+    };
+    let mut ping = tokio::time::interval(Duration::from_secs(config.ping_interval.max(1)));
+    ping.reset();
+    loop {
+        let (message, len) = tokio::select! {
+            biased;
+            _ = closing.changed() => break,
+            message = queued.recv() => match message {
+                Some(message) => {
+                    let len = message.len();
+                    (message, len)
+                }
+                None => {
+                    let _ = tokio::time::timeout(write_limit, outgoing.close()).await;
+                    return;
+                }
+            },
+            _ = ping.tick() => (Message::Ping(Vec::new().into()), 0),
+        };
+        let sent = tokio::select! {
+            sent = tokio::time::timeout(write_limit, outgoing.send(message)) => sent,
+            _ = closing.changed() => break,
+        };
+        if len > 0 {
+            bytes.remove(len);
+        }
+        match sent {
+            Ok(Ok(())) => {}
+            // The peer is gone.
+            Ok(Err(_)) => {
+                request_close(
+                    &close,
+                    CloseReason {
+                        code: CloseCode::Away,
+                        reason: String::new(),
+                    },
+                );
+                return;
+            }
+            Err(_) => {
+                request_close(&close, blocked());
+                return;
+            }
+        }
+    }
+    // Asked to close: say why if the socket still takes a frame, but never
+    // wait longer than a write may take.
+    let reason = closing.borrow().clone();
+    if let Some(reason) = reason {
+        let _ = tokio::time::timeout(
+            write_limit,
+            outgoing.send(Message::Close(Some(CloseFrame {
+                code: reason.code,
+                reason: within_close_limit(reason.reason).into(),
+            }))),
+        )
+        .await;
+    }
 }
 
 /// A handshake callback that keeps the upgrade request's headers, which the

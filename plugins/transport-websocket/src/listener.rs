@@ -3,10 +3,10 @@
 use std::{sync::Arc, time::Duration};
 
 use plugin_api::{
-    net::ListenerSlot,
+    net::{refuse_with_503, ConnectionLimits, ListenOptions, ListenerLog, ListenerSlot},
     transport::{HostApiBox, Transport},
     types::RString,
-    PluginContext, PluginError, PluginResult,
+    LogLevel, PluginContext, PluginError, PluginResult,
 };
 
 use crate::{config::WebSocketConfig, connection};
@@ -15,18 +15,30 @@ use crate::{config::WebSocketConfig, connection};
 pub struct WebSocketTransport {
     config: WebSocketConfig,
     listener: ListenerSlot,
+    log: ListenerLog,
 }
 
 impl WebSocketTransport {
     /// The constructor behind the `websocket` entry point.
     pub async fn from_context(context: PluginContext) -> PluginResult<Self> {
         let config: WebSocketConfig = context.config()?;
-        if config.send_queue_frames == 0 || config.max_frame_size == 0 {
+        if config.send_queue_frames == 0
+            || config.max_frame_size == 0
+            || config.send_queue_bytes == 0
+        {
             return Err(PluginError::bad_config(
-                "websocket: send_queue_frames and max_frame_size must be at least 1",
+                "websocket: send_queue_frames, send_queue_bytes and max_frame_size must be at least 1",
             ));
         }
-        Ok(Self::new(config))
+        if config.write_timeout == 0 || config.handshake_timeout == 0 {
+            return Err(PluginError::bad_config(
+                "websocket: write_timeout and handshake_timeout must be at least 1 second",
+            ));
+        }
+        let mut transport = Self::new(config);
+        let services = context.services;
+        transport.log = Arc::new(move |level, message: &str| services.log(level, message.into()));
+        Ok(transport)
     }
 
     /// A transport with this configuration, not yet listening.
@@ -34,6 +46,11 @@ impl WebSocketTransport {
         Self {
             config,
             listener: ListenerSlot::default(),
+            log: Arc::new(|level, message: &str| {
+                if level.0 <= LogLevel::WARN.0 {
+                    eprintln!("websocket: {message}");
+                }
+            }),
         }
     }
 }
@@ -45,11 +62,19 @@ impl Transport for WebSocketTransport {
         let config = Arc::new(self.config.clone());
         let local = self
             .listener
-            .start(
+            .start_with(
                 &address,
-                Duration::from_secs(self.config.shutdown_grace),
-                move |stream, peer, stop| {
-                    connection::serve(stream, peer, host.clone(), config.clone(), stop)
+                ListenOptions {
+                    grace: Duration::from_secs(self.config.shutdown_grace),
+                    limits: ConnectionLimits {
+                        max_connections: self.config.max_connections,
+                        max_per_address: self.config.max_connections_per_address,
+                    },
+                    serve: move |stream, peer, stop| {
+                        connection::serve(stream, peer, host.clone(), config.clone(), stop)
+                    },
+                    refuse: refuse_with_503,
+                    log: self.log.clone(),
                 },
             )
             .await?;

@@ -2,60 +2,91 @@
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
 use hyper::{
-    body::{Bytes, Incoming},
+    body::{Bytes, Frame, Incoming},
     header::{HeaderName, HeaderValue},
     server::conn::http1,
     service::service_fn,
-    Request, Response,
+    Request, Response, StatusCode,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
 use plugin_api::{
-    transport::{ApiRequest, Header, HostApi, HostApiBox, Protocol},
+    transport::{
+        ApiRequest, BodyState, Header, HostApi, HostApiBox, Protocol, ResponseStream,
+        ResponseStreamBox, ServedResponse,
+    },
     types::{RString, RVec},
+    LogLevel,
 };
 use tokio::{net::TcpStream, sync::watch};
 
-use crate::config::WsgiConfig;
+use crate::{
+    body::{receive_body, BodyBudget, Received},
+    config::WsgiConfig,
+    head_clock::{HeadClock, HeadWatchedIo},
+    listener::Log,
+};
 
-/// The header that tells the host the body was larger than the transport
-/// reads (its value is the limit).
-const BODY_OVERFLOW_HEADER: &str = "x-zaqar-body-overflow";
+/// A response body: whole, or streamed (server-sent events).
+type Body = UnsyncBoxBody<Bytes, Infallible>;
 
-/// Serves one connection until the client closes it, it idles out, or the
-/// transport stops (then the request in flight finishes first).
+/// What every connection of the transport shares.
+pub struct Shared {
+    pub host: HostApiBox,
+    pub config: WsgiConfig,
+    pub budget: BodyBudget,
+    pub log: Log,
+}
+
+/// Serves one connection until the client closes it, it idles out, its
+/// headers or body are too slow, or the transport stops (then the request
+/// in flight finishes first).
 pub async fn serve(
     stream: TcpStream,
     peer: SocketAddr,
-    host: Arc<HostApiBox>,
-    config: WsgiConfig,
+    shared: Arc<Shared>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let connection_id = RString::from(uuid::Uuid::new_v4().to_string());
-    let peer = RString::from(peer.to_string());
-    let max_body = config.max_body_size;
+    let peer_text = RString::from(peer.to_string());
+    let clock = HeadClock::new();
+    let service_clock = clock.clone();
+    let service_shared = shared.clone();
     let service = service_fn(move |request: Request<Incoming>| {
-        let host = host.clone();
-        let peer = peer.clone();
+        let shared = service_shared.clone();
+        let peer = peer_text.clone();
         let connection_id = connection_id.clone();
+        let clock = service_clock.clone();
         async move {
-            let api_request = translate_request(request, max_body, peer, connection_id).await;
-            let response = match host.handle(api_request).await {
-                Ok(response) => translate_response(response),
-                Err(error) => internal_error(&error.to_string()),
-            };
-            Ok::<_, Infallible>(response)
+            let _in_request = clock.request_started();
+            Ok::<_, Infallible>(answer(request, &shared, peer, connection_id).await)
         }
     });
+    let config = &shared.config;
     let connection = http1::Builder::new()
         .keep_alive(true)
         .timer(TokioTimer::new())
+        // hyper's header timer runs from the moment it waits for a request,
+        // so it is the keep-alive idle limit; `header_timeout`, from the
+        // first byte, is enforced by the head clock.
         .header_read_timeout(Duration::from_secs(config.idle_timeout))
-        .serve_connection(TokioIo::new(stream), service);
+        .max_headers(config.max_headers)
+        .max_buf_size(config.max_header_size)
+        .serve_connection(
+            TokioIo::new(HeadWatchedIo::new(stream, clock.clone())),
+            service,
+        );
     tokio::pin!(connection);
+    let header_timeout = Duration::from_secs(config.header_timeout);
     tokio::select! {
         _ = connection.as_mut() => {}
+        _ = clock.overdue(header_timeout) => {
+            (shared.log)(LogLevel::DEBUG, &format!(
+                "closed the connection of {peer}: headers not received within {} s",
+                header_timeout.as_secs()
+            ));
+        }
         _ = stopped.changed() => {
             connection.as_mut().graceful_shutdown();
             let _ = connection.await;
@@ -63,14 +94,14 @@ pub async fn serve(
     }
 }
 
-async fn translate_request(
+async fn answer(
     request: Request<Incoming>,
-    max_body: usize,
+    shared: &Shared,
     peer: RString,
     connection: RString,
-) -> ApiRequest {
+) -> Response<Body> {
     let (parts, body) = request.into_parts();
-    let mut headers: RVec<Header> = parts
+    let headers: RVec<Header> = parts
         .headers
         .iter()
         .filter_map(|(name, value)| {
@@ -82,44 +113,90 @@ async fn translate_request(
             })
         })
         .collect();
-    let declared_too_large = parts
+    let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|len| len > max_body as u64);
-    let body = if declared_too_large {
-        None
-    } else {
-        match Limited::new(body, max_body).collect().await {
-            Ok(collected) => Some(collected.to_bytes()),
-            Err(error) if error.downcast_ref::<LengthLimitError>().is_some() => None,
-            // The client went away or sent a malformed body: nothing
-            // sensible to pass on.
-            Err(_) => Some(Bytes::new()),
+        .and_then(|v| v.parse::<u64>().ok());
+    let config = &shared.config;
+    let received = receive_body(
+        body,
+        declared,
+        config.max_body_size,
+        &shared.budget,
+        Duration::from_secs(config.body_timeout),
+    )
+    .await;
+    // Held until the host answered: the body's memory counts until then.
+    let (body, state, _reservation) = match received {
+        Received::Complete(body, reservation) => (body, BodyState::COMPLETE, Some(reservation)),
+        // The host answers these without running the request.
+        Received::Incomplete => (Vec::new(), BodyState::INCOMPLETE, None),
+        Received::TooLarge => (Vec::new(), BodyState::TOO_LARGE, None),
+        Received::TimedOut => {
+            (shared.log)(
+                LogLevel::DEBUG,
+                &format!(
+                    "closed the connection of {peer}: body not received within {} s",
+                    config.body_timeout
+                ),
+            );
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                "Request timeout",
+                &format!(
+                    "The request body did not arrive within {} seconds.",
+                    config.body_timeout
+                ),
+            );
+        }
+        Received::NoRoom => {
+            (shared.log)(
+                LogLevel::WARN,
+                &format!(
+                    "refused a request of {peer}: request bodies in flight hold max_body_memory ({} bytes)",
+                    config.max_body_memory
+                ),
+            );
+            return error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable",
+                "The server is receiving too many request bodies; retry later.",
+            );
         }
     };
-    let body = body.unwrap_or_else(|| {
-        headers.push(Header::new(BODY_OVERFLOW_HEADER, &max_body.to_string()));
-        Bytes::new()
-    });
-    ApiRequest {
+    let request = ApiRequest {
         protocol: Protocol::HTTP,
         method: parts.method.as_str().into(),
         path: parts.uri.path().into(),
         query: parts.uri.query().unwrap_or("").into(),
         headers,
-        body: RVec::from(body.as_ref()),
+        body: RVec::from(body),
         peer,
         connection,
+    };
+    match shared.host.serve(request, state).await {
+        Ok(served) => translate_response(served),
+        // The host's API never fails; this answers only if the call itself
+        // broke (e.g. the host panicked), so the client still gets a JSON
+        // error.
+        Err(error) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal server error",
+            &error.to_string(),
+        ),
     }
 }
 
-fn translate_response(response: plugin_api::transport::ApiResponse) -> Response<Full<Bytes>> {
-    let body = Bytes::from(response.body.into_vec());
-    let mut http = Response::new(Full::new(body));
-    *http.status_mut() = hyper::StatusCode::from_u16(response.status)
-        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+fn translate_response(served: ServedResponse) -> Response<Body> {
+    let ServedResponse { response, stream } = served;
+    let body = match stream.into_option() {
+        None => Full::new(Bytes::from(response.body.into_vec())).boxed_unsync(),
+        Some(stream) => streamed(stream),
+    };
+    let mut http = Response::new(body);
+    *http.status_mut() =
+        StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = http.headers_mut();
     for header in response.headers {
         if let (Ok(name), Ok(value)) = (
@@ -132,20 +209,44 @@ fn translate_response(response: plugin_api::transport::ApiResponse) -> Response<
     http
 }
 
-/// The host's API never fails; this answers only if the call itself broke
-/// (e.g. the host panicked), so the client still gets a JSON error.
-fn internal_error(reason: &str) -> Response<Full<Bytes>> {
-    let body = format!(
-        "{{\"title\":\"Internal server error\",\"description\":{}}}",
-        json_string(reason)
-    );
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-    response.headers_mut().insert(
+/// A body written chunk by chunk as the host's stream yields them; hyper
+/// drops the stream when the client goes away.
+fn streamed(stream: ResponseStreamBox) -> Body {
+    let chunks = futures_util::stream::unfold(stream, |stream| async move {
+        let chunk = stream.next_chunk().await.ok()?.into_option()?;
+        Some((
+            Ok::<_, Infallible>(Frame::data(Bytes::from(chunk.into_vec()))),
+            stream,
+        ))
+    });
+    BodyExt::boxed_unsync(StreamBody::new(chunks))
+}
+
+/// An error the transport answers itself, in Zaqar's JSON error shape. The
+/// connection closes after it: the rest of the request was not read.
+fn error_response(status: StatusCode, title: &str, description: &str) -> Response<Body> {
+    let mut response =
+        Response::new(Full::new(Bytes::from(error_body(title, description))).boxed_unsync());
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
         hyper::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    headers.insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        headers.insert(hyper::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
+}
+
+/// Zaqar's error body.
+fn error_body(title: &str, description: &str) -> String {
+    format!(
+        "{{\"title\":{},\"description\":{}}}",
+        json_string(title),
+        json_string(description)
+    )
 }
 
 fn json_string(text: &str) -> String {

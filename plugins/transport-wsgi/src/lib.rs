@@ -3,10 +3,14 @@
 //!
 //! It only translates: an HTTP request becomes an
 //! [`ApiRequest`](plugin_api::transport::ApiRequest), the host's answer
-//! becomes the HTTP response. Every Zaqar rule lives in the host.
+//! becomes the HTTP response. Every Zaqar rule lives in the host. What lives
+//! here is the connection: time limits on headers and bodies, a memory
+//! budget for bodies in flight, and caps on open connections.
 
+mod body;
 mod config;
 mod connection;
+mod head_clock;
 mod listener;
 
 pub use config::WsgiConfig;
