@@ -420,12 +420,12 @@ fn check_choices(config: &Config) -> Result<(), String> {
 
 /// A plugin table nothing will read is a typo or a leftover, refused like
 /// an unknown key: `[drivers.transport.<name>]` for a transport not in
-/// `drivers.transports`, and `[drivers.notification.<scheme>]` for a scheme
-/// not in `transport.subscriber_types` (a sink, built in or from a library,
-/// only receives subscribers of the schemes listed there). Store tables for
-/// a driver not selected are allowed: they let an environment variable
-/// switch drivers (`ZAQAR_DRIVERS__MESSAGE_STORE=redis`) without editing
-/// the file.
+/// `drivers.transports`. (A `[drivers.notification.<scheme>]` table naming
+/// a scheme no loaded sink provides is refused at start-up, once the
+/// plugins are found: a sink from a library serves its scheme without it
+/// being listed in `subscriber_types`.) Store tables for a driver not
+/// selected are allowed: they let an environment variable switch drivers
+/// (`ZAQAR_DRIVERS__MESSAGE_STORE=redis`) without editing the file.
 fn check_unused_tables(config: &Config) -> Result<(), String> {
     let drivers = &config.drivers;
     for name in drivers.transport.keys() {
@@ -434,15 +434,6 @@ fn check_unused_tables(config: &Config) -> Result<(), String> {
                 "`[drivers.transport.{name}]` configures a transport that is not selected: \
                  `drivers.transports` is {:?}",
                 drivers.transports
-            ));
-        }
-    }
-    let schemes = &config.transport.subscriber_types;
-    for scheme in drivers.notification.keys() {
-        if !schemes.iter().any(|s| s.eq_ignore_ascii_case(scheme)) {
-            return Err(format!(
-                "`[drivers.notification.{scheme}]` configures a notifier sink for a scheme \
-                 subscribers cannot use: `transport.subscriber_types` is {schemes:?}"
             ));
         }
     }

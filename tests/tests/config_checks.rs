@@ -33,10 +33,18 @@ fn a_table_for_a_transport_not_selected_is_refused() {
 }
 
 #[test]
-fn a_sink_table_for_a_scheme_subscribers_cannot_use_is_refused() {
-    let stderr = refused("[drivers.notification.mailt]\nsendmail = \"/bin/true\"\n");
-    assert!(stderr.contains("[drivers.notification.mailt]"), "{stderr}");
-    assert!(stderr.contains("subscriber_types"), "{stderr}");
+fn a_sink_table_for_a_scheme_no_sink_provides_is_refused() {
+    let exited = TestServer::run_to_exit(
+        "[drivers.notification.mailt]\nsendmail = \"/bin/true\"\n",
+        &[],
+        &[],
+    );
+    assert_eq!(exited.status.code(), Some(1), "{exited:?}");
+    assert!(
+        exited.stderr.contains("[drivers.notification.mailt]"),
+        "{}",
+        exited.stderr
+    );
 }
 
 #[test]

@@ -35,6 +35,11 @@ struct State {
     last_seq: HashMap<Key, u64>,
     // (project, queue, id): ids grow, so this is creation order.
     subscriptions: BTreeMap<(RString, RString, RString), SubscriptionRecord>,
+    // Since plugin-api 1.1: who hears of changes, copies of messages owed
+    // to subscribers, leases (key -> (holder, expires_ms)).
+    sinks: Vec<ChangeSinkBox>,
+    log: HashMap<Key, BTreeMap<u64, StoredMessage>>,
+    leases: HashMap<RString, (RString, u64)>,
 }
 
 /// `[drivers.message_store.memory]` takes no options: any key is a typo.
@@ -93,7 +98,7 @@ impl State {
         let seq = self.last_seq.entry(key.clone()).or_default();
         *seq += 1;
         let (id, seq) = (new_id(), *seq);
-        let queue = self.queues.entry(key.clone()).or_insert_with(|| Queue {
+        self.queues.entry(key.clone()).or_insert_with(|| Queue {
             metadata: b"{}".to_vec(),
             ..Queue::default()
         });
@@ -110,8 +115,50 @@ impl State {
             body: new.body,
         };
         set_expiry(&mut message, now + new.ttl as u64 * 1000);
+        if self.subscribed(key, now) {
+            let log = self.log.entry(key.clone()).or_default();
+            log.insert(seq, message.clone());
+        }
+        let queue = self.queues.get_mut(key).expect("created above");
         queue.messages.insert(seq, message);
         PostedMessage { id, seq }
+    }
+
+    fn subscribed(&self, (p, n): &Key, now: u64) -> bool {
+        self.subscriptions
+            .iter()
+            .any(|((sp, sn, _), s)| (sp, sn) == (p, n) && s.expires_ms > now)
+    }
+
+    fn announce(&self, kind: ChangeKind, q: &Key, last_seq: u64, subscription: &str) {
+        let queue = QueueRef::new(&q.0, &q.1);
+        for sink in &self.sinks {
+            sink.changed(QueueChange::new(
+                kind,
+                queue.clone(),
+                last_seq,
+                subscription,
+            ));
+        }
+    }
+
+    /// Drops log entries every live subscription of the queue has passed
+    /// (all of them when none is left).
+    fn prune_log(&mut self, (p, n): &Key, now: u64) {
+        let passed = self
+            .subscriptions
+            .iter()
+            .filter(|((sp, sn, _), s)| (sp, sn) == (p, n) && s.expires_ms > now)
+            .map(|(_, s)| s.delivered_seq)
+            .min();
+        let key = (p.clone(), n.clone());
+        match (passed, self.log.get_mut(&key)) {
+            (None, _) => {
+                self.log.remove(&key);
+            }
+            (Some(passed), Some(log)) => log.retain(|&seq, _| seq > passed),
+            (Some(_), None) => {}
+        }
     }
 
     fn live(&self, key: &Key, now: u64) -> impl Iterator<Item = &StoredMessage> {
@@ -182,6 +229,8 @@ impl MessageStore for MemoryStore {
         state
             .subscriptions
             .retain(|(p, n, _), _| (p, n) != (&q.project, &q.name));
+        state.log.remove(&key(&q));
+        state.announce(ChangeKind::QUEUE_DELETED, &key(&q), 0, "");
         Ok(())
     }
 
@@ -242,10 +291,14 @@ impl MessageStore for MemoryStore {
         now: u64,
     ) -> PluginResult<RVec<PostedMessage>> {
         let mut state = self.state();
-        Ok(messages
+        let posted: RVec<PostedMessage> = messages
             .into_iter()
             .map(|m| state.post(&key(&q), &client, m, now))
-            .collect())
+            .collect();
+        if let Some(last) = posted.last() {
+            state.announce(ChangeKind::MESSAGES, &key(&q), last.seq, "");
+        }
+        Ok(posted)
     }
 
     async fn message_list(
@@ -362,10 +415,12 @@ impl MessageStore for MemoryStore {
     }
 
     async fn message_purge(&self, q: QueueRef) -> PluginResult<()> {
-        if let Some(queue) = self.state().queues.get_mut(&key(&q)) {
+        let mut state = self.state();
+        if let Some(queue) = state.queues.get_mut(&key(&q)) {
             queue.messages.clear();
             queue.claims.clear();
         }
+        state.announce(ChangeKind::QUEUE_PURGED, &key(&q), 0, "");
         Ok(())
     }
 
@@ -400,6 +455,10 @@ impl MessageStore for MemoryStore {
         }
         if let RSome(dl) = &request.dead_letter {
             let dlq = (q.project.clone(), dl.queue.clone());
+            if !moved.is_empty() {
+                let last = state.last_seq.get(&dlq).copied().unwrap_or(0) + moved.len() as u64;
+                state.announce(ChangeKind::MESSAGES, &dlq, last, "");
+            }
             for seq in moved {
                 let m = state
                     .queues
@@ -536,7 +595,8 @@ impl MessageStore for MemoryStore {
         };
         state
             .subscriptions
-            .insert((q.project, q.name, id.clone()), record);
+            .insert((q.project.clone(), q.name.clone(), id.clone()), record);
+        state.announce(ChangeKind::SUBSCRIPTIONS, &key(&q), 0, &id);
         Ok(SubscriptionCreated {
             id,
             created: true,
@@ -600,7 +660,7 @@ impl MessageStore for MemoryStore {
                 ));
             }
         }
-        let s = state.live_subscription(&q, id, now)?;
+        let s = state.live_subscription(&q, id.clone(), now)?;
         if let RSome(subscriber) = patch.subscriber {
             s.subscriber = subscriber
         }
@@ -611,6 +671,7 @@ impl MessageStore for MemoryStore {
             s.ttl = ttl;
             s.expires_ms = now + ttl as u64 * 1000;
         }
+        state.announce(ChangeKind::SUBSCRIPTIONS, &key(&q), 0, &id);
         Ok(())
     }
 
@@ -621,12 +682,27 @@ impl MessageStore for MemoryStore {
         confirmed: bool,
         now: u64,
     ) -> PluginResult<()> {
-        self.state().live_subscription(&q, id, now)?.confirmed = confirmed;
+        let mut state = self.state();
+        state.live_subscription(&q, id.clone(), now)?.confirmed = confirmed;
+        state.announce(ChangeKind::SUBSCRIPTIONS, &key(&q), 0, &id);
         Ok(())
     }
 
     async fn subscription_delete(&self, q: QueueRef, id: RString) -> PluginResult<()> {
-        self.state().subscriptions.remove(&(q.project, q.name, id));
+        let mut state = self.state();
+        let key = key(&q);
+        if state
+            .subscriptions
+            .remove(&(q.project, q.name, id.clone()))
+            .is_some()
+        {
+            state.announce(ChangeKind::SUBSCRIPTIONS, &key, 0, &id);
+        }
+        // The call carries no clock: judge liveness by the wall clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        state.prune_log(&key, now);
         Ok(())
     }
 
@@ -676,6 +752,7 @@ impl MessageStore for MemoryStore {
         let mut state = self.state();
         let s = state.live_subscription(&q, id, now)?;
         s.delivered_seq = s.delivered_seq.max(seq);
+        state.prune_log(&key(&q), now);
         Ok(())
     }
 
@@ -685,6 +762,59 @@ impl MessageStore for MemoryStore {
 
     async fn is_alive(&self) -> PluginResult<bool> {
         Ok(true)
+    }
+
+    // plugin-api 1.1: the change feed (in process), the notification log
+    // and leases.
+
+    async fn changes_watch(&self, sink: ChangeSinkBox) -> PluginResult<()> {
+        self.state().sinks.push(sink);
+        Ok(())
+    }
+
+    async fn notification_log(
+        &self,
+        q: QueueRef,
+        after: u64,
+        limit: u32,
+        now: u64,
+    ) -> PluginResult<RVec<StoredMessage>> {
+        let state = self.state();
+        let log = state
+            .log
+            .get(&key(&q))
+            .into_iter()
+            .flat_map(|l| l.range(after + 1..));
+        Ok(log
+            .map(|(_, m)| m)
+            .filter(|m| m.expires_ms > now)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn lease_acquire(
+        &self,
+        key: RString,
+        holder: RString,
+        ttl_ms: u64,
+        now: u64,
+    ) -> PluginResult<bool> {
+        let mut state = self.state();
+        let lease = state.leases.entry(key).or_insert((holder.clone(), 0));
+        if lease.1 > now && lease.0 != holder {
+            return Ok(false);
+        }
+        *lease = (holder, now + ttl_ms);
+        Ok(true)
+    }
+
+    async fn lease_release(&self, key: RString, holder: RString) -> PluginResult<()> {
+        let mut state = self.state();
+        if state.leases.get(&key).is_some_and(|(h, _)| *h == holder) {
+            state.leases.remove(&key);
+        }
+        Ok(())
     }
 }
 
