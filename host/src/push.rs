@@ -176,16 +176,6 @@ impl PushHub {
         true
     }
 
-    /// Whether this node has the socket subscription.
-    pub fn has_subscription(&self, queue: &QueueRef, subscription_id: &str) -> bool {
-        self.state().by_queue.get(queue).is_some_and(|pushes| {
-            pushes
-                .subscriptions
-                .iter()
-                .any(|s| s.subscription_id == subscription_id)
-        })
-    }
-
     /// Forgets one socket subscription (deleted through the API).
     pub fn unsubscribe(&self, queue: &QueueRef, subscription_id: &str) {
         let mut state = self.state();
