@@ -115,6 +115,20 @@ impl TestServer {
         Self::start_in(dir, store, binary, overlay, env)
     }
 
+    /// A server with `[plugins] builtins = false` on a fresh store of kind
+    /// `store` (`embedded`, `postgresql`, `redis`), every plugin its
+    /// configuration selects loaded from its library in `plugins/dylibs/`
+    /// (whatever `ZAQAR_TEST_PLUGINS` says), with `overlay` merged over the
+    /// base configuration.
+    pub fn start_from_libraries(store: &str, overlay: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = stores::named(store, &dir.path().join("data"));
+        let mut config = base_config(&store);
+        merge(&mut config, overlay.parse().expect("overlay is valid TOML"));
+        crate::dylib_plugins::load_from_libraries(&mut config);
+        Self::start_in(dir, store, server_binary(), &config.to_string(), &[])
+    }
+
     fn start_in(
         dir: tempfile::TempDir,
         store: TestStore,

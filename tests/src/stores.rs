@@ -27,7 +27,13 @@ pub fn selected() -> String {
 /// The store named by `ZAQAR_TEST_STORE` for a server whose own directory
 /// is `data_dir`.
 pub(crate) fn for_server(data_dir: &Path) -> TestStore {
-    match selected().as_str() {
+    named(&selected(), data_dir)
+}
+
+/// A fresh store of kind `name` (`embedded`, `postgresql`, `redis`) for a
+/// server whose own directory is `data_dir`.
+pub(crate) fn named(name: &str, data_dir: &Path) -> TestStore {
+    match name {
         "embedded" => embedded(data_dir),
         "postgresql" => postgresql(),
         "redis" => redis(),

@@ -1,0 +1,4 @@
+//! `auth-keystone` as a dynamic library: the same entry points the host registers as
+//! a built-in, exported as the root module of `libzaqar_auth_keystone.so`.
+
+plugin_api::export_plugin!(auth = auth_keystone::auth_entry_points);
