@@ -6,6 +6,7 @@
 //! | [`BlockingReceiver`] | the same for synchronous tests, with scripted statuses and delays |
 //! | [`delivery`] | a [`plugin_api::notification::Delivery`] as the host builds it, field by field |
 //! | [`fixtures`] | test TLS certificates (a CA and a server certificate for `localhost`) |
+//! | [`keystone::Keystone`] | a real OpenStack Keystone (`scripts/keystone-env.sh`) with its test accounts |
 //!
 //! It depends on `plugin-api` only, never on the host, so a plugin crate the
 //! host links can use it in its own tests without a dependency cycle. The
@@ -14,6 +15,7 @@
 
 mod blocking;
 mod delivery;
+pub mod keystone;
 pub mod receiver;
 
 pub use blocking::BlockingReceiver;
