@@ -19,9 +19,13 @@ export ZAQAR_EXAMPLES_HOST=release
 cargo test --workspace "$@"
 # The API, WebSocket, notification and python-zaqarclient tests again on
 # each other store, and across the library boundary: every transport,
-# store and sink loaded from its dynamic library (plugins/dylibs/*) with
-# the built-ins turned off. (The storage conformance suite runs against each
-# store, and against the embedded store's library, in the first pass.)
+# store, sink and auth strategy loaded from its dynamic library
+# (plugins/dylibs/*) with the built-ins turned off, on the store
+# ZAQAR_TEST_STORE names (embedded unless set); the auth and isolation
+# tests join that pass, so the static strategy runs from its library too.
+# (The first pass runs the storage conformance suite against every store
+# and every store's library, and servers on the postgresql and redis
+# libraries: tests/tests/conformance_dylib.rs, plugins_from_libraries.rs.)
 api_tests=(
     --test api_queues --test api_messages --test api_claims
     --test api_subscriptions --test api_errors --test api_misc
@@ -30,4 +34,5 @@ api_tests=(
 )
 ZAQAR_TEST_STORE=postgresql cargo test -p zaqar-tests "${api_tests[@]}" "$@"
 ZAQAR_TEST_STORE=redis cargo test -p zaqar-tests "${api_tests[@]}" "$@"
-ZAQAR_TEST_PLUGINS=dylib cargo test -p zaqar-tests "${api_tests[@]}" "$@"
+ZAQAR_TEST_PLUGINS=dylib cargo test -p zaqar-tests "${api_tests[@]}" \
+    --test auth_strategies --test tenant_isolation "$@"

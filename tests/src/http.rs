@@ -52,6 +52,12 @@ impl Client {
         self.with_header("X-Project-ID", project)
     }
 
+    /// The same client sending `X-Auth-Token: token` with every request
+    /// (for servers with an auth strategy).
+    pub fn with_token(&self, token: &str) -> Self {
+        self.with_header("X-Auth-Token", token)
+    }
+
     /// This client's Client-ID.
     pub fn client_id(&self) -> &str {
         &self

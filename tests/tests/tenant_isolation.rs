@@ -1,10 +1,14 @@
-//! Tenant isolation under the `noauth` strategy: a client of project A
-//! cannot read, list, change, claim, delete, subscribe to or be notified of
-//! anything of project B, whether it names B's queue from its own project,
-//! uses ids taken from B, replays B's pre-signed URLs, or works over
-//! WebSocket. Each test snapshots what B owns before A's attempts and
-//! checks that nothing of it changed after, and has B do the same thing
-//! successfully where that proves the attempt could have worked.
+//! Tenant isolation, under the `noauth` strategy and under an auth
+//! strategy (`static`, with one token for project A and one for B): a
+//! client of project A cannot read, list, change, claim, delete, subscribe
+//! to or be notified of anything of project B, whether it names B's queue
+//! from its own project, uses ids taken from B, replays B's pre-signed
+//! URLs, or works over a WebSocket (under `static`, one authenticated as
+//! A). Under `static`, A naming B's project in `X-Project-ID` is refused on
+//! every route and action. Each test snapshots what B owns before A's
+//! attempts and checks that nothing of it changed after, and has B do the
+//! same thing successfully where that proves the attempt could have
+//! worked.
 
 use std::time::Duration;
 
@@ -13,13 +17,85 @@ use zaqar_tests::{Client, Frame, Receiver, Response, TestServer, WsClient};
 
 const QUEUE: &str = "orders";
 
-fn server() -> TestServer {
-    TestServer::start_with(
-        "[signed_url]\nsecret_key = \"isolation\"\n\
-         [notification]\nallow_private_subscribers = true\n\
-         [drivers]\ntransports = [\"wsgi\", \"websocket\"]\n\
-         [drivers.transport.websocket]\nport = 0\n",
-    )
+/// How the server authenticates its clients.
+#[derive(Clone, Copy, PartialEq)]
+enum Strategy {
+    /// Zaqar's default: `X-Project-ID` is taken as sent.
+    NoAuth,
+    /// The `static` strategy, a token per project ([`TOKENS`]).
+    Static,
+}
+
+const TOKENS: &str = r#"
+[[tokens]]
+token = "token-of-tenant-a"
+project = "tenant-a"
+user = "a"
+roles = ["member"]
+
+[[tokens]]
+token = "token-of-tenant-b"
+project = "tenant-b"
+user = "b"
+roles = ["member"]
+"#;
+
+/// A server with both transports, and how its clients authenticate.
+struct Isolated {
+    server: TestServer,
+    strategy: Strategy,
+    _dir: tempfile::TempDir,
+}
+
+impl Isolated {
+    fn start(strategy: Strategy) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut overlay = "[signed_url]\nsecret_key = \"isolation\"\n\
+             [notification]\nallow_private_subscribers = true\n\
+             [drivers]\ntransports = [\"wsgi\", \"websocket\"]\n\
+             [drivers.transport.websocket]\nport = 0\n"
+            .to_string();
+        if strategy == Strategy::Static {
+            let tokens = dir.path().join("tokens.toml");
+            std::fs::write(&tokens, TOKENS).expect("write tokens");
+            overlay.push_str(&format!(
+                "[server]\nauth_strategy = \"static\"\n\
+                 [drivers.auth.static]\ntokens_file = {:?}\n",
+                tokens.display().to_string()
+            ));
+        }
+        Self {
+            server: TestServer::start_with(&overlay),
+            strategy,
+            _dir: dir,
+        }
+    }
+
+    /// A client of `project`, with its token under `static`.
+    fn client(&self, project: &str) -> Client {
+        let client = self.guest(project);
+        match self.strategy {
+            Strategy::NoAuth => client,
+            Strategy::Static => client.with_token(&format!("token-of-{project}")),
+        }
+    }
+
+    /// A client naming `project` with no token (for pre-signed URLs).
+    fn guest(&self, project: &str) -> Client {
+        self.server.client().with_project(project)
+    }
+
+    /// A socket of `project`, authenticated as it under `static`.
+    fn socket(&self, project: &str) -> WsClient {
+        let mut socket = WsClient::connect(self.server.address("websocket"));
+        socket.set_header("X-Project-ID", project);
+        if self.strategy == Strategy::Static {
+            socket.set_header("X-Auth-Token", &format!("token-of-{project}"));
+            let reply = socket.request("authenticate", json!({}));
+            assert_eq!(status(&reply), 200, "{reply}");
+        }
+        socket
+    }
 }
 
 /// What project B owns in the test: ids A will try to use.
@@ -148,13 +224,27 @@ fn snapshot(b: &Client, owned: &Owned) -> Value {
 
 #[test]
 fn project_a_cannot_reach_project_b_over_http() {
-    let server = server();
+    a_cannot_reach_b_over_http(Strategy::NoAuth);
+}
+
+#[test]
+fn project_a_cannot_reach_project_b_over_http_with_static_tokens() {
+    a_cannot_reach_b_over_http(Strategy::Static);
+}
+
+fn a_cannot_reach_b_over_http(strategy: Strategy) {
+    let isolated = Isolated::start(strategy);
     let hook_b = Receiver::start();
     let hook_a = Receiver::start();
-    let b = server.client().with_project("tenant-b");
-    let a = server.client().with_project("tenant-a");
+    let b = isolated.client("tenant-b");
+    let a = isolated.client("tenant-a");
     let owned = set_up(&b, &hook_b);
     let before = snapshot(&b, &owned);
+
+    if strategy == Strategy::Static {
+        a_forging_bs_project_is_refused_on_every_route(&a, &owned, &hook_a);
+        assert_eq!(snapshot(&b, &owned), before, "A changed nothing of B's");
+    }
 
     // Listing and reading by B's queue name, from A's project.
     let queues = a.get("/v2/queues").send();
@@ -338,7 +428,7 @@ fn project_a_cannot_reach_project_b_over_http() {
             .header("URL-Paths", &path("/messages"))
             .send()
     };
-    let guest_of_b = server.client().with_project("tenant-b");
+    let guest_of_b = isolated.guest("tenant-b");
     expect(with_signature(&guest_of_b, "GET", &path("/messages")), 200);
     expect(with_signature(&a, "GET", &path("/messages")), 404);
     expect(
@@ -357,25 +447,201 @@ fn project_a_cannot_reach_project_b_over_http() {
     assert_eq!(b_messages.as_array().unwrap().len(), 5, "{b_messages}");
 }
 
+/// Under an auth strategy, A's token with `X-Project-ID: tenant-b`: every
+/// route is refused with 403 before it reads or changes anything.
+fn a_forging_bs_project_is_refused_on_every_route(a: &Client, owned: &Owned, hook: &Receiver) {
+    let forger = a.with_project("tenant-b");
+    let message = &owned.messages[0];
+    let ids = owned.messages.join(",");
+    let claim = &owned.claim;
+    let subscription = &owned.subscription;
+    let none = Value::Null;
+    let attempts: Vec<(&str, String, Value)> = vec![
+        ("GET", "/v2/queues".into(), none.clone()),
+        ("GET", path(""), none.clone()),
+        ("PUT", path(""), json!({"owner": "a"})),
+        ("DELETE", path(""), none.clone()),
+        ("GET", path("/stats"), none.clone()),
+        ("POST", path("/purge"), json!({})),
+        (
+            "POST",
+            path("/share"),
+            json!({"methods": ["GET"], "paths": ["messages"]}),
+        ),
+        (
+            "GET",
+            path("/messages?include_claimed=true&echo=true"),
+            none.clone(),
+        ),
+        (
+            "POST",
+            path("/messages"),
+            json!({"messages": [{"body": "forged"}]}),
+        ),
+        ("GET", path(&format!("/messages?ids={ids}")), none.clone()),
+        (
+            "DELETE",
+            path(&format!("/messages?ids={ids}")),
+            none.clone(),
+        ),
+        ("DELETE", path("/messages?pop=4"), none.clone()),
+        ("GET", path(&format!("/messages/{message}")), none.clone()),
+        (
+            "DELETE",
+            path(&format!("/messages/{message}")),
+            none.clone(),
+        ),
+        (
+            "DELETE",
+            path(&format!("/messages/{message}?claim_id={claim}")),
+            none.clone(),
+        ),
+        ("POST", path("/claims"), json!({"ttl": 60})),
+        ("GET", path(&format!("/claims/{claim}")), none.clone()),
+        (
+            "PATCH",
+            path(&format!("/claims/{claim}")),
+            json!({"ttl": 100}),
+        ),
+        ("DELETE", path(&format!("/claims/{claim}")), none.clone()),
+        ("GET", path("/subscriptions"), none.clone()),
+        (
+            "POST",
+            path("/subscriptions"),
+            json!({"subscriber": hook.url("/forged"), "ttl": 3600}),
+        ),
+        (
+            "GET",
+            path(&format!("/subscriptions/{subscription}")),
+            none.clone(),
+        ),
+        (
+            "PATCH",
+            path(&format!("/subscriptions/{subscription}")),
+            json!({"ttl": 100}),
+        ),
+        (
+            "DELETE",
+            path(&format!("/subscriptions/{subscription}")),
+            none.clone(),
+        ),
+        (
+            "PUT",
+            path(&format!("/subscriptions/{subscription}/confirm")),
+            json!({"confirmed": true}),
+        ),
+    ];
+    for (method, target, body) in attempts {
+        let mut request = forger.request(method, &target);
+        if !body.is_null() {
+            request = request.json(&body);
+        }
+        let refused = request.send();
+        assert_eq!(refused.status, 403, "{method} {target}: {}", refused.text());
+    }
+    let patch_queue = forger
+        .patch(&path(""))
+        .header(
+            "Content-Type",
+            "application/openstack-messaging-v2.0-json-patch",
+        )
+        .body(json!([{"op": "add", "path": "/metadata/owner", "value": "a"}]).to_string())
+        .send();
+    assert_eq!(patch_queue.status, 403, "{}", patch_queue.text());
+}
+
+/// Under an auth strategy, a socket authenticated as A naming B's project:
+/// every action is refused with 403.
+fn a_socket_forging_bs_project_is_refused_on_every_action(a: &mut WsClient, owned: &Owned) {
+    let q = QUEUE;
+    let message = &owned.messages[0];
+    let claim = &owned.claim;
+    let subscription = &owned.subscription;
+    a.set_header("X-Project-ID", "tenant-b");
+    let attempts = [
+        ("queue_list", json!({})),
+        ("queue_create", json!({"queue_name": q})),
+        ("queue_get", json!({"queue_name": q})),
+        ("queue_get_stats", json!({"queue_name": q})),
+        ("queue_purge", json!({"queue_name": q})),
+        ("queue_delete", json!({"queue_name": q})),
+        (
+            "message_list",
+            json!({"queue_name": q, "include_claimed": true, "echo": true}),
+        ),
+        (
+            "message_post",
+            json!({"queue_name": q, "messages": [{"body": "forged"}]}),
+        ),
+        (
+            "message_get",
+            json!({"queue_name": q, "message_id": message}),
+        ),
+        (
+            "message_get_many",
+            json!({"queue_name": q, "message_ids": owned.messages}),
+        ),
+        (
+            "message_delete",
+            json!({"queue_name": q, "message_id": message}),
+        ),
+        (
+            "message_delete_many",
+            json!({"queue_name": q, "message_ids": owned.messages}),
+        ),
+        ("message_delete_many", json!({"queue_name": q, "pop": 4})),
+        ("claim_create", json!({"queue_name": q, "ttl": 60})),
+        ("claim_get", json!({"queue_name": q, "claim_id": claim})),
+        (
+            "claim_update",
+            json!({"queue_name": q, "claim_id": claim, "ttl": 100}),
+        ),
+        ("claim_delete", json!({"queue_name": q, "claim_id": claim})),
+        ("subscription_list", json!({"queue_name": q})),
+        ("subscription_create", json!({"queue_name": q, "ttl": 600})),
+        (
+            "subscription_get",
+            json!({"queue_name": q, "subscription_id": subscription}),
+        ),
+        (
+            "subscription_delete",
+            json!({"queue_name": q, "subscription_id": subscription}),
+        ),
+    ];
+    for (action, body) in attempts {
+        let reply = a.request(action, body);
+        assert_eq!(status(&reply), 403, "{action}: {reply}");
+    }
+    a.set_header("X-Project-ID", "tenant-a");
+}
+
 fn status(reply: &Value) -> u64 {
     reply["headers"]["status"].as_u64().expect("status")
 }
 
-fn socket_of(server: &TestServer, project: &str) -> WsClient {
-    let mut socket = WsClient::connect(server.address("websocket"));
-    socket.set_header("X-Project-ID", project);
-    socket
+#[test]
+fn project_a_cannot_reach_project_b_over_websocket() {
+    a_cannot_reach_b_over_websocket(Strategy::NoAuth);
 }
 
 #[test]
-fn project_a_cannot_reach_project_b_over_websocket() {
-    let server = server();
+fn project_a_cannot_reach_project_b_over_websocket_with_static_tokens() {
+    a_cannot_reach_b_over_websocket(Strategy::Static);
+}
+
+fn a_cannot_reach_b_over_websocket(strategy: Strategy) {
+    let isolated = Isolated::start(strategy);
     let hook_b = Receiver::start();
-    let b = server.client().with_project("tenant-b");
+    let b = isolated.client("tenant-b");
     let owned = set_up(&b, &hook_b);
     let before = snapshot(&b, &owned);
-    let mut a = socket_of(&server, "tenant-a");
+    let mut a = isolated.socket("tenant-a");
     let q = QUEUE;
+
+    if strategy == Strategy::Static {
+        a_socket_forging_bs_project_is_refused_on_every_action(&mut a, &owned);
+        assert_eq!(snapshot(&b, &owned), before, "A changed nothing of B's");
+    }
 
     let reply = a.request("queue_list", json!({}));
     assert_eq!(reply["body"]["queues"], json!([]), "{reply}");
@@ -449,7 +715,7 @@ fn project_a_cannot_reach_project_b_over_websocket() {
     );
 
     // Subscribed sockets: a message B posts is pushed to B's socket only.
-    let mut b_socket = socket_of(&server, "tenant-b");
+    let mut b_socket = isolated.socket("tenant-b");
     let reply = b_socket.request("subscription_create", json!({"queue_name": q, "ttl": 600}));
     assert_eq!(status(&reply), 201, "{reply}");
     let reply = a.request("subscription_create", json!({"queue_name": q, "ttl": 600}));
