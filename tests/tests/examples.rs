@@ -159,3 +159,91 @@ fn file_notifier_delivers_loaded_by_the_host() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A token of the `signed` example for `project`, `user` and `roles`,
+/// expiring `expires` seconds since the epoch.
+fn signed_token(key: &str, project: &str, user: &str, roles: &str, expires: u64) -> String {
+    use hmac::Mac as _;
+    let body = format!("{project}.{user}.{roles}.{expires}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{body}.{signature}")
+}
+
+#[test]
+fn signed_token_auth_strategy_authenticates_loaded_by_the_host() {
+    let library = example_library("auth-signed", "zaqar_auth_signed");
+    let key = "a key the issuer and the server share, long enough";
+    let server = host(&format!(
+        "{}[server]\nauth_strategy = \"signed\"\n\
+         [drivers]\ntransports = [\"wsgi\", \"websocket\"]\n\
+         [drivers.transport.websocket]\nport = 0\n\
+         [drivers.auth.signed]\nkey = {key:?}\n",
+        paths(&library)
+    ));
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let alice = signed_token(key, "demo", "alice", "member", later);
+    let root = signed_token(key, "ops", "root", "admin", later);
+    let expired = signed_token(key, "demo", "alice", "member", 1_000_000);
+    let forged = signed_token(
+        "another key of the same length, or so",
+        "demo",
+        "x",
+        "",
+        later,
+    );
+    let tampered = alice.replacen("demo.alice.member", "demo.alice.admin", 1);
+    let client = server.client();
+    let with = |token: &str| {
+        client
+            .get("/v2/queues")
+            .without_header("X-Project-ID")
+            .header("X-Auth-Token", token)
+            .send()
+    };
+    for refused in [&expired, &forged, &tampered, "no-dots-at-all"] {
+        let response = with(refused);
+        assert_eq!(response.status, 401, "{refused}: {}", response.text());
+    }
+    assert_eq!(with(&alice).status, 200);
+    let created = client
+        .put("/v2/queues/signed")
+        .without_header("X-Project-ID")
+        .header("Authorization", &format!("Bearer {alice}"))
+        .send();
+    assert_eq!(created.status, 201, "{}", created.text());
+    let spoofed = client
+        .get("/v2/queues")
+        .header("X-Project-ID", "ops")
+        .header("X-Auth-Token", &alice)
+        .send();
+    assert_eq!(spoofed.status, 403, "{}", spoofed.text());
+    let health = |token: &str| {
+        client
+            .get("/v2/health")
+            .without_header("X-Project-ID")
+            .header("X-Auth-Token", token)
+            .send()
+            .status
+    };
+    assert_eq!(health(&alice), 403);
+    assert_eq!(health(&root), 200);
+
+    let mut socket = zaqar_tests::WsClient::connect(server.address("websocket"));
+    socket.set_header("X-Project-ID", "demo");
+    socket.set_header("X-Auth-Token", &alice);
+    let reply = socket.request("authenticate", json!({}));
+    assert_eq!(reply["headers"]["status"], 200, "{reply}");
+    let reply = socket.request("queue_list", json!({}));
+    assert_eq!(reply["body"]["queues"][0]["name"], "signed", "{reply}");
+}
