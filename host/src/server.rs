@@ -129,7 +129,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         },
         dispatcher.clone(),
     );
-    let api = Arc::new(match build_auth(&registry, config).await? {
+    let api = Arc::new(match build_auth(&registry, &loaded).await? {
         Some(strategy) => api.with_auth(strategy),
         None => api,
     });
@@ -211,8 +211,9 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
 /// checks the operator asked for would open every project to anyone.
 async fn build_auth(
     registry: &Registry,
-    config: &crate::config::Config,
+    loaded: &crate::config::Loaded,
 ) -> Result<Option<plugin_api::auth::AuthenticatorBox>, StartError> {
+    let config = &loaded.config;
     let name = config.server.auth_strategy.as_str();
     if name == crate::config::NO_AUTH || name.is_empty() {
         tracing::warn!("auth_strategy = \"noauth\": every client may act as any project (X-Project-ID) and as admin (X-Roles)");
@@ -229,7 +230,11 @@ async fn build_auth(
         .unwrap_or_else(|| Value::Object(Default::default()));
     let strategy = plugins::build_authenticator(plugin, &options)
         .await
-        .map_err(|e| StartError(format!("auth strategy `{name}` failed to start: {e}")))?;
+        .map_err(|e| {
+            let table = format!("drivers.auth.{name}");
+            let e = plugins::describe_config_error(e, &table, loaded.file.as_deref());
+            StartError(format!("auth strategy `{name}` failed to start: {e}"))
+        })?;
     tracing::info!(strategy = name, origin = %plugin.origin, "auth strategy ready: every request is authenticated");
     Ok(Some(strategy))
 }

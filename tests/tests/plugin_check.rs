@@ -134,6 +134,40 @@ fn check_of_the_configuration_names_a_typo_by_file_and_toml_key() {
 }
 
 #[test]
+fn check_of_the_configuration_builds_the_auth_strategy_and_names_its_typo() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(
+        &tokens,
+        "[[tokens]]\ntoken = \"t\"\nproject = \"p\"\nuser = \"u\"\n",
+    )
+    .unwrap();
+    let good = format!(
+        "[server]\nauth_strategy = \"static\"\n[drivers.auth.static]\ntokens_file = {:?}\n",
+        tokens.display().to_string()
+    );
+    let exited = TestServer::run_to_exit(&good, &["plugins", "--check"], &[]);
+    assert!(exited.status.success(), "{exited:?}");
+    assert!(
+        exited
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("zaqar.auth") && l.contains("static")),
+        "{}",
+        exited.stdout
+    );
+
+    let typo = good.replace("tokens_file", "tokens_fiel");
+    for args in [&["plugins", "--check"][..], &[]] {
+        let exited = TestServer::run_to_exit(&typo, args, &[]);
+        assert_eq!(exited.status.code(), Some(1), "{args:?}: {exited:?}");
+        let out = format!("{}{}", exited.stdout, exited.stderr);
+        assert!(out.contains("`drivers.auth.static.tokens_fiel`"), "{out}");
+        assert!(out.contains("zaqar.toml"), "{out}");
+    }
+}
+
+#[test]
 fn check_of_the_configuration_names_a_transport_key_of_the_wrong_type() {
     let exited = TestServer::run_to_exit(
         "[drivers.transport.wsgi]\nport = \"eighty\"\n",

@@ -13,8 +13,8 @@ use plugin_api::{
 use serde_json::Value;
 
 use super::{
-    build_management_store, build_message_store, build_notifier, build_transport,
-    describe_config_error, library, Plugin, Registry,
+    build_authenticator, build_management_store, build_message_store, build_notifier,
+    build_transport, describe_config_error, library, Plugin, Registry,
 };
 use crate::config::Loaded;
 
@@ -120,6 +120,22 @@ pub async fn check_configured(loaded: &Loaded, registry: &Registry) -> bool {
             Err(reason) => Err(reason),
         };
         report(NAMESPACE_TRANSPORT, name, outcome);
+    }
+
+    let name = config.server.auth_strategy.as_str();
+    if name != crate::config::NO_AUTH && !name.is_empty() {
+        let table = format!("drivers.auth.{name}");
+        let outcome = match registry.select(NAMESPACE_AUTH, name, "server.auth_strategy") {
+            Ok(plugin) => build_authenticator(plugin, &table_or_empty(drivers.auth.get(name)))
+                .await
+                .map(|strategy| {
+                    drop(strategy);
+                    plugin
+                })
+                .map_err(|e| describe_config_error(e, &table, file).to_string()),
+            Err(reason) => Err(reason),
+        };
+        report(NAMESPACE_AUTH, name, outcome);
     }
 
     for scheme in drivers.notification.keys() {
