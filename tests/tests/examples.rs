@@ -95,7 +95,8 @@ fn ndjson_transport_carries_zaqar_actions_and_pushes() {
 fn memory_store_serves_the_api_loaded_by_the_host() {
     let library = example_library("store-memory", "zaqar_store_memory");
     let server = host(&format!(
-        "{}[drivers.message_store]\nname = \"memory\"\n",
+        "{}[drivers.message_store]\nname = \"memory\"\n\
+         [drivers.management_store]\nname = \"memory\"\n",
         paths(&library)
     ));
     let client = server.client();
@@ -110,7 +111,11 @@ fn memory_store_serves_the_api_loaded_by_the_host() {
         .send();
     assert_eq!(claimed.status, 201, "{}", claimed.text());
     assert_eq!(claimed.json()["messages"][0]["body"], json!({"k": "v"}));
-    assert!(server.log().contains("message store ready"));
+    let log = server.log();
+    for store in ["message store ready", "management store ready"] {
+        let line = log.lines().find(|l| l.contains(store)).unwrap_or_default();
+        assert!(line.contains("memory"), "{store}: {log}");
+    }
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! behind one lock (each call is one atomic step), gone when the process
 //! ends. Small enough to read whole; it passes the storage conformance suite
 //! (`tests/conformance.rs`), which is the contract every store must keep.
+//! The management store of the same name is in [`management`].
+
+pub mod management;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -45,7 +48,7 @@ struct State {
 /// `[drivers.message_store.memory]` takes no options: any key is a typo.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NoOptions {}
+pub(crate) struct NoOptions {}
 
 /// The `memory` message store.
 #[derive(Default)]
@@ -821,6 +824,7 @@ impl MessageStore for MemoryStore {
 plugin_api::entry_points! {
     pub fn entry_points;
     message_store "memory" => MemoryStore::open,
+    management_store "memory" => management::MemoryManagement::open,
 }
 
 plugin_api::export_plugin!(entry_points);

@@ -4,3 +4,10 @@
 zaqar_storage_conformance::message_store_suite!(async {
     (zaqar_store_memory::MemoryStore::default(), ())
 });
+
+zaqar_storage_conformance::management_store_suite!(async {
+    (
+        zaqar_store_memory::management::MemoryManagement::default(),
+        (),
+    )
+});
