@@ -15,7 +15,9 @@ use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use api_support::assert_error;
 use serde_json::{json, Value};
-use zaqar_tests::{Client, Frame, RedisPrefix, TestServer, WsClient};
+use zaqar_tests::{
+    postgres::TestDatabase, Client, Frame, Receiver, RedisPrefix, TestServer, WsClient,
+};
 
 const POOLING: &str = "[server]\npooling = true\n";
 const POOLING_WS: &str = "[server]\npooling = true\n[drivers]\ntransports = [\"wsgi\", \"websocket\"]\n[drivers.transport.websocket]\nport = 0\n";
@@ -808,4 +810,82 @@ fn websocket_pool_actions_do_not_exist_without_pooling() {
     socket.set_header("X-Roles", "admin");
     let reply = socket.request("pool_list", json!({}));
     assert_eq!(status(&reply), 404, "{reply}");
+}
+
+#[test]
+fn notifications_reach_subscribers_of_queues_on_an_embedded_and_a_postgresql_pool() {
+    let dirs = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create();
+    let mut server = TestServer::start_with(POOLING);
+    let admin = admin(&server);
+    let embedded_dir = dirs.path().join("disk");
+    put_pool(
+        &admin,
+        "disk",
+        json!({"uri": embedded_uri(&embedded_dir), "weight": 1}),
+    );
+    put_pool(
+        &admin,
+        "sql",
+        json!({"uri": database.uri, "weight": 1, "options": {"pool_size": 2}}),
+    );
+
+    let receiver = Receiver::start();
+    let client = server.client().with_project("notified");
+    let names: Vec<String> = (0..8).map(|i| format!("n{i}")).collect();
+    for name in &names {
+        let subscribed = client
+            .post(&format!("/v2/queues/{name}/subscriptions"))
+            .json(&json!({"subscriber": receiver.url(&format!("/{name}")), "ttl": 3600}))
+            .send();
+        assert_eq!(subscribed.status, 201, "{}", subscribed.text());
+    }
+    let post_round = |client: &Client, round: u32| {
+        for name in &names {
+            let posted = client
+                .post(&format!("/v2/queues/{name}/messages"))
+                .json(&json!({"messages": [{"body": {"queue": name, "round": round}}]}))
+                .send();
+            assert_eq!(posted.status, 201);
+        }
+    };
+    let delivered = |count: usize| -> BTreeSet<(String, u64)> {
+        receiver
+            .wait_for(count, Duration::from_secs(30))
+            .iter()
+            .map(|r| {
+                let body = r.json()["body"].clone();
+                (
+                    body["queue"].as_str().unwrap().to_string(),
+                    body["round"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    post_round(&client, 1);
+    let expected: BTreeSet<(String, u64)> = names.iter().map(|n| (n.clone(), 1)).collect();
+    assert_eq!(delivered(8), expected);
+
+    // After a restart, delivery resumes on every pool.
+    server.restart();
+    let client = server.client().with_project("notified");
+    post_round(&client, 2);
+    let mut expected = expected;
+    expected.extend(names.iter().map(|n| (n.clone(), 2)));
+    assert_eq!(delivered(16), expected);
+    drop(server);
+
+    let on_disk = queues_in_store(&embedded_store(&embedded_dir), "notified");
+    let in_sql = queues_in_store(
+        &format!(
+            "[drivers.message_store]\nname = \"postgresql\"\n[drivers.message_store.postgresql]\nuri = {}\n",
+            toml_string(&database.uri)
+        ),
+        "notified",
+    );
+    assert!(
+        !on_disk.is_empty() && !in_sql.is_empty(),
+        "disk {on_disk:?} sql {in_sql:?}"
+    );
+    assert!(on_disk.is_disjoint(&in_sql));
 }
