@@ -21,9 +21,10 @@
 //!
 //! **The catalog** lives in the management store, whose contract only knows
 //! pools and flavors: a placement is a flavor record in a reserved project
-//! namespace (`\u{1}catalog:<project>`, name = queue, pool list = the pool),
-//! and each pool has an index (`\u{1}pool:<pool>`, one record per queue
-//! `<project>/<queue>`) that says whether it still holds queues. Those
+//! namespace (`\u{1}catalog:<hex of project>`, name = queue, pool list =
+//! the pool), and each pool has an index (`\u{1}pool:<hex of pool>`, one
+//! record per queue `<project>/<queue>`) that says whether it still holds
+//! queues. Those
 //! projects start with a control character no client can send in a header,
 //! and the flavor API refuses them.
 //!
@@ -68,12 +69,14 @@ pub fn is_reserved_project(project: &str) -> bool {
     project.starts_with('\u{1}')
 }
 
+// The project part is hex: stores may key a flavor by `<project>.<name>`,
+// and project ids and queue names may both hold dots.
 fn catalog_project(project: &str) -> String {
-    format!("\u{1}catalog:{project}")
+    format!("\u{1}catalog:{}", hex::encode(project))
 }
 
 fn pool_index_project(pool: &str) -> String {
-    format!("\u{1}pool:{pool}")
+    format!("\u{1}pool:{}", hex::encode(pool))
 }
 
 /// A queue's name in its pool's index; unique, since queue names have no `/`.
@@ -216,9 +219,21 @@ impl Pools {
     }
 
     /// The pools now registered, each with its store (refreshed first).
+    /// Fails when one of them cannot be reached: a listing that skipped a
+    /// pool would look complete and be wrong.
     pub async fn current(&self) -> PluginResult<Vec<Arc<Pool>>> {
-        self.refresh().await?;
-        Ok(self.built())
+        let records = self.refresh().await?;
+        let built = self.built();
+        if let Some(missing) = records
+            .iter()
+            .find(|r| !built.iter().any(|p| p.name == r.name.as_str()))
+        {
+            return Err(PluginError::unavailable(format!(
+                "pool {} cannot be reached",
+                missing.name
+            )));
+        }
+        Ok(built)
     }
 
     /// The store of `record`, built (and checked to answer) if this host
