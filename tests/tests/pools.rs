@@ -889,3 +889,71 @@ fn notifications_reach_subscribers_of_queues_on_an_embedded_and_a_postgresql_poo
     );
     assert!(on_disk.is_disjoint(&in_sql));
 }
+
+/// Two hosts share the management store (PostgreSQL) and two Redis pools.
+/// A queue deleted through one host and placed again on another pool is
+/// followed by the other host, which had cached its first placement: the
+/// pool's change feed tells it the queue was deleted.
+#[test]
+fn hosts_sharing_the_catalog_follow_a_queue_placed_again_after_its_deletion() {
+    let database = TestDatabase::create();
+    let first_prefix = RedisPrefix::create();
+    let second_prefix = RedisPrefix::create();
+    let a = TestServer::start_on_postgresql(&database.uri, POOLING);
+    let b = TestServer::start_on_postgresql(&database.uri, POOLING);
+    let admin_a = admin(&a);
+    let admin_b = admin(&b);
+    // Two URIs for the same Redis (a pool's URI is unique), kept apart by
+    // their key prefixes.
+    put_pool(
+        &admin_a,
+        "x",
+        json!({"uri": first_prefix.uri, "weight": 1, "options": {"key_prefix": first_prefix.prefix}}),
+    );
+    put_pool(
+        &admin_a,
+        "y",
+        json!({"uri": format!("{}/0", second_prefix.uri.trim_end_matches('/')), "weight": 0, "options": {"key_prefix": second_prefix.prefix}}),
+    );
+
+    let on_a = a.client().with_project("shared");
+    let on_b = b.client().with_project("shared");
+    let post = |client: &Client, body: &str| {
+        let posted = client
+            .post("/v2/queues/moving/messages")
+            .json(&json!({"messages": [{"body": body}]}))
+            .send();
+        assert_eq!(posted.status, 201, "{}", posted.text());
+    };
+    let bodies = |client: &Client| -> Vec<Value> {
+        client
+            .get("/v2/queues/moving/messages?echo=true")
+            .send()
+            .json()["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["body"].clone())
+            .collect()
+    };
+    post(&on_a, "first");
+    assert_eq!(bodies(&on_b), vec![json!("first")]);
+
+    assert_eq!(on_b.delete("/v2/queues/moving").send().status, 204);
+    for (pool, weight) in [("x", 0), ("y", 1)] {
+        let patched = admin_b
+            .patch(&format!("/v2/pools/{pool}"))
+            .json(&json!({"weight": weight}))
+            .send();
+        assert_eq!(patched.status, 200);
+    }
+    assert_eq!(on_b.put("/v2/queues/moving").send().status, 201);
+    // The deletion reaches host a through pool x's change feed.
+    std::thread::sleep(Duration::from_secs(1));
+    post(&on_a, "second");
+    assert_eq!(bodies(&on_b), vec![json!("second")]);
+    assert_eq!(bodies(&on_a), vec![json!("second")]);
+    // Pool x is empty now, y holds the queue.
+    assert_eq!(admin_a.delete("/v2/pools/x").send().status, 204);
+    assert_eq!(admin_a.delete("/v2/pools/y").send().status, 403);
+}
