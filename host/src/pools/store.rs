@@ -344,7 +344,10 @@ impl MessageStore for PooledStore {
         limit: u32,
         now_ms: u64,
     ) -> PluginResult<SubscriptionScanPage> {
-        let pools = self.0.current().await?;
+        // A pool that cannot be reached is left out (and logged) rather
+        // than holding back the subscriptions of every other pool.
+        self.0.refresh().await?;
+        let pools = self.0.built();
         let (start, inner) = match marker.as_ref().into_option() {
             Some(marker) => match marker.split_once(SCAN_MARKER_SEPARATOR) {
                 Some((pool, inner)) => (Some(pool.to_string()), Some(inner.to_string())),
