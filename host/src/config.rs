@@ -44,6 +44,10 @@ pub struct Config {
 pub struct ServerOptions {
     /// Expose the admin API (`/v2/health`, pools, flavors).
     pub admin_mode: bool,
+    /// Zaqar's `pooling`: queues live on the pools registered through the
+    /// admin API (`/v2/pools`, `/v2/flavors`) instead of on
+    /// `[drivers] message_store`; see docs/pools.md.
+    pub pooling: bool,
     /// Add `checksum` (`MD5:<hex>` of the body) to messages.
     pub enable_checksum: bool,
     /// Log filter (`tracing` syntax, e.g. `info,zaqar_host=debug`); the
@@ -62,6 +66,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         Self {
             admin_mode: false,
+            pooling: false,
             enable_checksum: false,
             log_level: "info".into(),
             log_format: "text".into(),

@@ -9,6 +9,7 @@
 //! | [`api`] | Zaqar's API: every rule, limit and error body, shared by all transports |
 //! | [`events`] | what committed in the message store, from this host or any other sharing it: per-queue tails and change notices |
 //! | [`notify`] | notification dispatch: durable per-subscription delivery through notifier sinks, with Zaqar's retry policy |
+//! | [`pools`] | pooling: queues placed on several message stores, the catalog, the store that routes each call to its queue's pool |
 //! | [`push`] | pushes to persistent connections (WebSocket subscriptions) |
 //! | [`server`] | wires stores, API and transports together; graceful shutdown |
 //! | [`logging`] | structured logs (`tracing`) |
@@ -23,6 +24,7 @@ pub mod events;
 pub mod logging;
 pub mod notify;
 pub mod plugins;
+pub mod pools;
 pub mod push;
 pub mod server;
 

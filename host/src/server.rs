@@ -20,6 +20,7 @@ use crate::{
     events,
     notify::{DispatchOptions, Dispatcher},
     plugins::{self, Registry},
+    pools::{store::PooledStore, Pools},
 };
 
 /// Why the server could not start.
@@ -63,24 +64,6 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     let drivers = &config.drivers;
-    let message_store_name = drivers.message_store.name().unwrap_or_default();
-    let plugin = registry
-        .select(
-            NAMESPACE_MESSAGE_STORE,
-            message_store_name,
-            "drivers.message_store",
-        )
-        .map_err(StartError)?;
-    let messages = plugins::build_message_store(plugin, &drivers.message_store.options())
-        .await
-        .map_err(|e| {
-            let table = format!("drivers.message_store.{message_store_name}");
-            let e = plugins::describe_config_error(e, &table, loaded.file.as_deref());
-            StartError(format!(
-                "message store `{message_store_name}` failed to start: {e}"
-            ))
-        })?;
-    tracing::info!(name = message_store_name, origin = %plugin.origin, "message store ready");
 
     let management_store_name = drivers.management_store.name().unwrap_or_default();
     let plugin = registry
@@ -100,8 +83,54 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
             ))
         })?;
     tracing::info!(name = management_store_name, origin = %plugin.origin, "management store ready");
+    let management = Arc::new(management);
+
+    // Pooling: the queues' stores are the registered pools, resolved per
+    // queue; otherwise the one configured store, used directly.
+    let (messages, pools) = if config.server.pooling {
+        let store_plugins = registry
+            .in_namespace(NAMESPACE_MESSAGE_STORE)
+            .cloned()
+            .collect();
+        let pools = Pools::new(management.clone(), store_plugins);
+        let store = plugin_api::storage::wrap_message_store(PooledStore(pools.clone()));
+        tracing::info!("pooling on: queues live on the pools registered through /v2/pools");
+        (store, Some(pools))
+    } else {
+        let messages = {
+            let message_store_name = drivers.message_store.name().unwrap_or_default();
+            let plugin = registry
+                .select(
+                    NAMESPACE_MESSAGE_STORE,
+                    message_store_name,
+                    "drivers.message_store",
+                )
+                .map_err(StartError)?;
+            let messages = plugins::build_message_store(plugin, &drivers.message_store.options())
+                .await
+                .map_err(|e| {
+                    let table = format!("drivers.message_store.{message_store_name}");
+                    let e = plugins::describe_config_error(e, &table, loaded.file.as_deref());
+                    StartError(format!(
+                        "message store `{message_store_name}` failed to start: {e}"
+                    ))
+                })?;
+            tracing::info!(name = message_store_name, origin = %plugin.origin, "message store ready");
+            messages
+        };
+        (messages, None)
+    };
 
     let (messages, events) = events::attach(messages).await;
+    if let Some(pools) = &pools {
+        // After the feed is attached, so every pool store announces to it.
+        match pools.refresh().await {
+            Ok(records) => tracing::info!(pools = records.len(), "pools loaded"),
+            Err(error) => {
+                tracing::error!(%error, "cannot list the pools: they are loaded on first use")
+            }
+        }
+    }
     let notifiers = build_notifiers(&registry, &loaded).await?;
     let mut config = config.clone();
     config.transport.subscriber_types =
@@ -129,6 +158,10 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         },
         dispatcher.clone(),
     );
+    let api = match pools {
+        Some(pools) => api.with_pools(pools),
+        None => api,
+    };
     let api = Arc::new(match build_auth(&registry, &loaded).await? {
         Some(strategy) => api.with_auth(strategy),
         None => api,

@@ -58,6 +58,12 @@ impl Client {
         self.with_header("X-Auth-Token", token)
     }
 
+    /// The same client with `X-Roles` (with no auth strategy, `admin`
+    /// unlocks the admin API).
+    pub fn with_roles(&self, roles: &str) -> Self {
+        self.with_header("X-Roles", roles)
+    }
+
     /// This client's Client-ID.
     pub fn client_id(&self) -> &str {
         &self

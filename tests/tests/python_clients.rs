@@ -51,3 +51,43 @@ fn python_clients_work_unchanged() {
         "pytest skipped checks:\n{report}"
     );
 }
+
+/// python-zaqarclient's pool and flavor calls against a pooled server
+/// (`tests/python_pools/test_pools.py`).
+#[test]
+fn python_zaqarclient_pool_and_flavor_calls_work() {
+    let python = std::env::var("PYTHON_ZAQARCLIENT").expect(
+        "PYTHON_ZAQARCLIENT is not set: run the suite with `bash scripts/test.sh`, \
+         which creates the python-zaqarclient virtualenv",
+    );
+    let server = TestServer::start_with("[server]\npooling = true\n");
+    let pools = tempfile::tempdir().expect("pool directory");
+    let output = Command::new(&python)
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/python_pools",
+        ])
+        .current_dir(workspace_root())
+        .env("ZAQAR_URL", server.http_url())
+        .env("ZAQAR_POOL_DIR", pools.path())
+        .output()
+        .expect("run pytest");
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "python-zaqarclient pool checks failed:\n{report}\nserver log:\n{}",
+        server.log()
+    );
+    assert!(
+        report.contains("4 passed"),
+        "pytest ran something else:\n{report}"
+    );
+}

@@ -107,4 +107,45 @@ pub enum Reply {
     SubscriptionCreated { id: String, created: bool },
     /// Done; nothing to say (DELETE, PATCH claim, purge, confirm, ...).
     Done,
+    /// A pools or flavors answer, its document made by the handler.
+    Admin(AdminReply),
+}
+
+/// A pools or flavors answer: the same document over HTTP and WebSocket.
+#[derive(Debug)]
+pub struct AdminReply {
+    /// The status.
+    pub status: u16,
+    /// The JSON body, if any.
+    pub document: Option<Value>,
+    /// `Location` (HTTP 201).
+    pub location: Option<String>,
+    /// `Content-Location` (pool listings).
+    pub content_location: Option<String>,
+    /// The WebSocket body when there is no document (`"Pool p created."`).
+    pub message: Option<String>,
+}
+
+impl AdminReply {
+    /// A document with a status.
+    pub fn document(status: u16, document: Value) -> Self {
+        Self {
+            status,
+            document: Some(document),
+            location: None,
+            content_location: None,
+            message: None,
+        }
+    }
+
+    /// A 201 with `Location` and no body.
+    pub fn created(location: String, message: String) -> Self {
+        Self {
+            status: 201,
+            document: None,
+            location: Some(location),
+            content_location: None,
+            message: Some(message),
+        }
+    }
 }

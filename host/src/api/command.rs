@@ -92,6 +92,10 @@ pub enum Document {
     Subscription,
     /// `{"confirmed"}` (`subscription_confirm`).
     Confirmation,
+    /// `{"uri", "weight", "flavor", "options"}` (`pool_create`, `pool_update`).
+    Pool,
+    /// `{"pool_list", "capabilities"}` (`flavor_create`, `flavor_update`).
+    Flavor,
 }
 
 /// A message post's payload as it arrived.
@@ -161,6 +165,14 @@ pub struct DeleteManyArgs {
 pub struct PageArgs {
     pub marker: Option<String>,
     pub limit: Option<i64>,
+}
+
+/// A pool or flavor listing's parameters.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogListArgs {
+    pub marker: Option<String>,
+    pub limit: Option<i64>,
+    pub detailed: Option<bool>,
 }
 
 /// A JSON document an action reads, as received (`None`: no body).
@@ -269,6 +281,37 @@ pub enum Command<'a> {
     SubscriptionDelete {
         queue: QueueName,
         id: String,
+    },
+    PoolList(CatalogListArgs),
+    PoolGet {
+        name: String,
+        detailed: Option<bool>,
+    },
+    PoolCreate {
+        name: String,
+        body: Doc<'a>,
+    },
+    PoolUpdate {
+        name: String,
+        body: Doc<'a>,
+    },
+    PoolDelete {
+        name: String,
+    },
+    FlavorList(CatalogListArgs),
+    FlavorGet {
+        name: String,
+    },
+    FlavorCreate {
+        name: String,
+        body: Doc<'a>,
+    },
+    FlavorUpdate {
+        name: String,
+        body: Doc<'a>,
+    },
+    FlavorDelete {
+        name: String,
     },
 }
 
@@ -411,6 +454,41 @@ impl<'a> Command<'a> {
                 id: id()?,
                 queue: queue()?,
             },
+            A::PoolList | A::FlavorList => {
+                let args = CatalogListArgs {
+                    marker: owned(source.text(Param::Marker)?),
+                    limit: source.int(Param::Limit)?,
+                    detailed: source.boolean(Param::Detailed)?,
+                };
+                if action == A::PoolList {
+                    Self::PoolList(args)
+                } else {
+                    Self::FlavorList(args)
+                }
+            }
+            A::PoolGet => Self::PoolGet {
+                detailed: source.boolean(Param::Detailed)?,
+                name: id()?,
+            },
+            A::PoolCreate => Self::PoolCreate {
+                name: id()?,
+                body: source.document(Document::Pool),
+            },
+            A::PoolUpdate => Self::PoolUpdate {
+                name: id()?,
+                body: source.document(Document::Pool),
+            },
+            A::PoolDelete => Self::PoolDelete { name: id()? },
+            A::FlavorGet => Self::FlavorGet { name: id()? },
+            A::FlavorCreate => Self::FlavorCreate {
+                name: id()?,
+                body: source.document(Document::Flavor),
+            },
+            A::FlavorUpdate => Self::FlavorUpdate {
+                name: id()?,
+                body: source.document(Document::Flavor),
+            },
+            A::FlavorDelete => Self::FlavorDelete { name: id()? },
         })
     }
 
@@ -445,13 +523,36 @@ impl<'a> Command<'a> {
             Self::SubscriptionUpdate { .. } => A::SubscriptionUpdate,
             Self::SubscriptionConfirm { .. } => A::SubscriptionConfirm,
             Self::SubscriptionDelete { .. } => A::SubscriptionDelete,
+            Self::PoolList(_) => A::PoolList,
+            Self::PoolGet { .. } => A::PoolGet,
+            Self::PoolCreate { .. } => A::PoolCreate,
+            Self::PoolUpdate { .. } => A::PoolUpdate,
+            Self::PoolDelete { .. } => A::PoolDelete,
+            Self::FlavorList(_) => A::FlavorList,
+            Self::FlavorGet { .. } => A::FlavorGet,
+            Self::FlavorCreate { .. } => A::FlavorCreate,
+            Self::FlavorUpdate { .. } => A::FlavorUpdate,
+            Self::FlavorDelete { .. } => A::FlavorDelete,
         }
     }
 
     /// The queue the command addresses, if any.
     pub fn queue(&self) -> Option<&QueueName> {
         match self {
-            Self::GetHomeDoc | Self::PingNode | Self::CheckNodeHealth | Self::QueueList(_) => None,
+            Self::GetHomeDoc
+            | Self::PingNode
+            | Self::CheckNodeHealth
+            | Self::QueueList(_)
+            | Self::PoolList(_)
+            | Self::PoolGet { .. }
+            | Self::PoolCreate { .. }
+            | Self::PoolUpdate { .. }
+            | Self::PoolDelete { .. }
+            | Self::FlavorList(_)
+            | Self::FlavorGet { .. }
+            | Self::FlavorCreate { .. }
+            | Self::FlavorUpdate { .. }
+            | Self::FlavorDelete { .. } => None,
             Self::QueueCreate { queue, .. }
             | Self::QueueGet { queue }
             | Self::QueueUpdate { queue, .. }
@@ -490,6 +591,14 @@ impl<'a> Command<'a> {
             | Self::SubscriptionUpdate { id, .. }
             | Self::SubscriptionConfirm { id, .. }
             | Self::SubscriptionDelete { id, .. } => Some(id),
+            Self::PoolGet { name, .. }
+            | Self::PoolCreate { name, .. }
+            | Self::PoolUpdate { name, .. }
+            | Self::PoolDelete { name }
+            | Self::FlavorGet { name }
+            | Self::FlavorCreate { name, .. }
+            | Self::FlavorUpdate { name, .. }
+            | Self::FlavorDelete { name } => Some(name),
             _ => None,
         }
     }

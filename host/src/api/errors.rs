@@ -61,6 +61,13 @@ pub enum ApiError {
         status: u16,
         description: &'static str,
     },
+    /// A pool or flavor change refused, with Zaqar's title for it
+    /// (`Unable to create`, `Unable to delete`, `updatefail`).
+    Refused {
+        status: u16,
+        title: &'static str,
+        description: String,
+    },
     /// Subscription PATCH naming only unknown fields (Zaqar's wording).
     UnableToUpdateSubscription { id: String },
     /// The backend is unavailable: `<what failed> Please try again in a few seconds.`
@@ -116,7 +123,7 @@ impl ApiError {
             Self::UnsupportedPatchMediaType => 415,
             Self::BodyTooLarge => 413,
             Self::Unauthorized => 401,
-            Self::UnableToDelete { status, .. } => *status,
+            Self::UnableToDelete { status, .. } | Self::Refused { status, .. } => *status,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
             Self::FormUrlencodedBody
@@ -162,6 +169,7 @@ impl ApiError {
             Self::BodyTooLarge => "Request body too large".into(),
             Self::Unauthorized => "Unauthorized".into(),
             Self::UnableToDelete { .. } => "Unable to delete".into(),
+            Self::Refused { title, .. } => (*title).into(),
             Self::UnableToUpdateSubscription { .. } => "Unable to update subscription".into(),
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
             Self::Internal(_) => "Internal server error".into(),
@@ -205,6 +213,7 @@ impl ApiError {
                 "The request body is larger than this server accepts; nothing was changed.".into()
             }
             Self::UnableToDelete { description, .. } => (*description).into(),
+            Self::Refused { description, .. } => description.clone(),
             Self::UnableToUpdateSubscription { id } => format!("Subscription {id} could not be updated."),
             Self::Unavailable(what) => format!("{what} Please try again in a few seconds."),
             Self::Internal(what) => (*what).into(),

@@ -282,6 +282,13 @@ pub struct Fields<'a> {
     pub subscriber: Option<&'a RawValue>,
     options: Option<&'a RawValue>,
     resource_types: Option<&'a RawValue>,
+    pub pool_name: Option<&'a RawValue>,
+    pub flavor_name: Option<&'a RawValue>,
+    uri: Option<&'a RawValue>,
+    weight: Option<&'a RawValue>,
+    flavor: Option<&'a RawValue>,
+    pool_list: Option<&'a RawValue>,
+    capabilities: Option<&'a RawValue>,
 }
 
 impl<'a> Fields<'a> {
@@ -414,6 +421,16 @@ impl Source for Fields<'_> {
                 ("ttl", self.ttl),
                 ("options", self.options),
             ]))),
+            Document::Pool => Some(Cow::Owned(Self::splice(&[
+                ("uri", self.uri),
+                ("weight", self.weight),
+                ("flavor", self.flavor),
+                ("options", self.options),
+            ]))),
+            Document::Flavor => Some(Cow::Owned(Self::splice(&[
+                ("pool_list", self.pool_list),
+                ("capabilities", self.capabilities),
+            ]))),
             // Not WebSocket actions.
             Document::QueuePatch | Document::Share | Document::Confirmation => None,
         }
@@ -459,6 +476,13 @@ impl<'de> Deserialize<'de> for Fields<'de> {
                         FieldKey::Subscriber => &mut fields.subscriber,
                         FieldKey::Options => &mut fields.options,
                         FieldKey::ResourceTypes => &mut fields.resource_types,
+                        FieldKey::PoolName => &mut fields.pool_name,
+                        FieldKey::FlavorName => &mut fields.flavor_name,
+                        FieldKey::Uri => &mut fields.uri,
+                        FieldKey::Weight => &mut fields.weight,
+                        FieldKey::Flavor => &mut fields.flavor,
+                        FieldKey::PoolList => &mut fields.pool_list,
+                        FieldKey::Capabilities => &mut fields.capabilities,
                         FieldKey::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;
@@ -497,6 +521,13 @@ enum FieldKey {
     Subscriber,
     Options,
     ResourceTypes,
+    PoolName,
+    FlavorName,
+    Uri,
+    Weight,
+    Flavor,
+    PoolList,
+    Capabilities,
     Other,
 }
 
@@ -533,6 +564,13 @@ impl<'de> Deserialize<'de> for FieldKey {
                     "subscriber" => K::Subscriber,
                     "options" => K::Options,
                     "resource_types" => K::ResourceTypes,
+                    "pool_name" => K::PoolName,
+                    "flavor_name" => K::FlavorName,
+                    "uri" => K::Uri,
+                    "weight" => K::Weight,
+                    "flavor" => K::Flavor,
+                    "pool_list" => K::PoolList,
+                    "capabilities" => K::Capabilities,
                     _ => K::Other,
                 })
             }

@@ -108,7 +108,8 @@ fn header<'a>(request: &'a ApiRequest, name: &str) -> Option<&'a str> {
 
 async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     // An unknown route is a 404 before any header is looked at.
-    let route = router::route(&request.path, api.admin_mode).ok_or(ApiError::RouteNotFound)?;
+    let route = router::route_with(&request.path, api.admin_mode, api.pooling())
+        .ok_or(ApiError::RouteNotFound)?;
     let method = request.method.as_str();
     if route.resource == Resource::Versions {
         // `/` needs no headers at all.

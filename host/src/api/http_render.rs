@@ -149,6 +149,24 @@ pub fn render(api: &Api, command: &Command<'_>, path: &str, reply: Reply) -> Htt
             return HttpResponse::json(201, out)
                 .with("location", format!("/v2/queues/{queue}/subscriptions"));
         }
+        Reply::Admin(reply) => {
+            let mut response = match &reply.document {
+                Some(document) => {
+                    push_value(&mut out, document);
+                    HttpResponse::json(reply.status, out)
+                }
+                // Zaqar's 201s carry `content-type` with their empty body.
+                None => HttpResponse::empty(reply.status)
+                    .with("content-type", "application/json".into()),
+            };
+            if let Some(location) = reply.location {
+                response = response.with("location", location);
+            }
+            if let Some(location) = reply.content_location {
+                response = response.with("content-location", location);
+            }
+            return response;
+        }
         Reply::Done => {
             let response = HttpResponse::empty(204);
             return match command.action() {

@@ -9,7 +9,7 @@
 //! | [`command`] | the typed command: every action with its validated fields, read once from a [`command::Source`] |
 //! | [`router`] | HTTP method + path → [`router::Action`] (named after Zaqar's WebSocket actions) |
 //! | [`params`], [`frame`], [`body`], [`post_body`], [`validation`] | input parsed once into typed values, with Zaqar's errors |
-//! | [`queues`], [`messages`], [`claims`], [`subscriptions`], [`stats`], [`signed_url`], [`health`] | the actions |
+//! | [`queues`], [`messages`], [`claims`], [`subscriptions`], [`stats`], [`signed_url`], [`health`], [`pools`], [`flavors`] | the actions |
 //! | [`metadata`], [`queue_patch`] | reserved queue metadata keys; queue PATCH operations |
 //! | [`errors`] | every client-visible error: status, title, description |
 //! | [`render`], [`http_render`], [`homedoc`], [`checksum`], [`clock`] | output |
@@ -22,6 +22,7 @@ pub mod claims;
 pub mod clock;
 pub mod command;
 pub mod errors;
+pub mod flavors;
 pub mod frame;
 pub mod health;
 pub mod homedoc;
@@ -30,6 +31,7 @@ pub mod http_render;
 pub mod messages;
 pub mod metadata;
 pub mod params;
+pub mod pools;
 pub mod post_body;
 pub mod queue_patch;
 pub mod queues;
@@ -65,6 +67,7 @@ use plugin_api::{
 use crate::{
     config::{Config, Limits},
     notify::Dispatcher,
+    pools::Pools,
 };
 
 use self::{
@@ -80,7 +83,7 @@ pub struct Stores {
     /// notification dispatcher).
     pub messages: Arc<MessageStoreBox>,
     /// Pools and flavors.
-    pub management: ManagementStoreBox,
+    pub management: Arc<ManagementStoreBox>,
 }
 
 /// The API: configuration-derived rules and the stores.
@@ -99,6 +102,9 @@ pub struct Api {
     allow_private_subscribers: bool,
     /// The auth strategy; `None` for `noauth`.
     auth: Option<auth::Auth>,
+    /// The pools, when `pooling` is on (the message store then resolves
+    /// each queue to its pool by itself).
+    pools: Option<Arc<Pools>>,
 }
 
 impl Api {
@@ -115,7 +121,19 @@ impl Api {
             notify,
             allow_private_subscribers: config.notification.allow_private_subscribers,
             auth: None,
+            pools: None,
         }
+    }
+
+    /// Serves the pools and flavors admin API over these pools (`pooling`).
+    pub fn with_pools(mut self, pools: Arc<Pools>) -> Self {
+        self.pools = Some(pools);
+        self
+    }
+
+    /// Whether pooling is on.
+    pub fn pooling(&self) -> bool {
+        self.pools.is_some()
     }
 
     /// Checks every request with this auth strategy (`auth_strategy` other
@@ -189,6 +207,24 @@ impl Api {
             C::SubscriptionDelete { queue, id } => {
                 subscriptions::delete(self, caller, queue, id).await
             }
+            C::PoolList(args) => pools::list(self, caller, args).await,
+            C::PoolGet { name, detailed } => pools::get(self, caller, name, *detailed).await,
+            C::PoolCreate { name, body } => {
+                pools::create(self, caller, name, body.as_deref()).await
+            }
+            C::PoolUpdate { name, body } => {
+                pools::update(self, caller, name, body.as_deref()).await
+            }
+            C::PoolDelete { name } => pools::delete(self, caller, name).await,
+            C::FlavorList(args) => flavors::list(self, caller, args).await,
+            C::FlavorGet { name } => flavors::get(self, caller, name).await,
+            C::FlavorCreate { name, body } => {
+                flavors::create(self, caller, name, body.as_deref()).await
+            }
+            C::FlavorUpdate { name, body } => {
+                flavors::update(self, caller, name, body.as_deref()).await
+            }
+            C::FlavorDelete { name } => flavors::delete(self, caller, name).await,
         }
     }
 

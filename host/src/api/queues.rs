@@ -163,6 +163,7 @@ pub async fn create(
     }
     let metadata = parse_optional_object(body)?;
     check_reserved(&metadata, &api.limits).map_err(ApiError::api)?;
+    super::pools::check_queue_flavor(api, caller, &metadata).await?;
     check_dead_letter_cycle(api, &queue, &metadata)
         .await?
         .map_or(Ok(()), |cycle| Err(ApiError::api(cycle)))?;

@@ -64,6 +64,26 @@ pub enum Action {
     SubscriptionDelete,
     /// `PUT /v2/queues/{q}/subscriptions/{id}/confirm`.
     SubscriptionConfirm,
+    /// `GET /v2/pools` (admin, pooling).
+    PoolList,
+    /// `GET /v2/pools/{name}`.
+    PoolGet,
+    /// `PUT /v2/pools/{name}`.
+    PoolCreate,
+    /// `PATCH /v2/pools/{name}`.
+    PoolUpdate,
+    /// `DELETE /v2/pools/{name}`.
+    PoolDelete,
+    /// `GET /v2/flavors` (pooling).
+    FlavorList,
+    /// `GET /v2/flavors/{name}`.
+    FlavorGet,
+    /// `PUT /v2/flavors/{name}`.
+    FlavorCreate,
+    /// `PATCH /v2/flavors/{name}`.
+    FlavorUpdate,
+    /// `DELETE /v2/flavors/{name}`.
+    FlavorDelete,
 }
 
 /// Every action with its wire name.
@@ -95,6 +115,16 @@ const NAMES: &[(Action, &str)] = &[
     (Action::SubscriptionUpdate, "subscription_update"),
     (Action::SubscriptionDelete, "subscription_delete"),
     (Action::SubscriptionConfirm, "subscription_confirm"),
+    (Action::PoolList, "pool_list"),
+    (Action::PoolGet, "pool_get"),
+    (Action::PoolCreate, "pool_create"),
+    (Action::PoolUpdate, "pool_update"),
+    (Action::PoolDelete, "pool_delete"),
+    (Action::FlavorList, "flavor_list"),
+    (Action::FlavorGet, "flavor_get"),
+    (Action::FlavorCreate, "flavor_create"),
+    (Action::FlavorUpdate, "flavor_update"),
+    (Action::FlavorDelete, "flavor_delete"),
 ];
 
 impl Action {
@@ -105,6 +135,25 @@ impl Action {
             .find(|(action, _)| *action == self)
             .map(|(_, name)| *name)
             .unwrap_or("unknown")
+    }
+
+    /// Whether the action is part of the pools and flavors admin API
+    /// (present only with `admin_mode` and `pooling`).
+    pub fn is_pooling_admin(self) -> bool {
+        use Action as A;
+        matches!(
+            self,
+            A::PoolList
+                | A::PoolGet
+                | A::PoolCreate
+                | A::PoolUpdate
+                | A::PoolDelete
+                | A::FlavorList
+                | A::FlavorGet
+                | A::FlavorCreate
+                | A::FlavorUpdate
+                | A::FlavorDelete
+        )
     }
 
     /// The action a WebSocket frame names.
@@ -151,6 +200,14 @@ pub enum Resource {
     Subscription,
     /// `/v2/queues/{q}/subscriptions/{id}/confirm`.
     SubscriptionConfirm,
+    /// `/v2/pools` (admin mode and pooling only).
+    Pools,
+    /// `/v2/pools/{name}`.
+    Pool,
+    /// `/v2/flavors` (admin mode and pooling only).
+    Flavors,
+    /// `/v2/flavors/{name}`.
+    Flavor,
 }
 
 impl Resource {
@@ -195,6 +252,20 @@ impl Resource {
                 ("PATCH", A::SubscriptionUpdate),
             ],
             Self::SubscriptionConfirm => &[("PUT", A::SubscriptionConfirm)],
+            Self::Pools => &[("GET", A::PoolList)],
+            Self::Pool => &[
+                ("DELETE", A::PoolDelete),
+                ("GET", A::PoolGet),
+                ("PATCH", A::PoolUpdate),
+                ("PUT", A::PoolCreate),
+            ],
+            Self::Flavors => &[("GET", A::FlavorList)],
+            Self::Flavor => &[
+                ("DELETE", A::FlavorDelete),
+                ("GET", A::FlavorGet),
+                ("PATCH", A::FlavorUpdate),
+                ("PUT", A::FlavorCreate),
+            ],
         }
     }
 
@@ -233,6 +304,13 @@ pub struct Route {
 /// falcon, the whole path is decoded first and trailing slashes are not
 /// stripped; `/v2/health` exists only in admin mode.
 pub fn route(raw_path: &str, admin_mode: bool) -> Option<Route> {
+    route_with(raw_path, admin_mode, false)
+}
+
+/// [`route`], with the pools and flavors routes when `admin_mode` and
+/// `pooling` are both on (Zaqar's private endpoints).
+pub fn route_with(raw_path: &str, admin_mode: bool, pooling: bool) -> Option<Route> {
+    let admin_pooling = admin_mode && pooling;
     let path = percent_decode_str(raw_path)
         .decode_utf8_lossy()
         .into_owned();
@@ -244,6 +322,10 @@ pub fn route(raw_path: &str, admin_mode: bool) -> Option<Route> {
         ["v2", "ping"] => (Resource::Ping, None, None),
         ["v2", "health"] if admin_mode => (Resource::Health, None, None),
         ["v2", "queues"] => (Resource::Queues, None, None),
+        ["v2", "pools"] if admin_pooling => (Resource::Pools, None, None),
+        ["v2", "pools", _] if admin_pooling => (Resource::Pool, None, field(2)),
+        ["v2", "flavors"] if admin_pooling => (Resource::Flavors, None, None),
+        ["v2", "flavors", _] if admin_pooling => (Resource::Flavor, None, field(2)),
         ["v2", "queues", _] => (Resource::Queue, field(2), None),
         ["v2", "queues", _, tail] => {
             let resource = match *tail {
@@ -336,6 +418,25 @@ mod tests {
         let route = route("/v2/queues/bad%20name!/messages/a%2Db", true).unwrap();
         assert_eq!(route.queue.as_deref(), Some("bad name!"));
         assert_eq!(route.id.as_deref(), Some("a-b"));
+    }
+
+    #[test]
+    fn pools_and_flavors_exist_only_with_admin_mode_and_pooling() {
+        for (admin, pooling) in [(false, false), (true, false), (false, true)] {
+            assert_eq!(route_with("/v2/pools", admin, pooling), None);
+            assert_eq!(route_with("/v2/flavors/f", admin, pooling), None);
+        }
+        let pool = route_with("/v2/pools/p1", true, true).unwrap();
+        assert_eq!(
+            (pool.resource, pool.id.as_deref()),
+            (Resource::Pool, Some("p1"))
+        );
+        assert_eq!(
+            route_with("/v2/flavors", true, true).map(|r| r.resource),
+            Some(Resource::Flavors)
+        );
+        assert_eq!(Resource::Pool.allow(), "DELETE, GET, PATCH, PUT, OPTIONS");
+        assert_eq!(Action::from_name("pool_create"), Some(Action::PoolCreate));
     }
 
     #[test]

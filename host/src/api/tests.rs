@@ -47,9 +47,9 @@ async fn api_with(messages: MessageStoreBox, dir: &TempDir) -> Api {
 }
 
 async fn api_in_mode(messages: MessageStoreBox, dir: &TempDir, admin_mode: bool) -> Api {
-    let management = wrap_management_store(
+    let management = std::sync::Arc::new(wrap_management_store(
         EmbeddedManagementStore::open(&dir.config()).expect("management store"),
-    );
+    ));
     let mut config = Config::default();
     config.server.admin_mode = admin_mode;
     let (messages, events) = crate::events::attach(messages).await;

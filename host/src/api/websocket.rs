@@ -56,6 +56,16 @@ const WEBSOCKET_ACTIONS: &[Action] = &[
     Action::SubscriptionCreate,
     Action::SubscriptionGet,
     Action::SubscriptionDelete,
+    Action::PoolList,
+    Action::PoolGet,
+    Action::PoolCreate,
+    Action::PoolUpdate,
+    Action::PoolDelete,
+    Action::FlavorList,
+    Action::FlavorGet,
+    Action::FlavorCreate,
+    Action::FlavorUpdate,
+    Action::FlavorDelete,
 ];
 
 /// Serves one WebSocket frame.
@@ -285,6 +295,10 @@ async fn serve(
     if action == Action::CheckNodeHealth && !api.admin_mode {
         return failure(out, &ApiError::RouteNotFound);
     }
+    // So do the pools and flavors actions, with pooling on too.
+    if action.is_pooling_admin() && !(api.admin_mode && api.pooling()) {
+        return failure(out, &ApiError::RouteNotFound);
+    }
     // Under an auth strategy a socket acts only as what it authenticated.
     let identity = match &api.auth {
         Some(auth) => match auth.socket_identity(connection, api.now_ms()) {
@@ -329,7 +343,7 @@ async fn serve(
         Err(error) => return failure(out, &error),
     };
     let fields = Fields::read(frame.body);
-    let queue = if needs_identity && action != Action::QueueList {
+    let queue = if needs_identity && action != Action::QueueList && !action.is_pooling_admin() {
         let Some(name) = frame::as_string(fields.queue_name) else {
             return schema_failed(out);
         };
@@ -344,6 +358,12 @@ async fn serve(
         Action::MessageGet | Action::MessageDelete => Some(fields.message_id),
         Action::ClaimGet | Action::ClaimUpdate | Action::ClaimDelete => Some(fields.claim_id),
         Action::SubscriptionGet | Action::SubscriptionDelete => Some(fields.subscription_id),
+        Action::PoolGet | Action::PoolCreate | Action::PoolUpdate | Action::PoolDelete => {
+            Some(fields.pool_name)
+        }
+        Action::FlavorGet | Action::FlavorCreate | Action::FlavorUpdate | Action::FlavorDelete => {
+            Some(fields.flavor_name)
+        }
         _ => None,
     };
     let id = match id_field.map(frame::as_string) {
@@ -610,9 +630,19 @@ fn render(api: &Api, command: &Command<'_>, reply: Reply, out: &mut Vec<u8>) -> 
                 Action::ClaimUpdate => push_str(out, &format!("Claim {id} updated.")),
                 Action::ClaimDelete => push_str(out, &format!("Claim {id} deleted.")),
                 Action::SubscriptionDelete => push_str(out, &format!("Subscription {id} removed.")),
+                Action::PoolDelete => push_str(out, &format!("Pool {id} removed.")),
+                Action::FlavorDelete => push_str(out, &format!("Flavor {id} removed.")),
                 _ => out.extend_from_slice(b"{}"),
             }
             204
+        }
+        Reply::Admin(reply) => {
+            match (&reply.document, &reply.message) {
+                (Some(document), _) => push_value(out, document),
+                (None, Some(message)) => push_str(out, message),
+                (None, None) => out.extend_from_slice(b"{}"),
+            }
+            reply.status
         }
     }
 }

@@ -15,17 +15,18 @@ use plugin_api::{
     PluginResult,
 };
 
-use super::Events;
+use super::Announce;
 
 /// A store whose writes this host announces itself.
 pub struct LocalFeed {
     inner: MessageStoreBox,
-    events: Arc<Events>,
+    events: Arc<dyn Announce>,
 }
 
 impl LocalFeed {
-    /// Wraps `inner`, announcing its writes to `events`.
-    pub fn new(inner: MessageStoreBox, events: Arc<Events>) -> Self {
+    /// Wraps `inner`, announcing its writes to `events` (the host's
+    /// [`super::Events`], or a pool's forwarder to them).
+    pub fn new(inner: MessageStoreBox, events: Arc<dyn Announce>) -> Self {
         Self { inner, events }
     }
 

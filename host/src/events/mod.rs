@@ -170,6 +170,18 @@ impl Events {
     }
 }
 
+/// Where a store wrapped in [`local_feed::LocalFeed`] announces its writes.
+pub trait Announce: Send + Sync {
+    /// Takes one committed change.
+    fn announce(&self, change: QueueChange);
+}
+
+impl Announce for Events {
+    fn announce(&self, change: QueueChange) {
+        Events::announce(self, change);
+    }
+}
+
 /// Attaches `store` to a new [`Events`]: through its own change feed, or
 /// wrapped in a [`local_feed::LocalFeed`] when it has none.
 pub async fn attach(store: MessageStoreBox) -> (Arc<MessageStoreBox>, Arc<Events>) {
