@@ -653,7 +653,7 @@ impl Pump {
             let Some(mut targets) = self.targets() else {
                 return;
             };
-            let next_due = self.announce_and_redeliver(&mut targets);
+            self.announce_and_redeliver(&mut targets);
             let max_unacked = self.limits.max_unacked;
             let from = targets
                 .iter()
@@ -688,7 +688,7 @@ impl Pump {
                     continue;
                 }
             }
-            let wait = next_due
+            let wait = next_due(&targets)
                 .map(|due| due.saturating_duration_since(Instant::now()))
                 .unwrap_or(IDLE_RECHECK)
                 .min(IDLE_RECHECK);
@@ -735,11 +735,9 @@ impl Pump {
         )
     }
 
-    /// Sends pending gaps and unacked pushes that are due; returns when
-    /// the next unacked push falls due.
-    fn announce_and_redeliver(&self, targets: &mut [Target]) -> Option<Instant> {
+    /// Sends pending gaps and unacked pushes that are due.
+    fn announce_and_redeliver(&self, targets: &mut [Target]) {
         let now = Instant::now();
-        let mut next_due: Option<Instant> = None;
         for target in targets.iter_mut() {
             let state = target.subscription.state.clone();
             let gap = *lock(&state.gap);
@@ -760,10 +758,8 @@ impl Pump {
                     }
                     *due = now + self.limits.ack_timeout;
                 }
-                next_due = Some(next_due.map_or(*due, |next| next.min(*due)));
             }
         }
-        next_due
     }
 
     /// Pushes one message to every subscription behind it. A sink that
@@ -815,6 +811,15 @@ impl Pump {
         }
         progressed
     }
+}
+
+/// When the earliest unacked push of these targets falls due.
+fn next_due(targets: &[Target]) -> Option<Instant> {
+    targets
+        .iter()
+        .filter_map(|t| t.subscription.state.acks.as_ref())
+        .filter_map(|window| lock(window).unacked.values().map(|(due, _)| *due).min())
+        .min()
 }
 
 /// The push document (`{"ttl","body","Message_Type":"Notification",

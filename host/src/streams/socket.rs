@@ -61,7 +61,10 @@ pub fn serve(
 ) -> ApiResult<u16> {
     let body = body_object(body)?;
     match extension {
-        Extension::Ack => ack(api, &body, connection).map(|()| 204),
+        Extension::Ack => ack(api, &body, connection).map(|()| {
+            out.extend_from_slice(b"{}");
+            204
+        }),
         Extension::Resume => resume(api, caller, &body, connection, out).map(|()| 200),
     }
 }
