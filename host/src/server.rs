@@ -191,6 +191,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     tracing::info!("shutting down: stopping transports");
     dispatcher.shutdown();
+    api.begin_shutdown();
     for (name, transport) in &running {
         match tokio::time::timeout(Duration::from_secs(30), transport.stop()).await {
             Ok(Ok(())) => tracing::info!(transport = %name, "transport stopped"),

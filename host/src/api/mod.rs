@@ -101,6 +101,9 @@ pub struct Api {
     auth: Option<auth::Auth>,
     /// `[streams]`.
     pub(crate) streams: crate::streams::StreamsConfig,
+    /// True once the server is stopping: event streams end, long-polls
+    /// answer.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Api {
@@ -119,7 +122,19 @@ impl Api {
             allow_private_subscribers: config.notification.allow_private_subscribers,
             auth: None,
             streams: config.streams.clone(),
+            stopping: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// The server is stopping: event streams end and long-polls answer
+    /// now, so transports can finish their requests.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Watches for [`Api::begin_shutdown`].
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Checks every request with this auth strategy (`auth_strategy` other
@@ -246,6 +261,12 @@ impl HostApi for Api {
     }
 
     async fn serve(&self, request: ApiRequest, body: BodyState) -> PluginResult<ServedResponse> {
+        if request.protocol == Protocol::HTTP && body == BodyState::COMPLETE {
+            if let Some(queue) = crate::streams::events::events_queue(&request.path) {
+                let queue = queue.to_string();
+                return Ok(crate::streams::events::serve(self, request, &queue).await);
+            }
+        }
         Ok(ServedResponse::whole(self.respond(request, body).await))
     }
 
