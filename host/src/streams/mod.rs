@@ -11,6 +11,7 @@
 //! long-polls read the store themselves, woken by the queue's tail
 //! ([`crate::events`]).
 
+pub mod cors;
 pub mod events;
 pub mod filter;
 pub mod options;
