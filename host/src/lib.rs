@@ -27,6 +27,7 @@ pub mod plugins;
 pub mod pools;
 pub mod push;
 pub mod server;
+pub mod streams;
 
 // Linked for their `register_builtin!` side effect.
 use auth_keystone as _;
