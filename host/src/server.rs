@@ -64,6 +64,13 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     }
 
     let drivers = &config.drivers;
+    // With pooling the queues' stores are the registered pools, resolved
+    // per queue; otherwise the one configured store, used directly.
+    let configured = if config.server.pooling {
+        None
+    } else {
+        Some(configured_message_store(&registry, &loaded).await?)
+    };
 
     let management_store_name = drivers.management_store.name().unwrap_or_default();
     let plugin = registry
@@ -85,40 +92,18 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!(name = management_store_name, origin = %plugin.origin, "management store ready");
     let management = Arc::new(management);
 
-    // Pooling: the queues' stores are the registered pools, resolved per
-    // queue; otherwise the one configured store, used directly.
-    let (messages, pools) = if config.server.pooling {
-        let store_plugins = registry
-            .in_namespace(NAMESPACE_MESSAGE_STORE)
-            .cloned()
-            .collect();
-        let pools = Pools::new(management.clone(), store_plugins);
-        let store = plugin_api::storage::wrap_message_store(PooledStore(pools.clone()));
-        tracing::info!("pooling on: queues live on the pools registered through /v2/pools");
-        (store, Some(pools))
-    } else {
-        let messages = {
-            let message_store_name = drivers.message_store.name().unwrap_or_default();
-            let plugin = registry
-                .select(
-                    NAMESPACE_MESSAGE_STORE,
-                    message_store_name,
-                    "drivers.message_store",
-                )
-                .map_err(StartError)?;
-            let messages = plugins::build_message_store(plugin, &drivers.message_store.options())
-                .await
-                .map_err(|e| {
-                    let table = format!("drivers.message_store.{message_store_name}");
-                    let e = plugins::describe_config_error(e, &table, loaded.file.as_deref());
-                    StartError(format!(
-                        "message store `{message_store_name}` failed to start: {e}"
-                    ))
-                })?;
-            tracing::info!(name = message_store_name, origin = %plugin.origin, "message store ready");
-            messages
-        };
-        (messages, None)
+    let (messages, pools) = match configured {
+        Some(messages) => (messages, None),
+        None => {
+            let store_plugins = registry
+                .in_namespace(NAMESPACE_MESSAGE_STORE)
+                .cloned()
+                .collect();
+            let pools = Pools::new(management.clone(), store_plugins);
+            tracing::info!("pooling on: queues live on the pools registered through /v2/pools");
+            let store = plugin_api::storage::wrap_message_store(PooledStore(pools.clone()));
+            (store, Some(pools))
+        }
     };
 
     let (messages, events) = events::attach(messages).await;
@@ -257,6 +242,33 @@ fn with_allowed_origins(
         }
     }
     options
+}
+
+/// Builds the message store `[drivers] message_store` names.
+async fn configured_message_store(
+    registry: &Registry,
+    loaded: &Loaded,
+) -> Result<plugin_api::storage::MessageStoreBox, StartError> {
+    let drivers = &loaded.config.drivers;
+    let message_store_name = drivers.message_store.name().unwrap_or_default();
+    let plugin = registry
+        .select(
+            NAMESPACE_MESSAGE_STORE,
+            message_store_name,
+            "drivers.message_store",
+        )
+        .map_err(StartError)?;
+    let messages = plugins::build_message_store(plugin, &drivers.message_store.options())
+        .await
+        .map_err(|e| {
+            let table = format!("drivers.message_store.{message_store_name}");
+            let e = plugins::describe_config_error(e, &table, loaded.file.as_deref());
+            StartError(format!(
+                "message store `{message_store_name}` failed to start: {e}"
+            ))
+        })?;
+    tracing::info!(name = message_store_name, origin = %plugin.origin, "message store ready");
+    Ok(messages)
 }
 
 /// Builds the auth strategy `[server] auth_strategy` names, if any; one
