@@ -331,6 +331,7 @@ impl Pump {
                 binary: target.subscription.binary,
                 payload: payload.clone().into(),
             });
+            crate::metrics::global().push(accepted);
             if accepted {
                 delivered.store(message.seq, Ordering::SeqCst);
             } else {

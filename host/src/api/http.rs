@@ -18,6 +18,7 @@ use super::{
     validation::{ClientId, ProjectId, QueueName},
     Api,
 };
+use crate::metrics::Route;
 
 /// An HTTP answer before it crosses the boundary.
 #[derive(Debug)]
@@ -86,9 +87,10 @@ impl HttpResponse {
     }
 }
 
-/// Serves one HTTP request. HEAD answers carry no body.
-pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
-    let mut response = match serve(api, request).await {
+/// Serves one HTTP request. HEAD answers carry no body. `route` learns
+/// what the request asked for, as far as it got (for the metrics).
+pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpResponse {
+    let mut response = match serve(api, request, route).await {
         Ok(response) => response,
         Err(error) => HttpResponse::error(&error),
     };
@@ -106,11 +108,21 @@ fn header<'a>(request: &'a ApiRequest, name: &str) -> Option<&'a str> {
         .map(|h| h.value.as_str())
 }
 
-async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
+async fn serve(api: &Api, request: &ApiRequest, seen: &mut Route) -> ApiResult<HttpResponse> {
     // An unknown route is a 404 before any header is looked at.
-    let route = router::route(&request.path, api.admin_mode).ok_or(ApiError::RouteNotFound)?;
+    let Some(route) = router::route(&request.path, api.admin_mode) else {
+        if request.path.as_str() == "/metrics" && api.metrics {
+            *seen = Route::Metrics;
+            return metrics_endpoint(api, request).await;
+        }
+        return Err(ApiError::RouteNotFound);
+    };
     let method = request.method.as_str();
+    if let Some(action) = route.resource.action(method) {
+        *seen = Route::Action(action);
+    }
     if route.resource == Resource::Versions {
+        *seen = Route::Versions;
         // `/` needs no headers at all.
         return match method {
             "GET" => Ok(HttpResponse::json(300, VERSIONS.as_bytes().to_vec())),
@@ -178,6 +190,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
         }
         None => ProjectId::from_header(header(request, "x-project-id"))?,
     };
+    api.admit(&project)?;
     let queue = route
         .queue
         .as_deref()
@@ -201,6 +214,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     let params = QueryParams::parse(&request.query);
     if action == Action::MessageList && params.list("ids")?.is_some() {
         action = Action::MessageGetMany;
+        *seen = Route::Action(action);
     }
     let body = (!request.body.is_empty()).then_some(request.body.as_slice());
     if action == Action::QueueUpdate {
@@ -228,6 +242,41 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     let command = Command::build(api, action, queue, route.id.clone(), &source)?;
     let reply = api.dispatch(&caller, &command).await?;
     Ok(render(api, &command, &route.path, reply))
+}
+
+/// `GET /metrics`: the Prometheus exposition, for the admin role only (as
+/// the identity grants it; `X-Roles: admin` under `noauth`).
+async fn metrics_endpoint(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
+    let method = request.method.as_str();
+    if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        return Err(ApiError::MethodNotAllowed {
+            allow: "GET, HEAD, OPTIONS".into(),
+        });
+    }
+    if method == "OPTIONS" {
+        return Ok(HttpResponse::empty(200).with("allow", "GET, HEAD, OPTIONS".into()));
+    }
+    let admin = match &api.auth {
+        Some(auth) => {
+            auth.authenticate(
+                &request.headers,
+                Protocol::HTTP,
+                request.peer.as_str(),
+                api.now_ms(),
+            )
+            .await?
+            .admin
+        }
+        None => Caller::roles_grant_admin(header(request, "x-roles")),
+    };
+    if !admin {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(HttpResponse {
+        status: 200,
+        headers: vec![("content-type", crate::metrics::CONTENT_TYPE.into())],
+        body: crate::metrics::global().render().into_bytes(),
+    })
 }
 
 /// An HTTP request's fields: the query string's parameters and the body,
