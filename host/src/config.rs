@@ -62,6 +62,14 @@ pub struct ServerOptions {
     /// turns each request's credentials into an identity (`keystone`,
     /// `static`, a third party's). See docs/auth.md.
     pub auth_strategy: String,
+    /// Requests (HTTP requests and WebSocket frames) per second one
+    /// project may make; more get 429 with `Retry-After`. 0: no limit.
+    pub rate_limit_per_project: f64,
+    /// Requests one project may make at once before the rate applies
+    /// (0: the rate, rounded up, at least 1).
+    pub rate_limit_burst: u32,
+    /// Serve the Prometheus exposition at `GET /metrics` (admin only).
+    pub metrics: bool,
     /// `[server.cors]`: which web origins may call the API from a browser.
     pub cors: CorsOptions,
 }
@@ -85,6 +93,9 @@ impl Default for ServerOptions {
             log_level: "info".into(),
             log_format: "text".into(),
             auth_strategy: NO_AUTH.into(),
+            rate_limit_per_project: 0.0,
+            rate_limit_burst: 0,
+            metrics: true,
             cors: CorsOptions::default(),
         }
     }
@@ -399,6 +410,12 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, String> {
     check_choices(&config)?;
     config.streams.validate()?;
     check_unused_tables(&config)?;
+    let rate = config.server.rate_limit_per_project;
+    if !(rate.is_finite() && rate >= 0.0) {
+        return Err(format!(
+            "invalid value {rate} for `server.rate_limit_per_project`: expected requests per second, 0 for no limit"
+        ));
+    }
     if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
         for path in &mut config.plugins.paths {
             if path.is_relative() {

@@ -13,6 +13,7 @@
 //! | [`push`] | pushes to persistent connections (WebSocket subscriptions) |
 //! | [`server`] | wires stores, API and transports together; graceful shutdown |
 //! | [`logging`] | structured logs (`tracing`) |
+//! | [`metrics`] | Prometheus metrics: counters on the request, push, notification and store paths |
 //!
 //! Built-in plugins are linked below so their `inventory` registrations are
 //! part of the binary; they are reached through the same ABI-stable entry
@@ -22,6 +23,7 @@ pub mod api;
 pub mod config;
 pub mod events;
 pub mod logging;
+pub mod metrics;
 pub mod notify;
 pub mod plugins;
 pub mod pools;

@@ -801,7 +801,9 @@ impl Pump {
             let document: &Vec<u8> = document.get_or_init(|| notification_json(&notified));
             let payload = push_frame(document, message.seq, &target.subscription);
             let kept = state.acks.as_ref().map(|_| payload.clone());
-            if target.send(payload) {
+            let accepted = target.send(payload);
+            crate::metrics::global().push(accepted);
+            if accepted {
                 state.delivered.store(message.seq, Ordering::SeqCst);
                 progressed = true;
                 if let (Some(window), Some(kept)) = (&state.acks, kept) {

@@ -40,6 +40,12 @@ pub fn discover(loaded: &Loaded) -> Registry {
     let plugins = &loaded.config.plugins;
     let registry = Registry::discover_with(&plugins.paths, plugins.builtins);
     for plugin in registry.plugins() {
+        crate::metrics::global().plugin_loaded(
+            plugin.namespace,
+            &plugin.name,
+            &plugin.origin.to_string(),
+            &plugin.api_version.to_string(),
+        );
         tracing::info!(
             namespace = plugin.namespace,
             name = %plugin.name,
@@ -117,6 +123,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     let notifiers = build_notifiers(&registry, &loaded).await?;
+    crate::metrics::global().register_sinks(notifiers.keys().map(String::as_str));
     let mut config = config.clone();
     config.transport.subscriber_types =
         accepted_schemes(&registry, &config.transport.subscriber_types, &notifiers);

@@ -332,3 +332,57 @@ fn a_body_cut_short_is_400_and_changes_nothing() {
     let listed = client.get("/v2/queues/kept/messages?echo=true").send();
     assert_eq!(listed.status, 200, "the message is still there");
 }
+
+#[test]
+fn too_many_or_too_large_headers_get_431_and_the_server_goes_on() {
+    let server = TestServer::start_with(
+        "[drivers.transport.wsgi]\nmax_headers = 20\nmax_header_size = 8192\n",
+    );
+    let many: String = (0..40).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+    let answer = raw_exchange(
+        &server,
+        &format!("GET /v2/ping HTTP/1.1\r\n{HEADERS}{many}\r\n"),
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    let large = format!("X-Filler: {}\r\n", "a".repeat(10_000));
+    let answer = raw_exchange(
+        &server,
+        &format!("GET /v2/ping HTTP/1.1\r\n{HEADERS}{large}\r\n"),
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    // Within both limits the same request is served.
+    let few: String = (0..5).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect();
+    let answer = raw_exchange(
+        &server,
+        &format!("GET /v2/ping HTTP/1.1\r\n{HEADERS}{few}\r\n"),
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+}
+
+#[test]
+fn connections_beyond_the_transport_cap_get_503_whatever_their_address() {
+    let server = TestServer::start_with(
+        "[drivers.transport.wsgi]\nmax_connections = 10\nmax_connections_per_address = 0\n",
+    );
+    let address = server.address("wsgi").to_string();
+    let held: Vec<TcpStream> = (0..10u8)
+        .map(|i| connect_from([127, 0, 0, 10 + i], &address).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut excess = connect_from([127, 0, 0, 30], &address).unwrap();
+    let answer = read_until_closed(&mut excess, Duration::from_secs(10)).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    let error: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(error["title"], "Service Unavailable");
+
+    drop(held);
+    wait_for("room for a new connection", Duration::from_secs(10), || {
+        ping_works(&server)
+    });
+}

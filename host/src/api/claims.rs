@@ -7,6 +7,8 @@ use plugin_api::{
     ErrorCode,
 };
 
+use crate::metrics::{self, StoreOp};
+
 use super::{
     action::{Caller, Reply},
     body::{int_field, parse_object, parse_optional_object},
@@ -51,10 +53,14 @@ pub async fn create(
         limit,
         dead_letter: dead_letter(&policy).into(),
     };
-    let claim = store
-        .claim_create(queue, request, api.now_ms())
-        .await
-        .map_err(|e| ApiError::storage(e, FAILED))?;
+    let claim = metrics::timed(
+        StoreOp::ClaimCreate,
+        store.claim_create(queue, request, api.now_ms()),
+        |claim| claim.messages.len(),
+    )
+    .await
+    .map_err(|e| ApiError::storage(e, FAILED))?;
+    metrics::global().claimed(claim.messages.len());
     Ok(Reply::ClaimCreated(claim))
 }
 

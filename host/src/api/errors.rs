@@ -70,6 +70,9 @@ pub enum ApiError {
     },
     /// Subscription PATCH naming only unknown fields (Zaqar's wording).
     UnableToUpdateSubscription { id: String },
+    /// The project made more requests than `[server]
+    /// rate_limit_per_project` allows: 429 with `Retry-After`.
+    TooManyRequests { retry_after: u64 },
     /// The backend is unavailable: `<what failed> Please try again in a few seconds.`
     Unavailable(&'static str),
     /// A bug or a plugin panic: the request fails, the server keeps serving.
@@ -126,6 +129,7 @@ impl ApiError {
             Self::UnableToDelete { status, .. } | Self::Refused { status, .. } => *status,
             Self::Unavailable(_) => 503,
             Self::Internal(_) => 500,
+            Self::TooManyRequests { .. } => 429,
             Self::FormUrlencodedBody
             | Self::MissingClientId
             | Self::MalformedClientId
@@ -172,6 +176,7 @@ impl ApiError {
             Self::Refused { title, .. } => (*title).into(),
             Self::UnableToUpdateSubscription { .. } => "Unable to update subscription".into(),
             Self::Unavailable(_) => "Service temporarily unavailable".into(),
+            Self::TooManyRequests { .. } => "Too many requests".into(),
             Self::Internal(_) => "Internal server error".into(),
         }
     }
@@ -216,6 +221,9 @@ impl ApiError {
             Self::Refused { description, .. } => description.clone(),
             Self::UnableToUpdateSubscription { id } => format!("Subscription {id} could not be updated."),
             Self::Unavailable(what) => format!("{what} Please try again in a few seconds."),
+            Self::TooManyRequests { retry_after } => format!(
+                "This project made more requests than the server allows per second; nothing was changed. Please try again in {retry_after} second(s)."
+            ),
             Self::Internal(what) => (*what).into(),
         };
         Some(text)
@@ -230,6 +238,9 @@ impl ApiError {
                 location: Some(location),
                 ..
             } => vec![("location", location.clone())],
+            Self::TooManyRequests { retry_after } => {
+                vec![("retry-after", retry_after.to_string())]
+            }
             _ => Vec::new(),
         }
     }

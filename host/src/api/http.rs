@@ -18,6 +18,7 @@ use super::{
     validation::{ClientId, ProjectId, QueueName},
     Api,
 };
+use crate::metrics::Route;
 
 /// An HTTP answer before it crosses the boundary.
 #[derive(Debug)]
@@ -86,9 +87,10 @@ impl HttpResponse {
     }
 }
 
-/// Serves one HTTP request. HEAD answers carry no body.
-pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
-    let mut response = match serve(api, request).await {
+/// Serves one HTTP request. HEAD answers carry no body. `route` learns
+/// what the request asked for, as far as it got (for the metrics).
+pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpResponse {
+    let mut response = match serve(api, request, route).await {
         Ok(response) => response,
         Err(error) => HttpResponse::error(&error),
     };
@@ -106,12 +108,21 @@ fn header<'a>(request: &'a ApiRequest, name: &str) -> Option<&'a str> {
         .map(|h| h.value.as_str())
 }
 
-async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
+async fn serve(api: &Api, request: &ApiRequest, seen: &mut Route) -> ApiResult<HttpResponse> {
     // An unknown route is a 404 before any header is looked at.
-    let route = router::route_with(&request.path, api.admin_mode, api.pooling())
-        .ok_or(ApiError::RouteNotFound)?;
+    let Some(route) = router::route_with(&request.path, api.admin_mode, api.pooling()) else {
+        if request.path.as_str() == "/metrics" && api.metrics {
+            *seen = Route::Metrics;
+            return metrics_endpoint(api, request).await;
+        }
+        return Err(ApiError::RouteNotFound);
+    };
     let method = request.method.as_str();
+    if let Some(action) = route.resource.action(method) {
+        *seen = Route::Action(action);
+    }
     if route.resource == Resource::Versions {
+        *seen = Route::Versions;
         // `/` needs no headers at all.
         return match method {
             "GET" => Ok(HttpResponse::json(300, VERSIONS.as_bytes().to_vec())),
@@ -164,6 +175,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     let params = QueryParams::parse(&request.query);
     if action == Action::MessageList && params.list("ids")?.is_some() {
         action = Action::MessageGetMany;
+        *seen = Route::Action(action);
     }
     let body = (!request.body.is_empty()).then_some(request.body.as_slice());
     if action == Action::QueueUpdate {
@@ -182,6 +194,41 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     // `wait` turns an empty listing or claim into a long-poll.
     let reply = crate::streams::wait::dispatch(api, &caller, &command, &params).await?;
     Ok(render(api, &command, &route.path, reply))
+}
+
+/// `GET /metrics`: the Prometheus exposition, for the admin role only (as
+/// the identity grants it; `X-Roles: admin` under `noauth`).
+async fn metrics_endpoint(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
+    let method = request.method.as_str();
+    if !matches!(method, "GET" | "HEAD" | "OPTIONS") {
+        return Err(ApiError::MethodNotAllowed {
+            allow: "GET, HEAD, OPTIONS".into(),
+        });
+    }
+    if method == "OPTIONS" {
+        return Ok(HttpResponse::empty(200).with("allow", "GET, HEAD, OPTIONS".into()));
+    }
+    let admin = match &api.auth {
+        Some(auth) => {
+            auth.authenticate(
+                &request.headers,
+                Protocol::HTTP,
+                request.peer.as_str(),
+                api.now_ms(),
+            )
+            .await?
+            .admin
+        }
+        None => Caller::roles_grant_admin(header(request, "x-roles")),
+    };
+    if !admin {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(HttpResponse {
+        status: 200,
+        headers: vec![("content-type", crate::metrics::CONTENT_TYPE.into())],
+        body: crate::metrics::global().render().into_bytes(),
+    })
 }
 
 /// Zaqar's first request hook: a pre-signed URL (`URL-Signature` and its
@@ -241,6 +288,7 @@ pub(crate) async fn identify(api: &Api, request: &ApiRequest) -> ApiResult<Calle
         Some(identity) => identity.admin,
         None => api.auth.is_none() && Caller::roles_grant_admin(header(request, "x-roles")),
     };
+    api.admit(&project)?;
     Ok(Caller {
         project,
         client_id,

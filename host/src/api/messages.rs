@@ -6,6 +6,8 @@ use plugin_api::{
     ErrorCode,
 };
 
+use crate::metrics::{self, StoreOp};
+
 use super::{
     action::{Caller, PageQuery, Reply},
     command::{DeleteManyArgs, MessageListArgs, PostBody},
@@ -84,17 +86,19 @@ pub async fn post(
             body: RVec::from(message.body.get().as_bytes()),
         });
     }
-    let posted = api
-        .stores
-        .messages
-        .message_post(
+    let posted = metrics::timed(
+        StoreOp::MessagePost,
+        api.stores.messages.message_post(
             queue.clone(),
             caller.client_id.as_str().into(),
             messages.into(),
             api.now_ms(),
-        )
-        .await
-        .map_err(|e| ApiError::storage(e, FAILED))?;
+        ),
+        |posted| posted.len(),
+    )
+    .await
+    .map_err(|e| ApiError::storage(e, FAILED))?;
+    metrics::global().posted(posted.len());
     // Subscribers hear of it from the store's change feed once it has
     // committed (crate::events), on every host sharing the store.
     Ok(Reply::Posted(posted.into_vec()))
@@ -278,16 +282,22 @@ pub async fn delete(
     let claim_id = claim_id.map(RString::from);
     let queue = queue_ref(caller, queue);
     let store = &api.stores.messages;
-    let result = store
-        .message_delete(
+    let result = metrics::timed(
+        StoreOp::MessageDelete,
+        store.message_delete(
             queue.clone(),
             id.into(),
             claim_id.clone().into(),
             api.now_ms(),
-        )
-        .await;
+        ),
+        |_| 1,
+    )
+    .await;
     match result {
-        Ok(()) => Ok(Reply::Done),
+        Ok(()) => {
+            metrics::global().deleted(1);
+            Ok(Reply::Done)
+        }
         Err(error) => Err(match error.code {
             // Zaqar tells a claim that does not exist (400) from another
             // live claim (403); the store reports both as "claimed".
@@ -364,17 +374,27 @@ pub async fn delete_many(
                 check_claims_held(&messages, claim_ids, now)?;
             }
             let ids: RVec<RString> = ids.iter().map(|id| RString::from(id.as_str())).collect();
-            store
-                .message_delete_many(queue, ids, now)
-                .await
-                .map_err(|e| ApiError::storage(e, "Messages could not be deleted."))?;
+            let named = ids.len();
+            metrics::timed(
+                StoreOp::MessageDeleteMany,
+                store.message_delete_many(queue, ids, now),
+                |_| named,
+            )
+            .await
+            .map_err(|e| ApiError::storage(e, "Messages could not be deleted."))?;
+            // Ids already gone count too: the store does not say which were.
+            metrics::global().deleted(named);
             Ok(Reply::Done)
         }
         (None, Some(pop)) => {
-            let popped = store
-                .message_pop(queue, pop as u32, now)
-                .await
-                .map_err(|e| ApiError::storage(e, "Messages could not be popped."))?;
+            let popped = metrics::timed(
+                StoreOp::MessagePop,
+                store.message_pop(queue, pop as u32, now),
+                |popped| popped.len(),
+            )
+            .await
+            .map_err(|e| ApiError::storage(e, "Messages could not be popped."))?;
+            metrics::global().deleted(popped.len());
             Ok(Reply::Popped(popped.into_vec()))
         }
         (None, None) => Ok(Reply::Done),

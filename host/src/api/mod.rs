@@ -35,6 +35,7 @@ pub mod pools;
 pub mod post_body;
 pub mod queue_patch;
 pub mod queues;
+pub mod rate_limit;
 pub mod render;
 pub mod router;
 pub mod signed_url;
@@ -66,6 +67,7 @@ use plugin_api::{
 
 use crate::{
     config::{Config, Limits},
+    metrics::{self, Route, Transport},
     notify::Dispatcher,
     pools::Pools,
 };
@@ -112,6 +114,10 @@ pub struct Api {
     stopping: tokio::sync::watch::Sender<bool>,
     /// `[server.cors]`.
     cors: crate::streams::cors::Cors,
+    /// `[server] rate_limit_per_project`; `None` when off.
+    rate_limit: Option<rate_limit::RateLimit>,
+    /// `[server] metrics`: whether `GET /metrics` is served.
+    metrics: bool,
 }
 
 impl Api {
@@ -133,6 +139,11 @@ impl Api {
             streams: config.streams.clone(),
             stopping: tokio::sync::watch::channel(false).0,
             cors: crate::streams::cors::Cors::new(&config.server.cors.allowed_origins),
+            rate_limit: rate_limit::RateLimit::new(
+                config.server.rate_limit_per_project,
+                config.server.rate_limit_burst,
+            ),
+            metrics: config.server.metrics,
         }
     }
 
@@ -163,6 +174,14 @@ impl Api {
     pub fn with_auth(mut self, strategy: plugin_api::auth::AuthenticatorBox) -> Self {
         self.auth = Some(auth::Auth::new(strategy));
         self
+    }
+
+    /// Refuses a request of `project` beyond its rate limit (if any).
+    pub fn admit(&self, project: &validation::ProjectId) -> ApiResult<()> {
+        match &self.rate_limit {
+            Some(limit) => limit.admit(project.as_str()),
+            None => Ok(()),
+        }
     }
 
     /// The current time as the stores expect it.
@@ -254,23 +273,30 @@ impl Api {
     /// not arrive whole, or was over the transport's limit, is refused
     /// before anything runs, so it changes nothing.
     async fn respond(&self, request: ApiRequest, body: BodyState) -> ApiResponse {
+        let started = std::time::Instant::now();
         let request_id = format!("req-{}", uuid::Uuid::new_v4());
         let refused = match body {
             BodyState::COMPLETE => None,
             BodyState::TOO_LARGE => Some(ApiError::BodyTooLarge),
             _ => Some(ApiError::body("The request body did not arrive whole.")),
         };
+        let mut route = Route::Unrouted;
+        let transport = if request.protocol == Protocol::WEBSOCKET {
+            Transport::WebSocket
+        } else {
+            Transport::Http
+        };
         let (status, mut headers, body) = if let Some(error) = refused {
             let response = http::HttpResponse::error(&error);
             (response.status, response.headers, response.body)
-        } else if request.protocol == Protocol::WEBSOCKET {
+        } else if transport == Transport::WebSocket {
             // A panic answers its frame with a 500 envelope, as HTTP answers
             // 500, and the socket carries on.
-            let served = CatchUnwind(Box::pin(websocket::handle(self, &request))).await;
+            let served = CatchUnwind(Box::pin(websocket::handle(self, &request, &mut route))).await;
             let response = served.unwrap_or_else(|| websocket::internal_error(&request));
             (response.status, response.headers, response.body)
         } else {
-            let served = CatchUnwind(Box::pin(http::handle(self, &request))).await;
+            let served = CatchUnwind(Box::pin(http::handle(self, &request, &mut route))).await;
             let response = served.unwrap_or_else(|| {
                 let mut response = http::HttpResponse::error(&ApiError::Internal(
                     "The request could not be served.",
@@ -282,6 +308,7 @@ impl Api {
             });
             (response.status, response.headers, response.body)
         };
+        metrics::global().request(route, transport, status, started.elapsed());
         headers.push(("x-openstack-request-id", request_id));
         ApiResponse {
             status,
@@ -328,6 +355,7 @@ impl HostApi for Api {
     }
 
     async fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> PluginResult<()> {
+        metrics::global().websocket_opened();
         self.notify.pushes.open(connection.as_str(), sink);
         Ok(())
     }
@@ -335,6 +363,7 @@ impl HostApi for Api {
     /// Ends the connection's socket subscriptions, in the registry and in
     /// the store (Zaqar deletes a socket's subscriptions when it closes).
     async fn connection_closed(&self, connection: RString) -> PluginResult<()> {
+        metrics::global().websocket_closed();
         if let Some(auth) = &self.auth {
             auth.socket_closed(connection.as_str());
         }

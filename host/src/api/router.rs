@@ -128,6 +128,26 @@ const NAMES: &[(Action, &str)] = &[
 ];
 
 impl Action {
+    /// How many actions there are.
+    pub const COUNT: usize = NAMES.len();
+
+    /// Every action, in declaration order (`ALL[a.index()] == a`).
+    pub const ALL: [Action; Action::COUNT] = {
+        let mut all = [Action::GetHomeDoc; Action::COUNT];
+        let mut i = 0;
+        while i < Action::COUNT {
+            all[i] = NAMES[i].0;
+            i += 1;
+        }
+        all
+    };
+
+    /// The action's position in [`Action::ALL`], for tables indexed by
+    /// action (the metrics' counters).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The wire name (`queue_create`, ...).
     pub fn name(self) -> &'static str {
         NAMES
@@ -437,6 +457,13 @@ mod tests {
         );
         assert_eq!(Resource::Pool.allow(), "DELETE, GET, PATCH, PUT, OPTIONS");
         assert_eq!(Action::from_name("pool_create"), Some(Action::PoolCreate));
+    }
+
+    #[test]
+    fn every_action_is_listed_once_in_declaration_order() {
+        for (i, action) in Action::ALL.iter().enumerate() {
+            assert_eq!(action.index(), i, "{action:?}");
+        }
     }
 
     #[test]

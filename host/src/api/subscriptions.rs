@@ -94,7 +94,7 @@ fn validate(document: &Map<String, Value>, api: &Api) -> ApiResult<SubscriptionF
 /// address (or `localhost`): otherwise a tenant could make the server POST
 /// into the operator's network. Names are checked again by the webhook sink
 /// on every resolved address, so DNS cannot get around this.
-fn check_public_address(uri: &str) -> ApiResult<()> {
+pub fn check_public_address(uri: &str) -> ApiResult<()> {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return Ok(());
     };
@@ -126,7 +126,7 @@ fn check_public_address(uri: &str) -> ApiResult<()> {
 
 /// The scheme of a subscriber URI, lowercased, as Python's `urlparse` finds
 /// it; `None` when there is none.
-pub(crate) fn url_scheme(uri: &str) -> Option<String> {
+pub fn url_scheme(uri: &str) -> Option<String> {
     let (scheme, _) = uri.split_once(':')?;
     let mut chars = scheme.chars();
     let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())

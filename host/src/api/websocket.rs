@@ -29,6 +29,7 @@ use super::{
     validation::{ClientId, ProjectId, QueueName},
     Api,
 };
+use crate::metrics::Route;
 
 const MSGPACK: &str = "application/x-msgpack";
 
@@ -70,8 +71,9 @@ const WEBSOCKET_ACTIONS: &[Action] = &[
     Action::FlavorDelete,
 ];
 
-/// Serves one WebSocket frame.
-pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
+/// Serves one WebSocket frame; `route` learns the action it named (for
+/// the metrics).
+pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpResponse {
     let binary = request
         .headers
         .iter()
@@ -116,6 +118,7 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
         Ok(Decoded::Frame(frame))
             if frame::as_string(frame.action).as_deref() == Some("authenticate") =>
         {
+            *route = Route::Authenticate;
             let checked = match &api.auth {
                 Some(auth) => auth
                     .authenticate(
@@ -153,6 +156,7 @@ pub async fn handle(api: &Api, request: &ApiRequest) -> HttpResponse {
                 request.connection.as_str(),
                 binary,
                 &mut result,
+                route,
             )
             .await;
             envelope(&mut out, &frame, false, &result, status)
@@ -276,6 +280,7 @@ async fn serve(
     connection: &str,
     binary: bool,
     out: &mut Vec<u8>,
+    route: &mut Route,
 ) -> u16 {
     let name = match frame.action {
         None => "None".to_string(),
@@ -301,6 +306,7 @@ async fn serve(
             }
         },
     };
+    *route = Route::Action(action);
     // The health probe exists only in admin mode, as `/v2/health` does; it
     // is not even announced otherwise.
     if action == Action::CheckNodeHealth && !api.admin_mode {
@@ -353,6 +359,9 @@ async fn serve(
         Ok(project) => project,
         Err(error) => return failure(out, &error),
     };
+    if let Err(error) = api.admit(&project) {
+        return failure(out, &error);
+    }
     let fields = Fields::read(frame.body);
     let queue = if needs_identity && action != Action::QueueList && !action.is_pooling_admin() {
         let Some(name) = frame::as_string(fields.queue_name) else {

@@ -277,10 +277,16 @@ impl Worker {
                 };
                 notifier.deliver(delivery.clone()).await
             };
+            crate::metrics::global().notification_attempt(
+                &record.subscriber,
+                attempt,
+                result.is_ok(),
+            );
             match result {
                 Ok(()) => return Outcome::Delivered,
                 Err(error) if error.code == ErrorCode::DELIVERY_PERMANENT => {
                     tracing::warn!(%error, seq = message.seq, "notification refused for good; skipped");
+                    crate::metrics::global().notification_gave_up(&record.subscriber);
                     return Outcome::GaveUp;
                 }
                 Err(error) if error.code == ErrorCode::PANICKED => {
@@ -299,6 +305,7 @@ impl Worker {
             attempts,
             "notification not delivered after every retry; skipped"
         );
+        crate::metrics::global().notification_gave_up(&record.subscriber);
         Outcome::GaveUp
     }
 
