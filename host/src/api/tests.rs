@@ -641,6 +641,11 @@ impl plugin_api::transport::PushSink for Recorder {
 async fn a_subscribed_socket_receives_posts_until_it_closes() {
     let dir = TempDir::new();
     let api = embedded_api(&dir).await;
+    // No session is kept, so closing deletes at once, as Zaqar does.
+    api.notify.pushes.configure(&crate::streams::StreamsConfig {
+        session_ttl: 0,
+        ..Default::default()
+    });
     let recorder = Recorder::default();
     api.connection_opened(
         "ws1".into(),
