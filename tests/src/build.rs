@@ -1,7 +1,7 @@
 //! Building workspace artifacts once per test process.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     path::{Path, PathBuf},
     process::Command,
     sync::{Mutex, OnceLock},
@@ -65,6 +65,35 @@ pub fn server_binary_release() -> PathBuf {
 /// (`zaqar_notifier_file`).
 pub fn plugin_library(package: &str, lib_name: &str) -> PathBuf {
     built_library(package, lib_name, false)
+}
+
+/// The dynamic libraries of several workspace `cdylib` packages, built
+/// together in one cargo run (debug profile) on first use: one feature
+/// resolution for all of them, so every test binary that asks for the same
+/// set reuses the same artifacts. `libraries` are (package, library name).
+pub fn plugin_libraries(libraries: &[(&str, &str)]) -> Vec<PathBuf> {
+    static BUILT: OnceLock<Mutex<HashSet<Vec<String>>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    let packages: Vec<String> = libraries.iter().map(|(p, _)| p.to_string()).collect();
+    if !built.contains(&packages) {
+        let mut args: Vec<&str> = Vec::new();
+        for package in &packages[1..] {
+            args.extend(["-p", package.as_str()]);
+        }
+        cargo_build(&packages[0], &args);
+        built.insert(packages);
+    }
+    libraries
+        .iter()
+        .map(|(_, lib_name)| {
+            target_dir().join("debug").join(format!(
+                "{}{lib_name}.{}",
+                std::env::consts::DLL_PREFIX,
+                std::env::consts::DLL_EXTENSION
+            ))
+        })
+        .collect()
 }
 
 /// Like [`plugin_library`], optimised (for benchmarks).

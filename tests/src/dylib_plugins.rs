@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use crate::build::plugin_library;
+use crate::build::plugin_libraries;
 
 /// The environment variable that selects where plugins come from.
 pub const SWITCH: &str = "ZAQAR_TEST_PLUGINS";
@@ -23,6 +23,31 @@ const ALWAYS: [Library; 4] = [
     ("notifier-webhook-dylib", "zaqar_notifier_webhook"),
     ("notifier-mailto-dylib", "zaqar_notifier_mailto"),
 ];
+
+/// Every built-in plugin's library. They are always built together
+/// ([`plugin_libraries`]), whichever a test needs, so every test binary
+/// and every pass of scripts/test.sh builds them once.
+const ALL: [Library; 9] = [
+    ALWAYS[0],
+    ALWAYS[1],
+    ALWAYS[2],
+    ALWAYS[3],
+    ("storage-embedded-dylib", "zaqar_storage_embedded"),
+    ("storage-postgresql-dylib", "zaqar_storage_postgresql"),
+    ("storage-redis-dylib", "zaqar_storage_redis"),
+    ("auth-static-dylib", "zaqar_auth_static"),
+    ("auth-keystone-dylib", "zaqar_auth_keystone"),
+];
+
+/// The path of a built-in's library (`zaqar_storage_redis`), built with
+/// all the others on first use.
+pub fn library(lib_name: &str) -> PathBuf {
+    let index = ALL
+        .iter()
+        .position(|(_, lib)| *lib == lib_name)
+        .unwrap_or_else(|| panic!("{lib_name} is not a built-in plugin's library"));
+    plugin_libraries(&ALL).swap_remove(index)
+}
 
 /// The library of the store `name` (`[drivers] message_store` or
 /// `management_store`), if a built-in has that name.
@@ -66,17 +91,17 @@ pub fn libraries_for(config: &toml::Table) -> Vec<PathBuf> {
     };
     let mut libraries: Vec<Library> = ALWAYS.to_vec();
     for role in ["message_store", "management_store"] {
-        let name = text(&["drivers", role, "name"]).unwrap_or_else(|| "embedded".into());
+        // `[drivers.<role>] name = "x"`, or `[drivers] <role> = "x"`.
+        let name = text(&["drivers", role, "name"])
+            .or_else(|| text(&["drivers", role]))
+            .unwrap_or_else(|| "embedded".into());
         libraries.extend(store_library(&name));
     }
     if let Some(strategy) = text(&["server", "auth_strategy"]) {
         libraries.extend(auth_library(&strategy));
     }
     libraries.dedup();
-    libraries
-        .iter()
-        .map(|(package, lib)| plugin_library(package, lib))
-        .collect()
+    libraries.iter().map(|(_, lib)| library(lib)).collect()
 }
 
 /// In dylib mode, see [`load_from_libraries`].

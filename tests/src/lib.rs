@@ -16,7 +16,7 @@ mod stores;
 mod ws;
 
 pub use build::{
-    cargo_out_of_tree, example_library, plugin_library, plugin_library_release,
+    cargo_out_of_tree, example_library, plugin_libraries, plugin_library, plugin_library_release,
     plugin_library_v1_0, server_binary, server_binary_release, workspace_root,
 };
 pub use http::{Client, RequestBuilder, Response};

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::{json, Value};
 use zaqar_host::plugins::{self, Plugin, Registry};
-use zaqar_tests::plugin_library;
+use zaqar_tests::dylib_plugins;
 
 /// The registry with only the stores' libraries (no built-ins), loaded
 /// once per test process: a library is never unloaded.
@@ -17,9 +17,9 @@ fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| {
         let libraries = [
-            plugin_library("storage-embedded-dylib", "zaqar_storage_embedded"),
-            plugin_library("storage-postgresql-dylib", "zaqar_storage_postgresql"),
-            plugin_library("storage-redis-dylib", "zaqar_storage_redis"),
+            dylib_plugins::library("zaqar_storage_embedded"),
+            dylib_plugins::library("zaqar_storage_postgresql"),
+            dylib_plugins::library("zaqar_storage_redis"),
         ];
         let registry = Registry::discover_with(&libraries, false);
         assert!(registry.refusals().is_empty(), "{:?}", registry.refusals());
