@@ -36,6 +36,8 @@ pub struct Config {
     pub signed_url: SignedUrl,
     /// Zaqar's `[notification]` options.
     pub notification: NotificationOptions,
+    /// Resumable event streams: sockets, server-sent events, long-poll.
+    pub streams: crate::streams::StreamsConfig,
 }
 
 /// Zaqar's `[DEFAULT]` options that apply here.
@@ -56,6 +58,18 @@ pub struct ServerOptions {
     /// turns each request's credentials into an identity (`keystone`,
     /// `static`, a third party's). See docs/auth.md.
     pub auth_strategy: String,
+    /// `[server.cors]`: which web origins may call the API from a browser.
+    pub cors: CorsOptions,
+}
+
+/// `[server.cors]`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsOptions {
+    /// Origins (`https://dash.example`) allowed to call the HTTP API and
+    /// open event streams from a browser, and to open WebSockets; `"*"`
+    /// allows any. Empty (the default): same origin only.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +80,7 @@ impl Default for ServerOptions {
             log_level: "info".into(),
             log_format: "text".into(),
             auth_strategy: NO_AUTH.into(),
+            cors: CorsOptions::default(),
         }
     }
 }
@@ -377,6 +392,7 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, String> {
         .management_store
         .validate("management_store")?;
     check_choices(&config)?;
+    config.streams.validate()?;
     check_unused_tables(&config)?;
     if let Some(dir) = file.as_ref().and_then(|f| f.parent()) {
         for path in &mut config.plugins.paths {

@@ -25,6 +25,7 @@ pub mod notify;
 pub mod plugins;
 pub mod push;
 pub mod server;
+pub mod streams;
 
 // Linked for their `register_builtin!` side effect.
 use auth_keystone as _;

@@ -2,24 +2,32 @@
 //! which queue, and the fan-out of new messages to them.
 //!
 //! A WebSocket `subscription_create` without a subscriber subscribes the
-//! socket itself, as Zaqar does. The subscription is stored (so listings
-//! show it) and indexed here by queue. Each queue with subscribed sockets on
-//! this host has one **pump**: it waits on the queue's tail
-//! ([`crate::events`]), reads the messages after the lowest cursor of the
-//! queue's subscriptions from the store, and pushes each, in sequence
-//! order, to every subscription whose cursor is behind it. Reading from the
-//! store rather than from the post makes a push reach sockets on every
-//! host sharing the store, keeps concurrent posts in sequence order, and
-//! lets a wake-up be missed without a message being missed: the cursor says
-//! where each socket stands.
+//! socket itself, as Zaqar does; a server-sent event stream is a
+//! connection of its own with one subscription. The subscription is
+//! indexed here by queue. Each queue with subscriptions on this host has
+//! one **pump**: it waits on the queue's tail ([`crate::events`]), reads
+//! the messages after the lowest cursor of the queue's subscriptions from
+//! the store, and pushes each, in sequence order, to every subscription
+//! whose cursor is behind it (and whose filter it passes). Reading from the
+//! store rather than from the post makes a push reach connections on every
+//! host sharing the store, keeps concurrent posts in sequence order, lets a
+//! wake-up be missed without a message being missed, and makes history
+//! (a subscription starting behind the queue's last seq) and live pushes
+//! one stream with no seam: the cursor says where each subscription stands.
+//!
+//! A socket's subscriptions form its **session**: when the socket closes
+//! they are kept (cursors, unacked pushes) for the configured time, and
+//! `session_resume` on a new socket of the same project and client takes
+//! them over.
 
 use std::{
-    collections::HashMap,
+    cell::OnceCell,
+    collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use plugin_api::{
@@ -27,12 +35,14 @@ use plugin_api::{
     transport::{PushFrame, PushSink, PushSinkBox},
     types::ROption,
 };
+use serde_json::Value;
 use tokio::sync::Notify;
 
 use crate::{
-    api::clock,
+    api::{clock, frame::json_to_msgpack, render::push_str},
     events::Events,
-    notify::payload::{notification_json, notification_msgpack, Notified},
+    notify::payload::{notification_json, Notified},
+    streams::{filter::Filter, options::Gap, StreamsConfig},
 };
 
 /// Messages read from the store per pump round.
@@ -42,26 +52,84 @@ const IDLE_RECHECK: Duration = Duration::from_secs(30);
 /// Back-off after the store failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
-/// One socket subscription.
+/// How a subscription's pushes are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A JSON text frame.
+    Json,
+    /// A MessagePack binary frame.
+    MsgPack,
+    /// A server-sent event (`id:`, `event:`, `data:`).
+    ServerSentEvent,
+}
+
+/// Where a new subscription starts and what it wants.
+#[derive(Debug, Clone)]
+pub struct StreamSpec {
+    /// How pushes are written.
+    pub format: Format,
+    /// Messages after this seq are pushed.
+    pub after_seq: u64,
+    /// Announced before any message.
+    pub gap: Option<Gap>,
+    /// Messages not passing it are skipped (the cursor still advances).
+    pub filter: Filter,
+    /// Whether pushes wait for acks.
+    pub acks: bool,
+}
+
+/// What a subscription has been sent but not acked.
+#[derive(Default)]
+struct AckWindow {
+    /// Seq → when it is due again and the frame to send.
+    unacked: BTreeMap<u64, (Instant, Vec<u8>)>,
+}
+
+struct SubscriptionState {
+    /// The sequence number of the last message pushed (or skipped, or owed
+    /// to it before it subscribed); only later ones are pushed.
+    delivered: AtomicU64,
+    /// A gap to announce before anything else.
+    gap: Mutex<Option<Gap>>,
+    /// Unacked pushes, for subscriptions with acks on.
+    acks: Option<Mutex<AckWindow>>,
+}
+
+/// One subscription of a connection.
 #[derive(Clone)]
-struct SocketSubscription {
+struct Subscription {
     connection: String,
     subscription_id: String,
-    binary: bool,
-    /// The sequence number of the last message pushed (or owed to it
-    /// before it subscribed); only later ones are pushed.
-    delivered: Arc<AtomicU64>,
+    format: Format,
+    filter: Arc<Filter>,
+    state: Arc<SubscriptionState>,
 }
 
 struct Connection {
     sink: Arc<PushSinkBox>,
     subscriptions: Vec<(QueueRef, String)>,
+    session_id: String,
+    /// Project and Client-ID of whoever subscribed first; only they may
+    /// resume the session.
+    owner: Option<(String, String)>,
+    /// Sockets keep their session after they close; event streams do not.
+    resumable: bool,
+}
+
+/// A closed socket's session, waiting to be resumed.
+struct Detached {
+    owner: Option<(String, String)>,
+    subscriptions: Vec<(QueueRef, String)>,
+    /// Which detachment this is, so an expiry timer of an earlier one
+    /// (the session was resumed, then dropped again) leaves it alone.
+    generation: u64,
 }
 
 #[derive(Default)]
 struct QueuePushes {
-    subscriptions: Vec<SocketSubscription>,
-    /// Wakes the queue's pump when a subscription is added.
+    subscriptions: Vec<Subscription>,
+    /// Wakes the queue's pump when a subscription is added, acked or
+    /// resumed.
     added: Arc<Notify>,
     pumping: bool,
 }
@@ -70,6 +138,64 @@ struct QueuePushes {
 struct State {
     connections: HashMap<String, Connection>,
     by_queue: HashMap<QueueRef, QueuePushes>,
+    sessions: HashMap<String, Detached>,
+    generation: u64,
+}
+
+/// Limits the hub applies (from `[streams]`).
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    ack_timeout: Duration,
+    max_unacked: usize,
+    session_ttl: Duration,
+}
+
+impl From<&StreamsConfig> for Limits {
+    fn from(config: &StreamsConfig) -> Self {
+        Self {
+            ack_timeout: Duration::from_secs(config.ack_timeout),
+            max_unacked: config.max_unacked,
+            session_ttl: Duration::from_secs(config.session_ttl),
+        }
+    }
+}
+
+/// A subscription taken over by `session_resume`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resumed {
+    /// The queue.
+    pub queue: QueueRef,
+    /// The subscription's id.
+    pub subscription_id: String,
+    /// The last seq pushed to it.
+    pub cursor: u64,
+}
+
+/// Why a session could not be resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumeRefused {
+    /// No such session (never was, expired, or taken over already).
+    Unknown,
+    /// The session belongs to another project or client.
+    NotOwner,
+}
+
+/// Which pushes an ack covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ack {
+    /// These seqs.
+    Seqs(Vec<u64>),
+    /// Every seq up to this one.
+    UpTo(u64),
+}
+
+/// Why an ack was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckRefused {
+    /// The connection has no such subscription.
+    Unknown,
+    /// The subscription was made without acks.
+    NotAcked,
 }
 
 /// The open connections of this node and what they subscribed to.
@@ -77,9 +203,10 @@ pub struct PushHub {
     state: Arc<Mutex<State>>,
     store: Arc<MessageStoreBox>,
     events: Arc<Events>,
+    limits: Mutex<Limits>,
 }
 
-fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+fn lock<T>(state: &Mutex<T>) -> MutexGuard<'_, T> {
     // The state stays consistent across a panic elsewhere: every mutation
     // below completes without calling out.
     state.lock().unwrap_or_else(|e| e.into_inner())
@@ -92,42 +219,106 @@ impl PushHub {
             state: Arc::default(),
             store,
             events,
+            limits: Mutex::new(Limits::from(&StreamsConfig::default())),
         }
+    }
+
+    /// Applies `[streams]`.
+    pub fn configure(&self, config: &StreamsConfig) {
+        *lock(&self.limits) = Limits::from(config);
+    }
+
+    fn limits(&self) -> Limits {
+        *lock(&self.limits)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         lock(&self.state)
     }
 
-    /// A connection opened.
+    /// The queue's tail, for listeners that read the store themselves.
+    pub fn tail(&self, queue: &QueueRef) -> tokio::sync::watch::Receiver<u64> {
+        self.events.tail(queue)
+    }
+
+    /// A socket opened.
     pub fn open(&self, connection: &str, sink: PushSinkBox) {
+        self.open_connection(connection, sink, true);
+    }
+
+    /// A stream that is a connection of its own (server-sent events)
+    /// opened; it has no session to resume once it closes.
+    pub fn open_stream(&self, connection: &str, sink: PushSinkBox) {
+        self.open_connection(connection, sink, false);
+    }
+
+    fn open_connection(&self, connection: &str, sink: PushSinkBox, resumable: bool) {
         self.state().connections.insert(
             connection.to_string(),
             Connection {
                 sink: Arc::new(sink),
                 subscriptions: Vec::new(),
+                session_id: uuid::Uuid::new_v4().simple().to_string(),
+                owner: None,
+                resumable,
             },
         );
     }
 
     /// A connection closed: forgets it and returns the subscriptions it
-    /// held, for the caller to delete from the store.
+    /// held, for the caller to delete from the store. A socket's
+    /// subscriptions are kept instead (and nothing returned) for the
+    /// session's time to live; they are deleted when it runs out unless a
+    /// new socket resumed them.
     pub fn close(&self, connection: &str) -> Vec<(QueueRef, String)> {
+        let ttl = self.limits().session_ttl;
         let mut state = self.state();
         let Some(closed) = state.connections.remove(connection) else {
             return Vec::new();
         };
-        for (queue, _) in &closed.subscriptions {
-            if let Some(pushes) = state.by_queue.get_mut(queue) {
-                pushes.subscriptions.retain(|s| s.connection != connection);
-            }
+        if closed.resumable && !ttl.is_zero() && !closed.subscriptions.is_empty() {
+            state.generation += 1;
+            let generation = state.generation;
+            state.sessions.insert(
+                closed.session_id.clone(),
+                Detached {
+                    owner: closed.owner,
+                    subscriptions: closed.subscriptions,
+                    generation,
+                },
+            );
+            let expiry = Expiry {
+                state: self.state.clone(),
+                store: self.store.clone(),
+                session_id: closed.session_id,
+                generation,
+            };
+            tokio::spawn(expiry.after(ttl));
+            return Vec::new();
         }
+        forget(&mut state, connection, &closed.subscriptions);
         closed.subscriptions
     }
 
     /// Whether the connection is open on this node.
     pub fn is_open(&self, connection: &str) -> bool {
         self.state().connections.contains_key(connection)
+    }
+
+    /// The connection's session id (one per socket).
+    pub fn session_id(&self, connection: &str) -> Option<String> {
+        self.state()
+            .connections
+            .get(connection)
+            .map(|c| c.session_id.clone())
+    }
+
+    /// How many subscriptions the connection holds.
+    pub fn subscription_count(&self, connection: &str) -> usize {
+        self.state()
+            .connections
+            .get(connection)
+            .map_or(0, |c| c.subscriptions.len())
     }
 
     /// Subscribes an open connection to a queue, from the message after
@@ -141,6 +332,31 @@ impl PushHub {
         binary: bool,
         after_seq: u64,
     ) -> bool {
+        let spec = StreamSpec {
+            format: if binary {
+                Format::MsgPack
+            } else {
+                Format::Json
+            },
+            after_seq,
+            gap: None,
+            filter: Filter::default(),
+            acks: false,
+        };
+        self.subscribe_with(connection, queue, subscription_id, None, spec)
+    }
+
+    /// Subscribes an open connection to a queue as `spec` says; `owner`
+    /// (project, Client-ID) becomes the session's owner if it has none.
+    /// Returns false if the connection is not open (any more).
+    pub fn subscribe_with(
+        &self,
+        connection: &str,
+        queue: QueueRef,
+        subscription_id: &str,
+        owner: Option<(String, String)>,
+        spec: StreamSpec,
+    ) -> bool {
         let mut state = self.state();
         let Some(open) = state.connections.get_mut(connection) else {
             return false;
@@ -152,15 +368,24 @@ impl PushHub {
         {
             return true;
         }
+        if open.owner.is_none() {
+            open.owner = owner;
+        }
         open.subscriptions
             .push((queue.clone(), subscription_id.to_string()));
-        let pushes = state.by_queue.entry(queue.clone()).or_default();
-        pushes.subscriptions.push(SocketSubscription {
+        let subscription = Subscription {
             connection: connection.to_string(),
             subscription_id: subscription_id.to_string(),
-            binary,
-            delivered: Arc::new(AtomicU64::new(after_seq)),
-        });
+            format: spec.format,
+            filter: Arc::new(spec.filter),
+            state: Arc::new(SubscriptionState {
+                delivered: AtomicU64::new(spec.after_seq),
+                gap: Mutex::new(spec.gap),
+                acks: spec.acks.then(Mutex::default),
+            }),
+        };
+        let pushes = state.by_queue.entry(queue.clone()).or_default();
+        pushes.subscriptions.push(subscription);
         pushes.added.notify_one();
         if !pushes.pumping {
             pushes.pumping = true;
@@ -170,13 +395,122 @@ impl PushHub {
                 tail: self.events.tail(&queue),
                 added: pushes.added.clone(),
                 queue,
+                limits: self.limits(),
             };
             tokio::spawn(pump.run());
         }
         true
     }
 
-    /// Forgets one socket subscription (deleted through the API).
+    /// Acks pushes of one of the connection's subscriptions; makes room in
+    /// its unacked window.
+    pub fn ack(
+        &self,
+        connection: &str,
+        subscription_id: &str,
+        ack: &Ack,
+    ) -> Result<(), AckRefused> {
+        let state = self.state();
+        let queue = state
+            .connections
+            .get(connection)
+            .and_then(|c| c.subscriptions.iter().find(|(_, id)| id == subscription_id))
+            .map(|(queue, _)| queue)
+            .ok_or(AckRefused::Unknown)?;
+        let pushes = state.by_queue.get(queue).ok_or(AckRefused::Unknown)?;
+        let subscription = pushes
+            .subscriptions
+            .iter()
+            .find(|s| s.subscription_id == subscription_id)
+            .ok_or(AckRefused::Unknown)?;
+        let window = subscription
+            .state
+            .acks
+            .as_ref()
+            .ok_or(AckRefused::NotAcked)?;
+        let mut window = lock(window);
+        match ack {
+            Ack::Seqs(seqs) => {
+                for seq in seqs {
+                    window.unacked.remove(seq);
+                }
+            }
+            Ack::UpTo(last) => window.unacked.retain(|seq, _| seq > last),
+        }
+        pushes.added.notify_one();
+        Ok(())
+    }
+
+    /// Takes over a closed socket's session: its subscriptions move to
+    /// `connection`, which gets the session's id, and every unacked push is
+    /// sent again first.
+    pub fn resume(
+        &self,
+        connection: &str,
+        session_id: &str,
+        project: &str,
+        client_id: &str,
+    ) -> Result<Vec<Resumed>, ResumeRefused> {
+        let mut state = self.state();
+        let detached = state
+            .sessions
+            .get(session_id)
+            .ok_or(ResumeRefused::Unknown)?;
+        if detached
+            .owner
+            .as_ref()
+            .is_some_and(|(p, c)| p != project || c != client_id)
+        {
+            return Err(ResumeRefused::NotOwner);
+        }
+        if !state.connections.contains_key(connection) {
+            return Err(ResumeRefused::Unknown);
+        }
+        let detached = state
+            .sessions
+            .remove(session_id)
+            .ok_or(ResumeRefused::Unknown)?;
+        let mut resumed = Vec::new();
+        for (queue, id) in &detached.subscriptions {
+            let Some(pushes) = state.by_queue.get_mut(queue) else {
+                continue;
+            };
+            let Some(subscription) = pushes
+                .subscriptions
+                .iter_mut()
+                .find(|s| &s.subscription_id == id)
+            else {
+                continue;
+            };
+            subscription.connection = connection.to_string();
+            if let Some(window) = &subscription.state.acks {
+                let now = Instant::now();
+                for (due, _) in lock(window).unacked.values_mut() {
+                    *due = now;
+                }
+            }
+            resumed.push(Resumed {
+                queue: queue.clone(),
+                subscription_id: id.clone(),
+                cursor: subscription.state.delivered.load(Ordering::SeqCst),
+            });
+            pushes.added.notify_one();
+        }
+        if let Some(open) = state.connections.get_mut(connection) {
+            open.session_id = session_id.to_string();
+            if open.owner.is_none() {
+                open.owner = detached.owner;
+            }
+            open.subscriptions.extend(
+                resumed
+                    .iter()
+                    .map(|r| (r.queue.clone(), r.subscription_id.clone())),
+            );
+        }
+        Ok(resumed)
+    }
+
+    /// Forgets one subscription (deleted through the API).
     pub fn unsubscribe(&self, queue: &QueueRef, subscription_id: &str) {
         let mut state = self.state();
         let mut connection = None;
@@ -188,14 +522,20 @@ impl PushHub {
                 }
                 !matches
             });
+            pushes.added.notify_one();
         }
         if let Some(open) = connection.and_then(|c| state.connections.get_mut(&c)) {
             open.subscriptions
                 .retain(|(q, id)| !(q == queue && id == subscription_id));
         }
+        for detached in state.sessions.values_mut() {
+            detached
+                .subscriptions
+                .retain(|(q, id)| !(q == queue && id == subscription_id));
+        }
     }
 
-    /// Forgets every socket subscription of a deleted queue.
+    /// Forgets every subscription of a deleted queue.
     pub fn forget_queue(&self, queue: &QueueRef) {
         let mut state = self.state();
         let Some(pushes) = state.by_queue.get_mut(queue) else {
@@ -208,14 +548,93 @@ impl PushHub {
                 open.subscriptions.retain(|(q, _)| q != queue);
             }
         }
+        for detached in state.sessions.values_mut() {
+            detached.subscriptions.retain(|(q, _)| q != queue);
+        }
+    }
+}
+
+/// Removes a connection's subscriptions from the queues' indexes.
+fn forget(state: &mut State, connection: &str, subscriptions: &[(QueueRef, String)]) {
+    for (queue, _) in subscriptions {
+        if let Some(pushes) = state.by_queue.get_mut(queue) {
+            pushes.subscriptions.retain(|s| s.connection != connection);
+            pushes.added.notify_one();
+        }
+    }
+}
+
+/// Ends a detached session that was not resumed in time.
+struct Expiry {
+    state: Arc<Mutex<State>>,
+    store: Arc<MessageStoreBox>,
+    session_id: String,
+    generation: u64,
+}
+
+impl Expiry {
+    async fn after(self, ttl: Duration) {
+        tokio::time::sleep(ttl).await;
+        let expired = {
+            let mut state = lock(&self.state);
+            match state.sessions.get(&self.session_id) {
+                Some(detached) if detached.generation == self.generation => {}
+                _ => return,
+            }
+            let Some(detached) = state.sessions.remove(&self.session_id) else {
+                return;
+            };
+            for (queue, id) in &detached.subscriptions {
+                if let Some(pushes) = state.by_queue.get_mut(queue) {
+                    pushes.subscriptions.retain(|s| &s.subscription_id != id);
+                    pushes.added.notify_one();
+                }
+            }
+            detached.subscriptions
+        };
+        tracing::debug!(session = %self.session_id, "socket session expired");
+        for (queue, id) in expired {
+            if let Err(error) = self.store.subscription_delete(queue, id.into()).await {
+                tracing::warn!(%error, "could not delete the subscription of an expired session");
+            }
+        }
     }
 }
 
 /// A subscription's target for one round.
 struct Target {
-    subscription: SocketSubscription,
+    subscription: Subscription,
     sink: Arc<PushSinkBox>,
+    /// The sink refused a frame (connection closed or too slow).
     refused: bool,
+}
+
+impl Target {
+    fn window_full(&self, max_unacked: usize) -> bool {
+        self.subscription
+            .state
+            .acks
+            .as_ref()
+            .is_some_and(|w| lock(w).unacked.len() >= max_unacked)
+    }
+
+    fn send(&mut self, payload: Vec<u8>) -> bool {
+        if self.refused {
+            return false;
+        }
+        let accepted = self.sink.push(PushFrame {
+            binary: self.subscription.format == Format::MsgPack,
+            payload: payload.into(),
+        });
+        if !accepted {
+            self.refused = true;
+            tracing::debug!(
+                connection = %self.subscription.connection,
+                "push refused: connection closed or too slow"
+            );
+        }
+        accepted
+    }
 }
 
 /// The fan-out loop of one queue on this host.
@@ -225,6 +644,7 @@ struct Pump {
     tail: tokio::sync::watch::Receiver<u64>,
     added: Arc<Notify>,
     queue: QueueRef,
+    limits: Limits,
 }
 
 impl Pump {
@@ -233,36 +653,45 @@ impl Pump {
             let Some(mut targets) = self.targets() else {
                 return;
             };
+            self.announce_and_redeliver(&mut targets);
+            let max_unacked = self.limits.max_unacked;
             let from = targets
                 .iter()
-                .map(|t| t.subscription.delivered.load(Ordering::SeqCst))
-                .min()
-                .unwrap_or(0);
-            let query = MessageListQuery {
-                after_seq: ROption::RSome(from),
-                limit: PAGE,
-                exclude_client: ROption::RNone,
-                include_claimed: true,
-                include_delayed: true,
-            };
-            let page = match self
-                .store
-                .message_list(self.queue.clone(), query, clock::now_ms())
-                .await
-            {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::warn!(%error, queue = %self.queue.name, "cannot read messages to push; retrying");
-                    tokio::time::sleep(STORE_RETRY).await;
+                .filter(|t| !t.refused && !t.window_full(max_unacked))
+                .map(|t| t.subscription.state.delivered.load(Ordering::SeqCst))
+                .min();
+            if let Some(from) = from {
+                let query = MessageListQuery {
+                    after_seq: ROption::RSome(from),
+                    limit: PAGE,
+                    exclude_client: ROption::RNone,
+                    include_claimed: true,
+                    include_delayed: true,
+                };
+                let page = match self
+                    .store
+                    .message_list(self.queue.clone(), query, clock::now_ms())
+                    .await
+                {
+                    Ok(page) => page,
+                    Err(error) => {
+                        tracing::warn!(%error, queue = %self.queue.name, "cannot read messages to push; retrying");
+                        tokio::time::sleep(STORE_RETRY).await;
+                        continue;
+                    }
+                };
+                let mut progressed = false;
+                for message in page.iter() {
+                    progressed |= self.push(&mut targets, message);
+                }
+                if page.len() as u32 == PAGE && progressed {
                     continue;
                 }
-            };
-            for message in page.iter() {
-                self.push(&mut targets, message);
             }
-            if page.len() as u32 == PAGE {
-                continue;
-            }
+            let wait = next_due(&targets)
+                .map(|due| due.saturating_duration_since(Instant::now()))
+                .unwrap_or(IDLE_RECHECK)
+                .min(IDLE_RECHECK);
             self.tail.borrow_and_update();
             tokio::select! {
                 changed = self.tail.changed() => {
@@ -271,18 +700,19 @@ impl Pump {
                     }
                 }
                 _ = self.added.notified() => {}
-                _ = tokio::time::sleep(IDLE_RECHECK) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }
 
-    /// The queue's subscriptions now, or `None` (and the pump stops) when
-    /// there are none left.
+    /// The queue's subscriptions with an open connection now, or `None`
+    /// (and the pump stops) when there are none left at all.
     fn targets(&self) -> Option<Vec<Target>> {
         let mut state = lock(&self.state);
         let State {
             connections,
             by_queue,
+            ..
         } = &mut *state;
         let pushes = by_queue.get_mut(&self.queue)?;
         if pushes.subscriptions.is_empty() {
@@ -305,10 +735,38 @@ impl Pump {
         )
     }
 
+    /// Sends pending gaps and unacked pushes that are due.
+    fn announce_and_redeliver(&self, targets: &mut [Target]) {
+        let now = Instant::now();
+        for target in targets.iter_mut() {
+            let state = target.subscription.state.clone();
+            let gap = *lock(&state.gap);
+            if let Some(gap) = gap {
+                let frame = gap_frame(&self.queue, &target.subscription, &gap);
+                if target.send(frame) {
+                    *lock(&state.gap) = None;
+                }
+            }
+            let Some(window) = &state.acks else {
+                continue;
+            };
+            let mut window = lock(window);
+            for (due, payload) in window.unacked.values_mut() {
+                if *due <= now {
+                    if !target.send(payload.clone()) {
+                        break;
+                    }
+                    *due = now + self.limits.ack_timeout;
+                }
+            }
+        }
+    }
+
     /// Pushes one message to every subscription behind it. A sink that
     /// refuses a frame (its transport closes it as a slow consumer) gets no
-    /// more this round.
-    fn push(&self, targets: &mut [Target], message: &StoredMessage) {
+    /// more this round, nor does a subscription whose unacked window is
+    /// full. Returns whether any cursor moved.
+    fn push(&self, targets: &mut [Target], message: &StoredMessage) -> bool {
         let notified = Notified {
             queue: self.queue.name.as_str(),
             id: message.id.as_str(),
@@ -316,31 +774,106 @@ impl Pump {
             ttl: message.ttl,
             body: &message.body,
         };
-        let (mut text, mut binary) = (None, None);
+        let document = OnceCell::new();
+        let body = OnceCell::new();
+        let mut progressed = false;
         for target in targets.iter_mut().filter(|t| !t.refused) {
-            let delivered = &target.subscription.delivered;
-            if delivered.load(Ordering::SeqCst) >= message.seq {
+            let state = target.subscription.state.clone();
+            if state.delivered.load(Ordering::SeqCst) >= message.seq {
                 continue;
             }
-            let payload = if target.subscription.binary {
-                binary.get_or_insert_with(|| notification_msgpack(&notified))
-            } else {
-                text.get_or_insert_with(|| notification_json(&notified))
-            };
-            let accepted = target.sink.push(PushFrame {
-                binary: target.subscription.binary,
-                payload: payload.clone().into(),
-            });
-            if accepted {
-                delivered.store(message.seq, Ordering::SeqCst);
-            } else {
-                target.refused = true;
-                tracing::debug!(
-                    connection = %target.subscription.connection,
-                    queue = %self.queue.name,
-                    "push refused: connection closed or too slow"
-                );
+            if lock(&state.gap).is_some() || target.window_full(self.limits.max_unacked) {
+                continue;
             }
+            let filter = &target.subscription.filter;
+            if !filter.is_empty() {
+                let parsed: &Option<Value> =
+                    body.get_or_init(|| serde_json::from_slice(&message.body).ok());
+                if !parsed.as_ref().is_some_and(|b| filter.matches_value(b)) {
+                    state.delivered.store(message.seq, Ordering::SeqCst);
+                    progressed = true;
+                    continue;
+                }
+            }
+            let document: &Vec<u8> = document.get_or_init(|| notification_json(&notified));
+            let payload = push_frame(document, message.seq, &target.subscription);
+            let kept = state.acks.as_ref().map(|_| payload.clone());
+            if target.send(payload) {
+                state.delivered.store(message.seq, Ordering::SeqCst);
+                progressed = true;
+                if let (Some(window), Some(kept)) = (&state.acks, kept) {
+                    lock(window).unacked.insert(
+                        message.seq,
+                        (Instant::now() + self.limits.ack_timeout, kept),
+                    );
+                }
+            }
+        }
+        progressed
+    }
+}
+
+/// When the earliest unacked push of these targets falls due.
+fn next_due(targets: &[Target]) -> Option<Instant> {
+    targets
+        .iter()
+        .filter_map(|t| t.subscription.state.acks.as_ref())
+        .filter_map(|window| lock(window).unacked.values().map(|(due, _)| *due).min())
+        .min()
+}
+
+/// The push document (`{"ttl","body","Message_Type":"Notification",
+/// "queue_name","message_id","sequence"}`) with the subscription's id
+/// added, in the subscription's format.
+fn push_frame(document: &[u8], seq: u64, subscription: &Subscription) -> Vec<u8> {
+    let mut json = Vec::with_capacity(document.len() + 64);
+    json.extend_from_slice(&document[..document.len() - 1]);
+    json.extend_from_slice(b",\"subscription_id\":");
+    push_str(&mut json, &subscription.subscription_id);
+    json.push(b'}');
+    encode(json, subscription.format, Some(seq), "message")
+}
+
+/// `{"Message_Type":"Gap","queue_name","subscription_id","requested_seq",
+/// "first_available_seq"}`; as a server-sent event, only the seqs.
+fn gap_frame(queue: &QueueRef, subscription: &Subscription, gap: &Gap) -> Vec<u8> {
+    if subscription.format == Format::ServerSentEvent {
+        let data = format!("{{{}}}", gap.json_fields());
+        return encode(data.into_bytes(), Format::ServerSentEvent, None, "gap");
+    }
+    let mut json = Vec::with_capacity(160);
+    json.extend_from_slice(b"{\"Message_Type\":\"Gap\",\"queue_name\":");
+    push_str(&mut json, &queue.name);
+    json.extend_from_slice(b",\"subscription_id\":");
+    push_str(&mut json, &subscription.subscription_id);
+    json.push(b',');
+    json.extend_from_slice(gap.json_fields().as_bytes());
+    json.push(b'}');
+    encode(json, subscription.format, None, "gap")
+}
+
+fn encode(json: Vec<u8>, format: Format, id: Option<u64>, event: &str) -> Vec<u8> {
+    match format {
+        Format::Json => json,
+        Format::MsgPack => json_to_msgpack(&json).unwrap_or_default(),
+        Format::ServerSentEvent => {
+            // A `data:` line ends at a line break: a body stored with line
+            // breaks is re-written on one line.
+            let json = if json.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+                serde_json::from_slice::<Value>(&json)
+                    .and_then(|v| serde_json::to_vec(&v))
+                    .unwrap_or(json)
+            } else {
+                json
+            };
+            let mut out = Vec::with_capacity(json.len() + 48);
+            if let Some(id) = id {
+                out.extend_from_slice(format!("id: {id}\n").as_bytes());
+            }
+            out.extend_from_slice(format!("event: {event}\ndata: ").as_bytes());
+            out.extend_from_slice(&json);
+            out.extend_from_slice(b"\n\n");
+            out
         }
     }
 }

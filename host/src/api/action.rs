@@ -104,7 +104,21 @@ pub enum Reply {
     Subscription(SubscriptionRecord),
     /// A subscription POST: its id (an existing unconfirmed one's on a
     /// duplicate) and whether it was written now.
-    SubscriptionCreated { id: String, created: bool },
+    /// `stream` is set for a socket's own subscription.
+    SubscriptionCreated {
+        id: String,
+        created: bool,
+        stream: Option<SocketStream>,
+    },
     /// Done; nothing to say (DELETE, PATCH claim, purge, confirm, ...).
     Done,
+}
+
+/// What a socket subscription's answer adds (see [`crate::streams`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketStream {
+    /// The socket's session, for `session_resume`.
+    pub session_id: String,
+    /// The queue's last seq when the subscription started.
+    pub last_seq: u64,
 }

@@ -90,20 +90,23 @@ pub struct Api {
     admin_mode: bool,
     checksum: bool,
     signing_key: Option<String>,
-    stores: Stores,
+    pub(crate) stores: Stores,
     homedoc: Vec<u8>,
     /// Notifications: subscribers of this node's sockets and the delivery
     /// workers of every subscription.
-    notify: Arc<Dispatcher>,
+    pub(crate) notify: Arc<Dispatcher>,
     /// `[notification] allow_private_subscribers`.
     allow_private_subscribers: bool,
     /// The auth strategy; `None` for `noauth`.
     auth: Option<auth::Auth>,
+    /// `[streams]`.
+    pub(crate) streams: crate::streams::StreamsConfig,
 }
 
 impl Api {
     /// Builds the API from the configuration.
     pub fn new(config: &Config, stores: Stores, notify: Arc<Dispatcher>) -> Api {
+        notify.pushes.configure(&config.streams);
         Api {
             limits: config.transport.clone(),
             client_id_rule: ClientIdRule::from_limits(&config.transport),
@@ -115,6 +118,7 @@ impl Api {
             notify,
             allow_private_subscribers: config.notification.allow_private_subscribers,
             auth: None,
+            streams: config.streams.clone(),
         }
     }
 

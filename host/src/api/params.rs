@@ -95,6 +95,16 @@ impl QueryParams {
         Ok((!items.is_empty()).then_some(items))
     }
 
+    /// Every value given for `name`, in order, as given (no comma
+    /// splitting): repeatable parameters such as stream filters.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.pairs
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+            .collect()
+    }
+
     /// Every parameter not in `known`, as text: the queue listing's
     /// metadata filters (`GET /v2/queues?color=red`).
     pub fn others(&self, known: &[&str]) -> Vec<(String, String)> {

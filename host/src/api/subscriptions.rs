@@ -11,8 +11,13 @@ use plugin_api::{
 };
 use serde_json::{Map, Value};
 
+use crate::{
+    push::{Format, StreamSpec},
+    streams::options::{self, StreamOptions},
+};
+
 use super::{
-    action::{Caller, PageQuery, Reply},
+    action::{Caller, PageQuery, Reply, SocketStream},
     body::{int_value, parse_optional_object},
     command::PageArgs,
     errors::{ApiError, ApiResult},
@@ -226,14 +231,17 @@ pub async fn create(
     Ok(Reply::SubscriptionCreated {
         id: outcome.id.into_string(),
         created: outcome.created,
+        stream: None,
     })
 }
 
 /// `subscription_create` without `subscriber` over WebSocket: the socket
 /// itself subscribes. The subscription is stored (listings show it,
 /// with subscriber `websocket:<connection>`) and deleted when the socket
-/// closes; posts to the queue are pushed to the socket in the encoding of
-/// this request (`binary` = MessagePack).
+/// closes (or its session expires); posts to the queue are pushed to the
+/// socket in the encoding of this request (`binary` = MessagePack). The
+/// body (`body`, the frame's whole body) may ask for history, a filter and
+/// acks (see [`crate::streams`]).
 pub async fn create_for_socket(
     api: &Api,
     caller: &Caller,
@@ -243,34 +251,58 @@ pub async fn create_for_socket(
     binary: bool,
 ) -> ApiResult<Reply> {
     let mut document = parse_optional_object(body)?;
-    document.remove("subscriber");
+    let options = StreamOptions::from_socket_body(&document)?;
+    for member in [
+        "subscriber",
+        "queue_name",
+        "since_seq",
+        "last_n",
+        "since",
+        "filter",
+        "ack",
+    ] {
+        document.remove(member);
+    }
     let fields = if document.is_empty() {
         SubscriptionFields::default()
     } else {
         validate(&document, api)?
     };
-    if !api.notify.pushes.is_open(connection) {
+    let pushes = &api.notify.pushes;
+    if !pushes.is_open(connection) {
         return Err(ApiError::api(
             "This connection cannot receive notifications.",
         ));
     }
+    let cap = api.streams.max_subscriptions_per_socket;
+    if pushes.subscription_count(connection) >= cap {
+        return Err(ApiError::api(format!(
+            "This connection already holds {cap} subscriptions, the most one socket may hold."
+        )));
+    }
     let queue = queue_ref(caller, queue);
-    // Pushes start after the last message posted before this request.
-    let after_seq = api
-        .stores
-        .messages
-        .queue_last_seq(queue.clone())
-        .await
-        .map_err(|e| ApiError::storage(e, "Subscription could not be created."))?;
+    // Pushes start after the last message posted before this request,
+    // unless the body asked for history.
+    let start = options::resolve(&api.stores.messages, &queue, options.start).await?;
     let subscriber = api.notify.socket_subscriber(connection);
     let outcome = store_subscription(api, &queue, subscriber, fields).await?;
     let id = outcome.id.into_string();
-    if outcome.created
-        && !api
-            .notify
-            .pushes
-            .subscribe(connection, queue.clone(), &id, binary, after_seq)
-    {
+    let spec = StreamSpec {
+        format: if binary {
+            Format::MsgPack
+        } else {
+            Format::Json
+        },
+        after_seq: start.after_seq,
+        gap: start.gap,
+        filter: options.filter,
+        acks: options.ack,
+    };
+    let owner = Some((
+        caller.project.as_str().to_string(),
+        caller.client_id.as_str().to_string(),
+    ));
+    if outcome.created && !pushes.subscribe_with(connection, queue.clone(), &id, owner, spec) {
         // The socket closed meanwhile: nothing else would delete it.
         let _ = api
             .stores
@@ -284,6 +316,12 @@ pub async fn create_for_socket(
     Ok(Reply::SubscriptionCreated {
         id,
         created: outcome.created,
+        stream: pushes
+            .session_id(connection)
+            .map(|session_id| SocketStream {
+                session_id,
+                last_seq: start.last_seq,
+            }),
     })
 }
 

@@ -13,6 +13,8 @@ use plugin_api::{
 };
 use serde_json::value::RawValue;
 
+use crate::streams::socket::{self, Extension};
+
 use super::{
     action::{Caller, Reply},
     clock::format_utc,
@@ -276,9 +278,18 @@ async fn serve(
     if name == "test_panic" {
         panic!("a test asked for a panic");
     }
-    let Some(action) = Action::from_name(&name).filter(|a| WEBSOCKET_ACTIONS.contains(a)) else {
-        error_body(out, &format!("{name} is not a valid action"));
-        return 400;
+    // The streams extension's actions need an identity and no queue, as
+    // `queue_list` does; they are served once the caller is known.
+    let extension = Extension::from_name(&name);
+    let action = match extension {
+        Some(_) => Action::QueueList,
+        None => match Action::from_name(&name).filter(|a| WEBSOCKET_ACTIONS.contains(a)) {
+            Some(action) => action,
+            None => {
+                error_body(out, &format!("{name} is not a valid action"));
+                return 400;
+            }
+        },
     };
     // The health probe exists only in admin mode, as `/v2/health` does; it
     // is not even announced otherwise.
@@ -361,17 +372,23 @@ async fn serve(
         client_id,
         admin,
     };
+    if let Some(extension) = extension {
+        return match socket::serve(api, extension, &caller, frame.body, connection, out) {
+            Ok(status) => status,
+            Err(error) => failure(out, &error),
+        };
+    }
     let command = match Command::build(api, action, queue, id, &fields) {
         Ok(command) => command,
         Err(error) => return failure(out, &error),
     };
     let result = match &command {
-        Command::SubscriptionCreate { queue, body } if fields.subscriber.is_none() => {
+        Command::SubscriptionCreate { queue, .. } if fields.subscriber.is_none() => {
             subscriptions::create_for_socket(
                 api,
                 &caller,
                 queue,
-                body.as_deref(),
+                frame.body.map(|raw| raw.get().as_bytes()),
                 connection,
                 binary,
             )
@@ -596,11 +613,18 @@ fn render(api: &Api, command: &Command<'_>, reply: Reply, out: &mut Vec<u8>) -> 
             push_str(out, &format!("Subscription {queue} not created."));
             409
         }
-        Reply::SubscriptionCreated { id: new_id, .. } => {
+        Reply::SubscriptionCreated {
+            id: new_id, stream, ..
+        } => {
             out.extend_from_slice(b"{\"subscription_id\":");
             push_str(out, &new_id);
             out.extend_from_slice(b",\"message\":");
             push_str(out, &format!("Subscription {queue} created."));
+            if let Some(stream) = stream {
+                out.extend_from_slice(b",\"session_id\":");
+                push_str(out, &stream.session_id);
+                out.extend_from_slice(format!(",\"last_seq\":{}", stream.last_seq).as_bytes());
+            }
             out.push(b'}');
             201
         }
