@@ -52,6 +52,8 @@ class WebSocketConnection {
     this.byId = new Map();
     /** Subscription → server subscription id, once known. */
     this.ids = new Map();
+    /** Pushes naming a subscription whose reply has not come yet, in order. */
+    this.early = [];
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -97,7 +99,12 @@ class WebSocketConnection {
           return;
         }
         this.ids.set(subscription, id ?? null);
-        if (id) this.byId.set(id, subscription);
+        if (id) {
+          this.byId.set(id, subscription);
+          const early = this.early.filter((frame) => frame.subscription_id === id);
+          this.early = this.early.filter((frame) => frame.subscription_id !== id);
+          for (const frame of early) this.dispatch(subscription, frame);
+        }
         // A live-only subscription starts at the queue's last seq, so a
         // resume after a drop replays what was posted in between.
         if (live && subscription.cursor === null && Number.isInteger(reply?.last_seq)) {
@@ -128,10 +135,13 @@ class WebSocketConnection {
       return;
     }
     if (frame.Message_Type === 'Notification' || frame.Message_Type === 'Gap') {
+      if (frame.subscription_id && !this.byId.has(frame.subscription_id)) {
+        // Replayed before the reply named its subscription: kept until then.
+        if (this.early.length < 10000) this.early.push(frame);
+        return;
+      }
       const subscription = this.subscriptionFor(frame);
-      if (!subscription) return;
-      if (frame.Message_Type === 'Gap') subscription.gap(frame);
-      else subscription.deliver(frame);
+      if (subscription) this.dispatch(subscription, frame);
       return;
     }
     if (frame.request) {
@@ -143,6 +153,11 @@ class WebSocketConnection {
       const [waiting] = this.pending.splice(index, 1);
       waiting.resolve({ status: frame.headers?.status ?? 0, body: frame.body });
     }
+  }
+
+  dispatch(subscription, frame) {
+    if (frame.Message_Type === 'Gap') subscription.gap(frame);
+    else subscription.deliver(frame);
   }
 
   subscriptionFor(frame) {

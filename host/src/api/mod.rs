@@ -101,6 +101,8 @@ pub struct Api {
     auth: Option<auth::Auth>,
     /// `[streams]`.
     pub(crate) streams: crate::streams::StreamsConfig,
+    /// The web console served at `/ui/`.
+    pub console: crate::console::Console,
 }
 
 impl Api {
@@ -119,6 +121,7 @@ impl Api {
             allow_private_subscribers: config.notification.allow_private_subscribers,
             auth: None,
             streams: config.streams.clone(),
+            console: crate::console::Console::new(&config.ui),
         }
     }
 
