@@ -155,6 +155,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
             .get(&plugin.name)
             .cloned()
             .unwrap_or_else(|| Value::Object(Default::default()));
+        let options = with_allowed_origins(&plugin.name, options, config);
         let started = async {
             let transport = plugins::build_transport(plugin, &options).await?;
             let address = transport
@@ -194,6 +195,7 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     tracing::info!("shutting down: stopping transports");
     dispatcher.shutdown();
+    api.begin_shutdown();
     for (name, transport) in &running {
         match tokio::time::timeout(Duration::from_secs(30), transport.stop()).await {
             Ok(Ok(())) => tracing::info!(transport = %name, "transport stopped"),
@@ -207,6 +209,24 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
     drop(api);
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The built-in websocket transport checks each handshake's `Origin`
+/// against `[server.cors] allowed_origins`, unless its own table lists
+/// origins.
+fn with_allowed_origins(
+    transport: &str,
+    mut options: Value,
+    config: &crate::config::Config,
+) -> Value {
+    if transport == "websocket" {
+        if let Value::Object(table) = &mut options {
+            table
+                .entry("allowed_origins")
+                .or_insert_with(|| Value::from(config.server.cors.allowed_origins.clone()));
+        }
+    }
+    options
 }
 
 /// Builds the auth strategy `[server] auth_strategy` names, if any; one

@@ -226,7 +226,9 @@ fn one_socket_holds_many_subscriptions_and_msgpack_subscriptions_push_binary() {
 
 #[test]
 fn closing_the_socket_ends_its_subscriptions() {
-    let server = server();
+    // Without a session to keep (see streams_websocket.rs for sessions,
+    // which keep a closed socket's subscriptions for `session_ttl`).
+    let server = server_with("[streams]\nsession_ttl = 0");
     let http = server.client();
     let mut subscriber = WsClient::connect(server.address("websocket"));
     assert_eq!(

@@ -130,24 +130,7 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     }
 
     // Hook 1: a pre-signed URL must verify.
-    if let Some(signature) = header(request, "url-signature") {
-        let headers = SignedHeaders {
-            signature,
-            methods: header(request, "url-methods"),
-            paths: header(request, "url-paths"),
-            expires: header(request, "url-expires"),
-            project: header(request, "x-project-id"),
-        };
-        if !signed_url::verify(
-            api.signing_key.as_deref(),
-            method,
-            &route.path,
-            headers,
-            api.now_ms(),
-        ) {
-            return Err(ApiError::SignatureRejected);
-        }
-    }
+    check_signature(api, request, &route.path)?;
     // Hook 2: curl's `-d` default type is refused when a body comes with it.
     let content_type = header(request, "content-type");
     let has_body = header(request, "content-length").is_some_and(|length| length.trim() != "0")
@@ -163,33 +146,12 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
     if !accepts_json(header(request, "accept")) {
         return Err(ApiError::NotAcceptable);
     }
-    // Under an auth strategy every request proves who it is, except a
-    // pre-signed one, whose signature (checked above) names its project.
-    let signed = header(request, "url-signature").is_some();
-    let identity = match &api.auth {
-        Some(auth) if !signed => Some(
-            auth.authenticate(
-                &request.headers,
-                Protocol::HTTP,
-                request.peer.as_str(),
-                api.now_ms(),
-            )
-            .await?,
-        ),
-        _ => None,
-    };
-    // Hooks 4–7.
-    let client_id = ClientId::from_header(header(request, "client-id"), api.client_id_rule)?;
-    let project = match &identity {
-        Some(identity) => {
-            ProjectId::from_header(Some(identity.project_for(header(request, "x-project-id"))?))?
-        }
-        None => ProjectId::from_header(header(request, "x-project-id"))?,
-    };
+    let caller = identify(api, request).await?;
+    let project = &caller.project;
     let queue = route
         .queue
         .as_deref()
-        .map(|name| QueueName::parse(name, &project))
+        .map(|name| QueueName::parse(name, project))
         .transpose()?;
 
     // Only now does a wrong method show: Zaqar's hooks run first.
@@ -219,23 +181,78 @@ async fn serve(api: &Api, request: &ApiRequest) -> ApiResult<HttpResponse> {
             return Err(ApiError::UnsupportedPatchMediaType);
         }
     }
-    // Roles come from the identity; `X-Roles` only counts without auth.
-    let admin = match &identity {
-        Some(identity) => identity.admin,
-        None => api.auth.is_none() && Caller::roles_grant_admin(header(request, "x-roles")),
-    };
-    let caller = Caller {
-        project,
-        client_id,
-        admin,
-    };
     let source = HttpSource {
         query: &params,
         body,
     };
     let command = Command::build(api, action, queue, route.id.clone(), &source)?;
-    let reply = api.dispatch(&caller, &command).await?;
+    // `wait` turns an empty listing or claim into a long-poll.
+    let reply = crate::streams::wait::dispatch(api, &caller, &command, &params).await?;
     Ok(render(api, &command, &route.path, reply))
+}
+
+/// Zaqar's first request hook: a pre-signed URL (`URL-Signature` and its
+/// companions) must verify for this method and path.
+pub(crate) fn check_signature(api: &Api, request: &ApiRequest, path: &str) -> ApiResult<()> {
+    let method = request.method.as_str();
+    if let Some(signature) = header(request, "url-signature") {
+        let headers = SignedHeaders {
+            signature,
+            methods: header(request, "url-methods"),
+            paths: header(request, "url-paths"),
+            expires: header(request, "url-expires"),
+            project: header(request, "x-project-id"),
+        };
+        if !signed_url::verify(
+            api.signing_key.as_deref(),
+            method,
+            path,
+            headers,
+            api.now_ms(),
+        ) {
+            return Err(ApiError::SignatureRejected);
+        }
+    }
+    Ok(())
+}
+
+/// Who is asking: the auth strategy's identity (unless the URL is
+/// pre-signed, its signature checked already), then Zaqar's `Client-ID`
+/// and `X-Project-ID` hooks.
+pub(crate) async fn identify(api: &Api, request: &ApiRequest) -> ApiResult<Caller> {
+    // Under an auth strategy every request proves who it is, except a
+    // pre-signed one, whose signature (checked above) names its project.
+    let signed = header(request, "url-signature").is_some();
+    let identity = match &api.auth {
+        Some(auth) if !signed => Some(
+            auth.authenticate(
+                &request.headers,
+                Protocol::HTTP,
+                request.peer.as_str(),
+                api.now_ms(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    // Hooks 4–7.
+    let client_id = ClientId::from_header(header(request, "client-id"), api.client_id_rule)?;
+    let project = match &identity {
+        Some(identity) => {
+            ProjectId::from_header(Some(identity.project_for(header(request, "x-project-id"))?))?
+        }
+        None => ProjectId::from_header(header(request, "x-project-id"))?,
+    };
+    // Roles come from the identity; `X-Roles` only counts without auth.
+    let admin = match &identity {
+        Some(identity) => identity.admin,
+        None => api.auth.is_none() && Caller::roles_grant_admin(header(request, "x-roles")),
+    };
+    Ok(Caller {
+        project,
+        client_id,
+        admin,
+    })
 }
 
 /// An HTTP request's fields: the query string's parameters and the body,

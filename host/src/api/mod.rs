@@ -101,6 +101,11 @@ pub struct Api {
     auth: Option<auth::Auth>,
     /// `[streams]`.
     pub(crate) streams: crate::streams::StreamsConfig,
+    /// True once the server is stopping: event streams end, long-polls
+    /// answer.
+    stopping: tokio::sync::watch::Sender<bool>,
+    /// `[server.cors]`.
+    cors: crate::streams::cors::Cors,
     /// The web console served at `/ui/`.
     pub console: crate::console::Console,
 }
@@ -121,8 +126,21 @@ impl Api {
             allow_private_subscribers: config.notification.allow_private_subscribers,
             auth: None,
             streams: config.streams.clone(),
+            stopping: tokio::sync::watch::channel(false).0,
+            cors: crate::streams::cors::Cors::new(&config.server.cors.allowed_origins),
             console: crate::console::Console::new(&config.ui),
         }
+    }
+
+    /// The server is stopping: event streams end and long-polls answer
+    /// now, so transports can finish their requests.
+    pub fn begin_shutdown(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Watches for [`Api::begin_shutdown`].
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 
     /// Checks every request with this auth strategy (`auth_strategy` other
@@ -243,13 +261,37 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Serves a request of any protocol: HTTP ones get CORS (preflights,
+    /// headers for allowed origins) and the event streams.
+    async fn serve_http(&self, request: ApiRequest, body: BodyState) -> ServedResponse {
+        if request.protocol != Protocol::HTTP {
+            return ServedResponse::whole(self.respond(request, body).await);
+        }
+        if let Some(preflight) = self.cors.preflight(&request) {
+            return ServedResponse::whole(preflight);
+        }
+        let origin = self.cors.allowed_origin(&request);
+        let events = crate::streams::events::events_queue(&request.path).map(str::to_string);
+        let mut served = match events {
+            Some(queue) if body == BodyState::COMPLETE => {
+                crate::streams::events::serve(self, request, &queue).await
+            }
+            _ => ServedResponse::whole(self.respond(request, body).await),
+        };
+        self.cors
+            .decorate(origin.as_deref(), &mut served.response.headers);
+        served
+    }
+}
+
 impl HostApi for Api {
     async fn handle(&self, request: ApiRequest) -> PluginResult<ApiResponse> {
-        Ok(self.respond(request, BodyState::COMPLETE).await)
+        Ok(self.serve_http(request, BodyState::COMPLETE).await.response)
     }
 
     async fn serve(&self, request: ApiRequest, body: BodyState) -> PluginResult<ServedResponse> {
-        Ok(ServedResponse::whole(self.respond(request, body).await))
+        Ok(self.serve_http(request, body).await)
     }
 
     async fn connection_opened(&self, connection: RString, sink: PushSinkBox) -> PluginResult<()> {

@@ -11,9 +11,12 @@
 //! long-polls read the store themselves, woken by the queue's tail
 //! ([`crate::events`]).
 
+pub mod cors;
+pub mod events;
 pub mod filter;
 pub mod options;
 pub mod socket;
+pub mod wait;
 
 use serde::{Deserialize, Serialize};
 

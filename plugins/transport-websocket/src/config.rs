@@ -39,6 +39,13 @@ pub struct WebSocketConfig {
     pub idle_timeout: u64,
     /// Seconds to let requests in flight finish on shutdown.
     pub shutdown_grace: u64,
+    /// Web origins (`https://dash.example`, or `"*"`) whose pages may open
+    /// a socket; a handshake with another `Origin` is refused with 403.
+    /// A page of the server's own host name (any port: the console on the
+    /// HTTP port) and clients that send no `Origin` (not browsers) are
+    /// always let in. The host fills this from `[server.cors]
+    /// allowed_origins` unless the table sets it.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for WebSocketConfig {
@@ -56,6 +63,7 @@ impl Default for WebSocketConfig {
             ping_interval: 30,
             idle_timeout: 90,
             shutdown_grace: 10,
+            allowed_origins: Vec::new(),
         }
     }
 }

@@ -54,7 +54,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let upgrade_headers = Arc::new(Mutex::new(Vec::new()));
-    let callback = capture_headers(upgrade_headers.clone());
+    let callback = capture_headers(upgrade_headers.clone(), config.clone());
     let handshake = tokio::time::timeout(
         Duration::from_secs(config.handshake_timeout),
         accept_hdr_async_with_config(stream, callback, Some(socket_config(&config))),
@@ -255,8 +255,20 @@ async fn write_loop(
 #[allow(clippy::result_large_err)]
 fn capture_headers(
     into: Arc<Mutex<Vec<Header>>>,
+    config: Arc<WebSocketConfig>,
 ) -> impl FnOnce(&Request, Response) -> Result<Response, ErrorResponse> + Unpin {
     move |request: &Request, response: Response| {
+        let text = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+        if let Some(origin) = text("origin") {
+            if !origin_allowed(origin, text("host"), &config.allowed_origins) {
+                let mut refused = ErrorResponse::new(Some(format!(
+                    "{{\"title\":\"Forbidden\",\"description\":\"Origin {} may not open a socket.\"}}",
+                    origin.replace(['"', '\\'], "")
+                )));
+                *refused.status_mut() = tungstenite::http::StatusCode::FORBIDDEN;
+                return Err(refused);
+            }
+        }
         let headers = request
             .headers()
             .iter()
@@ -265,6 +277,35 @@ fn capture_headers(
         *into.lock().unwrap_or_else(|e| e.into_inner()) = headers;
         Ok(response)
     }
+}
+
+/// Whether a page of `origin` may open a socket: it is listed (or `*`
+/// is), or its host name is the one the client connected to (`host`, the
+/// `Host` header; the server's own pages, whichever of its ports served
+/// them).
+fn origin_allowed(origin: &str, host: Option<&str>, allowed: &[String]) -> bool {
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.trim_end_matches('/').eq_ignore_ascii_case(origin))
+    {
+        return true;
+    }
+    let origin_host = origin
+        .split_once("://")
+        .map_or(origin, |(_, rest)| rest)
+        .trim_end_matches('/');
+    host.is_some_and(|host| host_name(origin_host).eq_ignore_ascii_case(host_name(host)))
+}
+
+/// `name` of `name:port` (`[v6]` of `[v6]:port`).
+fn host_name(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return authority
+            .split(']')
+            .next()
+            .map_or(authority, |h| &authority[..h.len() + 1]);
+    }
+    authority.split(':').next().unwrap_or(authority)
 }
 
 /// The close code for a frame-level error; `None` when the peer is gone.
@@ -298,4 +339,32 @@ fn within_close_limit(mut reason: String) -> String {
         reason.truncate(cut);
     }
     reason
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::origin_allowed;
+
+    #[test]
+    fn listed_origins_and_the_servers_own_host_are_let_in() {
+        let listed = vec!["https://dash.example".to_string()];
+        assert!(origin_allowed(
+            "https://dash.example",
+            Some("ws.example:9000"),
+            &listed
+        ));
+        assert!(origin_allowed(
+            "http://127.0.0.1:8888",
+            Some("127.0.0.1:9000"),
+            &[]
+        ));
+        assert!(origin_allowed("http://[::1]:8888", Some("[::1]:9000"), &[]));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("127.0.0.1:9000"),
+            &listed
+        ));
+        assert!(!origin_allowed("https://evil.example", None, &[]));
+        assert!(origin_allowed("https://evil.example", None, &["*".into()]));
+    }
 }
