@@ -128,6 +128,17 @@ port = {websocket_port}
         self.dir.cleanup()
 
 
+def wait_until(page, expression, timeout):
+    """Polls `expression` in the page until it is truthy. (Playwright's
+    wait_for_function polls with eval, which the console's content security
+    policy forbids; page.evaluate is not affected.)"""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} ms waiting for {expression}")
+        time.sleep(0.02)
+
+
 class Page:
     """The console in a fresh browser context, recording console errors."""
 
@@ -162,8 +173,8 @@ class Page:
         return [(seq, json.loads(body)) for seq, body in reversed(items)]
 
     def wait_tail_count(self, count, timeout):
-        self.page.wait_for_function(
-            f"document.querySelectorAll('#tail li[data-seq]').length >= {count}", timeout=timeout
+        wait_until(
+            self.page, f"document.querySelectorAll('#tail li[data-seq]').length >= {count}", timeout
         )
 
     def screenshot(self, artifacts, name):
@@ -255,16 +266,17 @@ def check_claim_and_delete(browser, args):
         view.wait_tail_count(3, timeout=5000)
         view.page.fill("#claim-limit", "2")
         view.page.click("#claim")
-        view.page.wait_for_function("document.querySelectorAll('#claimed li[data-id]').length === 2")
+        wait_until(view.page, "document.querySelectorAll('#claimed li[data-id]').length === 2", 5000)
         view.page.click("#claimed li[data-id] button.danger")
-        view.page.wait_for_function("document.querySelectorAll('#claimed li[data-id]').length === 1")
+        wait_until(view.page, "document.querySelectorAll('#claimed li[data-id]').length === 1", 5000)
         view.page.click("#queues-refresh")
-        view.page.wait_for_function(
-            f"""() => {{
+        wait_until(
+            view.page,
+            f"""(() => {{
                 const row = document.querySelector('#queues tr[data-queue="{queue}"]');
                 return row && row.cells[3].textContent === '2' && row.cells[2].textContent === '1';
-            }}""",
-            timeout=5000,
+            }})()""",
+            5000,
         )
         view.screenshot(args.artifacts, "console-claims.png")
         view.page.click("#claim-release")
@@ -282,6 +294,9 @@ def check_sse_fallback(browser, args):
     view = Page(browser, server)
     try:
         queue = "fallback"
+        with urllib.request.urlopen(f"{server.url}/ui/config.json", timeout=10) as response:
+            config = json.load(response)
+        assert config == {"websocket_url": None}, config
         view.open_project(queue)
         view.wait_open("sse")
         started = time.monotonic()

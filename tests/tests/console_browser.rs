@@ -83,3 +83,38 @@ fn console_works_in_chromium() {
     }
     assert!(artifacts.join("console-live-tail.png").is_file());
 }
+
+/// The console's files come from the binary with a content security policy;
+/// `config.json` names the websocket transport on the page's host name;
+/// `[ui] enabled = false` leaves `/ui/` to the API's 404.
+#[test]
+fn console_is_served_from_the_binary_and_can_be_turned_off() {
+    let server = zaqar_tests::TestServer::start_with(
+        "[drivers]\ntransports = [\"wsgi\", \"websocket\"]\n[drivers.transport.websocket]\nport = 0\n",
+    );
+    let client = server.client();
+    let page = client.get("/ui/").without_header("client-id").send();
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("zaqar-rs console"));
+    assert!(page
+        .header("content-security-policy")
+        .is_some_and(|p| p.contains("script-src 'self'")));
+    let module = client.get("/ui/client/index.js").send();
+    assert_eq!(module.status, 200);
+    assert!(module
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/javascript")));
+    let config = client.get("/ui/config.json").send().json();
+    let port = server.address("websocket").rsplit(':').next().unwrap();
+    assert_eq!(
+        config["websocket_url"],
+        serde_json::json!(format!("ws://127.0.0.1:{port}"))
+    );
+    assert_eq!(client.get("/ui/missing.js").send().status, 404);
+
+    let off = zaqar_tests::TestServer::start_with("[ui]\nenabled = false\n");
+    let client = off.client();
+    let refused = client.get("/ui/").send();
+    assert_eq!(refused.status, 404);
+    assert_eq!(client.get("/ui/config.json").send().status, 404);
+}

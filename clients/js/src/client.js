@@ -69,7 +69,7 @@ export class ZaqarClient {
     this.connectTimeout = options.connectTimeout ?? 5000;
     this.pollWait = options.pollWait ?? 20;
     this.pollLimit = options.pollLimit ?? 100;
-    this.subscriptionTtl = options.subscriptionTtl ?? 3600;
+    this.subscriptionTtl = options.subscriptionTtl ?? 604800;
     this.subscriptions = new Set();
     this.listeners = new Map();
     this.state = 'idle';

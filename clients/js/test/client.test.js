@@ -151,9 +151,13 @@ describe('against the real server', () => {
     test(`${transport}: history (since_seq, last_n), then live, each once and in order`, async () => {
       const queue = freshQueue();
       await server.post(queue, [1, 2, 3, 4, 5].map((n) => ({ n })));
+      // Two clients: over WebSocket a socket holds one subscription per
+      // queue (a second one is refused with 409, as Zaqar refuses a
+      // duplicate subscriber).
       const { client, states } = recordingClient(server, { transports: [transport] });
+      const other = recordingClient(server, { transports: [transport] });
       const all = tail(client, queue, { sinceSeq: 0 });
-      const lastTwo = tail(client, queue, { lastN: 2 });
+      const lastTwo = tail(other.client, queue, { lastN: 2 });
       await waitFor(`${transport} to open`, opened(states, transport));
       await waitFor('the history', () => all.received.length === 5 && lastTwo.received.length === 2);
       await server.post(queue, [{ n: 6 }]);
@@ -161,6 +165,23 @@ describe('against the real server', () => {
       assert.deepEqual(all.received.map((m) => m.body.n), [1, 2, 3, 4, 5, 6]);
       assert.deepEqual(lastTwo.received.map((m) => m.body.n), [4, 5, 6]);
       assert.deepEqual(all.received.map((m) => m.seq), [1, 2, 3, 4, 5, 6]);
+      await client.close();
+      await other.client.close();
+    });
+
+    test(`${transport}: a resume from a seq no longer retained gets a gap, then the rest`, async () => {
+      const queue = freshQueue();
+      const ids = await server.post(queue, [1, 2, 3].map((n) => ({ n })));
+      for (const id of ids.slice(0, 2)) {
+        const { status } = await server.http('DELETE', `/v2/queues/${queue}/messages/${id}`);
+        assert.equal(status, 204);
+      }
+      const { client, states } = recordingClient(server, { transports: [transport] });
+      const { received, gaps } = tail(client, queue, { sinceSeq: 0 });
+      await waitFor(`${transport} to open`, opened(states, transport));
+      await waitFor('the remaining message', () => received.length === 1);
+      assert.deepEqual(gaps, [{ queue, requestedSeq: 1, firstAvailableSeq: 3 }]);
+      assert.deepEqual(received.map((m) => [m.seq, m.body.n]), [[3, 3]]);
       await client.close();
     });
 
