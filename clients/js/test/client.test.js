@@ -301,3 +301,38 @@ describe('resuming across a server restart', () => {
     }
   });
 });
+
+describe('with tokens checked (auth_strategy = "static")', () => {
+  let server;
+  before(async () => {
+    server = new TestServer({});
+    const tokens = `${server.dir}/tokens.toml`;
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(tokens, '[[tokens]]\ntoken = "js-secret"\nproject = "js-tests"\nuser = "js"\n');
+    server.extra = `[drivers.auth.static]\ntokens_file = ${JSON.stringify(tokens)}\n`;
+    server.authStrategy = 'static';
+    server = await TestServer.startPrepared(server);
+  });
+  after(async () => {
+    await server?.stop();
+  });
+
+  for (const transport of ['websocket', 'sse', 'longpoll']) {
+    test(`${transport}: the token is sent, and a client without one is refused`, async () => {
+      const queue = freshQueue();
+      const { client, states } = recordingClient(server, { transports: [transport], token: 'js-secret' });
+      const { received } = tail(client, queue);
+      await waitFor(`${transport} to open`, opened(states, transport));
+      await new Promise((r) => setTimeout(r, 200));
+      await client.post(queue, { body: { authed: true } });
+      await waitFor('the message', () => received.length === 1);
+      await client.close();
+
+      const anonymous = recordingClient(server, { transports: [transport] });
+      const refused = tail(anonymous.client, queue);
+      await waitFor('the refusal', () => refused.errors.length === 1);
+      assert.equal(refused.errors[0].status, 401, String(refused.errors[0]));
+      await anonymous.client.close();
+    });
+  }
+});

@@ -42,7 +42,11 @@ export class TestServer {
    * @param {string} [options.extra] TOML appended to the configuration
    */
   static async start(options = {}) {
-    const server = new TestServer(options);
+    return TestServer.startPrepared(new TestServer(options));
+  }
+
+  /** Starts a server made with `new TestServer` (whose `dir` may hold files its config names). */
+  static async startPrepared(server) {
     server.wsgiPort = await freePort();
     server.websocketPort = server.websocket ? await freePort() : null;
     server.writeConfig();
@@ -63,6 +67,7 @@ export class TestServer {
     const transports = this.websocket ? '["wsgi", "websocket"]' : '["wsgi"]';
     let text = `[server]
 log_level = "info"
+auth_strategy = "${this.authStrategy ?? 'noauth'}"
 
 [drivers]
 transports = ${transports}
