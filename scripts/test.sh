@@ -34,7 +34,7 @@ api_tests=(
     --test api_queues --test api_messages --test api_claims
     --test api_subscriptions --test api_errors --test api_misc
     --test websocket --test notifications --test transports_agree
-    --test python_clients
+    --test python_clients --test streams_websocket --test streams_http
 )
 ZAQAR_TEST_STORE=postgresql cargo test -p zaqar-tests "${api_tests[@]}" "$@"
 ZAQAR_TEST_STORE=redis cargo test -p zaqar-tests "${api_tests[@]}" "$@"

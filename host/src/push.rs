@@ -650,6 +650,10 @@ struct Pump {
 impl Pump {
     async fn run(mut self) {
         loop {
+            // Marked seen before the store is read: a post committing
+            // during the round wakes the next wait instead of being
+            // mistaken for one this round already read.
+            self.tail.borrow_and_update();
             let Some(mut targets) = self.targets() else {
                 return;
             };
@@ -692,7 +696,6 @@ impl Pump {
                 .map(|due| due.saturating_duration_since(Instant::now()))
                 .unwrap_or(IDLE_RECHECK)
                 .min(IDLE_RECHECK);
-            self.tail.borrow_and_update();
             tokio::select! {
                 changed = self.tail.changed() => {
                     if changed.is_err() {
