@@ -9,6 +9,14 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 PYTHON_ZAQARCLIENT="$(bash scripts/python-env.sh)"
 export PYTHON_ZAQARCLIENT
+# The web console's Chromium checks (tests/tests/console_browser.rs) run
+# Playwright from this venv; the JavaScript client's (js_client.rs) need
+# clients/js/node_modules.
+ZAQAR_BROWSER_PYTHON="$(bash scripts/browser-env.sh)"
+export ZAQAR_BROWSER_PYTHON
+if [ ! -d clients/js/node_modules ] && command -v npm >/dev/null 2>&1; then
+    (cd clients/js && npm ci --no-audit --no-fund >&2)
+fi
 # The redis store's tests: a Redis on 6379 and the real Zaqar (mixed fleet).
 bash scripts/redis-service.sh
 ZAQAR_VENV="${ZAQAR_VENV:-$(bash scripts/zaqar-venv.sh)}"

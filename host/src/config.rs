@@ -38,6 +38,8 @@ pub struct Config {
     pub notification: NotificationOptions,
     /// Resumable event streams: sockets, server-sent events, long-poll.
     pub streams: crate::streams::StreamsConfig,
+    /// The web console (`[ui]`).
+    pub ui: crate::console::UiConfig,
 }
 
 /// Zaqar's `[DEFAULT]` options that apply here.

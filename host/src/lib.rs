@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod events;
 pub mod logging;
 pub mod metrics;

@@ -198,6 +198,9 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
                     "zaqar-server: transport {} listening on {address}",
                     plugin.name
                 );
+                if plugin.name == "websocket" {
+                    api.console.websocket_listening(&address.to_string());
+                }
                 running.push((plugin.name.clone(), transport));
             }
             Err(error) => {

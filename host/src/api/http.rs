@@ -90,9 +90,17 @@ impl HttpResponse {
 /// Serves one HTTP request. HEAD answers carry no body. `route` learns
 /// what the request asked for, as far as it got (for the metrics).
 pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpResponse {
-    let mut response = match serve(api, request, route).await {
-        Ok(response) => response,
-        Err(error) => HttpResponse::error(&error),
+    let console = api.console.serve(
+        request.method.as_str(),
+        &request.path,
+        header(request, "host"),
+    );
+    let mut response = match console {
+        Some(response) => response,
+        None => match serve(api, request, route).await {
+            Ok(response) => response,
+            Err(error) => HttpResponse::error(&error),
+        },
     };
     if request.method.as_str() == "HEAD" {
         response.body.clear();

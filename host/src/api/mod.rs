@@ -118,6 +118,8 @@ pub struct Api {
     rate_limit: Option<rate_limit::RateLimit>,
     /// `[server] metrics`: whether `GET /metrics` is served.
     metrics: bool,
+    /// The web console served at `/ui/`.
+    pub console: crate::console::Console,
 }
 
 impl Api {
@@ -144,6 +146,7 @@ impl Api {
                 config.server.rate_limit_burst,
             ),
             metrics: config.server.metrics,
+            console: crate::console::Console::new(&config.ui),
         }
     }
 
