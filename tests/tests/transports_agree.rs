@@ -638,6 +638,23 @@ fn queue_lifecycle(api: &mut dyn Zaqar) {
     assert_eq!(api.delete_queue("lifecycle"), 204);
 }
 
+/// A post applies the queue's metadata as it is at that moment, whatever
+/// came before: the store may keep the metadata in memory for posts, so
+/// every change of it (create, delete, lazy create by a post) must show.
+fn posts_follow_the_queues_current_metadata(api: &mut dyn Zaqar) {
+    let big = json!([{"body": "x".repeat(300)}]);
+    let limited = json!({"_max_messages_post_size": 200});
+    assert_eq!(api.create_queue("limits", limited.clone()), 201);
+    assert_eq!(api.post("limits", big.clone()).0, 400);
+    assert_eq!(api.delete_queue("limits"), 204);
+    // The post creates the queue again, without the limit.
+    assert_eq!(api.post("limits", big.clone()).0, 201);
+    assert_eq!(api.delete_queue("limits"), 204);
+    assert_eq!(api.create_queue("limits", limited), 201);
+    assert_eq!(api.post("limits", big).0, 400);
+    assert_eq!(api.stats("limits"), (200, (0, 0, 0)));
+}
+
 fn posted_messages_list_in_order(api: &mut dyn Zaqar) {
     let (status, ids) = api.post(
         "ordered",
@@ -946,6 +963,10 @@ type Scenario = (&'static str, fn(&mut dyn Zaqar));
 
 const SCENARIOS: &[Scenario] = &[
     ("queue lifecycle", queue_lifecycle),
+    (
+        "posts follow the queue's current metadata",
+        posts_follow_the_queues_current_metadata,
+    ),
     (
         "posted messages list in order",
         posted_messages_list_in_order,

@@ -18,6 +18,13 @@ pub struct EmbeddedConfig {
     /// messages, claims and subscriptions.
     #[serde(default = "default_sweep_interval")]
     pub sweep_interval_secs: u64,
+    /// Megabytes of database pages kept in memory (redb's page cache, the
+    /// bulk of the store's resident memory under load). The default suits
+    /// a small machine; more only helps when the working set (the messages
+    /// waiting in the queues) is larger and read often. The first store
+    /// opened on a data directory sets it for that directory.
+    #[serde(default = "default_cache_size_mb")]
+    pub cache_size_mb: u64,
 }
 
 impl Default for EmbeddedConfig {
@@ -25,6 +32,7 @@ impl Default for EmbeddedConfig {
         Self {
             path: default_path(),
             sweep_interval_secs: default_sweep_interval(),
+            cache_size_mb: default_cache_size_mb(),
         }
     }
 }
@@ -35,4 +43,8 @@ fn default_path() -> PathBuf {
 
 fn default_sweep_interval() -> u64 {
     5
+}
+
+fn default_cache_size_mb() -> u64 {
+    64
 }

@@ -25,8 +25,10 @@ use crate::{
     feed::Feed,
     group_commit::{GroupCommit, WriteTables},
     journal::JournaledFile,
-    schema, subscriptions, sweeper,
+    metadata_cache::{Cached, MetadataCache},
+    queues, schema, subscriptions, sweeper,
 };
+use plugin_api::storage::QueueRef;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "zaqar.redb";
@@ -51,6 +53,8 @@ pub(crate) struct Engine {
     dir: PathBuf,
     /// The sinks of `changes_watch`, shared with the writer thread.
     feed: Arc<Feed>,
+    /// The queues' metadata, kept up to date by the writer.
+    metadata: Arc<MetadataCache>,
     inner: Option<Inner>,
 }
 
@@ -63,17 +67,20 @@ impl Engine {
         if let Some(engine) = open.get(&dir).and_then(Weak::upgrade) {
             return Ok(engine);
         }
-        let db = Arc::new(open_database(&dir)?);
+        let db = Arc::new(open_database(&dir, config.cache_size_mb)?);
         let feed = Arc::new(Feed::default());
-        let writer = GroupCommit::start(Arc::clone(&db), Arc::clone(&feed)).map_err(|e| {
-            PluginError::unavailable(format!(
-                "embedded store {}: cannot start the writer thread: {e}",
-                dir.display()
-            ))
-        })?;
+        let metadata = Arc::new(MetadataCache::default());
+        let writer = GroupCommit::start(Arc::clone(&db), Arc::clone(&feed), Arc::clone(&metadata))
+            .map_err(|e| {
+                PluginError::unavailable(format!(
+                    "embedded store {}: cannot start the writer thread: {e}",
+                    dir.display()
+                ))
+            })?;
         let engine = Arc::new(Engine {
             dir: dir.clone(),
             feed,
+            metadata,
             inner: Some(Inner { writer, db }),
         });
         open.insert(dir, Arc::downgrade(&engine));
@@ -122,6 +129,21 @@ impl Engine {
         f(&txn).map_err(|e| e.into_plugin())
     }
 
+    /// The queue's metadata (`None`: no such queue), from memory when it
+    /// is known there (see [`crate::metadata_cache`]).
+    pub(crate) fn queue_metadata(&self, queue: &QueueRef) -> PluginResult<Cached> {
+        if let Some(known) = self.metadata.get(&queue.project, &queue.name) {
+            return Ok(known);
+        }
+        let generation = self.metadata.generation();
+        let found: Cached = self
+            .read(|txn| queues::get_metadata(txn, queue))?
+            .map(Arc::from);
+        self.metadata
+            .fill(generation, &queue.project, &queue.name, found.clone());
+        Ok(found)
+    }
+
     /// Whether the writer runs and a read can start.
     pub(crate) fn is_alive(&self) -> bool {
         self.inner().writer.is_running() && self.inner().db.begin_read().is_ok()
@@ -159,7 +181,7 @@ fn prepare_dir(path: &Path) -> PluginResult<PathBuf> {
 
 /// Opens (or creates) the database file and its tables, translating every
 /// way this can fail into an error that names the file.
-fn open_database(dir: &Path) -> PluginResult<Database> {
+fn open_database(dir: &Path, cache_size_mb: u64) -> PluginResult<Database> {
     let file = dir.join(DATABASE_FILE);
     // redb may panic on a damaged file instead of returning `Corrupted`; a
     // panic here must become a start-up error, not a crash or a reset.
@@ -175,8 +197,12 @@ fn open_database(dir: &Path) -> PluginResult<Database> {
             )))
         }
     };
+    let cache_bytes =
+        usize::try_from(cache_size_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     let opened = catch_unwind(AssertUnwindSafe(|| {
-        Database::builder().create_with_backend(backend)
+        Database::builder()
+            .set_cache_size(cache_bytes)
+            .create_with_backend(backend)
     }));
     let db = match opened {
         Ok(Ok(db)) => db,

@@ -22,13 +22,17 @@ use std::{
     thread::JoinHandle,
 };
 
-use plugin_api::{storage::QueueChange, PluginError, PluginResult};
+use plugin_api::{
+    storage::{QueueChange, QueueRef},
+    PluginError, PluginResult,
+};
 use redb::{Database, Durability, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     error::{OpError, OpResult},
     feed::{self, Feed},
+    metadata_cache::MetadataCache,
     schema,
 };
 
@@ -61,6 +65,9 @@ pub(crate) struct WriteTables<'t> {
     /// The changes this batch announces once committed; `None` while no
     /// sink watches, so that operations build nothing for nobody.
     changes: Option<Vec<QueueChange>>,
+    /// The queues whose metadata (or existence) this batch changed, for the
+    /// metadata cache to forget once the batch is committed.
+    metadata_changed: Vec<(String, String)>,
 }
 
 impl<'t> WriteTables<'t> {
@@ -84,7 +91,15 @@ impl<'t> WriteTables<'t> {
             pools: txn.open_table(schema::POOLS)?,
             flavors: txn.open_table(schema::FLAVORS)?,
             changes: None,
+            metadata_changed: Vec::new(),
         })
+    }
+
+    /// Notes that the queue's metadata, or whether it exists, changes in
+    /// this batch (see [`crate::metadata_cache`]).
+    pub(crate) fn metadata_changed(&mut self, queue: &QueueRef) {
+        self.metadata_changed
+            .push((queue.project.to_string(), queue.name.to_string()));
     }
 
     /// Records a change to announce once the batch is durable. `change` is
@@ -169,12 +184,17 @@ pub(crate) struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the writer thread for `db`, announcing commits to `feed`.
-    pub(crate) fn start(db: Arc<Database>, feed: Arc<Feed>) -> std::io::Result<Self> {
+    /// Starts the writer thread for `db`, announcing commits to `feed` and
+    /// keeping `metadata` up to date.
+    pub(crate) fn start(
+        db: Arc<Database>,
+        feed: Arc<Feed>,
+        metadata: Arc<MetadataCache>,
+    ) -> std::io::Result<Self> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = std::thread::Builder::new()
             .name("zaqar-embedded-writer".into())
-            .spawn(move || writer_loop(&db, &feed, receiver))?;
+            .spawn(move || writer_loop(&db, &feed, &metadata, receiver))?;
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),
@@ -222,7 +242,12 @@ fn closed() -> PluginError {
 }
 
 /// Takes everything queued (up to [`MAX_BATCH`]) and commits it as one.
-fn writer_loop(db: &Database, feed: &Feed, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
+fn writer_loop(
+    db: &Database,
+    feed: &Feed,
+    metadata: &MetadataCache,
+    mut receiver: mpsc::Receiver<Box<dyn Pending>>,
+) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
@@ -232,14 +257,20 @@ fn writer_loop(db: &Database, feed: &Feed, mut receiver: mpsc::Receiver<Box<dyn 
                 Err(_) => break,
             }
         }
-        run_batch(db, feed, batch);
+        run_batch(db, feed, metadata, batch);
     }
 }
 
 /// Applies a batch in one transaction and commits it, retrying without an
 /// operation that poisoned the transaction; announces what the committed
-/// batch changed to the feed's sinks before answering its callers.
-fn run_batch(db: &Database, feed: &Feed, mut batch: Vec<Box<dyn Pending>>) {
+/// batch changed to the feed's sinks before answering its callers. The
+/// metadata cache forgets what the batch changed before anyone hears of it.
+fn run_batch(
+    db: &Database,
+    feed: &Feed,
+    metadata: &MetadataCache,
+    mut batch: Vec<Box<dyn Pending>>,
+) {
     let sinks = feed.sinks();
     while !batch.is_empty() {
         let mut txn = match db.begin_write() {
@@ -251,14 +282,15 @@ fn run_batch(db: &Database, feed: &Feed, mut batch: Vec<Box<dyn Pending>>) {
         if let Err(e) = txn.set_durability(Durability::Immediate) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
-        let (poisoned, changes) = {
+        let (poisoned, changes, metadata_changed) = {
             let mut tables = match WriteTables::open(&txn) {
                 Ok(t) => t,
                 Err(e) => return fail_all(batch, &format!("cannot open tables: {e}")),
             };
             tables.changes = (!sinks.is_empty()).then(Vec::new);
             let poisoned = apply_all(&mut tables, &mut batch);
-            (poisoned, tables.changes.take())
+            let metadata_changed = std::mem::take(&mut tables.metadata_changed);
+            (poisoned, tables.changes.take(), metadata_changed)
         };
         if let Some((index, error)) = poisoned {
             // redb rolls back what the batch wrote; the others run again.
@@ -269,6 +301,8 @@ fn run_batch(db: &Database, feed: &Feed, mut batch: Vec<Box<dyn Pending>>) {
         let outcome = txn
             .commit()
             .map_err(|e| PluginError::unavailable(format!("embedded store: commit failed: {e}")));
+        // Also after a failed commit: whether it reached the file is unknown.
+        metadata.invalidate(&metadata_changed);
         if let (Ok(()), Some(changes)) = (&outcome, changes) {
             feed::deliver(&sinks, changes);
         }
@@ -344,7 +378,12 @@ mod tests {
             panic!("boom")
         });
         let (last, last_answer) = job(put("last"));
-        run_batch(&db, &Feed::default(), vec![first, refused, panics, last]);
+        run_batch(
+            &db,
+            &Feed::default(),
+            &MetadataCache::default(),
+            vec![first, refused, panics, last],
+        );
 
         assert_eq!(first_answer.blocking_recv().unwrap(), Ok(()));
         assert_eq!(last_answer.blocking_recv().unwrap(), Ok(()));
@@ -412,7 +451,12 @@ mod tests {
             panic!("boom")
         });
         let (last, _last) = job(announcing("last", 2));
-        run_batch(&db, &feed, vec![first, refused, panics, last]);
+        run_batch(
+            &db,
+            &feed,
+            &MetadataCache::default(),
+            vec![first, refused, panics, last],
+        );
         let names: Vec<String> = seen
             .lock()
             .unwrap()
@@ -433,7 +477,7 @@ mod tests {
         feed.unwatch(id);
         feed.unwatch(0);
         let (after, _after) = job(announcing("after", 3));
-        run_batch(&db, &feed, vec![after]);
+        run_batch(&db, &feed, &MetadataCache::default(), vec![after]);
         assert_eq!(
             seen.lock().unwrap().len(),
             2,
@@ -446,7 +490,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.redb");
         let db = Arc::new(Database::create(&path).unwrap());
-        let writer = GroupCommit::start(Arc::clone(&db), Arc::default()).unwrap();
+        let writer = GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();

@@ -17,6 +17,7 @@
 //! | `engine` | opening the file, start-up errors, the per-directory registry |
 //! | `group_commit` | the writer thread and its batches |
 //! | `feed` | the change feed: sinks, delivery after each commit |
+//! | `metadata_cache` | the queues' metadata in memory, for posts |
 //! | `schema` | tables and key layouts |
 //! | `codec` | record encodings |
 //! | `ids` | message, claim and subscription ids |
@@ -41,6 +42,7 @@ mod leases;
 mod log;
 mod management;
 mod messages;
+mod metadata_cache;
 mod notification_log;
 mod queues;
 mod schema;

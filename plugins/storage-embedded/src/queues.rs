@@ -103,6 +103,7 @@ fn insert_new(
         metadata: metadata.to_vec(),
     };
     t.queues.insert(key(q), record.encode().as_slice())?;
+    t.metadata_changed(q);
     // A queue deleted and created again continues its sequence numbers.
     let floor = t.seq_floor.remove(key(q))?.map(|v| v.value()).unwrap_or(0);
     t.queue_seq.insert(qid, floor)?;
@@ -142,6 +143,7 @@ pub(crate) fn set_metadata(t: &mut WriteTables<'_>, q: &QueueRef, metadata: &[u8
     };
     record.metadata = metadata.to_vec();
     t.queues.insert(key(q), record.encode().as_slice())?;
+    t.metadata_changed(q);
     Ok(())
 }
 
@@ -158,6 +160,7 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     };
     t.announce(|| QueueChange::new(ChangeKind::QUEUE_DELETED, q.clone(), 0, ""));
     t.queues.remove(key(q))?;
+    t.metadata_changed(q);
     let last = t.queue_seq.remove(qid)?.map(|v| v.value()).unwrap_or(0);
     t.seq_floor.insert(key(q), last)?;
     t.doomed.insert(qid, ())?;

@@ -80,8 +80,10 @@ impl MessageStore for EmbeddedMessageStore {
     }
 
     async fn queue_get_metadata(&self, queue: QueueRef) -> PluginResult<ROption<RVec<u8>>> {
-        self.engine
-            .read(|txn| Ok(queues::get_metadata(txn, &queue)?.map(RVec::from).into()))
+        // Every post asks for this (the queue's defaults): served from
+        // memory, without a read transaction, once known.
+        let metadata = self.engine.queue_metadata(&queue)?;
+        Ok(metadata.map(|bytes| RVec::from(&bytes[..])).into())
     }
 
     async fn queue_set_metadata(&self, queue: QueueRef, metadata: RVec<u8>) -> PluginResult<()> {

@@ -151,6 +151,50 @@ async fn default_config_is_accepted_and_unknown_keys_are_bad_config() {
     assert!(error.message.contains("paht"), "{error}");
     let parsed: EmbeddedConfig = serde_json::from_str("{}").unwrap();
     assert_eq!(parsed.path, std::path::PathBuf::from("data"));
+    assert_eq!(
+        parsed.cache_size_mb, 64,
+        "the memory bound suits a small machine"
+    );
+    let parsed: EmbeddedConfig = serde_json::from_str(r#"{"cache_size_mb": 8}"#).unwrap();
+    assert_eq!(parsed.cache_size_mb, 8);
+}
+
+async fn metadata(store: &EmbeddedMessageStore) -> Option<Vec<u8>> {
+    store
+        .queue_get_metadata(q("m"))
+        .await
+        .unwrap()
+        .into_option()
+        .map(|bytes| bytes.to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_reads_follow_every_change_from_any_store_of_the_directory() {
+    // Metadata is served from memory once read; every change must show in
+    // the next read, through either store open on the directory.
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_at(&dir.path().join("data"));
+    let (a, b) = (
+        EmbeddedMessageStore::open(&config).unwrap(),
+        EmbeddedMessageStore::open(&config).unwrap(),
+    );
+    assert_eq!(metadata(&a).await, None);
+    assert!(a
+        .queue_create(q("m"), b"{\"v\":1}".to_vec().into(), now())
+        .await
+        .unwrap());
+    assert_eq!(metadata(&b).await, Some(b"{\"v\":1}".to_vec()));
+    b.queue_set_metadata(q("m"), b"{\"v\":2}".to_vec().into())
+        .await
+        .unwrap();
+    assert_eq!(metadata(&a).await, Some(b"{\"v\":2}".to_vec()));
+    a.queue_delete(q("m")).await.unwrap();
+    assert_eq!(metadata(&b).await, None);
+    // A post creates the queue again, with empty metadata.
+    b.message_post(q("m"), "c".into(), messages(1, 60), now())
+        .await
+        .unwrap();
+    assert_eq!(metadata(&a).await, Some(b"{}".to_vec()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -371,6 +415,7 @@ async fn background_sweeper_removes_what_really_expired() {
     let config = EmbeddedConfig {
         path: dir.path().to_path_buf(),
         sweep_interval_secs: 1,
+        ..EmbeddedConfig::default()
     };
     let store = EmbeddedMessageStore::open(&config).unwrap();
     // Posted "two seconds ago" with a one-second ttl: expired by the clock.
