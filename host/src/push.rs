@@ -233,6 +233,11 @@ impl Pump {
             let Some(mut targets) = self.targets() else {
                 return;
             };
+            // Mark the tail seen before reading the store, never after: an
+            // announcement that lands while the read is in flight must still
+            // wake the wait below (marking it seen after the read would
+            // swallow it, and the message would wait for the idle recheck).
+            self.tail.borrow_and_update();
             let from = targets
                 .iter()
                 .map(|t| t.subscription.delivered.load(Ordering::SeqCst))
@@ -263,7 +268,6 @@ impl Pump {
             if page.len() as u32 == PAGE {
                 continue;
             }
-            self.tail.borrow_and_update();
             tokio::select! {
                 changed = self.tail.changed() => {
                     if changed.is_err() {
