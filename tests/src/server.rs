@@ -109,6 +109,15 @@ impl TestServer {
         Self::start_in(dir, store, server_binary(), overlay, &[])
     }
 
+    /// A server on the Redis key prefix `prefix`, which other servers may
+    /// share (one service of several hosts), with `overlay` merged over the
+    /// base configuration.
+    pub fn start_on_redis(prefix: &crate::RedisPrefix, overlay: &str) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = stores::shared_redis(prefix);
+        Self::start_in(dir, store, server_binary(), overlay, &[])
+    }
+
     fn start_binary(binary: PathBuf, overlay: &str, env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = stores::for_server(&dir.path().join("data"));

@@ -51,6 +51,15 @@ pub(crate) fn shared_postgresql(uri: &str) -> TestStore {
     }
 }
 
+/// A store several test servers share: the key prefix `prefix` on its
+/// Redis (the caller keeps the prefix alive and removes its keys).
+pub(crate) fn shared_redis(prefix: &crate::RedisPrefix) -> TestStore {
+    TestStore {
+        config: drivers("redis", &prefix.settings()),
+        _guard: Box::new(()),
+    }
+}
+
 /// Both drivers tables naming `name`, with `settings` (TOML lines) for it.
 fn drivers(name: &str, settings: &str) -> String {
     format!(

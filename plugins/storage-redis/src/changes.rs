@@ -9,6 +9,8 @@ use std::{sync::Arc, time::Duration};
 use futures_util::StreamExt;
 use tokio::task::AbortHandle;
 
+use crate::connection::Conn;
+
 /// One announced change (the fields of the contract's `QueueChange`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -74,7 +76,12 @@ impl Drop for FeedGuard {
     }
 }
 
-async fn subscribe(client: &redis::Client, channel: &str) -> Option<redis::aio::PubSub> {
+async fn subscribe(conn: &Conn, channel: &str) -> Option<redis::aio::PubSub> {
+    let client = conn
+        .client()
+        .await
+        .map_err(|error| tracing::debug!(%error, "redis store: change feed has no server"))
+        .ok()?;
     let mut pubsub = client.get_async_pubsub().await.ok()?;
     pubsub.subscribe(channel).await.ok()?;
     Some(pubsub)
@@ -84,38 +91,36 @@ async fn subscribe(client: &redis::Client, channel: &str) -> Option<redis::aio::
 /// seen), then starts the task that passes every change to `sink`, and a
 /// resync after a lost and re-established feed.
 pub(crate) async fn start(
-    client: redis::Client,
+    conn: Conn,
     channel: String,
     sink: Arc<dyn Fn(Change) + Send + Sync>,
 ) -> AbortHandle {
-    let mut first = subscribe(&client, &channel).await;
+    let mut first = subscribe(&conn, &channel).await;
     let task = async move {
-        let mut attempts = 0u64;
         loop {
-            attempts += 1;
-            let subscribed = match first.take() {
-                Some(pubsub) => Some(pubsub),
-                None => subscribe(&client, &channel).await,
+            // Only the subscription made before `start` returned has seen
+            // every change since; any later one (a reconnection, or the
+            // first one when that failed) may have missed some.
+            let (subscribed, may_have_missed) = match first.take() {
+                Some(pubsub) => (Some(pubsub), false),
+                None => (subscribe(&conn, &channel).await, true),
             };
             match subscribed {
                 Some(mut pubsub) => {
-                    {
-                        // Any attempt but the very first may have missed changes.
-                        if attempts > 1 {
-                            tracing::info!("redis store: change feed back, resyncing");
-                            sink(Change::resync());
-                        }
-                        let mut messages = pubsub.on_message();
-                        while let Some(message) = messages.next().await {
-                            match Change::parse(message.get_payload_bytes()) {
-                                Some(change) => sink(change),
-                                None => {
-                                    tracing::warn!("redis store: unreadable change announcement")
-                                }
+                    if may_have_missed {
+                        tracing::info!("redis store: change feed (re)connected, resyncing");
+                        sink(Change::resync());
+                    }
+                    let mut messages = pubsub.on_message();
+                    while let Some(message) = messages.next().await {
+                        match Change::parse(message.get_payload_bytes()) {
+                            Some(change) => sink(change),
+                            None => {
+                                tracing::warn!("redis store: unreadable change announcement")
                             }
                         }
-                        tracing::warn!("redis store: change feed lost, reconnecting");
                     }
+                    tracing::warn!("redis store: change feed lost, reconnecting");
                 }
                 None => tracing::debug!("redis store: change feed not connected"),
             }

@@ -45,7 +45,7 @@ impl RedisMessageStore {
     /// Every change committed after this returns is passed on.
     pub async fn watch_changes(&self, sink: impl Fn(Change) + Send + Sync + 'static) {
         let handle = changes::start(
-            self.conn.client(),
+            self.conn.clone(),
             self.conn.changes_channel(),
             Arc::new(sink),
         )

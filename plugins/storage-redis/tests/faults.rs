@@ -135,13 +135,23 @@ async fn unreachable_at_start_up_names_the_uri_without_its_password() {
 
 #[tokio::test]
 async fn refused_uri_forms_fail_at_start_up_as_bad_config() {
-    let config = RedisConfig {
-        uri: "redis://a:1,b:2?master=mymaster".into(),
-        ..RedisConfig::default()
-    };
-    let e = RedisMessageStore::open(&config).await.expect_err("refused");
-    assert_eq!(e.code, ErrorCode::BAD_CONFIG, "{}", e.message);
-    assert!(e.message.contains("Sentinel"), "{}", e.message);
+    for (uri, why) in [
+        (
+            "rediss://u:s3cret@h:6380",
+            "TLS (rediss://) is not supported",
+        ),
+        ("redis://a:1,b:2", "need `master=NAME`"),
+        ("redis+sentinel://a:1,b:2", "needs `master=NAME`"),
+    ] {
+        let config = RedisConfig {
+            uri: uri.into(),
+            ..RedisConfig::default()
+        };
+        let e = RedisMessageStore::open(&config).await.expect_err("refused");
+        assert_eq!(e.code, ErrorCode::BAD_CONFIG, "{uri}: {}", e.message);
+        assert!(e.message.contains(why), "{uri}: {}", e.message);
+        assert!(!e.message.contains("s3cret"), "{uri}: {}", e.message);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

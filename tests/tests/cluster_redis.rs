@@ -1,0 +1,34 @@
+//! Several `zaqar-server` hosts on one Redis database are one service (the
+//! scenarios are in `cluster_scenarios`): cross-host socket pushes through
+//! the pub/sub change feed, claims that never overlap (one Lua script
+//! each), and webhook delivery that survives the delivering host's SIGKILL
+//! (leases in Redis). Each test has its own key prefix on the test Redis.
+
+mod cluster_scenarios;
+
+use zaqar_tests::{RedisPrefix, TestServer};
+
+#[test]
+fn a_socket_on_one_host_gets_what_is_posted_through_the_others_in_order_once() {
+    let prefix = RedisPrefix::create();
+    let start = |overlay: &str| TestServer::start_on_redis(&prefix, overlay);
+    cluster_scenarios::a_socket_on_one_host_gets_what_is_posted_through_the_others_in_order_once(
+        &start,
+    );
+}
+
+#[test]
+fn claims_by_consumers_on_different_hosts_never_overlap() {
+    let prefix = RedisPrefix::create();
+    let start = |overlay: &str| TestServer::start_on_redis(&prefix, overlay);
+    cluster_scenarios::claims_by_consumers_on_different_hosts_never_overlap(&start);
+}
+
+#[test]
+fn webhook_delivery_resumes_on_another_host_after_the_delivering_host_is_killed() {
+    let prefix = RedisPrefix::create();
+    let start = |overlay: &str| TestServer::start_on_redis(&prefix, overlay);
+    cluster_scenarios::webhook_delivery_resumes_on_another_host_after_the_delivering_host_is_killed(
+        &start,
+    );
+}
