@@ -221,7 +221,11 @@ async fn missing_and_invalid_tokens_are_refused(keystone: &Keystone) {
     // A character in the middle: every bit of it counts (the last one may
     // carry padding bits, or already be the replacement).
     let middle = demo.len() / 2;
-    let replacement = if &demo[middle..=middle] == "A" { "B" } else { "A" };
+    let replacement = if &demo[middle..=middle] == "A" {
+        "B"
+    } else {
+        "A"
+    };
     let tampered = format!("{}{replacement}{}", &demo[..middle], &demo[middle + 1..]);
     assert_refused(with_token(&auth, &tampered).await);
     eventually("both were asked", || keystone.validations() == before + 2).await;
