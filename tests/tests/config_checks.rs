@@ -55,3 +55,9 @@ fn a_sink_table_for_a_listed_scheme_and_the_accepted_spellings_start() {
     );
     assert_eq!(server.client().get("/v2/ping").send().status, 204);
 }
+
+#[test]
+fn a_negative_rate_limit_is_refused_naming_the_key() {
+    let stderr = refused("[server]\nrate_limit_per_project = -5\n");
+    assert!(stderr.contains("server.rate_limit_per_project"), "{stderr}");
+}
