@@ -24,7 +24,7 @@ use std::{
     cell::OnceCell,
     collections::{BTreeMap, HashMap},
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc, Mutex, MutexGuard,
     },
     time::{Duration, Instant},
@@ -114,6 +114,10 @@ struct Connection {
     owner: Option<(String, String)>,
     /// Sockets keep their session after they close; event streams do not.
     resumable: bool,
+    /// The sink refused a frame (closed, or its reader too slow): nothing
+    /// more is sent to it, and its cursors no longer hold the queue's pump
+    /// back, so one stalled reader cannot starve the others on its queues.
+    refused: Arc<AtomicBool>,
 }
 
 /// A closed socket's session, waiting to be resumed.
@@ -261,6 +265,7 @@ impl PushHub {
                 session_id: uuid::Uuid::new_v4().simple().to_string(),
                 owner: None,
                 resumable,
+                refused: Arc::new(AtomicBool::new(false)),
             },
         );
     }
@@ -607,6 +612,8 @@ struct Target {
     sink: Arc<PushSinkBox>,
     /// The sink refused a frame (connection closed or too slow).
     refused: bool,
+    /// The same, kept for the connection's later rounds.
+    connection_refused: Arc<AtomicBool>,
 }
 
 impl Target {
@@ -628,6 +635,7 @@ impl Target {
         });
         if !accepted {
             self.refused = true;
+            self.connection_refused.store(true, Ordering::SeqCst);
             tracing::debug!(
                 connection = %self.subscription.connection,
                 "push refused: connection closed or too slow"
@@ -727,11 +735,12 @@ impl Pump {
                 .subscriptions
                 .iter()
                 .filter_map(|s| {
-                    let sink = connections.get(&s.connection)?.sink.clone();
+                    let connection = connections.get(&s.connection)?;
                     Some(Target {
                         subscription: s.clone(),
-                        sink,
-                        refused: false,
+                        sink: connection.sink.clone(),
+                        refused: connection.refused.load(Ordering::SeqCst),
+                        connection_refused: connection.refused.clone(),
                     })
                 })
                 .collect(),

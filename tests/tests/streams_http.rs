@@ -442,3 +442,47 @@ fn bad_stream_parameters_are_refused() {
         .send();
     assert_eq!(wrong_method.status, 405);
 }
+
+#[test]
+fn a_stream_whose_reader_never_reads_is_ended_while_others_go_on() {
+    let server = TestServer::start();
+    let http = server.client();
+    // Far more than the server buffers for one stream (1,024 events) plus
+    // what the kernel's socket buffers on both sides can hold.
+    const TOTAL: usize = 4000;
+    let stalled = sse(&server, "/v2/queues/flood/events", &[]);
+    let mut reader = sse(&server, "/v2/queues/flood/events", &[]);
+    let reading = std::thread::spawn(move || {
+        let mut seen = 0;
+        while seen < TOTAL {
+            if reader.next_event().event.as_deref() == Some("message") {
+                seen += 1;
+            }
+        }
+        seen
+    });
+    let body = json!("x".repeat(10_000));
+    for _ in 0..TOTAL / 10 {
+        post(&http, "flood", &vec![body.clone(); 10]);
+    }
+    assert_eq!(
+        reading.join().unwrap(),
+        TOTAL,
+        "the reading stream gets all"
+    );
+
+    // The stalled stream holds what was buffered, then ends instead of
+    // keeping every event for a reader that does not read.
+    let mut stalled = stalled;
+    let mut got = 0;
+    while let Some(event) = stalled.next() {
+        if event.event.as_deref() == Some("message") {
+            got += 1;
+        }
+    }
+    assert!(
+        got < TOTAL,
+        "a stalled stream is ended, not buffered: {got}"
+    );
+    assert_eq!(server.client().get("/v2/ping").send().status, 204);
+}
