@@ -6,26 +6,19 @@
 //! master is killed, and refuses to start when the Sentinel knows no such
 //! master.
 
+mod support;
+
 use std::{
-    net::TcpListener,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
 use plugin_api::{
-    storage::{MessageListQuery, MessageStore, NewMessage, QueueRef},
-    types::{ROption, RVec},
+    storage::{MessageStore, QueueRef},
     ErrorCode,
 };
 use storage_redis::{RedisConfig, RedisMessageStore};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("a free port")
-        .local_addr()
-        .expect("its address")
-        .port()
-}
+use support::{everything, free_port, now, one};
 
 /// A `redis-server` child, killed when dropped.
 struct Server {
@@ -138,32 +131,6 @@ impl Group {
 
     fn uri(&self) -> String {
         format!("redis://127.0.0.1:{}?master=mymaster", self.sentinel.port)
-    }
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64
-}
-
-fn one(body: &str) -> RVec<NewMessage> {
-    vec![NewMessage {
-        ttl: 300,
-        delay: 0,
-        body: body.as_bytes().to_vec().into(),
-    }]
-    .into()
-}
-
-fn everything() -> MessageListQuery {
-    MessageListQuery {
-        after_seq: ROption::RNone,
-        limit: 100,
-        exclude_client: ROption::RNone,
-        include_claimed: true,
-        include_delayed: true,
     }
 }
 

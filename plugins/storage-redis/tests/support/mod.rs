@@ -3,6 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+use plugin_api::{
+    storage::{MessageListQuery, NewMessage},
+    types::{ROption, RVec},
+};
 use storage_redis::RedisConfig;
 
 /// The Redis the tests use: `ZAQAR_TEST_REDIS_URI`, else the local one.
@@ -47,5 +51,43 @@ pub fn guard(config: &RedisConfig) -> PrefixGuard {
     PrefixGuard {
         uri: config.uri.clone(),
         prefix: config.key_prefix.clone(),
+    }
+}
+
+/// A TCP port nothing listens on now, for a private `redis-server`.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("a free port")
+        .local_addr()
+        .expect("its address")
+        .port()
+}
+
+/// The current time as the store expects it, in milliseconds.
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64
+}
+
+/// One message with `body`, five minutes to live.
+pub fn one(body: &str) -> RVec<NewMessage> {
+    vec![NewMessage {
+        ttl: 300,
+        delay: 0,
+        body: body.as_bytes().to_vec().into(),
+    }]
+    .into()
+}
+
+/// A listing of every message of a queue, claimed and delayed included.
+pub fn everything() -> MessageListQuery {
+    MessageListQuery {
+        after_seq: ROption::RNone,
+        limit: 100,
+        exclude_client: ROption::RNone,
+        include_claimed: true,
+        include_delayed: true,
     }
 }
