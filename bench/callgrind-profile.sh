@@ -37,71 +37,16 @@ CLIENTS="${CLIENTS:-16}"
 MESSAGE_SIZE="${MESSAGE_SIZE:-148}"
 TOP="${TOP:-0}"
 OUT="${BENCH_OUT:-$ROOT/target/callgrind/$(date +%Y%m%d-%H%M%S)-$WORKLOAD-$TRANSPORT}"
-mkdir -p "$OUT"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/zaqar-callgrind.XXXXXX")"
-
-die() { printf 'callgrind-profile: %s\n' "$*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 command -v valgrind >/dev/null || die "valgrind is not installed (apt-get install valgrind)"
 
-SERVER_PID=
-cleanup() {
-    if [[ -n $SERVER_PID ]]; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-if [[ ${BENCH_BUILD:-1} == 1 ]]; then
-    (cd "$ROOT" && cargo build --release -p zaqar-host -p zaqar-load) >&2
-fi
-SERVER="${BENCH_SERVER_BIN:-$TARGET_DIR/release/zaqar-server}"
-LOAD="${BENCH_LOAD_BIN:-$TARGET_DIR/release/zaqar-load}"
-
-cat >"$WORK/zaqar.toml" <<EOF
-[server]
-log_level = "warn,zaqar_host=info,transport_wsgi=info,transport_websocket=info"
-[drivers]
-transports = ["wsgi", "websocket"]
-[drivers.message_store]
-name = "embedded"
-[drivers.message_store.embedded]
-path = "$WORK/data"
-[drivers.management_store]
-name = "embedded"
-[drivers.management_store.embedded]
-path = "$WORK/data"
-[drivers.transport.wsgi]
-bind = "127.0.0.1"
-port = 0
-[drivers.transport.websocket]
-bind = "127.0.0.1"
-port = 0
-EOF
-
-mapfile -t ZAQAR_VARS < <(compgen -e | grep '^ZAQAR_' || true)
-env "${ZAQAR_VARS[@]/#/--unset=}" valgrind --tool=callgrind --separate-threads=yes \
-    --callgrind-out-file="$OUT/callgrind.out.%p" \
-    "$SERVER" --config "$WORK/zaqar.toml" >"$OUT/server.out" 2>"$OUT/server.err" &
-SERVER_PID=$!
-
-listening_addr() { # pattern
-    local deadline=$((SECONDS + 120))
-    while ((SECONDS < deadline)); do
-        local line
-        line="$(grep -m1 "$1" "$OUT/server.out" "$OUT/server.err" 2>/dev/null || true)"
-        if [[ -n $line ]]; then
-            echo "${line##* }"
-            return
-        fi
-        sleep 0.2
-    done
-    die "no '$1' from the server within 120 s (see $OUT)"
-}
-HTTP="http://$(listening_addr 'transport wsgi listening on')"
-WS="ws://$(listening_addr 'transport websocket listening on')"
+build_binaries
+embedded_config "$WORK/zaqar.toml" "wsgi websocket"
+start_server server "$WORK/zaqar.toml" \
+    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$OUT/callgrind.out.%p"
+HTTP="http://$(listening_addr server 'transport wsgi listening on' 120)"
+WS="ws://$(listening_addr server 'transport websocket listening on' 120)"
 case $TRANSPORT in
 http) TARGET=(--url "$HTTP") ;;
 ws) TARGET=(--ws "$WS") ;;

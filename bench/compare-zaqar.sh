@@ -37,76 +37,11 @@ VENV="$BENCH_HOME/venv"
 REQUIREMENTS="$ROOT/bench/zaqar-requirements.txt"
 REDIS_DB="${BENCH_REDIS_DB:-11}"
 OUT="${BENCH_OUT:-$ROOT/target/bench-compare/$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/zaqar-compare.XXXXXX")"
-
-export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
-
-log() { printf '== %s\n' "$*" >&2; }
-die() { printf 'compare-zaqar: %s\n' "$*" >&2; exit 1; }
-
-PIDS=()
-REDIS_CLI=()
-CHILD=
-# Waits for a job started with & (a foreground command would delay Ctrl-C
-# until it ends; `wait` lets the trap run at once).
-foreground() {
-    CHILD=$1
-    local status=0
-    wait "$1" || status=$?
-    CHILD=
-    return "$status"
-}
-cleanup() {
-    local status=$?
-    trap - EXIT INT TERM
-    if [[ -n $CHILD ]]; then
-        kill "$CHILD" 2>/dev/null || true
-        wait "$CHILD" 2>/dev/null || true
-    fi
-    for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-        kill "${PIDS[i]}" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        # Give each a moment, then insist.
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.2
-        done
-        kill -9 "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if ((${#REDIS_CLI[@]})); then
-        "${REDIS_CLI[@]}" flushdb >/dev/null 2>&1 || true
-    fi
-    rm -rf "$WORK"
-    exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() { # port seconds name
-    local deadline=$((SECONDS + $2))
-    until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
-        ((SECONDS < deadline)) || die "$3 did not listen on 127.0.0.1:$1 within $2 s (see $OUT)"
-        sleep 0.2
-    done
-}
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
 # ---------------------------------------------------------------- build
-if [[ ${BENCH_BUILD:-1} == 1 ]]; then
-    log "building zaqar-server and zaqar-load (release)"
-    (cd "$ROOT" && cargo build --release -q -p zaqar-host -p zaqar-load)
-fi
-TARGET_DIR="$(cd "$ROOT" && cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-SERVER="${BENCH_SERVER_BIN:-$TARGET_DIR/release/zaqar-server}"
-LOAD="${BENCH_LOAD_BIN:-$TARGET_DIR/release/zaqar-load}"
-[[ -x $SERVER && -x $LOAD ]] || die "missing $SERVER or $LOAD (build them, or unset BENCH_BUILD=0)"
+build_binaries
 
 # ---------------------------------------------------------------- venv
 STAMP="$VENV/.requirements-$(sha256sum "$REQUIREMENTS" | cut -c1-16)"
@@ -136,6 +71,7 @@ else
 fi
 REDIS_CLI=(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" -n "$REDIS_DB")
 "${REDIS_CLI[@]}" flushdb >/dev/null
+CLEANUP_HOOKS+=('"${REDIS_CLI[@]}" flushdb >/dev/null 2>&1')
 
 # ---------------------------------------------------------------- real Zaqar
 zaqar_conf() { # transport port [notification_port]
@@ -184,60 +120,17 @@ if [[ $RUN_WS == 1 ]]; then
 fi
 
 # ---------------------------------------------------------------- ours
-mkdir -p "$WORK/data"
-cat >"$WORK/zaqar.toml" <<EOF
-[server]
-log_level = "warn"
-
-[drivers]
-transports = ["wsgi", "websocket"]
-
-[drivers.message_store]
-name = "embedded"
-[drivers.message_store.embedded]
-path = "$WORK/data"
-
-[drivers.management_store]
-name = "embedded"
-[drivers.management_store.embedded]
-path = "$WORK/data"
-
-[drivers.transport.wsgi]
-bind = "127.0.0.1"
-port = 0
-
-[drivers.transport.websocket]
-bind = "127.0.0.1"
-port = 0
-EOF
 log "starting zaqar-server (embedded store in $WORK/data)"
-# zaqar-server reads every ZAQAR_* variable as configuration (and refuses
-# unknown ones), so ZAQAR_BENCH_HOME and the like must not reach it.
-mapfile -t ZAQAR_VARS < <(compgen -e | grep '^ZAQAR_' || true)
-env "${ZAQAR_VARS[@]/#/--unset=}" "$SERVER" --config "$WORK/zaqar.toml" \
-    >"$OUT/zaqar-server.out" 2>"$OUT/zaqar-server.err" &
-PIDS+=($!)
+embedded_config "$WORK/zaqar.toml" "wsgi websocket"
+start_server zaqar-server "$WORK/zaqar.toml"
 
 log "starting the bare hyper reference server"
 "$LOAD" reference-server --port 0 >"$OUT/reference-server.out" 2>&1 &
 PIDS+=($!)
 
-listening_addr() { # file pattern
-    local deadline=$((SECONDS + 30))
-    while ((SECONDS < deadline)); do
-        local line
-        line="$(grep -m1 "$2" "$1" 2>/dev/null || true)"
-        if [[ -n $line ]]; then
-            echo "${line##* }"
-            return
-        fi
-        sleep 0.1
-    done
-    die "no '$2' in $1 within 30 s"
-}
-OURS_HTTP="http://$(listening_addr "$OUT/zaqar-server.out" 'transport wsgi listening on')"
-OURS_WS="ws://$(listening_addr "$OUT/zaqar-server.out" 'transport websocket listening on')"
-REF_HTTP="http://$(listening_addr "$OUT/reference-server.out" 'listening on')"
+OURS_HTTP="http://$(listening_addr zaqar-server 'transport wsgi listening on')"
+OURS_WS="ws://$(listening_addr zaqar-server 'transport websocket listening on')"
+REF_HTTP="http://$(listening_addr reference-server 'listening on')"
 REAL_HTTP="http://127.0.0.1:$REAL_HTTP_PORT"
 
 wait_port "$REAL_HTTP_PORT" 60 "the real Zaqar (wsgi)"

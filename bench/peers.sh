@@ -25,74 +25,17 @@ MESSAGE_SIZE="${MESSAGE_SIZE:-148}"
 SYSTEMS="${SYSTEMS:-http ws msgpack rabbitmq jetstream}"
 RABBITMQ_URL="${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 OUT="${BENCH_OUT:-$ROOT/target/bench-peers/$(date +%Y%m%d-%H%M%S)}"
-mkdir -p "$OUT"
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/zaqar-peers.XXXXXX")"
-export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
 
-die() { printf 'peers: %s\n' "$*" >&2; exit 1; }
-log() { printf '== %s\n' "$*" >&2; }
-
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-cpu_seconds() { # pid
-    awk '{ sub(/.*\) /, ""); split($0, f, " "); printf "%.2f\n", (f[12] + f[13]) / 100 }' "/proc/$1/stat"
-}
-
-TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-if [[ ${BENCH_BUILD:-1} == 1 ]]; then
-    log "building zaqar-server, zaqar-load and zaqar-peers (release)"
-    (cd "$ROOT" && cargo build --release -p zaqar-host -p zaqar-load -p zaqar-peers) >&2
-fi
-SERVER="$TARGET_DIR/release/zaqar-server"
-LOAD="$TARGET_DIR/release/zaqar-load"
+build_binaries zaqar-peers
 PEERS="$TARGET_DIR/release/zaqar-peers"
 
-# zaqar-server
-cat >"$WORK/zaqar.toml" <<TOML
-[server]
-log_level = "warn,zaqar_host=info,transport_wsgi=info,transport_websocket=info"
-[drivers]
-transports = ["wsgi", "websocket"]
-[drivers.message_store]
-name = "embedded"
-[drivers.message_store.embedded]
-path = "$WORK/data"
-[drivers.management_store]
-name = "embedded"
-[drivers.management_store.embedded]
-path = "$WORK/data"
-[drivers.transport.wsgi]
-bind = "127.0.0.1"
-port = 0
-[drivers.transport.websocket]
-bind = "127.0.0.1"
-port = 0
-TOML
-mapfile -t ZAQAR_VARS < <(compgen -e | grep '^ZAQAR_' || true)
-env "${ZAQAR_VARS[@]/#/--unset=}" "$SERVER" --config "$WORK/zaqar.toml" \
-    >"$OUT/zaqar-server.out" 2>"$OUT/zaqar-server.err" &
-ZAQAR_PID=$!
-PIDS+=("$ZAQAR_PID")
-listening_addr() { # file pattern
-    local deadline=$((SECONDS + 30)) line
-    while ((SECONDS < deadline)); do
-        line="$(grep -m1 "$2" "$1" 2>/dev/null || true)"
-        [[ -n $line ]] && { echo "${line##* }"; return; }
-        sleep 0.1
-    done
-    die "no '$2' in $1 within 30 s"
-}
-HTTP="http://$(listening_addr "$OUT/zaqar-server.out" 'transport wsgi listening on')"
-WS="ws://$(listening_addr "$OUT/zaqar-server.out" 'transport websocket listening on')"
+embedded_config "$WORK/zaqar.toml" "wsgi websocket"
+start_server zaqar-server "$WORK/zaqar.toml"
+ZAQAR_PID=$SERVER_PID
+HTTP="http://$(listening_addr zaqar-server 'transport wsgi listening on')"
+WS="ws://$(listening_addr zaqar-server 'transport websocket listening on')"
 
 # NATS JetStream, private, file storage
 if [[ " $SYSTEMS " == *" jetstream "* ]]; then
@@ -101,7 +44,7 @@ if [[ " $SYSTEMS " == *" jetstream "* ]]; then
     nats-server -js -a 127.0.0.1 -p "$NATS_PORT" -sd "$WORK/nats" >"$OUT/nats-server.log" 2>&1 &
     NATS_PID=$!
     PIDS+=("$NATS_PID")
-    for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
+    wait_port "$NATS_PORT" 10 nats-server
     NATS_VERSION="$(nats-server --version 2>&1 | head -1)"
 fi
 if [[ " $SYSTEMS " == *" rabbitmq "* ]]; then
