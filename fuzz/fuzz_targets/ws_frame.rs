@@ -28,7 +28,10 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(original) = original {
             let back: serde_json::Value =
                 serde_json::from_slice(&back).expect("transcoded JSON parses");
-            assert_eq!(original, back, "JSON → MessagePack → JSON changed the value");
+            assert_eq!(
+                original, back,
+                "JSON → MessagePack → JSON changed the value"
+            );
         }
     }
 });
