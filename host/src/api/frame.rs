@@ -647,4 +647,24 @@ mod tests {
             value
         );
     }
+
+    #[test]
+    fn a_msgpack_float_comes_back_bit_for_bit_through_json() {
+        // Found by the ws_frame fuzz target: 1.1111111111111112e60 read
+        // back from its JSON text as 1.1111111111111113e60.
+        for sent in [
+            1.1111111111111112e60_f64,
+            5e-324,
+            0.1,
+            -2.2250738585072014e-308,
+        ] {
+            let text = msgpack_to_json(&rmp_serde::to_vec(&sent).unwrap()).unwrap();
+            let back: f64 = rmp_serde::from_slice(&json_to_msgpack(&text).unwrap()).unwrap();
+            assert_eq!(
+                back.to_bits(),
+                sent.to_bits(),
+                "{sent:e} came back as {back:e}"
+            );
+        }
+    }
 }
