@@ -49,6 +49,7 @@ macro_rules! message_store_methods {
                 routed notification_log(after_seq: u64, limit: u32, now_ms: u64) -> ::plugin_api::types::RVec<::plugin_api::storage::StoredMessage>;
                 unrouted lease_acquire(key: ::plugin_api::types::RString, holder: ::plugin_api::types::RString, ttl_ms: u64, now_ms: u64) -> bool;
                 unrouted lease_release(key: ::plugin_api::types::RString, holder: ::plugin_api::types::RString) -> ();
+                unrouted messages_expired() -> u64;
             }
         }
     };

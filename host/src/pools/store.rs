@@ -12,7 +12,7 @@ use plugin_api::{
         QueueListQuery, QueueRef, StoredClaim, SubscriptionCreated, SubscriptionScanPage,
     },
     types::{ROption, RString, RVec},
-    PluginResult,
+    PluginError, PluginResult,
 };
 
 use super::{Pool, Pools};
@@ -231,6 +231,16 @@ forward_message_store! {
                 .store
                 .lease_acquire(key, holder, ttl_ms, now_ms)
                 .await
+        }
+        /// The sum over the pools that can tell; unsupported when none can.
+        async fn messages_expired(&self) -> PluginResult<u64> {
+            let mut total = None;
+            for pool in self.0.built() {
+                if let Ok(count) = pool.store.messages_expired().await {
+                    total = Some(total.unwrap_or(0) + count);
+                }
+            }
+            total.ok_or_else(|| PluginError::unsupported("messages_expired"))
         }
         async fn lease_release(&self, key: RString, holder: RString) -> PluginResult<()> {
             self.lease_pool(&key)
