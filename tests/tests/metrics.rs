@@ -304,6 +304,37 @@ fn messages_removed_by_the_sweeper_are_counted_as_expired() {
     assert_eq!(listed.json()["messages"], json!([]));
 }
 
+/// `[server] metrics_listen`: the same exposition on a port of its own,
+/// without credentials (no `X-Roles` here), and nothing else there.
+#[test]
+fn metrics_are_also_served_without_auth_on_their_own_address() {
+    let port = zaqar_tests::Receiver::free_port();
+    let server = TestServer::start_with(&format!(
+        "[server]\nmetrics_listen = \"127.0.0.1:{port}\"\n"
+    ));
+    let posted = server
+        .client()
+        .post("/v2/queues/scraped/messages")
+        .json(&json!({"messages": [{"body": 1}, {"body": 2}]}))
+        .send();
+    assert_eq!(posted.status, 201, "{}", posted.text());
+
+    let private = zaqar_tests::Client::new(&format!("http://127.0.0.1:{port}"));
+    let response = private.get("/metrics").send();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+        "{:?}",
+        response.header("content-type")
+    );
+    let samples = parse(&response.text());
+    assert_eq!(value(&samples, "zaqar_messages_posted_total", &[]), 2.0);
+    assert_eq!(private.get("/v2/queues").send().status, 404);
+    assert_eq!(private.get("/").send().status, 404);
+}
+
 #[test]
 fn metrics_can_be_turned_off() {
     let server = TestServer::start_with("[server]\nmetrics = false\n");

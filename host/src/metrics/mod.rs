@@ -10,6 +10,7 @@
 //! in the push, notification and store paths are then one line each.
 
 pub mod histogram;
+pub mod listener;
 pub mod process;
 
 use std::{
