@@ -72,6 +72,10 @@ pub struct ServerOptions {
     pub rate_limit_burst: u32,
     /// Serve the Prometheus exposition at `GET /metrics` (admin only).
     pub metrics: bool,
+    /// Also serve `GET /metrics` on this address (`127.0.0.1:9108`), plain
+    /// HTTP **without authentication**, for a Prometheus on a private
+    /// network. Empty (the default): off.
+    pub metrics_listen: String,
     /// `[server.cors]`: which web origins may call the API from a browser.
     pub cors: CorsOptions,
 }
@@ -98,6 +102,7 @@ impl Default for ServerOptions {
             rate_limit_per_project: 0.0,
             rate_limit_burst: 0,
             metrics: true,
+            metrics_listen: String::new(),
             cors: CorsOptions::default(),
         }
     }
@@ -410,6 +415,7 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, String> {
         .management_store
         .validate("management_store")?;
     check_choices(&config)?;
+    check_metrics_listen(&config)?;
     config.streams.validate()?;
     check_unused_tables(&config)?;
     let rate = config.server.rate_limit_per_project;
@@ -426,6 +432,18 @@ pub fn load(file: Option<&Path>) -> Result<Loaded, String> {
         }
     }
     Ok(Loaded { config, file })
+}
+
+/// `server.metrics_listen` is empty or an address with a port (a host
+/// name would make the bind depend on the resolver at start-up).
+fn check_metrics_listen(config: &Config) -> Result<(), String> {
+    let listen = &config.server.metrics_listen;
+    if !listen.is_empty() && listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err(format!(
+            "invalid value {listen:?} for `server.metrics_listen`: expected an address and port like \"127.0.0.1:9108\", or \"\" for none"
+        ));
+    }
+    Ok(())
 }
 
 /// Options that take one of a few words: a misspelt value is an error naming

@@ -159,6 +159,16 @@ pub async fn run(loaded: Loaded, shutdown: impl Future<Output = ()>) -> Result<(
         None => api,
     });
 
+    if let Ok(address) = config.server.metrics_listen.parse() {
+        crate::metrics::listener::start(address, api.stores.messages.clone())
+            .await
+            .map_err(|e| {
+                StartError(format!(
+                    "server.metrics_listen: cannot listen on {address}: {e}"
+                ))
+            })?;
+    }
+
     // Resolve every name first, so a typo fails before anything listens.
     let mut selected = Vec::new();
     for name in &drivers.transports {

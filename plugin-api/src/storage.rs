@@ -443,6 +443,14 @@ plugin_trait! {
         /// Since 1.1. Releases the lease if `holder` holds it; succeeds
         /// otherwise too.
         fn lease_release(&self, key: RString, holder: RString) -> ();
+        /// Since 1.1. How many messages this store has removed because
+        /// their ttl ran out, since it was opened: a count that only
+        /// grows, for the host's `messages expired` metric. Messages
+        /// hidden from reads but not yet removed are not counted, nor are
+        /// those removed with a deleted or purged queue. Without it
+        /// (`UNSUPPORTED`, also for a store whose backend expires messages
+        /// on its own and cannot tell) the host leaves the metric out.
+        fn messages_expired(&self) -> u64;
     }
 }
 

@@ -61,3 +61,10 @@ fn a_negative_rate_limit_is_refused_naming_the_key() {
     let stderr = refused("[server]\nrate_limit_per_project = -5\n");
     assert!(stderr.contains("server.rate_limit_per_project"), "{stderr}");
 }
+
+#[test]
+fn a_metrics_address_without_a_port_is_refused_naming_the_key() {
+    let stderr = refused("[server]\nmetrics_listen = \"localhost\"\n");
+    assert!(stderr.contains("server.metrics_listen"), "{stderr}");
+    assert!(stderr.contains("\"localhost\""), "{stderr}");
+}

@@ -235,6 +235,106 @@ fn metrics_are_admin_only_and_count_real_requests_on_both_transports() {
     assert!(closed, "the open-connections gauge comes back to 0");
 }
 
+/// Messages whose ttl ran out are counted when the store's sweeper
+/// removes them. Zaqar's shortest ttl is 60 s, so rather than wait, the
+/// test writes messages posted two minutes ago straight into the stopped
+/// server's embedded store, then lets the restarted server sweep them.
+#[test]
+fn messages_removed_by_the_sweeper_are_counted_as_expired() {
+    if std::env::var("ZAQAR_TEST_STORE").is_ok_and(|s| s != "embedded") {
+        return; // The embedded store is the one written to directly.
+    }
+    let mut server =
+        TestServer::start_with("[drivers.message_store.embedded]\nsweep_interval_secs = 1\n");
+    let created = server.client().put("/v2/queues/short-lived").send();
+    assert_eq!(created.status, 201, "{}", created.text());
+    assert_eq!(
+        value(&scrape(&server), "zaqar_messages_expired_total", &[]),
+        0.0
+    );
+
+    server.kill();
+    let config: storage_embedded::EmbeddedConfig =
+        serde_json::from_value(json!({ "path": server.data_dir() })).unwrap();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        use plugin_api::storage::{MessageStore, NewMessage, QueueRef};
+        let store = storage_embedded::EmbeddedMessageStore::open(&config).unwrap();
+        let two_minutes_ago = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+            - 120_000;
+        let messages: Vec<NewMessage> = (0..3)
+            .map(|i| NewMessage {
+                ttl: 60,
+                delay: 0,
+                body: format!("{i}").into_bytes().into(),
+            })
+            .collect();
+        store
+            .message_post(
+                QueueRef::new("test-project", "short-lived"),
+                "writer".into(),
+                messages.into(),
+                two_minutes_ago,
+            )
+            .await
+            .unwrap();
+    });
+    server.restart();
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let expired = value(&scrape(&server), "zaqar_messages_expired_total", &[]);
+        if expired == 3.0 {
+            break;
+        }
+        assert!(
+            expired < 3.0 && std::time::Instant::now() < deadline,
+            "expected 3 expired messages, the metric says {expired}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A restarted server listens on a new port: a new client.
+    let listed = server
+        .client()
+        .get("/v2/queues/short-lived/messages?include_claimed=true")
+        .send();
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json()["messages"], json!([]));
+}
+
+/// `[server] metrics_listen`: the same exposition on a port of its own,
+/// without credentials (no `X-Roles` here), and nothing else there.
+#[test]
+fn metrics_are_also_served_without_auth_on_their_own_address() {
+    let port = zaqar_tests::Receiver::free_port();
+    let server = TestServer::start_with(&format!(
+        "[server]\nmetrics_listen = \"127.0.0.1:{port}\"\n"
+    ));
+    let posted = server
+        .client()
+        .post("/v2/queues/scraped/messages")
+        .json(&json!({"messages": [{"body": 1}, {"body": 2}]}))
+        .send();
+    assert_eq!(posted.status, 201, "{}", posted.text());
+
+    let private = zaqar_tests::Client::new(&format!("http://127.0.0.1:{port}"));
+    let response = private.get("/metrics").send();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(
+        response
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("application/openmetrics-text")),
+        "{:?}",
+        response.header("content-type")
+    );
+    let samples = parse(&response.text());
+    assert_eq!(value(&samples, "zaqar_messages_posted_total", &[]), 2.0);
+    assert_eq!(private.get("/v2/queues").send().status, 404);
+    assert_eq!(private.get("/").send().status, 404);
+}
+
 #[test]
 fn metrics_can_be_turned_off() {
     let server = TestServer::start_with("[server]\nmetrics = false\n");

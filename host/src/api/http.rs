@@ -232,10 +232,12 @@ async fn metrics_endpoint(api: &Api, request: &ApiRequest) -> ApiResult<HttpResp
     if !admin {
         return Err(ApiError::Forbidden);
     }
+    let metrics = crate::metrics::global();
+    metrics.read_store(&api.stores.messages).await;
     Ok(HttpResponse {
         status: 200,
         headers: vec![("content-type", crate::metrics::CONTENT_TYPE.into())],
-        body: crate::metrics::global().render().into_bytes(),
+        body: metrics.render().into_bytes(),
     })
 }
 

@@ -10,6 +10,7 @@
 //! in the push, notification and store paths are then one line each.
 
 pub mod histogram;
+pub mod listener;
 pub mod process;
 
 use std::{
@@ -27,6 +28,8 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge, MetricType},
     registry::Registry,
 };
+
+use plugin_api::storage::{MessageStore, MessageStoreBox};
 
 use crate::api::router::Action;
 
@@ -166,6 +169,9 @@ pub struct Metrics {
     messages_posted: Counter,
     messages_claimed: Counter,
     messages_deleted: Counter,
+    /// The store's own count, read at each scrape; `None` while the store
+    /// cannot tell (then the family is left out).
+    messages_expired: RwLock<Option<u64>>,
     websocket_open: Gauge,
     websocket_opened: Counter,
     pushes: Counter,
@@ -243,6 +249,23 @@ impl Collector for AtomicsCollector {
                 histogram.encode(family.encode_family(&labels)?)?;
             }
         }
+        if let Some(expired) = *metrics
+            .messages_expired
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+        {
+            // Named like the registered counters, which get `_total` appended.
+            encoder
+                .encode_descriptor(
+                    "zaqar_messages_expired",
+                    "Messages the store removed because their ttl ran out, since it opened.",
+                    None,
+                    MetricType::Counter,
+                )?
+                .encode_counter::<prometheus_client::encoding::NoLabelSet, _, u64>(
+                    &expired, None,
+                )?;
+        }
         for (name, help, histograms) in [
             (
                 "zaqar_store_operation_duration_seconds",
@@ -281,6 +304,7 @@ impl Metrics {
             messages_posted: counter(),
             messages_claimed: counter(),
             messages_deleted: counter(),
+            messages_expired: RwLock::new(None),
             websocket_open: Gauge::default(),
             websocket_opened: counter(),
             pushes: counter(),
@@ -494,6 +518,16 @@ impl Metrics {
     pub fn store_write(&self, op: StoreOp, took: Duration, messages: usize) {
         self.store_latency[op as usize].observe(took.as_nanos() as u64);
         self.store_batch[op as usize].observe(messages as u64);
+    }
+
+    /// Reads the store's count of expired messages for the next render;
+    /// a store that cannot tell leaves the metric out.
+    pub async fn read_store(&self, store: &MessageStoreBox) {
+        let expired = store.messages_expired().await.ok();
+        *self
+            .messages_expired
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = expired;
     }
 
     /// The exposition text.

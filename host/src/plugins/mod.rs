@@ -4,6 +4,7 @@
 
 mod check;
 mod construct;
+pub(crate) mod forward;
 mod library;
 mod registry;
 mod services;

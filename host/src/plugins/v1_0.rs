@@ -35,6 +35,8 @@ use plugin_api::{
 };
 use plugin_api_v1_0 as v1_0;
 
+use super::forward::message_store_methods;
+
 /// Marks `Self` and `B` as the 1.0 and current definitions of one type.
 ///
 /// # Safety
@@ -207,325 +209,35 @@ impl PushSink for Bridge<v1_0::transport::PushSinkBox> {
     }
 }
 
-impl MessageStore for Bridge<v1_0::storage::MessageStoreBox> {
-    async fn queue_create(
-        &self,
-        queue: QueueRef,
-        metadata: RVec<u8>,
-        now_ms: u64,
-    ) -> PluginResult<bool> {
-        let answer = v1_0::storage::MessageStore::queue_create(
-            &self.0,
-            relabel(queue),
-            relabel(metadata),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn queue_get_metadata(&self, queue: QueueRef) -> PluginResult<ROption<RVec<u8>>> {
-        let answer = v1_0::storage::MessageStore::queue_get_metadata(&self.0, relabel(queue));
-        relabel_result(answer.await)
-    }
-    async fn queue_set_metadata(&self, queue: QueueRef, metadata: RVec<u8>) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::queue_set_metadata(
-            &self.0,
-            relabel(queue),
-            relabel(metadata),
-        );
-        relabel_result(answer.await)
-    }
-    async fn queue_delete(&self, queue: QueueRef) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::queue_delete(&self.0, relabel(queue));
-        relabel_result(answer.await)
-    }
-    async fn queue_list(
-        &self,
-        project: RString,
-        query: QueueListQuery,
-    ) -> PluginResult<RVec<QueueEntry>> {
-        let answer =
-            v1_0::storage::MessageStore::queue_list(&self.0, relabel(project), relabel(query));
-        relabel_result(answer.await)
-    }
-    async fn queue_count(&self, project: RString) -> PluginResult<u64> {
-        let answer = v1_0::storage::MessageStore::queue_count(&self.0, relabel(project));
-        relabel_result(answer.await)
-    }
-    async fn queue_stats(&self, queue: QueueRef, now_ms: u64) -> PluginResult<QueueStats> {
-        let answer =
-            v1_0::storage::MessageStore::queue_stats(&self.0, relabel(queue), relabel(now_ms));
-        relabel_result(answer.await)
-    }
-    async fn message_post(
-        &self,
-        queue: QueueRef,
-        client_id: RString,
-        messages: RVec<NewMessage>,
-        now_ms: u64,
-    ) -> PluginResult<RVec<PostedMessage>> {
-        let answer = v1_0::storage::MessageStore::message_post(
-            &self.0,
-            relabel(queue),
-            relabel(client_id),
-            relabel(messages),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn message_list(
-        &self,
-        queue: QueueRef,
-        query: MessageListQuery,
-        now_ms: u64,
-    ) -> PluginResult<RVec<StoredMessage>> {
-        let answer = v1_0::storage::MessageStore::message_list(
-            &self.0,
-            relabel(queue),
-            relabel(query),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn message_get_many(
-        &self,
-        queue: QueueRef,
-        ids: RVec<RString>,
-        now_ms: u64,
-    ) -> PluginResult<RVec<StoredMessage>> {
-        let answer = v1_0::storage::MessageStore::message_get_many(
-            &self.0,
-            relabel(queue),
-            relabel(ids),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn message_delete(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        claim_id: ROption<RString>,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::message_delete(
-            &self.0,
-            relabel(queue),
-            relabel(id),
-            relabel(claim_id),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn message_delete_many(
-        &self,
-        queue: QueueRef,
-        ids: RVec<RString>,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::message_delete_many(
-            &self.0,
-            relabel(queue),
-            relabel(ids),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn message_pop(
-        &self,
-        queue: QueueRef,
-        limit: u32,
-        now_ms: u64,
-    ) -> PluginResult<RVec<StoredMessage>> {
-        let answer = v1_0::storage::MessageStore::message_pop(
-            &self.0,
-            relabel(queue),
-            relabel(limit),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn message_purge(&self, queue: QueueRef) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::message_purge(&self.0, relabel(queue));
-        relabel_result(answer.await)
-    }
-    async fn claim_create(
-        &self,
-        queue: QueueRef,
-        request: ClaimRequest,
-        now_ms: u64,
-    ) -> PluginResult<StoredClaim> {
-        let answer = v1_0::storage::MessageStore::claim_create(
-            &self.0,
-            relabel(queue),
-            relabel(request),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn claim_get(
-        &self,
-        queue: QueueRef,
-        claim_id: RString,
-        now_ms: u64,
-    ) -> PluginResult<ROption<StoredClaim>> {
-        let answer = v1_0::storage::MessageStore::claim_get(
-            &self.0,
-            relabel(queue),
-            relabel(claim_id),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn claim_update(
-        &self,
-        queue: QueueRef,
-        claim_id: RString,
-        ttl: u32,
-        grace: u32,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::claim_update(
-            &self.0,
-            relabel(queue),
-            relabel(claim_id),
-            relabel(ttl),
-            relabel(grace),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn claim_delete(
-        &self,
-        queue: QueueRef,
-        claim_id: RString,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::claim_delete(
-            &self.0,
-            relabel(queue),
-            relabel(claim_id),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn subscription_create(
-        &self,
-        queue: QueueRef,
-        subscription: NewSubscription,
-        now_ms: u64,
-    ) -> PluginResult<SubscriptionCreated> {
-        let answer = v1_0::storage::MessageStore::subscription_create(
-            &self.0,
-            relabel(queue),
-            relabel(subscription),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn subscription_list(
-        &self,
-        queue: QueueRef,
-        query: SubscriptionListQuery,
-        now_ms: u64,
-    ) -> PluginResult<RVec<SubscriptionRecord>> {
-        let answer = v1_0::storage::MessageStore::subscription_list(
-            &self.0,
-            relabel(queue),
-            relabel(query),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn subscription_get(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        now_ms: u64,
-    ) -> PluginResult<ROption<SubscriptionRecord>> {
-        let answer = v1_0::storage::MessageStore::subscription_get(
-            &self.0,
-            relabel(queue),
-            relabel(id),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn subscription_update(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        patch: SubscriptionPatch,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::subscription_update(
-            &self.0,
-            relabel(queue),
-            relabel(id),
-            relabel(patch),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn subscription_confirm(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        confirmed: bool,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::subscription_confirm(
-            &self.0,
-            relabel(queue),
-            relabel(id),
-            relabel(confirmed),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn subscription_delete(&self, queue: QueueRef, id: RString) -> PluginResult<()> {
-        let answer =
-            v1_0::storage::MessageStore::subscription_delete(&self.0, relabel(queue), relabel(id));
-        relabel_result(answer.await)
-    }
-    async fn subscription_scan(
-        &self,
-        marker: ROption<RString>,
-        limit: u32,
-        now_ms: u64,
-    ) -> PluginResult<SubscriptionScanPage> {
-        let answer = v1_0::storage::MessageStore::subscription_scan(
-            &self.0,
-            relabel(marker),
-            relabel(limit),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn subscription_advance(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        delivered_seq: u64,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        let answer = v1_0::storage::MessageStore::subscription_advance(
-            &self.0,
-            relabel(queue),
-            relabel(id),
-            relabel(delivered_seq),
-            relabel(now_ms),
-        );
-        relabel_result(answer.await)
-    }
-    async fn queue_last_seq(&self, queue: QueueRef) -> PluginResult<u64> {
-        let answer = v1_0::storage::MessageStore::queue_last_seq(&self.0, relabel(queue));
-        relabel_result(answer.await)
-    }
-    async fn is_alive(&self) -> PluginResult<bool> {
-        let answer = v1_0::storage::MessageStore::is_alive(&self.0);
-        relabel_result(answer.await)
-    }
+/// Writes the bridge's `MessageStore` methods: each 1.0 method relabels its
+/// arguments and answer; the methods appended since keep the trait's
+/// `UNSUPPORTED` default, as a 1.0 vtable would answer.
+macro_rules! bridge_message_store {
+    (
+        since_1_0 {
+            $( $kind:ident $method:ident ($($arg:ident: $arg_ty:ty),*) -> $out:ty; )*
+        }
+        $($_later:ident { $($_appended:tt)* })*
+    ) => {
+        impl MessageStore for Bridge<v1_0::storage::MessageStoreBox> {
+            $( bridge_message_store!(@method $method $kind ($($arg: $arg_ty),*) -> $out); )*
+        }
+    };
+    (@method $method:ident routed ($($arg:ident: $arg_ty:ty),*) -> $out:ty) => {
+        async fn $method(&self, queue: QueueRef $(, $arg: $arg_ty)*) -> PluginResult<$out> {
+            let answer = v1_0::storage::MessageStore::$method(&self.0, relabel(queue) $(, relabel($arg))*);
+            relabel_result(answer.await)
+        }
+    };
+    (@method $method:ident unrouted ($($arg:ident: $arg_ty:ty),*) -> $out:ty) => {
+        async fn $method(&self $(, $arg: $arg_ty)*) -> PluginResult<$out> {
+            let answer = v1_0::storage::MessageStore::$method(&self.0 $(, relabel($arg))*);
+            relabel_result(answer.await)
+        }
+    };
 }
+
+message_store_methods!(bridge_message_store! {});
 
 impl ManagementStore for Bridge<v1_0::management::ManagementStoreBox> {
     async fn pool_put(&self, pool: PoolRecord) -> PluginResult<bool> {

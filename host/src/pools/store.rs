@@ -5,15 +5,14 @@
 
 use std::sync::Arc;
 
+use crate::plugins::forward::forward_message_store;
 use plugin_api::{
     storage::{
-        ChangeSinkBox, ClaimRequest, MessageListQuery, MessageStore, NewMessage, NewSubscription,
-        PostedMessage, QueueEntry, QueueListQuery, QueueRef, QueueStats, StoredClaim,
-        StoredMessage, SubscriptionCreated, SubscriptionListQuery, SubscriptionPatch,
-        SubscriptionRecord, SubscriptionScanPage,
+        ChangeSinkBox, ClaimRequest, NewMessage, NewSubscription, PostedMessage, QueueEntry,
+        QueueListQuery, QueueRef, StoredClaim, SubscriptionCreated, SubscriptionScanPage,
     },
     types::{ROption, RString, RVec},
-    PluginResult,
+    PluginError, PluginResult,
 };
 
 use super::{Pool, Pools};
@@ -56,394 +55,200 @@ impl PooledStore {
     }
 }
 
-impl MessageStore for PooledStore {
-    async fn queue_create(
-        &self,
-        queue: QueueRef,
-        metadata: RVec<u8>,
-        now_ms: u64,
-    ) -> PluginResult<bool> {
-        let flavor = flavor_of(&metadata);
-        let pool = self.0.place(&queue, flavor.as_deref()).await?;
-        pool.store.queue_create(queue, metadata, now_ms).await
-    }
-    async fn queue_get_metadata(&self, queue: QueueRef) -> PluginResult<ROption<RVec<u8>>> {
-        self.read(&queue)
-            .await?
-            .store
-            .queue_get_metadata(queue)
-            .await
-    }
-    async fn queue_set_metadata(&self, queue: QueueRef, metadata: RVec<u8>) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .queue_set_metadata(queue, metadata)
-            .await
-    }
-    async fn queue_delete(&self, queue: QueueRef) -> PluginResult<()> {
-        // A queue placed nowhere exists nowhere: nothing to delete.
-        let Some(pool) = self.0.lookup(&queue).await? else {
-            return Ok(());
-        };
-        pool.store.queue_delete(queue.clone()).await?;
-        self.0.catalog_remove(&queue, &pool.name).await
-    }
-    async fn queue_list(
-        &self,
-        project: RString,
-        query: QueueListQuery,
-    ) -> PluginResult<RVec<QueueEntry>> {
-        // Each pool's first `limit` names after the marker, merged: the
-        // page is the first `limit` of all of them, in name order.
-        let mut all: Vec<QueueEntry> = Vec::new();
-        for pool in self.0.current().await? {
-            let page = pool
-                .store
-                .queue_list(project.clone(), query.clone())
-                .await?;
-            all.extend(page);
+forward_message_store! {
+    impl MessageStore for PooledStore {
+        // Everything else acts on one queue, on the pool it was placed on.
+        forward |self, queue| self.read(&queue).await?.store;
+
+        async fn queue_create(
+            &self,
+            queue: QueueRef,
+            metadata: RVec<u8>,
+            now_ms: u64,
+        ) -> PluginResult<bool> {
+            let flavor = flavor_of(&metadata);
+            let pool = self.0.place(&queue, flavor.as_deref()).await?;
+            pool.store.queue_create(queue, metadata, now_ms).await
         }
-        all.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
-        all.dedup_by(|a, b| a.name == b.name);
-        all.truncate(query.limit as usize);
-        Ok(all.into())
-    }
-    async fn queue_count(&self, project: RString) -> PluginResult<u64> {
-        let mut count = 0;
-        for pool in self.0.current().await? {
-            count += pool.store.queue_count(project.clone()).await?;
-        }
-        Ok(count)
-    }
-    async fn queue_stats(&self, queue: QueueRef, now_ms: u64) -> PluginResult<QueueStats> {
-        self.read(&queue)
-            .await?
-            .store
-            .queue_stats(queue, now_ms)
-            .await
-    }
-    async fn message_post(
-        &self,
-        queue: QueueRef,
-        client_id: RString,
-        messages: RVec<NewMessage>,
-        now_ms: u64,
-    ) -> PluginResult<RVec<PostedMessage>> {
-        let pool = self.0.place(&queue, None).await?;
-        pool.store
-            .message_post(queue, client_id, messages, now_ms)
-            .await
-    }
-    async fn message_list(
-        &self,
-        queue: QueueRef,
-        query: MessageListQuery,
-        now_ms: u64,
-    ) -> PluginResult<RVec<StoredMessage>> {
-        self.read(&queue)
-            .await?
-            .store
-            .message_list(queue, query, now_ms)
-            .await
-    }
-    async fn message_get_many(
-        &self,
-        queue: QueueRef,
-        ids: RVec<RString>,
-        now_ms: u64,
-    ) -> PluginResult<RVec<StoredMessage>> {
-        self.read(&queue)
-            .await?
-            .store
-            .message_get_many(queue, ids, now_ms)
-            .await
-    }
-    async fn message_delete(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        claim_id: ROption<RString>,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .message_delete(queue, id, claim_id, now_ms)
-            .await
-    }
-    async fn message_delete_many(
-        &self,
-        queue: QueueRef,
-        ids: RVec<RString>,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .message_delete_many(queue, ids, now_ms)
-            .await
-    }
-    async fn message_pop(
-        &self,
-        queue: QueueRef,
-        limit: u32,
-        now_ms: u64,
-    ) -> PluginResult<RVec<StoredMessage>> {
-        self.read(&queue)
-            .await?
-            .store
-            .message_pop(queue, limit, now_ms)
-            .await
-    }
-    async fn message_purge(&self, queue: QueueRef) -> PluginResult<()> {
-        self.read(&queue).await?.store.message_purge(queue).await
-    }
-    async fn claim_create(
-        &self,
-        queue: QueueRef,
-        mut request: ClaimRequest,
-        now_ms: u64,
-    ) -> PluginResult<StoredClaim> {
-        let pool = self.read(&queue).await?;
-        // A store moves dead letters within itself: the dead-letter queue
-        // must live on the same pool. One placed nowhere is placed there;
-        // one on another pool cannot receive, so nothing is moved.
-        if let ROption::RSome(policy) = &request.dead_letter {
-            let target = QueueRef {
-                project: queue.project.clone(),
-                name: policy.queue.clone(),
+        async fn queue_delete(&self, queue: QueueRef) -> PluginResult<()> {
+            // A queue placed nowhere exists nowhere: nothing to delete.
+            let Some(pool) = self.0.lookup(&queue).await? else {
+                return Ok(());
             };
-            match self.0.lookup(&target).await? {
-                None => {
-                    self.0.place_on(&target, &pool.name).await?;
-                }
-                Some(other) if other.name != pool.name => {
-                    tracing::warn!(
-                        queue = %queue.name,
-                        dead_letter_queue = %target.name,
-                        "the dead-letter queue lives on another pool: messages claimed too often stay where they are"
-                    );
-                    request.dead_letter = ROption::RNone;
-                }
-                Some(_) => {}
-            }
+            pool.store.queue_delete(queue.clone()).await?;
+            self.0.catalog_remove(&queue, &pool.name).await
         }
-        pool.store.claim_create(queue, request, now_ms).await
-    }
-    async fn claim_get(
-        &self,
-        queue: QueueRef,
-        claim_id: RString,
-        now_ms: u64,
-    ) -> PluginResult<ROption<StoredClaim>> {
-        self.read(&queue)
-            .await?
-            .store
-            .claim_get(queue, claim_id, now_ms)
-            .await
-    }
-    async fn claim_update(
-        &self,
-        queue: QueueRef,
-        claim_id: RString,
-        ttl: u32,
-        grace: u32,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .claim_update(queue, claim_id, ttl, grace, now_ms)
-            .await
-    }
-    async fn claim_delete(
-        &self,
-        queue: QueueRef,
-        claim_id: RString,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .claim_delete(queue, claim_id, now_ms)
-            .await
-    }
-    async fn subscription_create(
-        &self,
-        queue: QueueRef,
-        subscription: NewSubscription,
-        now_ms: u64,
-    ) -> PluginResult<SubscriptionCreated> {
-        let pool = self.0.place(&queue, None).await?;
-        pool.store
-            .subscription_create(queue, subscription, now_ms)
-            .await
-    }
-    async fn subscription_list(
-        &self,
-        queue: QueueRef,
-        query: SubscriptionListQuery,
-        now_ms: u64,
-    ) -> PluginResult<RVec<SubscriptionRecord>> {
-        self.read(&queue)
-            .await?
-            .store
-            .subscription_list(queue, query, now_ms)
-            .await
-    }
-    async fn subscription_get(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        now_ms: u64,
-    ) -> PluginResult<ROption<SubscriptionRecord>> {
-        self.read(&queue)
-            .await?
-            .store
-            .subscription_get(queue, id, now_ms)
-            .await
-    }
-    async fn subscription_update(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        patch: SubscriptionPatch,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .subscription_update(queue, id, patch, now_ms)
-            .await
-    }
-    async fn subscription_confirm(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        confirmed: bool,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .subscription_confirm(queue, id, confirmed, now_ms)
-            .await
-    }
-    async fn subscription_delete(&self, queue: QueueRef, id: RString) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .subscription_delete(queue, id)
-            .await
-    }
-    /// Pool after pool, by name; the marker is `<pool>\u{1f}<its marker>`.
-    async fn subscription_scan(
-        &self,
-        marker: ROption<RString>,
-        limit: u32,
-        now_ms: u64,
-    ) -> PluginResult<SubscriptionScanPage> {
-        // A pool that cannot be reached is left out (and logged) rather
-        // than holding back the subscriptions of every other pool.
-        self.0.refresh().await?;
-        let pools = self.0.built();
-        let (start, inner) = match marker.as_ref().into_option() {
-            Some(marker) => match marker.split_once(SCAN_MARKER_SEPARATOR) {
-                Some((pool, inner)) => (Some(pool.to_string()), Some(inner.to_string())),
+        async fn queue_list(
+            &self,
+            project: RString,
+            query: QueueListQuery,
+        ) -> PluginResult<RVec<QueueEntry>> {
+            // Each pool's first `limit` names after the marker, merged: the
+            // page is the first `limit` of all of them, in name order.
+            let mut all: Vec<QueueEntry> = Vec::new();
+            for pool in self.0.current().await? {
+                let page = pool
+                    .store
+                    .queue_list(project.clone(), query.clone())
+                    .await?;
+                all.extend(page);
+            }
+            all.sort_by(|a, b| a.name.as_str().cmp(b.name.as_str()));
+            all.dedup_by(|a, b| a.name == b.name);
+            all.truncate(query.limit as usize);
+            Ok(all.into())
+        }
+        async fn queue_count(&self, project: RString) -> PluginResult<u64> {
+            let mut count = 0;
+            for pool in self.0.current().await? {
+                count += pool.store.queue_count(project.clone()).await?;
+            }
+            Ok(count)
+        }
+        async fn message_post(
+            &self,
+            queue: QueueRef,
+            client_id: RString,
+            messages: RVec<NewMessage>,
+            now_ms: u64,
+        ) -> PluginResult<RVec<PostedMessage>> {
+            let pool = self.0.place(&queue, None).await?;
+            pool.store
+                .message_post(queue, client_id, messages, now_ms)
+                .await
+        }
+        async fn claim_create(
+            &self,
+            queue: QueueRef,
+            mut request: ClaimRequest,
+            now_ms: u64,
+        ) -> PluginResult<StoredClaim> {
+            let pool = self.read(&queue).await?;
+            // A store moves dead letters within itself: the dead-letter queue
+            // must live on the same pool. One placed nowhere is placed there;
+            // one on another pool cannot receive, so nothing is moved.
+            if let ROption::RSome(policy) = &request.dead_letter {
+                let target = QueueRef {
+                    project: queue.project.clone(),
+                    name: policy.queue.clone(),
+                };
+                match self.0.lookup(&target).await? {
+                    None => {
+                        self.0.place_on(&target, &pool.name).await?;
+                    }
+                    Some(other) if other.name != pool.name => {
+                        tracing::warn!(
+                            queue = %queue.name,
+                            dead_letter_queue = %target.name,
+                            "the dead-letter queue lives on another pool: messages claimed too often stay where they are"
+                        );
+                        request.dead_letter = ROption::RNone;
+                    }
+                    Some(_) => {}
+                }
+            }
+            pool.store.claim_create(queue, request, now_ms).await
+        }
+        async fn subscription_create(
+            &self,
+            queue: QueueRef,
+            subscription: NewSubscription,
+            now_ms: u64,
+        ) -> PluginResult<SubscriptionCreated> {
+            let pool = self.0.place(&queue, None).await?;
+            pool.store
+                .subscription_create(queue, subscription, now_ms)
+                .await
+        }
+        /// Pool after pool, by name; the marker is `<pool>\u{1f}<its marker>`.
+        async fn subscription_scan(
+            &self,
+            marker: ROption<RString>,
+            limit: u32,
+            now_ms: u64,
+        ) -> PluginResult<SubscriptionScanPage> {
+            // A pool that cannot be reached is left out (and logged) rather
+            // than holding back the subscriptions of every other pool.
+            self.0.refresh().await?;
+            let pools = self.0.built();
+            let (start, inner) = match marker.as_ref().into_option() {
+                Some(marker) => match marker.split_once(SCAN_MARKER_SEPARATOR) {
+                    Some((pool, inner)) => (Some(pool.to_string()), Some(inner.to_string())),
+                    None => (None, None),
+                },
                 None => (None, None),
-            },
-            None => (None, None),
-        };
-        let remaining: Vec<&Arc<Pool>> = pools
-            .iter()
-            .filter(|p| start.as_deref().is_none_or(|s| p.name.as_str() >= s))
-            .collect();
-        for (index, pool) in remaining.iter().enumerate() {
-            let own_marker = match (&start, &inner) {
-                (Some(start), Some(inner)) if *start == pool.name && !inner.is_empty() => {
-                    ROption::RSome(RString::from(inner.as_str()))
+            };
+            let remaining: Vec<&Arc<Pool>> = pools
+                .iter()
+                .filter(|p| start.as_deref().is_none_or(|s| p.name.as_str() >= s))
+                .collect();
+            for (index, pool) in remaining.iter().enumerate() {
+                let own_marker = match (&start, &inner) {
+                    (Some(start), Some(inner)) if *start == pool.name && !inner.is_empty() => {
+                        ROption::RSome(RString::from(inner.as_str()))
+                    }
+                    _ => ROption::RNone,
+                };
+                let page = pool
+                    .store
+                    .subscription_scan(own_marker, limit, now_ms)
+                    .await?;
+                let next = match page.next_marker.as_ref().into_option() {
+                    Some(next) => Some(format!("{}{SCAN_MARKER_SEPARATOR}{next}", pool.name)),
+                    None => remaining
+                        .get(index + 1)
+                        .map(|p| format!("{}{SCAN_MARKER_SEPARATOR}", p.name)),
+                };
+                if !page.entries.is_empty() || page.next_marker.is_some() || next.is_none() {
+                    return Ok(SubscriptionScanPage {
+                        entries: page.entries,
+                        next_marker: next.map(RString::from).into(),
+                    });
                 }
-                _ => ROption::RNone,
-            };
-            let page = pool
-                .store
-                .subscription_scan(own_marker, limit, now_ms)
-                .await?;
-            let next = match page.next_marker.as_ref().into_option() {
-                Some(next) => Some(format!("{}{SCAN_MARKER_SEPARATOR}{next}", pool.name)),
-                None => remaining
-                    .get(index + 1)
-                    .map(|p| format!("{}{SCAN_MARKER_SEPARATOR}", p.name)),
-            };
-            if !page.entries.is_empty() || page.next_marker.is_some() || next.is_none() {
-                return Ok(SubscriptionScanPage {
-                    entries: page.entries,
-                    next_marker: next.map(RString::from).into(),
-                });
             }
+            Ok(SubscriptionScanPage {
+                entries: RVec::new(),
+                next_marker: ROption::RNone,
+            })
         }
-        Ok(SubscriptionScanPage {
-            entries: RVec::new(),
-            next_marker: ROption::RNone,
-        })
-    }
-    async fn subscription_advance(
-        &self,
-        queue: QueueRef,
-        id: RString,
-        delivered_seq: u64,
-        now_ms: u64,
-    ) -> PluginResult<()> {
-        self.read(&queue)
-            .await?
-            .store
-            .subscription_advance(queue, id, delivered_seq, now_ms)
-            .await
-    }
-    async fn queue_last_seq(&self, queue: QueueRef) -> PluginResult<u64> {
-        self.read(&queue).await?.store.queue_last_seq(queue).await
-    }
-    async fn is_alive(&self) -> PluginResult<bool> {
-        self.0.is_alive().await
-    }
-    /// Each pool store's feed is routed to `sink` as the store is built.
-    async fn changes_watch(&self, sink: ChangeSinkBox) -> PluginResult<()> {
-        self.0.attach(sink);
-        Ok(())
-    }
-    async fn notification_log(
-        &self,
-        queue: QueueRef,
-        after_seq: u64,
-        limit: u32,
-        now_ms: u64,
-    ) -> PluginResult<RVec<StoredMessage>> {
-        self.read(&queue)
-            .await?
-            .store
-            .notification_log(queue, after_seq, limit, now_ms)
-            .await
-    }
-    async fn lease_acquire(
-        &self,
-        key: RString,
-        holder: RString,
-        ttl_ms: u64,
-        now_ms: u64,
-    ) -> PluginResult<bool> {
-        self.lease_pool(&key)
-            .await?
-            .store
-            .lease_acquire(key, holder, ttl_ms, now_ms)
-            .await
-    }
-    async fn lease_release(&self, key: RString, holder: RString) -> PluginResult<()> {
-        self.lease_pool(&key)
-            .await?
-            .store
-            .lease_release(key, holder)
-            .await
+        async fn is_alive(&self) -> PluginResult<bool> {
+            self.0.is_alive().await
+        }
+        /// Each pool store's feed is routed to `sink` as the store is built.
+        async fn changes_watch(&self, sink: ChangeSinkBox) -> PluginResult<()> {
+            self.0.attach(sink);
+            Ok(())
+        }
+        async fn lease_acquire(
+            &self,
+            key: RString,
+            holder: RString,
+            ttl_ms: u64,
+            now_ms: u64,
+        ) -> PluginResult<bool> {
+            self.lease_pool(&key)
+                .await?
+                .store
+                .lease_acquire(key, holder, ttl_ms, now_ms)
+                .await
+        }
+        /// The sum over the pools that can tell; unsupported when none can.
+        async fn messages_expired(&self) -> PluginResult<u64> {
+            let mut total = None;
+            for pool in self.0.built() {
+                if let Ok(count) = pool.store.messages_expired().await {
+                    total = Some(total.unwrap_or(0) + count);
+                }
+            }
+            total.ok_or_else(|| PluginError::unsupported("messages_expired"))
+        }
+        async fn lease_release(&self, key: RString, holder: RString) -> PluginResult<()> {
+            self.lease_pool(&key)
+                .await?
+                .store
+                .lease_release(key, holder)
+                .await
+        }
     }
 }
 

@@ -10,7 +10,10 @@ use std::{
     collections::HashMap,
     panic::{catch_unwind, AssertUnwindSafe},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, OnceLock, Weak},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, OnceLock, Weak,
+    },
     time::Duration,
 };
 
@@ -55,6 +58,8 @@ pub(crate) struct Engine {
     feed: Arc<Feed>,
     /// The queues' metadata, kept up to date by the writer.
     metadata: Arc<MetadataCache>,
+    /// Messages the sweeper removed because their ttl ran out, since open.
+    expired_messages: AtomicU64,
     inner: Option<Inner>,
 }
 
@@ -81,6 +86,7 @@ impl Engine {
             dir: dir.clone(),
             feed,
             metadata,
+            expired_messages: AtomicU64::new(0),
             inner: Some(Inner { writer, db }),
         });
         open.insert(dir, Arc::downgrade(&engine));
@@ -106,6 +112,16 @@ impl Engine {
     /// Where committed changes are announced.
     pub(crate) fn feed(&self) -> &Feed {
         &self.feed
+    }
+
+    /// Adds to the count of messages removed because their ttl ran out.
+    pub(crate) fn count_expired_messages(&self, messages: u64) {
+        self.expired_messages.fetch_add(messages, Ordering::Relaxed);
+    }
+
+    /// Messages removed because their ttl ran out since the engine opened.
+    pub(crate) fn expired_messages(&self) -> u64 {
+        self.expired_messages.load(Ordering::Relaxed)
     }
 
     /// Runs `op` in the next group commit; resolves once it is durable.

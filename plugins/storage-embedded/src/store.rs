@@ -42,9 +42,12 @@ impl EmbeddedMessageStore {
     /// does this on its own every few seconds; tests and tools call it to
     /// avoid waiting.
     pub async fn sweep(&self, now_ms: u64, budget: usize) -> PluginResult<usize> {
-        self.engine
+        let swept = self
+            .engine
             .write(move |t| crate::sweeper::pass(t, now_ms, budget))
-            .await
+            .await?;
+        self.engine.count_expired_messages(swept.expired_messages);
+        Ok(swept.rows)
     }
 }
 
@@ -363,5 +366,9 @@ impl MessageStore for EmbeddedMessageStore {
         self.engine
             .write(move |t| leases::release(t, &key, &holder))
             .await
+    }
+
+    async fn messages_expired(&self) -> PluginResult<u64> {
+        Ok(self.engine.expired_messages())
     }
 }

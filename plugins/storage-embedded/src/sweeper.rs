@@ -44,10 +44,13 @@ pub(crate) fn start(engine: Weak<Engine>, interval: Duration) {
                 let Some(strong) = engine.upgrade() else {
                     return;
                 };
-                let removed = strong.write(|t| pass(t, now_ms(), BUDGET)).await;
+                let swept = strong.write(|t| pass(t, now_ms(), BUDGET)).await;
+                if let Ok(swept) = &swept {
+                    strong.count_expired_messages(swept.expired_messages);
+                }
                 drop(strong);
-                match removed {
-                    Ok(n) if n >= BUDGET => tokio::task::yield_now().await,
+                match swept {
+                    Ok(swept) if swept.rows >= BUDGET => tokio::task::yield_now().await,
                     _ => break,
                 }
             }
@@ -55,14 +58,26 @@ pub(crate) fn start(engine: Weak<Engine>, interval: Duration) {
     });
 }
 
-/// One pass at `now_ms`: removes at most `budget` rows; returns how many.
-pub(crate) fn pass(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<usize> {
+/// What one pass removed.
+pub(crate) struct Swept {
+    /// Rows of every kind (what the budget limits).
+    pub(crate) rows: usize,
+    /// Messages removed because their ttl ran out.
+    pub(crate) expired_messages: u64,
+}
+
+/// One pass at `now_ms`: removes at most `budget` rows.
+pub(crate) fn pass(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<Swept> {
     let mut removed = retired_queues(t, budget)?;
-    removed += expired_messages(t, now_ms, budget - removed)?;
+    let (expiry_rows, expired) = expired_messages(t, now_ms, budget - removed)?;
+    removed += expiry_rows;
     removed += expired_claims(t, now_ms, budget - removed)?;
     removed += expired_subscriptions(t, now_ms, budget - removed)?;
     removed += notification_log::sweep_expired(t, now_ms, budget - removed)?;
-    Ok(removed)
+    Ok(Swept {
+        rows: removed,
+        expired_messages: expired,
+    })
 }
 
 /// Removes the messages and claims of deleted or purged queues.
@@ -110,8 +125,11 @@ fn retired_queues(t: &mut WriteTables<'_>, budget: usize) -> OpResult<usize> {
     Ok(removed)
 }
 
-fn expired_messages(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<usize> {
+/// Returns the expiry rows removed and, among them, how many removed their
+/// message (the others were left behind when a claim's grace moved it).
+fn expired_messages(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<(usize, u64)> {
     let mut keys = Vec::new();
+    let mut expired = 0;
     for entry in t
         .message_expiry
         .range(..=(now_ms, u64::MAX, u64::MAX))?
@@ -128,9 +146,10 @@ fn expired_messages(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpRe
         // Only the entry matching the message's current expiry may delete it.
         if current == Some(expires_ms) {
             t.messages.remove((qid, seq))?;
+            expired += 1;
         }
     }
-    Ok(keys.len())
+    Ok((keys.len(), expired))
 }
 
 fn expired_claims(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<usize> {

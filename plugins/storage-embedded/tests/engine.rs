@@ -383,8 +383,14 @@ async fn sweeper_removes_expired_messages_claims_and_subscriptions() {
         0,
         "nothing expired yet"
     );
+    assert_eq!(store.messages_expired().await.unwrap(), 0);
     assert_eq!(store.sweep(t + 10_000, 1000).await.unwrap(), 3 + 1 + 1);
     assert_eq!(store.sweep(t + 10_000, 1000).await.unwrap(), 0);
+    assert_eq!(
+        store.messages_expired().await.unwrap(),
+        3,
+        "the three short-lived messages, not the claim or the subscription"
+    );
     let left = store.message_list(q("a"), everything(), t).await.unwrap();
     assert_eq!(left.len(), 2, "only the expired rows went");
 }
