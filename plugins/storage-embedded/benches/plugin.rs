@@ -1,6 +1,7 @@
 //! Benchmark of the embedded message store as the host uses it (through the
 //! ABI-stable boxed store): single-message posts from 1, 16 and 64
-//! concurrent clients, then claim+delete by 16 concurrent consumers.
+//! concurrent clients, then claim+delete by 16 concurrent consumers, then
+//! how long each kind of read holds the caller's task (reads run on it).
 //! Every write is durable (fsync before its future resolves).
 //!
 //! The first line is the disk's own floor: one 4 KiB page rewritten and
@@ -12,6 +13,7 @@
 //! cargo bench -p storage-embedded --bench plugin            # 3 s per case
 //! BENCH_SECS=10 BENCH_DIR=/var/tmp cargo bench -p storage-embedded --bench plugin
 //! BENCH_WATCH=1 cargo bench -p storage-embedded --bench plugin  # with a change sink, as the host runs it
+//! BENCH_ONLY=reads cargo bench -p storage-embedded --bench plugin  # only the reads
 //! ```
 //! The database lives under `BENCH_DIR` (default: the system temp dir);
 //! put it on the disk you want to measure, not on tmpfs.
@@ -254,6 +256,120 @@ async fn claim_and_delete(consumers: usize, duration: Duration) {
     report("  of which message_delete calls", n, elapsed, deletes);
 }
 
+/// One client reading a queue of `messages` messages, the oldest tenth of
+/// them claimed, each read awaited before the next: how long a read keeps
+/// the task (and the tokio worker polling it) busy. Reads run on the
+/// caller's task, so this is the time a worker is not available to others.
+async fn reads(messages: usize, duration: Duration) {
+    let dir = temp_dir();
+    let store = open(&dir).await;
+    let queue = QueueRef::new("bench", "read");
+    let mut ids = Vec::with_capacity(messages);
+    for _ in 0..messages / 100 {
+        let batch: Vec<NewMessage> = (0..100)
+            .map(|_| NewMessage {
+                ttl: 3600,
+                delay: 0,
+                body: body().into(),
+            })
+            .collect();
+        let posted = store
+            .message_post(queue.clone(), "bench".into(), batch.into(), now())
+            .await
+            .expect("prefill");
+        ids.extend(posted.iter().map(|m| m.id.clone()));
+    }
+    let mut claim_id = None;
+    for _ in 0..messages / 10 / 20 {
+        let request = ClaimRequest {
+            ttl: 3600,
+            grace: 60,
+            limit: 20,
+            dead_letter: RNone,
+        };
+        let claim = store
+            .claim_create(queue.clone(), request, now())
+            .await
+            .expect("claim");
+        claim_id = Some(claim.id);
+    }
+    let claim_id = claim_id.expect("a claim");
+    let per_case = duration / 4;
+    let mut cases = Vec::new();
+    for name in [
+        "queue_stats",
+        "message_list (10, unclaimed)",
+        "message_get_many (1 id)",
+        "claim_get (20)",
+    ] {
+        let (mut latencies, start) = (Vec::new(), Instant::now());
+        let mut i = 0usize;
+        while start.elapsed() < per_case {
+            i += 1;
+            let t = Instant::now();
+            match name {
+                "queue_stats" => {
+                    let stats = store
+                        .queue_stats(queue.clone(), now())
+                        .await
+                        .expect("stats");
+                    assert_eq!(stats.total as usize, messages);
+                }
+                "message_list (10, unclaimed)" => {
+                    let query = plugin_api::storage::MessageListQuery {
+                        after_seq: RNone,
+                        limit: 10,
+                        exclude_client: RNone,
+                        include_claimed: false,
+                        include_delayed: false,
+                    };
+                    let page = store
+                        .message_list(queue.clone(), query, now())
+                        .await
+                        .expect("list");
+                    assert_eq!(page.len(), 10);
+                }
+                "message_get_many (1 id)" => {
+                    let id = ids[i.wrapping_mul(7919) % ids.len()].clone();
+                    let got = store
+                        .message_get_many(queue.clone(), vec![id].into(), now())
+                        .await
+                        .expect("get");
+                    assert_eq!(got.len(), 1);
+                }
+                _ => {
+                    let claim = store
+                        .claim_get(queue.clone(), claim_id.clone(), now())
+                        .await
+                        .expect("claim_get");
+                    assert!(claim.is_some());
+                }
+            }
+            latencies.push(t.elapsed());
+        }
+        latencies.sort_unstable();
+        cases.push((name, latencies));
+    }
+    println!();
+    println!(
+        "reads, one client, queue of {messages} messages (the oldest {} claimed):",
+        messages / 10
+    );
+    println!();
+    println!("| read | calls | p50 µs | p99 µs | max µs |");
+    println!("|---|---|---|---|---|");
+    for (name, latencies) in cases {
+        let micros = |p: f64| percentile(&latencies, p) * 1000.0;
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.1} |",
+            latencies.len(),
+            micros(0.5),
+            micros(0.99),
+            micros(1.0)
+        );
+    }
+}
+
 fn main() {
     // `cargo test --benches` runs this binary with `--bench` absent; keep
     // that fast by measuring only when asked to.
@@ -266,6 +382,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "reads") {
+        runtime.block_on(reads(50_000, duration));
+        return;
+    }
     println!("| case | ops/s | p50 ms | p99 ms | samples |");
     println!("|---|---|---|---|---|");
     disk_floor(duration);
@@ -274,5 +394,6 @@ fn main() {
             posts(clients, duration).await;
         }
         claim_and_delete(16, duration).await;
+        reads(50_000, duration).await;
     });
 }

@@ -18,7 +18,7 @@ use crate::{
     group_commit::WriteTables,
     ids,
     messages::{self, to_stored},
-    notification_log, queues, schema,
+    notification_log, queue_state, queues, schema,
 };
 
 /// Whether claim `claim` of queue `qid` exists and has not expired.
@@ -69,10 +69,12 @@ pub(crate) fn create(
     // Messages moved to a dead-letter queue get new sequence numbers; when
     // that queue is this one, stopping at today's last seq keeps the scan
     // from meeting them again.
-    let end = t.queue_seq.get(qid)?.map(|v| v.value()).unwrap_or(0);
+    let end = queue_state::read(&t.queue_state, qid)?.map_or(0, |s| s.last_seq);
     let limit = request.limit as usize;
     let mut taken: Vec<StoredMessage> = Vec::with_capacity(limit);
     let mut from = 0;
+    // Messages that had no stamp before (or moved away with one).
+    let mut newly_stamped = 0u64;
     // Moved messages do not count against the limit: scan on until `limit`
     // messages are claimed or the queue is exhausted.
     while taken.len() < limit {
@@ -89,6 +91,7 @@ pub(crate) fn create(
                     move_to_dead_letter(t, q, p, qid, seq, m, now_ms)?;
                 }
                 _ => {
+                    newly_stamped += u64::from(m.claim.is_none());
                     let old_expiry = m.expires_ms;
                     m.expires_ms = extended_expiry(m.expires_ms, expires_ms, request.grace);
                     m.claim = Some(Stamp { claim, expires_ms });
@@ -110,6 +113,7 @@ pub(crate) fn create(
         };
         t.claims.insert((qid, claim), record.encode().as_slice())?;
         t.claim_expiry.insert((expires_ms, qid, claim), ())?;
+        queue_state::update(t, qid, |s| s.stamped += newly_stamped)?;
     }
     result.messages = taken.into();
     Ok(result)
@@ -128,7 +132,7 @@ fn move_to_dead_letter(
     mut m: crate::codec::MessageRecord,
     now_ms: u64,
 ) -> OpResult<()> {
-    messages::remove(t, qid, seq, m.expires_ms)?;
+    messages::remove(t, qid, seq, m.expires_ms, m.claim.is_some())?;
     let target = QueueRef::new(&q.project, &policy.queue);
     let target_qid = queues::ensure(t, &target, now_ms)?;
     let target_seq = messages::reserve_seqs(t, target_qid, 1)?;
@@ -245,20 +249,77 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, claim_id: &str) -> O
         None => return Ok(()),
     };
     t.claim_expiry.remove((record.expires_ms, qid, claim))?;
-    for &seq in &record.seqs {
-        let released = match t.messages.get((qid, seq))? {
+    release(t, qid, claim, &record.seqs)
+}
+
+/// Clears the stamp of `claim` from the messages in `seqs` that still carry
+/// it, and counts them out of the queue's stamped messages. A claim record
+/// is only ever removed through here (or with its whole retired queue), so
+/// that a stamp on a message always belongs to an existing claim.
+fn release(t: &mut WriteTables<'_>, qid: u64, claim: u128, seqs: &[u64]) -> OpResult<()> {
+    let mut released = 0;
+    for &seq in seqs {
+        let carrier = match t.messages.get((qid, seq))? {
             Some(v) => {
                 let m = MessageView::decode(v.value())?;
                 (m.claim.map(|s| s.claim) == Some(claim)).then(|| m.to_owned_record())
             }
             None => None,
         };
-        if let Some(mut m) = released {
+        if let Some(mut m) = carrier {
             // Like Zaqar's MongoDB driver, a released message carries no
             // claim at all (no stale `claim_id` in its href).
             m.claim = None;
             t.messages.insert((qid, seq), m.encode().as_slice())?;
+            released += 1;
         }
     }
+    queue_state::forget(t, qid, 0, released)
+}
+
+/// The sweeper's removal of an expired claim record: its messages that
+/// still carry its (expired) stamp are released, as a delete would.
+pub(crate) fn forget_expired(
+    t: &mut WriteTables<'_>,
+    qid: u64,
+    claim: u128,
+    record: &ClaimRecord,
+) -> OpResult<()> {
+    t.claims.remove((qid, claim))?;
+    // A retired queue's messages go with it; nothing to release.
+    if queue_state::read(&t.queue_state, qid)?.is_some() {
+        release(t, qid, claim, &record.seqs)?;
+    }
     Ok(())
+}
+
+/// How many messages of queue `qid` carry the stamp of a claim whose expiry
+/// is due at `now_ms` (and that the sweeper has not removed yet): the
+/// stamped messages that are no longer claimed. Visits only the due part
+/// of the claim expiry index.
+pub(crate) fn lapsed_stamps(txn: &ReadTransaction, qid: u64, now_ms: u64) -> OpResult<u64> {
+    let due = txn.open_table(schema::CLAIM_EXPIRY)?;
+    let mut lapsed = 0;
+    let mut due_claims = due
+        .range(..=(now_ms, u64::MAX, u128::MAX))?
+        .filter(|e| e.as_ref().map_or(true, |(k, _)| k.value().1 == qid))
+        .peekable();
+    if due_claims.peek().is_none() {
+        return Ok(0);
+    }
+    let claims = txn.open_table(schema::CLAIMS)?;
+    let messages = txn.open_table(schema::MESSAGES)?;
+    for entry in due_claims {
+        let (_, _, claim) = entry?.0.value();
+        let Some(v) = claims.get((qid, claim))? else {
+            continue;
+        };
+        for seq in ClaimRecord::decode(v.value())?.seqs {
+            if let Some(m) = messages.get((qid, seq))? {
+                let m = MessageView::decode(m.value())?;
+                lapsed += u64::from(m.claim.map(|s| s.claim) == Some(claim));
+            }
+        }
+    }
+    Ok(lapsed)
 }

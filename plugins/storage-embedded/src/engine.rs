@@ -29,7 +29,7 @@ use crate::{
     group_commit::{GroupCommit, WriteTables},
     journal::JournaledFile,
     metadata_cache::{Cached, MetadataCache},
-    queues, schema, subscriptions, sweeper,
+    queue_state, queues, schema, subscriptions, sweeper,
 };
 use plugin_api::storage::QueueRef;
 
@@ -297,21 +297,27 @@ where
 /// same transaction, so an interrupted upgrade leaves the old format).
 fn init_schema(db: &Database) -> Result<(), InitError> {
     let txn = db.begin_write()?;
+    let mut drop_legacy = false;
     {
         let mut tables = WriteTables::open(&txn)?;
         let found = tables.meta.get(schema::META_FORMAT)?.map(|v| v.value());
         match found {
             Some(v) if v == schema::FORMAT_VERSION => {}
             Some(v) if (schema::FORMAT_UPGRADABLE..schema::FORMAT_VERSION).contains(&v) => {
-                subscriptions::upgrade_cursors(&mut tables).map_err(|e| {
+                let upgrading = |e: crate::error::OpError| {
                     InitError::Db(format!(
                         "upgrading from format {v}: {}",
                         e.into_plugin().message
                     ))
-                })?;
+                };
+                let legacy = txn.open_table(schema::QUEUE_SEQ)?;
+                queue_state::upgrade(&mut tables, &legacy).map_err(upgrading)?;
+                drop(legacy);
+                subscriptions::upgrade_cursors(&mut tables).map_err(upgrading)?;
                 tables
                     .meta
                     .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
+                drop_legacy = true;
             }
             Some(v) => return Err(InitError::Format(v)),
             None => {
@@ -323,6 +329,9 @@ fn init_schema(db: &Database) -> Result<(), InitError> {
                 }
             }
         }
+    }
+    if drop_legacy {
+        txn.delete_table(schema::QUEUE_SEQ)?;
     }
     txn.commit()?;
     Ok(())

@@ -47,7 +47,7 @@ const QUEUE_DEPTH: usize = 16 * 1024;
 /// Every table, opened once per batch for all its operations.
 pub(crate) struct WriteTables<'t> {
     pub queues: Table<'t, (&'static str, &'static str), &'static [u8]>,
-    pub queue_seq: Table<'t, u64, u64>,
+    pub queue_state: Table<'t, u64, crate::queue_state::Row>,
     pub seq_floor: Table<'t, (&'static str, &'static str), u64>,
     pub messages: Table<'t, (u64, u64), &'static [u8]>,
     pub message_expiry: Table<'t, (u64, u64, u64), ()>,
@@ -75,7 +75,7 @@ impl<'t> WriteTables<'t> {
     pub(crate) fn open(txn: &'t WriteTransaction) -> Result<Self, redb::TableError> {
         Ok(Self {
             queues: txn.open_table(schema::QUEUES)?,
-            queue_seq: txn.open_table(schema::QUEUE_SEQ)?,
+            queue_state: txn.open_table(schema::QUEUE_STATE)?,
             seq_floor: txn.open_table(schema::SEQ_FLOOR)?,
             messages: txn.open_table(schema::MESSAGES)?,
             message_expiry: txn.open_table(schema::MESSAGE_EXPIRY)?,

@@ -17,6 +17,7 @@
 //! | `engine` | opening the file, start-up errors, the per-directory registry |
 //! | `group_commit` | the writer thread and its batches |
 //! | `feed` | the change feed: sinks, delivery after each commit |
+//! | `queue_state` | per-queue sequence counter and the counters of stats |
 //! | `metadata_cache` | the queues' metadata in memory, for posts |
 //! | `schema` | tables and key layouts |
 //! | `codec` | record encodings |
@@ -44,6 +45,7 @@ mod management;
 mod messages;
 mod metadata_cache;
 mod notification_log;
+mod queue_state;
 mod queues;
 mod schema;
 mod store;

@@ -2,7 +2,9 @@
 //!
 //! A message lives at `(qid, seq)` in [`schema::MESSAGES`] and has one entry
 //! `(expires_ms, qid, seq)` in [`schema::MESSAGE_EXPIRY`]; every function
-//! that changes a message's expiry or removes it keeps the two in step.
+//! that changes a message's expiry or removes it keeps the two in step, and
+//! every function that adds or removes a message or its claim stamp counts
+//! it in the queue's state ([`crate::queue_state`]).
 
 use plugin_api::{
     storage::{
@@ -19,7 +21,7 @@ use crate::{
     codec::{encode_message, MessageView},
     error::{caller, OpResult},
     group_commit::WriteTables,
-    ids, notification_log, queues, schema,
+    ids, notification_log, queue_state, queues, schema,
 };
 
 /// The ttl reported for a message: its remaining-consistent lifetime,
@@ -66,11 +68,30 @@ pub(crate) fn put(
     Ok(())
 }
 
-/// Removes a message record and its expiry entry.
-pub(crate) fn remove(t: &mut WriteTables<'_>, qid: u64, seq: u64, expires_ms: u64) -> OpResult<()> {
+/// Removes a message record and its expiry entry; the caller counts it
+/// out of the queue's state ([`queue_state::forget`]).
+pub(crate) fn remove_row(
+    t: &mut WriteTables<'_>,
+    qid: u64,
+    seq: u64,
+    expires_ms: u64,
+) -> OpResult<()> {
     t.messages.remove((qid, seq))?;
     t.message_expiry.remove((expires_ms, qid, seq))?;
     Ok(())
+}
+
+/// Removes one message of a live queue and counts it out of the queue's
+/// state; `stamped`: it carried a claim stamp.
+pub(crate) fn remove(
+    t: &mut WriteTables<'_>,
+    qid: u64,
+    seq: u64,
+    expires_ms: u64,
+    stamped: bool,
+) -> OpResult<()> {
+    remove_row(t, qid, seq, expires_ms)?;
+    queue_state::forget(t, qid, 1, u64::from(stamped))
 }
 
 /// Moves a message's expiry entry after its expiry changed.
@@ -88,11 +109,15 @@ pub(crate) fn move_expiry(
     Ok(())
 }
 
-/// Gives the next `n` sequence numbers of queue `qid`; returns the first.
+/// Gives the next `n` sequence numbers of queue `qid` and counts the `n`
+/// messages the caller stores under them; returns the first.
 pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResult<u64> {
-    let last = t.queue_seq.get(qid)?.map(|v| v.value()).unwrap_or(0);
-    t.queue_seq.insert(qid, last + n)?;
-    Ok(last + 1)
+    let mut state = queue_state::read(&t.queue_state, qid)?.unwrap_or_default();
+    let first = state.last_seq + 1;
+    state.last_seq += n;
+    state.records += n;
+    queue_state::write(t, qid, state)?;
+    Ok(first)
 }
 
 /// Enqueues `messages` in order, creating the queue if needed; logs them
@@ -216,13 +241,13 @@ pub(crate) fn delete(
     let Some((seq, tag)) = ids::parse_message_id(id) else {
         return Ok(());
     };
-    let (expires_ms, holder) = match t.messages.get((qid, seq))? {
+    let (expires_ms, stamped, holder) = match t.messages.get((qid, seq))? {
         Some(v) => {
             let m = MessageView::decode(v.value())?;
             if m.tag != tag || !m.is_live(now_ms) {
                 return Ok(());
             }
-            (m.expires_ms, m.live_claim(now_ms))
+            (m.expires_ms, m.claim.is_some(), m.live_claim(now_ms))
         }
         None => return Ok(()),
     };
@@ -251,7 +276,7 @@ pub(crate) fn delete(
             });
         }
     }
-    remove(t, qid, seq, expires_ms)
+    remove(t, qid, seq, expires_ms, stamped)
 }
 
 /// Deletes the messages among `ids`, claimed or not.
@@ -259,6 +284,7 @@ pub(crate) fn delete_many(t: &mut WriteTables<'_>, q: &QueueRef, ids: &[RString]
     let Some(qid) = queues::qid_of(&t.queues, q)? else {
         return Ok(());
     };
+    let (mut removed, mut unstamped) = (0, 0);
     for id in ids {
         let Some((seq, tag)) = ids::parse_message_id(id) else {
             continue;
@@ -266,15 +292,17 @@ pub(crate) fn delete_many(t: &mut WriteTables<'_>, q: &QueueRef, ids: &[RString]
         let found = match t.messages.get((qid, seq))? {
             Some(v) => {
                 let m = MessageView::decode(v.value())?;
-                (m.tag == tag).then_some(m.expires_ms)
+                (m.tag == tag).then_some((m.expires_ms, m.claim.is_some()))
             }
             None => None,
         };
-        if let Some(expires_ms) = found {
-            remove(t, qid, seq, expires_ms)?;
+        if let Some((expires_ms, stamped)) = found {
+            remove_row(t, qid, seq, expires_ms)?;
+            removed += 1;
+            unstamped += u64::from(stamped);
         }
     }
-    Ok(())
+    queue_state::forget(t, qid, removed, unstamped)
 }
 
 /// The oldest messages in `[from, to]` that a claim or pop may take: live,
@@ -319,43 +347,73 @@ pub(crate) fn pop(
     };
     let taken = takeable(&t.messages, qid, 0, u64::MAX, limit as usize, now_ms)?;
     let mut out = Vec::with_capacity(taken.len());
+    let mut unstamped = 0;
     for (seq, bytes) in taken {
         let m = MessageView::decode(&bytes)?;
-        remove(t, qid, seq, m.expires_ms)?;
+        remove_row(t, qid, seq, m.expires_ms)?;
+        // A takeable message may still carry the stamp of an expired claim.
+        unstamped += u64::from(m.claim.is_some());
         out.push(to_stored(seq, &m));
     }
+    queue_state::forget(t, qid, out.len() as u64, unstamped)?;
     Ok(out)
 }
 
-/// Counts the live messages of the queue.
+/// The queue's stats as of `now_ms`, at a cost independent of its length.
+///
+/// The queue's state holds the exact number of message rows and of rows
+/// under a claim stamp, as of the last commit. What the clock changed since
+/// is subtracted here: messages whose expiry is due (the due part of the
+/// expiry index) and the stamps of claims whose expiry is due (the due part
+/// of the claim expiry index; each such claim's list names its messages).
+/// Only due entries not yet swept are visited, a few seconds' worth. A
+/// claimed message never expires before its claim (the grace rule), so a
+/// live stamp is always on a live message and `claimed <= total`.
+/// Oldest and newest are the first and last live rows, reached by skipping
+/// the expired rows at either end, which are also due and not yet swept.
 pub(crate) fn stats(txn: &ReadTransaction, q: &QueueRef, now_ms: u64) -> OpResult<QueueStats> {
     let mut stats = QueueStats::default();
     let Some(qid) = queues::read_qid(txn, q)? else {
         return Ok(stats);
     };
+    let Some(state) = queue_state::read(&txn.open_table(schema::QUEUE_STATE)?, qid)? else {
+        return Ok(stats);
+    };
+    let mut expired = 0u64;
+    for entry in txn
+        .open_table(schema::MESSAGE_EXPIRY)?
+        .range(..=(now_ms, u64::MAX, u64::MAX))?
+    {
+        expired += u64::from(entry?.0.value().1 == qid);
+    }
+    let lapsed = claims::lapsed_stamps(txn, qid, now_ms)?;
+    stats.total = state.records.saturating_sub(expired);
+    stats.claimed = state.stamped.saturating_sub(lapsed);
+    stats.free = stats.total.saturating_sub(stats.claimed);
+    if stats.total == 0 {
+        return Ok(stats);
+    }
     let messages = txn.open_table(schema::MESSAGES)?;
-    let mut newest = None;
-    for entry in messages.range((qid, 0)..=(qid, u64::MAX))? {
-        let (k, v) = entry?;
+    let summary = |entry: Result<_, redb::StorageError>| -> OpResult<Option<MessageSummary>> {
+        let (k, v): (redb::AccessGuard<(u64, u64)>, redb::AccessGuard<&[u8]>) = entry?;
         let m = MessageView::decode(v.value())?;
-        if !m.is_live(now_ms) {
-            continue;
-        }
-        stats.total += 1;
-        if m.live_claim(now_ms).is_some() {
-            stats.claimed += 1;
-        } else {
-            stats.free += 1;
-        }
-        let summary = MessageSummary {
+        Ok(m.is_live(now_ms).then(|| MessageSummary {
             id: ids::message_id(k.value().1, m.tag).into(),
             created_ms: m.created_ms,
-        };
-        if stats.oldest.is_none() {
-            stats.oldest = ROption::RSome(summary.clone());
+        }))
+    };
+    let range = || messages.range((qid, 0)..=(qid, u64::MAX));
+    for entry in range()? {
+        if let Some(found) = summary(entry)? {
+            stats.oldest = ROption::RSome(found);
+            break;
         }
-        newest = Some(summary);
     }
-    stats.newest = newest.into();
+    for entry in range()?.rev() {
+        if let Some(found) = summary(entry)? {
+            stats.newest = ROption::RSome(found);
+            break;
+        }
+    }
     Ok(stats)
 }

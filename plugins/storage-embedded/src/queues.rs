@@ -11,7 +11,9 @@ use crate::{
     codec::QueueRecord,
     error::{caller, OpResult},
     group_commit::WriteTables,
-    notification_log, schema, subscriptions,
+    notification_log,
+    queue_state::{self, QueueState},
+    schema, subscriptions,
 };
 
 /// The key of a queue.
@@ -41,17 +43,17 @@ pub(crate) fn read_qid(txn: &ReadTransaction, q: &QueueRef) -> OpResult<Option<u
 /// the floor.
 pub(crate) fn last_seq<Q, S, F>(
     queues: &Q,
-    queue_seq: &S,
+    queue_state: &S,
     seq_floor: &F,
     q: &QueueRef,
 ) -> OpResult<u64>
 where
     Q: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    S: ReadableTable<u64, u64>,
+    S: ReadableTable<u64, queue_state::Row>,
     F: ReadableTable<(&'static str, &'static str), u64>,
 {
     let last = match qid_of(queues, q)? {
-        Some(qid) => queue_seq.get(qid)?.map(|v| v.value()),
+        Some(qid) => queue_state::read(queue_state, qid)?.map(|s| s.last_seq),
         None => seq_floor.get(key(q))?.map(|v| v.value()),
     };
     Ok(last.unwrap_or(0))
@@ -61,7 +63,7 @@ where
 pub(crate) fn read_last_seq(txn: &ReadTransaction, q: &QueueRef) -> OpResult<u64> {
     last_seq(
         &txn.open_table(schema::QUEUES)?,
-        &txn.open_table(schema::QUEUE_SEQ)?,
+        &txn.open_table(schema::QUEUE_STATE)?,
         &txn.open_table(schema::SEQ_FLOOR)?,
         q,
     )
@@ -106,7 +108,7 @@ fn insert_new(
     t.metadata_changed(q);
     // A queue deleted and created again continues its sequence numbers.
     let floor = t.seq_floor.remove(key(q))?.map(|v| v.value()).unwrap_or(0);
-    t.queue_seq.insert(qid, floor)?;
+    queue_state::write(t, qid, QueueState::starting_at(floor))?;
     Ok(qid)
 }
 
@@ -161,7 +163,7 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     t.announce(|| QueueChange::new(ChangeKind::QUEUE_DELETED, q.clone(), 0, ""));
     t.queues.remove(key(q))?;
     t.metadata_changed(q);
-    let last = t.queue_seq.remove(qid)?.map(|v| v.value()).unwrap_or(0);
+    let last = t.queue_state.remove(qid)?.map_or(0, |v| v.value().0);
     t.seq_floor.insert(key(q), last)?;
     t.doomed.insert(qid, ())?;
     Ok(())
@@ -178,8 +180,8 @@ pub(crate) fn purge(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     let old = record.qid;
     record.qid = next_qid(t)?;
     t.queues.insert(key(q), record.encode().as_slice())?;
-    let last = t.queue_seq.remove(old)?.map(|v| v.value()).unwrap_or(0);
-    t.queue_seq.insert(record.qid, last)?;
+    let last = t.queue_state.remove(old)?.map_or(0, |v| v.value().0);
+    queue_state::write(t, record.qid, QueueState::starting_at(last))?;
     t.doomed.insert(old, ())?;
     t.announce(|| QueueChange::new(ChangeKind::QUEUE_PURGED, q.clone(), last, ""));
     Ok(())

@@ -16,8 +16,16 @@ use redb::TableDefinition;
 /// `(project, name)` → queue record ([`crate::codec::QueueRecord`]).
 pub(crate) const QUEUES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("queues");
 
-/// `qid` → the last sequence number given to a message of the queue.
+/// Format 2 and before: `qid` → the last sequence number given to a message
+/// of the queue. Read once by the upgrade to format 3, which moves it into
+/// [`QUEUE_STATE`] and deletes the table.
 pub(crate) const QUEUE_SEQ: TableDefinition<u64, u64> = TableDefinition::new("queue_seq");
+
+/// `qid` → `(last seq, message rows, rows with a claim stamp)` of a live
+/// queue ([`crate::queue_state`]): the sequence counter and what
+/// `queue_stats` needs without scanning the queue.
+pub(crate) const QUEUE_STATE: TableDefinition<u64, crate::queue_state::Row> =
+    TableDefinition::new("queue_state");
 
 /// `(project, name)` → the last sequence number of a deleted queue. A queue
 /// created again under the same name continues from it, so that a consumer
@@ -87,11 +95,19 @@ pub(crate) const META_FORMAT: &str = "format";
 ///   A build that reads only format 1 refuses a format 2 file with a clear
 ///   error instead of failing on the new records.
 ///
+/// * 3: the per-queue sequence counter moved from `queue_seq` into
+///   [`QUEUE_STATE`] with the counters of `queue_stats`, and a claim stamp
+///   on a message always belongs to a claim record that still exists. A
+///   format 1 or 2 file is upgraded at open: the counters are counted once
+///   and stamps of claims already swept are cleared. A build that reads
+///   format 2 would post without keeping the counters, so it refuses a
+///   format 3 file instead.
+///
 /// Tables added later without changing any existing record (the
 /// notification log and leases) do not change the format: an older build
 /// of the same format ignores them. Bump the format only when a record or
 /// key an older build reads changes meaning.
-pub(crate) const FORMAT_VERSION: u64 = 2;
+pub(crate) const FORMAT_VERSION: u64 = 3;
 
 /// The oldest format this build upgrades at open.
 pub(crate) const FORMAT_UPGRADABLE: u64 = 1;

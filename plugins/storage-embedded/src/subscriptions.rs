@@ -139,7 +139,7 @@ pub(crate) fn create(
     };
     // Read in this write transaction: every post committed before this
     // creation is behind the cursor, every later one after it.
-    let delivered_seq = queues::last_seq(&t.queues, &t.queue_seq, &t.seq_floor, q)?;
+    let delivered_seq = queues::last_seq(&t.queues, &t.queue_state, &t.seq_floor, q)?;
     let record = Record {
         subscriber: s.subscriber.to_string(),
         ttl: s.ttl,
@@ -386,7 +386,7 @@ pub(crate) fn upgrade_cursors(t: &mut WriteTables<'_>) -> OpResult<usize> {
     let upgraded = old.len();
     for ((p, n, id), mut r) in old {
         let q = QueueRef::new(&p, &n);
-        r.delivered_seq = queues::last_seq(&t.queues, &t.queue_seq, &t.seq_floor, &q)?;
+        r.delivered_seq = queues::last_seq(&t.queues, &t.queue_state, &t.seq_floor, &q)?;
         t.subscriptions
             .insert((p.as_str(), n.as_str(), id.as_str()), r.encode().as_slice())?;
     }
@@ -486,7 +486,10 @@ mod tests {
                 t.queues
                     .insert(("p", "live"), queue.encode().as_slice())
                     .unwrap();
-                t.queue_seq.insert(1, 7).unwrap();
+                txn.open_table(schema::QUEUE_SEQ)
+                    .unwrap()
+                    .insert(1, 7)
+                    .unwrap();
                 t.seq_floor.insert(("p", "gone"), 4).unwrap();
                 for n in ["live", "gone", "never"] {
                     t.subscriptions

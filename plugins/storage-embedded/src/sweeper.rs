@@ -16,11 +16,12 @@ use plugin_api::storage::{ChangeKind, QueueChange, QueueRef};
 use redb::ReadableTable;
 
 use crate::{
+    claims,
     codec::{ClaimRecord, MessageView, SubscriptionRecord},
     engine::Engine,
     error::OpResult,
     group_commit::WriteTables,
-    messages, notification_log,
+    messages, notification_log, queue_state,
 };
 
 /// Rows removed per pass at most.
@@ -97,7 +98,7 @@ fn retired_queues(t: &mut WriteTables<'_>, budget: usize) -> OpResult<usize> {
             rows.push((k.value().1, MessageView::decode(v.value())?.expires_ms));
         }
         for &(seq, expires_ms) in &rows {
-            messages::remove(t, qid, seq, expires_ms)?;
+            messages::remove_row(t, qid, seq, expires_ms)?;
         }
         removed += rows.len();
         if removed >= budget {
@@ -140,12 +141,16 @@ fn expired_messages(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpRe
     for &(expires_ms, qid, seq) in &keys {
         t.message_expiry.remove((expires_ms, qid, seq))?;
         let current = match t.messages.get((qid, seq))? {
-            Some(v) => Some(MessageView::decode(v.value())?.expires_ms),
+            Some(v) => {
+                let m = MessageView::decode(v.value())?;
+                Some((m.expires_ms, m.claim.is_some()))
+            }
             None => None,
         };
         // Only the entry matching the message's current expiry may delete it.
-        if current == Some(expires_ms) {
+        if let Some((_, stamped)) = current.filter(|&(current, _)| current == expires_ms) {
             t.messages.remove((qid, seq))?;
+            queue_state::forget(t, qid, 1, u64::from(stamped))?;
             expired += 1;
         }
     }
@@ -164,11 +169,11 @@ fn expired_claims(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResu
     for &(expires_ms, qid, claim) in &keys {
         t.claim_expiry.remove((expires_ms, qid, claim))?;
         let current = match t.claims.get((qid, claim))? {
-            Some(v) => Some(ClaimRecord::decode(v.value())?.expires_ms),
+            Some(v) => Some(ClaimRecord::decode(v.value())?),
             None => None,
         };
-        if current == Some(expires_ms) {
-            t.claims.remove((qid, claim))?;
+        if let Some(record) = current.filter(|r| r.expires_ms == expires_ms) {
+            claims::forget_expired(t, qid, claim, &record)?;
         }
     }
     Ok(keys.len())
