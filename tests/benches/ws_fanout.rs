@@ -27,6 +27,21 @@
 //! process, so the floor needs 2 file descriptors per socket: where the
 //! open-file limit is too low for N, the floor run uses the largest multiple
 //! of 1000 sockets that fits and says so on its line.
+//!
+//! With `FANOUT_SOKETI=1` (`only`: Soketi alone) each N ends with the peer
+//! run (`soketi sockets ...` line): the same client code against Soketi
+//! (installed by `bench/soketi-env.sh` into target/soketi or `SOKETI_DIR`,
+//! started here as a process of its own on a free port), speaking the
+//! Pusher protocol: every socket connects to `/app/<key>?protocol=7`, waits
+//! for `pusher:connection_established`, subscribes to one channel and waits
+//! for `pusher_internal:subscription_succeeded`; the publisher triggers
+//! each event with a signed `POST /apps/<id>/events`, its data padded so
+//! that Soketi's frame has our push's length. After one warm-up event
+//! (read by every socket, so that V8 has compiled the path) come the 50
+//! measured events, one per interval, each stamped just before its POST.
+//! CPU (user + system of Soketi's node process) and memory (resident growth
+//! per connection, idle and subscribed) are measured as for our server.
+//! `bash bench/ws-fanout.sh` installs Soketi if needed and runs all three.
 
 use std::{
     io::Write,
@@ -48,7 +63,11 @@ use tokio_tungstenite::{
     },
     MaybeTlsStream, WebSocketStream,
 };
-use zaqar_tests::TestServer;
+use zaqar_tests::{process_stats, TestServer};
+
+// Beside this file, not in benches/ itself, where cargo would take it for a bench.
+#[path = "ws_fanout/soketi.rs"]
+mod soketi;
 
 const MESSAGES: usize = 50;
 
@@ -66,10 +85,16 @@ fn frame(action: &str, body: Value) -> Message {
     )
 }
 
-/// The `sent_us` number of a pushed notification.
+/// The `sent_us` number of a pushed notification: ours (`"sent_us":N`)
+/// or Soketi's, whose event data is a JSON-escaped string
+/// (`\"sent_us\":N`).
 fn sent_stamp(text: &str) -> Option<u64> {
-    let rest = &text[text.find("\"sent_us\":")? + 10..];
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let rest = &text[text.find("sent_us")? + 7..];
+    let digits: String = rest
+        .trim_start_matches(['"', '\\', ':'])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
     digits.parse().ok()
 }
 
@@ -108,8 +133,12 @@ fn spawn_reader(
         // possible.
         let mut mine = Vec::with_capacity(MESSAGES);
         while mine.len() < MESSAGES {
-            let Some(Ok(Message::Text(text))) = stream.next().await else {
-                break;
+            let text = match stream.next().await {
+                Some(Ok(Message::Text(text))) => text,
+                // Pings (Soketi's uWebSockets sends them) are answered by
+                // the stream itself.
+                Some(Ok(_)) => continue,
+                _ => break,
             };
             let now = start.elapsed().as_micros() as u64;
             if let Some(sent) = sent_stamp(text.as_str()) {
@@ -139,6 +168,16 @@ fn latency_summary(sorted: &[f64], expected: usize) -> String {
         percentile(sorted, 50.0),
         percentile(sorted, 99.0),
         sorted.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
+/// `X ms (Y us per delivery)`: a server's CPU per posted message, and per
+/// push to one socket.
+fn cpu_summary(per_message: Duration, sockets: usize) -> String {
+    format!(
+        "{:>6.2} ms ({:>5.2} us per delivery)",
+        per_message.as_secs_f64() * 1000.0,
+        per_message.as_secs_f64() * 1e6 / sockets as f64,
     )
 }
 
@@ -224,9 +263,9 @@ async fn run(sockets: usize, interval: Duration) {
     let samples = collect(readers, &latencies).await;
     let server_cpu_per_message = (server.cpu_time() - cpu_before) / MESSAGES as u32;
     println!(
-        "sockets {sockets:>6}: {} | server CPU per message {:>6.2} ms | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
+        "sockets {sockets:>6}: {} | server CPU per message {} | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
         latency_summary(&samples, sockets * MESSAGES),
-        server_cpu_per_message.as_secs_f64() * 1000.0,
+        cpu_summary(server_cpu_per_message, sockets),
         idle.saturating_sub(before) / sockets as u64,
         subscribed.saturating_sub(before) / sockets as u64,
     );
@@ -435,6 +474,85 @@ async fn run_floor(wanted: usize, interval: Duration) {
     );
 }
 
+// ---------------------------------------------------------------------------
+// Soketi: the same client against a Pusher-protocol server.
+
+/// Apply `step` to every stream, 250 at a time, keeping their order.
+async fn each_stream<F, Fut, T>(streams: Vec<Client>, step: F) -> Vec<T>
+where
+    F: Fn(Client) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let mut done = Vec::with_capacity(streams.len());
+    let mut streams = streams.into_iter().peekable();
+    while streams.peek().is_some() {
+        let chunk: Vec<_> = streams.by_ref().take(250).map(&step).collect();
+        done.extend(futures_util::future::join_all(chunk).await);
+    }
+    done
+}
+
+async fn run_soketi(sockets: usize, interval: Duration) {
+    let soketi = Arc::new(
+        tokio::task::spawn_blocking(soketi::Soketi::start)
+            .await
+            .unwrap(),
+    );
+    let pid = soketi.pid();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = process_stats::resident_bytes(pid);
+
+    // Open the sockets (idle: connected, no channel).
+    let streams = open_sockets(&soketi.socket_url(), sockets).await;
+    let streams = each_stream(streams, soketi::established).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle = process_stats::resident_bytes(pid);
+
+    // Subscribe every socket, then one warm-up event that every socket
+    // reads, so that V8 has compiled the fan-out path before it is
+    // measured (ours is native code from the start) and the frame size
+    // can be checked against ours.
+    let streams = each_stream(streams, soketi::subscribe).await;
+    let subscribed = process_stats::resident_bytes(pid);
+    let start = Instant::now();
+    let publish = |sequence: usize| {
+        let soketi = soketi.clone();
+        tokio::task::spawn_blocking(move || {
+            let sent_us = start.elapsed().as_micros() as u64;
+            let frame_len = floor_payload(sequence, sent_us).len();
+            soketi.trigger(&soketi::event_data(sent_us, frame_len));
+        })
+    };
+    publish(0).await.unwrap();
+    let warmed = each_stream(streams, soketi::read_event).await;
+    let frame_len = warmed.iter().map(|(_, len)| *len).max().unwrap_or(0);
+    let streams: Vec<Client> = warmed.into_iter().map(|(stream, _)| stream).collect();
+
+    let latencies: Latencies = Arc::new(Mutex::new(Vec::with_capacity(sockets * MESSAGES)));
+    let readers: Vec<_> = streams
+        .into_iter()
+        .map(|stream| spawn_reader(stream, start, latencies.clone()))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let cpu_before = process_stats::cpu_time(pid);
+    for sequence in 1..=MESSAGES {
+        publish(sequence).await.unwrap();
+        tokio::time::sleep(interval).await;
+    }
+    let samples = collect(readers, &latencies).await;
+    let cpu_per_message = (process_stats::cpu_time(pid) - cpu_before) / MESSAGES as u32;
+    println!(
+        "soketi sockets {sockets:>6}: {} | server CPU per message {} | server memory per idle connection {:>6} B, per subscribed connection {:>6} B | push frame {frame_len} B",
+        latency_summary(&samples, sockets * MESSAGES),
+        cpu_summary(cpu_per_message, sockets),
+        idle.saturating_sub(before) / sockets as u64,
+        subscribed.saturating_sub(before) / sockets as u64,
+    );
+    tokio::task::spawn_blocking(move || drop(soketi))
+        .await
+        .unwrap();
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -451,10 +569,26 @@ fn main() {
             .unwrap_or(200),
     );
     let floor = std::env::var("FANOUT_FLOOR").unwrap_or_default();
-    let (real, floor) = match floor.as_str() {
+    let (mut real, mut floor) = match floor.as_str() {
         "0" => (true, false),
         "only" => (false, true),
         _ => (true, true),
+    };
+    let soketi = match std::env::var("FANOUT_SOKETI").unwrap_or_default().as_str() {
+        "" | "0" => false,
+        wanted => {
+            if wanted == "only" {
+                (real, floor) = (false, false);
+            }
+            let installed = soketi::installed();
+            if !installed {
+                println!(
+                    "soketi: skipped, not installed in {} (bash bench/soketi-env.sh install, or bash bench/ws-fanout.sh)",
+                    soketi::install_dir().display()
+                );
+            }
+            installed
+        }
     };
     for sockets in sizes {
         if real {
@@ -462,6 +596,9 @@ fn main() {
         }
         if floor {
             runtime.block_on(run_floor(sockets, interval));
+        }
+        if soketi {
+            runtime.block_on(run_soketi(sockets, interval));
         }
     }
 }

@@ -10,6 +10,7 @@ mod build;
 pub mod dylib_plugins;
 mod http;
 pub mod postgres;
+pub mod process_stats;
 mod redis_prefix;
 mod server;
 mod stores;

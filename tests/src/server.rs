@@ -312,31 +312,13 @@ impl TestServer {
 
     /// The server's resident memory in bytes (Linux), for benchmarks.
     pub fn resident_bytes(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
+        crate::process_stats::resident_bytes(self.pid())
     }
 
     /// CPU time the server has used so far (user + system, Linux), for
     /// benchmarks.
     pub fn cpu_time(&self) -> std::time::Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the parenthesised command name; utime and stime are
-        // the 12th and 13th of them, in clock ticks (100 per second on Linux).
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i).and_then(|v| v.parse::<u64>().ok()))
-            .sum();
-        std::time::Duration::from_millis(ticks * 10)
+        crate::process_stats::cpu_time(self.pid())
     }
 
     /// The process id.
