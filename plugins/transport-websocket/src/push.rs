@@ -349,9 +349,7 @@ impl Outbox {
         if pending.frames.is_empty() {
             return false;
         }
-        // The close frame gets the time of a write of its own, however
-        // long the queue before it was blocked.
-        pending.blocked_since = Some(Instant::now());
+        pending.blocked_since.get_or_insert_with(Instant::now);
         true
     }
 }
