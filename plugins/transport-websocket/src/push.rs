@@ -349,7 +349,9 @@ impl Outbox {
         if pending.frames.is_empty() {
             return false;
         }
-        pending.blocked_since.get_or_insert_with(Instant::now);
+        // The close frame gets the time of a write of its own, however
+        // long the queue before it was blocked.
+        pending.blocked_since = Some(Instant::now());
         true
     }
 }
