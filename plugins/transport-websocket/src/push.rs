@@ -93,6 +93,11 @@ struct Pending {
     /// in part (`written` bytes of it).
     frames: VecDeque<Vec<u8>>,
     written: usize,
+    /// The client has received the start of the front frame (from a write
+    /// of the queue, or from the direct write that queued only its rest):
+    /// the rest must go out before any other frame, or the client misreads
+    /// everything after it.
+    front_started: bool,
     /// Bytes in `frames` not yet written.
     bytes: usize,
     /// Since when the front frame has waited for the socket to take more.
@@ -232,6 +237,7 @@ impl Outbox {
             skip -= from;
         }
         if pending.frames.is_empty() {
+            pending.front_started = written > 0;
             pending.blocked_since = Some(Instant::now());
             self.queued.notify_one();
         }
@@ -294,8 +300,10 @@ impl Outbox {
                     if whole {
                         pending.frames.pop_front();
                         pending.written = 0;
+                        pending.front_started = false;
                     } else {
                         pending.written += n;
+                        pending.front_started |= n > 0;
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
@@ -324,7 +332,8 @@ impl Outbox {
         if pending.closed && pending.frames.is_empty() {
             return false;
         }
-        let partly_written = (pending.written > 0)
+        let partly_written = pending
+            .front_started
             .then(|| pending.frames.pop_front())
             .flatten();
         pending.frames.clear();
@@ -334,7 +343,10 @@ impl Outbox {
                 pending.bytes = front.len() - pending.written;
                 pending.frames.push_back(front);
             }
-            None => pending.written = 0,
+            None => {
+                pending.written = 0;
+                pending.front_started = false;
+            }
         }
         if let Some(reason) = reason {
             // 1005 says no code was given: the answer then has none either.
@@ -404,5 +416,73 @@ mod tests {
         assert_eq!(header[..4], [0x82, 126, 0, 126]);
         assert_eq!(frame_header(OpCode::Close, 70_000, &mut header), 10);
         assert_eq!(header[..10], [0x88, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+    }
+
+    /// Reads server (unmasked) frames from `bytes`: (opcode, payload).
+    fn frames_in(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while !bytes.is_empty() {
+            let opcode = bytes[0] & 0x0f;
+            let (len, header) = match bytes[1] {
+                126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                short => (short as usize, 2),
+            };
+            assert!(bytes.len() >= header + len, "a frame is cut short");
+            frames.push((opcode, bytes[header..header + len].to_vec()));
+            bytes = &bytes[header + len..];
+        }
+        frames
+    }
+
+    /// A client that stops reading in the middle of a push, then is closed
+    /// as a slow consumer: it must still receive that push whole and then
+    /// the close frame, or it misreads the close frame as push bytes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_push_written_in_part_is_finished_before_the_close_frame() {
+        use tokio::io::AsyncReadExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (close, closing) = watch::channel(None);
+        let outbox = Outbox::new(
+            Arc::new(server),
+            QueueLimits {
+                frames: 1,
+                bytes: 64 << 20,
+            },
+            close,
+        );
+        // Larger than the socket buffers take while the client does not
+        // read: written in part, the rest queued.
+        let big = vec![b'x'; 32 << 20];
+        assert_eq!(outbox.push(OpCode::Text, &[&big, b"tail"]), Queued::Yes);
+        assert_eq!(outbox.push(OpCode::Text, &[b"next"]), Queued::No);
+        let reason = closing.borrow().clone().expect("closed as a slow consumer");
+        assert_eq!(reason.code, CloseCode::Policy);
+        assert!(outbox.begin_close(Some(&reason)));
+
+        let reading = tokio::spawn(async move {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.unwrap();
+            received
+        });
+        outbox.flush(Duration::from_secs(10)).await.unwrap();
+        drop(outbox);
+        let frames = frames_in(&reading.await.unwrap());
+
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].0, OpCode::Text as u8);
+        assert_eq!(frames[0].1.len(), big.len() + 4);
+        assert!(frames[0].1.ends_with(b"tail"));
+        assert_eq!(frames[1].0, OpCode::Close as u8);
+        assert_eq!(frames[1].1[..2], 1008u16.to_be_bytes());
+        assert!(String::from_utf8_lossy(&frames[1].1[2..]).contains("slow consumer"));
     }
 }
