@@ -146,7 +146,7 @@ pub async fn serve(
     let connection = RString::from(uuid::Uuid::new_v4().to_string());
     let (close, mut closing) = watch::channel::<Option<CloseReason>>(None);
     let outbox = Arc::new(Outbox::new(
-        stream,
+        stream.clone(),
         QueueLimits {
             frames: config.send_queue_frames,
             bytes: config.send_queue_bytes,
@@ -264,9 +264,47 @@ pub async fn serve(
     // frame goes out, within the time a write may take.
     let flush = outbox.begin_close(reason.as_ref());
     host.connection_closed(connection).await.ok();
-    if flush {
-        let _ = outbox.flush(write_limit).await;
+    let sent = !flush || outbox.flush(write_limit).await.is_ok();
+    if sent {
+        linger(&stream).await;
     }
+}
+
+/// How long a closed socket keeps reading for the client's close frame.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How much a closed socket reads (and discards) at most while it lingers.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Half-closes the socket once everything (the close frame last) is
+/// written, then reads and discards what the client still sends until it
+/// closes its side, for a bounded time and number of bytes. Closing a TCP
+/// socket that has unread input makes the kernel reset the connection, and
+/// a reset makes the client's kernel discard what the client has not read
+/// yet, our close frame included: the client would see the connection
+/// dropped instead of being told why.
+async fn linger(stream: &TcpStream) {
+    if socket2::SockRef::from(stream)
+        .shutdown(std::net::Shutdown::Write)
+        .is_err()
+    {
+        return;
+    }
+    let discard = async {
+        let mut buffer = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut buffer) {
+                Ok(0) => return,
+                Ok(read) => left = left.saturating_sub(read),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, discard).await;
 }
 
 /// Writes what the outbox queued whenever the socket takes more; returns
