@@ -20,6 +20,8 @@
 //! `session_resume` on a new socket of the same project and client takes
 //! them over.
 
+mod frames;
+
 use std::{
     cell::OnceCell,
     collections::{BTreeMap, HashMap},
@@ -38,8 +40,9 @@ use plugin_api::{
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use self::frames::{gap_frame, push_frame, subscription_tail, SharedPush};
 use crate::{
-    api::{clock, frame::json_to_msgpack, render::push_str},
+    api::clock,
     events::Events,
     notify::payload::{notification_json, Notified},
     streams::{filter::Filter, options::Gap, StreamsConfig},
@@ -101,6 +104,8 @@ struct Subscription {
     connection: String,
     subscription_id: String,
     format: Format,
+    /// What every push to it ends with (see [`frames`]).
+    tail: Arc<[u8]>,
     filter: Arc<Filter>,
     state: Arc<SubscriptionState>,
 }
@@ -382,6 +387,7 @@ impl PushHub {
             connection: connection.to_string(),
             subscription_id: subscription_id.to_string(),
             format: spec.format,
+            tail: subscription_tail(spec.format, subscription_id).into(),
             filter: Arc::new(spec.filter),
             state: Arc::new(SubscriptionState {
                 delivered: AtomicU64::new(spec.after_seq),
@@ -630,9 +636,28 @@ impl Target {
             return false;
         }
         let accepted = self.sink.push(PushFrame {
-            binary: self.subscription.format == Format::MsgPack,
+            binary: self.binary(),
             payload: payload.into(),
         });
+        self.note(accepted)
+    }
+
+    /// Sends `shared` followed by the subscription's tail, unjoined.
+    fn send_shared(&mut self, shared: &[u8]) -> bool {
+        if self.refused {
+            return false;
+        }
+        let accepted = self
+            .sink
+            .push_parts(self.binary(), shared, &self.subscription.tail);
+        self.note(accepted)
+    }
+
+    fn binary(&self) -> bool {
+        self.subscription.format == Format::MsgPack
+    }
+
+    fn note(&mut self, accepted: bool) -> bool {
         if !accepted {
             self.refused = true;
             self.connection_refused.store(true, Ordering::SeqCst);
@@ -754,7 +779,13 @@ impl Pump {
             let state = target.subscription.state.clone();
             let gap = *lock(&state.gap);
             if let Some(gap) = gap {
-                let frame = gap_frame(&self.queue, &target.subscription, &gap);
+                let subscription = &target.subscription;
+                let frame = gap_frame(
+                    &self.queue,
+                    subscription.format,
+                    &subscription.subscription_id,
+                    &gap,
+                );
                 if target.send(frame) {
                     *lock(&state.gap) = None;
                 }
@@ -786,7 +817,9 @@ impl Pump {
             ttl: message.ttl,
             body: &message.body,
         };
+        // Encoded when the first target needs it, then shared by all.
         let document = OnceCell::new();
+        let shared = OnceCell::new();
         let body = OnceCell::new();
         let mut progressed = false;
         for target in targets.iter_mut().filter(|t| !t.refused) {
@@ -808,9 +841,27 @@ impl Pump {
                 }
             }
             let document: &Vec<u8> = document.get_or_init(|| notification_json(&notified));
-            let payload = push_frame(document, message.seq, &target.subscription);
-            let kept = state.acks.as_ref().map(|_| payload.clone());
-            let accepted = target.send(payload);
+            let shared = shared.get_or_init(|| SharedPush::new(document, message.seq));
+            let subscription = &target.subscription;
+            let (accepted, kept) = match shared.shared(subscription.format) {
+                Some(part) => {
+                    let kept = state
+                        .acks
+                        .as_ref()
+                        .map(|_| [part, &subscription.tail].concat());
+                    (target.send_shared(part), kept)
+                }
+                None => {
+                    let payload = push_frame(
+                        document,
+                        message.seq,
+                        subscription.format,
+                        &subscription.subscription_id,
+                    );
+                    let kept = state.acks.as_ref().map(|_| payload.clone());
+                    (target.send(payload), kept)
+                }
+            };
             crate::metrics::global().push(accepted);
             if accepted {
                 state.delivered.store(message.seq, Ordering::SeqCst);
@@ -834,60 +885,4 @@ fn next_due(targets: &[Target]) -> Option<Instant> {
         .filter_map(|t| t.subscription.state.acks.as_ref())
         .filter_map(|window| lock(window).unacked.values().map(|(due, _)| *due).min())
         .min()
-}
-
-/// The push document (`{"ttl","body","Message_Type":"Notification",
-/// "queue_name","message_id","sequence"}`) with the subscription's id
-/// added, in the subscription's format.
-fn push_frame(document: &[u8], seq: u64, subscription: &Subscription) -> Vec<u8> {
-    let mut json = Vec::with_capacity(document.len() + 64);
-    json.extend_from_slice(&document[..document.len() - 1]);
-    json.extend_from_slice(b",\"subscription_id\":");
-    push_str(&mut json, &subscription.subscription_id);
-    json.push(b'}');
-    encode(json, subscription.format, Some(seq), "message")
-}
-
-/// `{"Message_Type":"Gap","queue_name","subscription_id","requested_seq",
-/// "first_available_seq"}`; as a server-sent event, only the seqs.
-fn gap_frame(queue: &QueueRef, subscription: &Subscription, gap: &Gap) -> Vec<u8> {
-    if subscription.format == Format::ServerSentEvent {
-        let data = format!("{{{}}}", gap.json_fields());
-        return encode(data.into_bytes(), Format::ServerSentEvent, None, "gap");
-    }
-    let mut json = Vec::with_capacity(160);
-    json.extend_from_slice(b"{\"Message_Type\":\"Gap\",\"queue_name\":");
-    push_str(&mut json, &queue.name);
-    json.extend_from_slice(b",\"subscription_id\":");
-    push_str(&mut json, &subscription.subscription_id);
-    json.push(b',');
-    json.extend_from_slice(gap.json_fields().as_bytes());
-    json.push(b'}');
-    encode(json, subscription.format, None, "gap")
-}
-
-fn encode(json: Vec<u8>, format: Format, id: Option<u64>, event: &str) -> Vec<u8> {
-    match format {
-        Format::Json => json,
-        Format::MsgPack => json_to_msgpack(&json).unwrap_or_default(),
-        Format::ServerSentEvent => {
-            // A `data:` line ends at a line break: a body stored with line
-            // breaks is re-written on one line.
-            let json = if json.iter().any(|b| matches!(b, b'\n' | b'\r')) {
-                serde_json::from_slice::<Value>(&json)
-                    .and_then(|v| serde_json::to_vec(&v))
-                    .unwrap_or(json)
-            } else {
-                json
-            };
-            let mut out = Vec::with_capacity(json.len() + 48);
-            if let Some(id) = id {
-                out.extend_from_slice(format!("id: {id}\n").as_bytes());
-            }
-            out.extend_from_slice(format!("event: {event}\ndata: ").as_bytes());
-            out.extend_from_slice(&json);
-            out.extend_from_slice(b"\n\n");
-            out
-        }
-    }
 }

@@ -6,7 +6,7 @@
 //! and writes the [`ApiResponse`] back. Every Zaqar rule lives in the host.
 
 use abi_stable::{
-    std_types::{ROption, RString, RVec},
+    std_types::{ROption, RSlice, RString, RVec},
     StableAbi,
 };
 
@@ -103,6 +103,20 @@ pub trait PushSink: Send + Sync + 'static {
     /// the connection is full closes it as a slow consumer rather than let
     /// memory grow.
     fn push(&self, frame: PushFrame) -> bool;
+
+    /// Since 1.1. The same as [`PushSink::push`] for a frame whose payload
+    /// is `shared` followed by `tail`: `shared` is the part of a fan-out
+    /// that every connection receives (encoded once per message), `tail`
+    /// the part that differs per subscription. The slices live only for
+    /// the call: a sink that must keep the frame copies it; one that can
+    /// write it at once (`writev`) copies nothing. The default joins the
+    /// parts and calls [`PushSink::push`].
+    fn push_parts(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
+        let mut payload = RVec::with_capacity(shared.len() + tail.len());
+        payload.extend_from_slice(shared);
+        payload.extend_from_slice(tail);
+        self.push(PushFrame { binary, payload })
+    }
 }
 
 /// The ABI-stable vtable of [`PushSink`]; use [`wrap_push_sink`].
@@ -111,6 +125,16 @@ pub trait PushSinkAbi: Send + Sync {
     /// See [`PushSink::push`].
     #[sabi(last_prefix_field)]
     fn abi_push(&self, frame: PushFrame) -> bool;
+
+    /// Since 1.1; see [`PushSink::push_parts`]. A library built against an
+    /// older plugin-api has no such entry in its vtable: abi_stable then
+    /// runs this default, which joins the parts for `abi_push`.
+    fn abi_push_parts(&self, binary: bool, shared: RSlice<'_, u8>, tail: RSlice<'_, u8>) -> bool {
+        let mut payload = RVec::with_capacity(shared.len() + tail.len());
+        payload.extend_from_slice(shared.as_slice());
+        payload.extend_from_slice(tail.as_slice());
+        self.abi_push(PushFrame { binary, payload })
+    }
 }
 
 /// A boxed, ABI-stable [`PushSink`].
@@ -125,11 +149,23 @@ impl<T: PushSink> PushSinkAbi for PushSinkAdapter<T> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.push(frame)))
             .unwrap_or(false)
     }
+
+    fn abi_push_parts(&self, binary: bool, shared: RSlice<'_, u8>, tail: RSlice<'_, u8>) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.0
+                .push_parts(binary, shared.as_slice(), tail.as_slice())
+        }))
+        .unwrap_or(false)
+    }
 }
 
 impl PushSink for PushSinkBox {
     fn push(&self, frame: PushFrame) -> bool {
         self.abi_push(frame)
+    }
+
+    fn push_parts(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
+        self.abi_push_parts(binary, shared.into(), tail.into())
     }
 }
 

@@ -1,48 +1,112 @@
 //! One socket: frames in, replies and pushes out.
+//!
+//! tungstenite reads and decodes the client's frames; everything the server
+//! sends goes out through the socket's [`Outbox`] as ready-made frames, so
+//! a push is written from the host's fan-out without waking this task.
+//! tungstenite's own writes after the handshake (the pongs and close
+//! replies it would send by itself) are dropped: this task sends them.
 
 use std::{
+    io,
     net::SocketAddr,
+    pin::Pin,
     sync::{Arc, Mutex},
+    task::{ready, Context, Poll},
     time::Duration,
 };
 
-use futures_util::{stream::SplitSink, SinkExt, StreamExt};
+use futures_util::StreamExt;
 use plugin_api::{
     transport::{wrap_push_sink, ApiRequest, Header, HostApi, HostApiBox, Protocol},
     types::{RString, RVec},
 };
 use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    sync::{mpsc, watch},
+    sync::watch,
+    time::Instant,
 };
 use tokio_tungstenite::{
     accept_hdr_async_with_config,
     tungstenite::{
         self,
         handshake::server::{ErrorResponse, Request, Response},
-        protocol::{frame::coding::CloseCode, CloseFrame},
+        protocol::frame::coding::CloseCode,
         Message,
     },
-    WebSocketStream,
 };
 
 use crate::{
     config::WebSocketConfig,
-    push::{request_close, CloseReason, QueuedBytes, SocketSink},
+    push::{request_close, CloseReason, OpCode, Outbox, QueueLimits, Queued, SocketSink},
 };
 
 const JSON: &str = "application/json";
 const MSGPACK: &str = "application/x-msgpack";
 
 fn socket_config(config: &WebSocketConfig) -> tungstenite::protocol::WebSocketConfig {
-    // Small buffers: an idle socket must cost little memory (thousands of
-    // subscribers per node); large frames still work, they grow the buffer.
+    // A small read buffer: an idle socket must cost little memory
+    // (thousands of subscribers per node); a large frame still works, it
+    // grows the buffer. tungstenite writes nothing that is kept.
     tungstenite::protocol::WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(0)
-        .max_write_buffer_size(config.max_frame_size.saturating_mul(2))
         .max_message_size(Some(config.max_frame_size))
         .max_frame_size(Some(config.max_frame_size))
+}
+
+/// The socket as tungstenite sees it: reads from the TCP stream; writes
+/// reach it only during the handshake (afterwards the [`Outbox`] writes).
+struct ReadSide {
+    stream: Arc<TcpStream>,
+    handshaking: bool,
+}
+
+impl AsyncRead for ReadSide {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            ready!(self.stream.poll_read_ready(cx))?;
+            match self.stream.try_read(buf.initialize_unfilled()) {
+                Ok(read) => {
+                    buf.advance(read);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for ReadSide {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if !self.handshaking {
+            return Poll::Ready(Ok(buf.len()));
+        }
+        loop {
+            ready!(self.stream.poll_write_ready(cx))?;
+            match self.stream.try_write(buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
+                written => return Poll::Ready(written),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
 }
 
 /// Serves one socket until the client or the server closes it.
@@ -55,69 +119,94 @@ pub async fn serve(
 ) {
     let upgrade_headers = Arc::new(Mutex::new(Vec::new()));
     let callback = capture_headers(upgrade_headers.clone(), config.clone());
+    let stream = Arc::new(stream);
+    let read_side = ReadSide {
+        stream: stream.clone(),
+        handshaking: true,
+    };
+    // Boxed: the handshake's state is freed once it is done instead of
+    // staying part of this task's size for the socket's life.
     let handshake = tokio::time::timeout(
         Duration::from_secs(config.handshake_timeout),
-        accept_hdr_async_with_config(stream, callback, Some(socket_config(&config))),
+        Box::pin(accept_hdr_async_with_config(
+            read_side,
+            callback,
+            Some(socket_config(&config)),
+        )),
     )
     .await;
     // Not a WebSocket handshake (tungstenite already answered it), or not
     // completed in time: the connection is dropped, which closes it.
-    let Ok(Ok(socket)) = handshake else {
+    let Ok(Ok(mut socket)) = handshake else {
         return;
     };
+    socket.get_mut().handshaking = false;
     let upgrade_headers: Vec<Header> =
         std::mem::take(&mut *upgrade_headers.lock().unwrap_or_else(|e| e.into_inner()));
-    let (outgoing, mut incoming) = socket.split();
     let connection = RString::from(uuid::Uuid::new_v4().to_string());
-    let (frames, queued) = mpsc::channel::<Message>(config.send_queue_frames);
     let (close, mut closing) = watch::channel::<Option<CloseReason>>(None);
-    let bytes = Arc::new(QueuedBytes::default());
+    let outbox = Arc::new(Outbox::new(
+        stream.clone(),
+        QueueLimits {
+            frames: config.send_queue_frames,
+            bytes: config.send_queue_bytes,
+        },
+        close.clone(),
+    ));
     host.connection_opened(
         connection.clone(),
-        wrap_push_sink(SocketSink {
-            frames: frames.clone(),
-            close: close.clone(),
-            queue_limit: config.send_queue_frames,
-            bytes: bytes.clone(),
-            bytes_limit: config.send_queue_bytes,
-        }),
+        wrap_push_sink(SocketSink(outbox.clone())),
     )
     .await
     .ok();
 
-    let writer = plugin_api::runtime::spawn(write_loop(
-        outgoing,
-        queued,
-        bytes.clone(),
-        closing.clone(),
-        close.clone(),
-        config.clone(),
-    ));
-
+    let write_limit = Duration::from_secs(config.write_timeout);
     let idle = Duration::from_secs(config.idle_timeout.max(1));
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval(Duration::from_secs(config.ping_interval.max(1)));
+    ping.reset();
     let reason = loop {
         let frame = tokio::select! {
-            frame = tokio::time::timeout(idle, incoming.next()) => frame,
-            _ = closing.changed() => break None,
+            biased;
+            _ = closing.changed() => break closing.borrow().clone(),
             _ = stop.changed() => break Some(CloseReason {
                 code: CloseCode::Away,
                 reason: "server shutting down".into(),
             }),
-        };
-        let (payload, content_type) = match frame {
-            Err(_) => {
-                break Some(CloseReason {
-                    code: CloseCode::Normal,
-                    reason: format!("idle for {} s", idle.as_secs()),
-                })
+            blocked = keep_flushing(&outbox, write_limit) => break Some(blocked),
+            _ = tokio::time::sleep_until(last_heard + idle) => break Some(CloseReason {
+                code: CloseCode::Normal,
+                reason: format!("idle for {} s", idle.as_secs()),
+            }),
+            _ = ping.tick() => {
+                // A ping behind a full queue is not needed: the queue
+                // drains or the socket is closed.
+                outbox.try_send(OpCode::Ping, &[]);
+                continue;
             }
-            Ok(None) => break None,
-            Ok(Some(Err(error))) => break close_for(&error),
-            Ok(Some(Ok(Message::Text(text)))) => (RVec::from(text.as_bytes()), JSON),
-            Ok(Some(Ok(Message::Binary(bytes)))) => (RVec::from(bytes.as_ref()), MSGPACK),
-            Ok(Some(Ok(Message::Close(_)))) => break None,
-            // Pings are answered by tungstenite; pongs only prove liveness.
-            Ok(Some(Ok(_))) => continue,
+            frame = socket.next() => frame,
+        };
+        last_heard = Instant::now();
+        let (payload, content_type) = match frame {
+            None => break None,
+            Some(Err(error)) => break close_for(&error),
+            Some(Ok(Message::Text(text))) => (RVec::from(text.as_bytes()), JSON),
+            Some(Ok(Message::Binary(bytes))) => (RVec::from(bytes.as_ref()), MSGPACK),
+            Some(Ok(Message::Close(frame))) => {
+                // Answered with the same code, as the close handshake asks.
+                break Some(CloseReason {
+                    code: frame.map_or(CloseCode::Status, |f| f.code),
+                    reason: String::new(),
+                });
+            }
+            Some(Ok(Message::Ping(data))) => {
+                match send_reply(&outbox, &mut closing, write_limit, OpCode::Pong, &data).await {
+                    Ok(()) => continue,
+                    Err(reason) => break reason,
+                }
+            }
+            // Pongs only prove liveness.
+            Some(Ok(_)) => continue,
         };
         let mut headers: RVec<Header> = upgrade_headers.iter().cloned().collect();
         headers.retain(|h| h.name.as_str() != "content-type");
@@ -132,119 +221,121 @@ pub async fn serve(
             peer: peer.to_string().into(),
             connection: connection.clone(),
         };
-        let Ok(response) = host.handle(request).await else {
+        // Pushes queued behind a blocked socket keep draining while the
+        // host works on the request.
+        let handling = host.handle(request);
+        tokio::pin!(handling);
+        let handled = tokio::select! {
+            handled = &mut handling => handled,
+            blocked = keep_flushing(&outbox, write_limit) => {
+                request_close(&close, blocked);
+                handling.await
+            }
+        };
+        let Ok(response) = handled else {
             break Some(CloseReason {
                 code: CloseCode::Error,
                 reason: "the server could not handle the request".into(),
             });
         };
-        let body = response.body.into_vec();
-        let reply = if content_type == MSGPACK {
-            Message::Binary(body.into())
+        let opcode = if content_type == MSGPACK {
+            OpCode::Binary
+        } else if std::str::from_utf8(&response.body).is_ok() {
+            OpCode::Text
         } else {
-            match String::from_utf8(body) {
-                Ok(text) => Message::Text(text.into()),
-                Err(_) => continue,
-            }
+            continue;
         };
         // Replies wait for room (back-pressure on this socket's reads); only
         // pushes, which the client did not ask for, count as overflow.
-        let len = reply.len();
-        tokio::select! {
-            _ = bytes.add_when_room(len, config.send_queue_bytes) => {}
-            _ = closing.changed() => break None,
-        }
-        if frames.send(reply).await.is_err() {
-            bytes.remove(len);
-            break None;
+        if let Err(reason) =
+            send_reply(&outbox, &mut closing, write_limit, opcode, &response.body).await
+        {
+            break reason;
         }
     };
-    if let Some(reason) = reason {
-        request_close(&close, reason);
-    }
+    let reason = match reason {
+        Some(reason) => {
+            request_close(&close, reason);
+            closing.borrow().clone()
+        }
+        None => None,
+    };
+    // Nothing is taken after this; the host stops pushing, then the close
+    // frame goes out, within the time a write may take.
+    let flush = outbox.begin_close(reason.as_ref());
     host.connection_closed(connection).await.ok();
-    drop(frames);
-    let _ = writer.await;
+    let sent = !flush || outbox.flush(write_limit).await.is_ok();
+    if sent {
+        linger(&stream).await;
+    }
 }
 
-/// The socket's write half: replies and pushes in queue order, pings on a
-/// timer, and the close frame when someone asks for one. Every write has a
-/// time limit, and a close request interrupts a blocked write: a client
-/// that stops reading cannot keep the socket (and what is queued for it)
-/// open. When this returns the write half is dropped; the read loop, told
-/// through `close`, drops the other, which closes the TCP connection.
-async fn write_loop(
-    mut outgoing: SplitSink<WebSocketStream<TcpStream>, Message>,
-    mut queued: mpsc::Receiver<Message>,
-    bytes: Arc<QueuedBytes>,
-    mut closing: watch::Receiver<Option<CloseReason>>,
-    close: watch::Sender<Option<CloseReason>>,
-    config: Arc<WebSocketConfig>,
-) {
-    let write_limit = Duration::from_secs(config.write_timeout);
-    let blocked = || CloseReason {
-        code: CloseCode::Policy,
-        reason: format!(
-            "slow consumer: a write blocked for {} s",
-            write_limit.as_secs()
-        ),
-    };
-    let mut ping = tokio::time::interval(Duration::from_secs(config.ping_interval.max(1)));
-    ping.reset();
-    loop {
-        let (message, len) = tokio::select! {
-            biased;
-            _ = closing.changed() => break,
-            message = queued.recv() => match message {
-                Some(message) => {
-                    let len = message.len();
-                    (message, len)
-                }
-                None => {
-                    let _ = tokio::time::timeout(write_limit, outgoing.close()).await;
-                    return;
-                }
-            },
-            _ = ping.tick() => (Message::Ping(Vec::new().into()), 0),
-        };
-        let sent = tokio::select! {
-            sent = tokio::time::timeout(write_limit, outgoing.send(message)) => sent,
-            _ = closing.changed() => break,
-        };
-        if len > 0 {
-            bytes.remove(len);
+/// How long a closed socket keeps reading for the client's close frame.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How much a closed socket reads (and discards) at most while it lingers.
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Half-closes the socket once everything (the close frame last) is
+/// written, then reads and discards what the client still sends until it
+/// closes its side, for a bounded time and number of bytes. Closing a TCP
+/// socket that has unread input makes the kernel reset the connection, and
+/// a reset makes the client's kernel discard what the client has not read
+/// yet, our close frame included: the client would see the connection
+/// dropped instead of being told why.
+async fn linger(stream: &TcpStream) {
+    if socket2::SockRef::from(stream)
+        .shutdown(std::net::Shutdown::Write)
+        .is_err()
+    {
+        return;
+    }
+    let discard = async {
+        let mut buffer = [0u8; 4096];
+        let mut left = LINGER_BYTES;
+        while left > 0 {
+            if stream.readable().await.is_err() {
+                return;
+            }
+            match stream.try_read(&mut buffer) {
+                Ok(0) => return,
+                Ok(read) => left = left.saturating_sub(read),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
         }
-        match sent {
-            Ok(Ok(())) => {}
-            // The peer is gone.
-            Ok(Err(_)) => {
-                request_close(
-                    &close,
-                    CloseReason {
-                        code: CloseCode::Away,
-                        reason: String::new(),
-                    },
-                );
-                return;
-            }
-            Err(_) => {
-                request_close(&close, blocked());
-                return;
-            }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, discard).await;
+}
+
+/// Writes what the outbox queued whenever the socket takes more; returns
+/// only why it cannot go on (the socket is gone or a write stayed blocked).
+async fn keep_flushing(outbox: &Outbox, write_limit: Duration) -> CloseReason {
+    loop {
+        if let Err(reason) = outbox.flush(write_limit).await {
+            return reason;
         }
     }
-    // Asked to close: say why if the socket still takes a frame, but never
-    // wait longer than a write may take.
-    let reason = closing.borrow().clone();
-    if let Some(reason) = reason {
-        let _ = tokio::time::timeout(
-            write_limit,
-            outgoing.send(Message::Close(Some(CloseFrame {
-                code: reason.code,
-                reason: within_close_limit(reason.reason).into(),
-            }))),
-        )
-        .await;
+}
+
+/// Sends a frame the client asked for, waiting for room in the queue;
+/// `Err` with the reason to close (`None`: the socket is closing already).
+async fn send_reply(
+    outbox: &Outbox,
+    closing: &mut watch::Receiver<Option<CloseReason>>,
+    write_limit: Duration,
+    opcode: OpCode,
+    payload: &[u8],
+) -> Result<(), Option<CloseReason>> {
+    loop {
+        match outbox.try_send(opcode, payload) {
+            Some(Queued::Yes) => return Ok(()),
+            Some(Queued::No) => return Err(None),
+            None => {}
+        }
+        tokio::select! {
+            flushed = outbox.flush(write_limit) => flushed.map_err(Some)?,
+            _ = closing.changed() => return Err(closing.borrow().clone()),
+        }
     }
 }
 
@@ -326,19 +417,6 @@ fn close_for(error: &tungstenite::Error) -> Option<CloseReason> {
         }),
         _ => None,
     }
-}
-
-/// A close frame's reason may be at most 123 bytes (RFC 6455 §5.5).
-fn within_close_limit(mut reason: String) -> String {
-    const LIMIT: usize = 123;
-    if reason.len() > LIMIT {
-        let mut cut = LIMIT;
-        while !reason.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        reason.truncate(cut);
-    }
-    reason
 }
 
 #[cfg(test)]

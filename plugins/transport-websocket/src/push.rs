@@ -1,16 +1,27 @@
-//! The push sink the host writes to: a queue per socket bounded in frames
-//! and in bytes. A full queue means the client reads slower than messages
-//! arrive; the socket is closed (code 1008) instead of buffering without
-//! bound.
+//! The socket's outgoing side. Every frame (push, reply, ping, pong,
+//! close) is written as ready-made bytes straight from the call that
+//! produces it, with a non-blocking write, while nothing is queued before
+//! it: a push to an idle, reading client costs one `writev` and no task
+//! wake-up. Only what the socket cannot take at once (the client reads
+//! slower than frames come, its TCP window is full) is queued, bounded in
+//! frames and in bytes, for the connection's task to write when the socket
+//! is writable again. A full queue means the client reads slower than
+//! messages arrive; the socket is closed (code 1008) instead of buffering
+//! without bound.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc,
+use std::{
+    collections::VecDeque,
+    io::{self, IoSlice},
+    sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use plugin_api::transport::{PushFrame, PushSink};
-use tokio::sync::{mpsc, watch, Notify};
-use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Message};
+use tokio::{
+    net::TcpStream,
+    sync::{watch, Notify},
+};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// Why the server closes a socket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,97 +44,445 @@ pub fn request_close(close: &watch::Sender<Option<CloseReason>>, reason: CloseRe
     });
 }
 
-/// The bytes waiting in one socket's send queue.
-#[derive(Default)]
-pub struct QueuedBytes {
-    bytes: AtomicUsize,
-    drained: Notify,
+/// A WebSocket frame's opcode (RFC 6455).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpCode {
+    /// A text frame (JSON).
+    Text = 0x1,
+    /// A binary frame (MsgPack).
+    Binary = 0x2,
+    /// A close frame.
+    Close = 0x8,
+    /// A ping.
+    Ping = 0x9,
+    /// A pong.
+    Pong = 0xA,
 }
 
-impl QueuedBytes {
-    /// Counts `len` more bytes if they fit under `limit` (or the queue is
-    /// empty: one frame always fits).
-    pub fn try_add(&self, len: usize, limit: usize) -> bool {
-        self.bytes
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
-                (queued == 0 || queued + len <= limit).then_some(queued + len)
-            })
-            .is_ok()
+/// The header of a final, unmasked (server) frame of `len` payload bytes:
+/// FIN and opcode, then the length in 7, 16 or 64 bits.
+fn frame_header(opcode: OpCode, len: usize, out: &mut [u8; 10]) -> usize {
+    out[0] = 0x80 | opcode as u8;
+    if len < 126 {
+        out[1] = len as u8;
+        2
+    } else if let Ok(short) = u16::try_from(len) {
+        out[1] = 126;
+        out[2..4].copy_from_slice(&short.to_be_bytes());
+        4
+    } else {
+        out[1] = 127;
+        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
     }
+}
 
-    /// Counts `len` bytes as sent (or dropped).
-    pub fn remove(&self, len: usize) {
-        self.bytes.fetch_sub(len, Ordering::AcqRel);
-        self.drained.notify_waiters();
-    }
+/// How one write of a frame went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Queued {
+    /// Written or queued.
+    Yes,
+    /// Not taken: the queue is full (for a push: the socket is being
+    /// closed as a slow consumer) or the socket is gone.
+    No,
+}
 
-    /// Waits until `len` more bytes fit under `limit`, then counts them.
-    pub async fn add_when_room(&self, len: usize, limit: usize) {
-        loop {
-            let drained = self.drained.notified();
-            tokio::pin!(drained);
-            drained.as_mut().enable();
-            if self.try_add(len, limit) {
-                return;
-            }
-            drained.await;
+#[derive(Default)]
+struct Pending {
+    /// Frames not yet written, oldest first; the front one may be written
+    /// in part (`written` bytes of it).
+    frames: VecDeque<Vec<u8>>,
+    written: usize,
+    /// The client has received the start of the front frame (from a write
+    /// of the queue, or from the direct write that queued only its rest):
+    /// the rest must go out before any other frame, or the client misreads
+    /// everything after it.
+    front_started: bool,
+    /// Bytes in `frames` not yet written.
+    bytes: usize,
+    /// Since when the front frame has waited for the socket to take more.
+    blocked_since: Option<Instant>,
+    /// Nothing more is taken (the socket is closing or gone).
+    closed: bool,
+}
+
+/// Limits of one socket's queue.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueLimits {
+    /// Frames that may wait.
+    pub frames: usize,
+    /// Bytes that may wait (one frame always may, however large).
+    pub bytes: usize,
+}
+
+/// One socket's outgoing side, shared by its connection task and the
+/// host's push sink.
+pub struct Outbox {
+    stream: Arc<TcpStream>,
+    pending: Mutex<Pending>,
+    /// Wakes the connection task: something was queued.
+    queued: Notify,
+    limits: QueueLimits,
+    close: watch::Sender<Option<CloseReason>>,
+}
+
+impl Outbox {
+    /// The outgoing side of `stream`; `close` is told when a push finds the
+    /// queue full or the socket gone.
+    pub fn new(
+        stream: Arc<TcpStream>,
+        limits: QueueLimits,
+        close: watch::Sender<Option<CloseReason>>,
+    ) -> Self {
+        Self {
+            stream,
+            pending: Mutex::default(),
+            queued: Notify::new(),
+            limits,
+            close,
         }
     }
+
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes a push made of `parts`, or queues what the socket does not
+    /// take at once. A full queue closes the socket as a slow consumer.
+    pub fn push(&self, opcode: OpCode, parts: &[&[u8]]) -> Queued {
+        let mut pending = self.pending();
+        if pending.closed {
+            return Queued::No;
+        }
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if !pending.frames.is_empty() {
+            let overflow = if pending.frames.len() >= self.limits.frames {
+                Some(format!(
+                    "slow consumer: more than {} frames waiting to be sent",
+                    self.limits.frames
+                ))
+            } else if pending.bytes + len + 10 > self.limits.bytes {
+                Some(format!(
+                    "slow consumer: more than {} bytes waiting to be sent",
+                    self.limits.bytes
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = overflow {
+                drop(pending);
+                request_close(
+                    &self.close,
+                    CloseReason {
+                        code: CloseCode::Policy,
+                        reason,
+                    },
+                );
+                return Queued::No;
+            }
+        }
+        self.write_or_queue(&mut pending, opcode, parts, len)
+    }
+
+    /// Writes a frame the server sends on its own or in answer (reply,
+    /// ping, pong) if the queue has room, else returns `None` (the caller
+    /// waits with [`Outbox::flush`]). One frame always fits an empty queue.
+    pub fn try_send(&self, opcode: OpCode, payload: &[u8]) -> Option<Queued> {
+        let mut pending = self.pending();
+        if pending.closed {
+            return Some(Queued::No);
+        }
+        if !pending.frames.is_empty() && pending.bytes + payload.len() + 10 > self.limits.bytes {
+            return None;
+        }
+        Some(self.write_or_queue(&mut pending, opcode, &[payload], payload.len()))
+    }
+
+    fn write_or_queue(
+        &self,
+        pending: &mut Pending,
+        opcode: OpCode,
+        parts: &[&[u8]],
+        len: usize,
+    ) -> Queued {
+        let mut header = [0u8; 10];
+        let header_len = frame_header(opcode, len, &mut header);
+        let total = header_len + len;
+        let mut written = 0;
+        if pending.frames.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 4];
+            slices[0] = IoSlice::new(&header[..header_len]);
+            let count = 1 + parts.len().min(3);
+            for (slice, part) in slices[1..count].iter_mut().zip(parts) {
+                *slice = IoSlice::new(part);
+            }
+            match self.stream.try_write_vectored(&slices[..count]) {
+                Ok(n) => written = n,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    pending.closed = true;
+                    request_close(&self.close, gone());
+                    return Queued::No;
+                }
+            }
+            if written == total {
+                return Queued::Yes;
+            }
+        }
+        let mut frame = Vec::with_capacity(total - written);
+        let mut skip = written;
+        for piece in std::iter::once(&header[..header_len]).chain(parts.iter().copied()) {
+            let from = skip.min(piece.len());
+            frame.extend_from_slice(&piece[from..]);
+            skip -= from;
+        }
+        if pending.frames.is_empty() {
+            pending.front_started = written > 0;
+            pending.blocked_since = Some(Instant::now());
+            self.queued.notify_one();
+        }
+        pending.bytes += frame.len();
+        pending.frames.push_back(frame);
+        Queued::Yes
+    }
+
+    /// Writes what is queued as the socket takes it; returns once the queue
+    /// is empty, or `Err` when the socket is gone or a write stayed blocked
+    /// for `write_limit`. Waits for something to be queued first.
+    pub async fn flush(&self, write_limit: Duration) -> Result<(), CloseReason> {
+        loop {
+            let due = {
+                let pending = self.pending();
+                pending
+                    .blocked_since
+                    .filter(|_| !pending.frames.is_empty())
+                    .map(|since| since + write_limit)
+            };
+            let Some(due) = due else {
+                self.queued.notified().await;
+                continue;
+            };
+            tokio::select! {
+                ready = self.stream.writable() => {
+                    if ready.is_err() {
+                        return Err(gone());
+                    }
+                }
+                _ = tokio::time::sleep_until(due.into()) => {
+                    return Err(CloseReason {
+                        code: CloseCode::Policy,
+                        reason: format!(
+                            "slow consumer: a write blocked for {} s",
+                            write_limit.as_secs()
+                        ),
+                    });
+                }
+            }
+            if self.write_queued()? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Writes queued frames until the socket would block; returns whether
+    /// the queue is empty.
+    fn write_queued(&self) -> Result<bool, CloseReason> {
+        let mut guard = self.pending();
+        let pending = &mut *guard;
+        let mut progressed = false;
+        while let Some(front) = pending.frames.front() {
+            let rest = &front[pending.written..];
+            match self.stream.try_write(rest) {
+                Ok(n) => {
+                    progressed |= n > 0;
+                    let whole = n == rest.len();
+                    pending.bytes -= n;
+                    if whole {
+                        pending.frames.pop_front();
+                        pending.written = 0;
+                        pending.front_started = false;
+                    } else {
+                        pending.written += n;
+                        pending.front_started |= n > 0;
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    pending.closed = true;
+                    return Err(gone());
+                }
+            }
+        }
+        let empty = pending.frames.is_empty();
+        if empty {
+            pending.blocked_since = None;
+            pending.frames = VecDeque::new();
+        } else if progressed {
+            pending.blocked_since = Some(Instant::now());
+        }
+        Ok(empty)
+    }
+
+    /// Takes nothing more and drops what is queued (but the rest of a
+    /// frame written in part, which the client needs to read the next
+    /// one), then writes the close frame for `reason`, if any. Returns
+    /// whether something is left for [`Outbox::flush`] to write.
+    pub fn begin_close(&self, reason: Option<&CloseReason>) -> bool {
+        let mut pending = self.pending();
+        if pending.closed && pending.frames.is_empty() {
+            return false;
+        }
+        let partly_written = pending
+            .front_started
+            .then(|| pending.frames.pop_front())
+            .flatten();
+        pending.frames.clear();
+        pending.bytes = 0;
+        match partly_written {
+            Some(front) => {
+                pending.bytes = front.len() - pending.written;
+                pending.frames.push_back(front);
+            }
+            None => {
+                pending.written = 0;
+                pending.front_started = false;
+            }
+        }
+        if let Some(reason) = reason {
+            // 1005 says no code was given: the answer then has none either.
+            let mut payload = Vec::new();
+            if reason.code != CloseCode::Status {
+                payload.extend_from_slice(&u16::from(reason.code).to_be_bytes());
+                payload.extend_from_slice(within_close_limit(&reason.reason).as_bytes());
+            }
+            self.write_or_queue(&mut pending, OpCode::Close, &[&payload], payload.len());
+        }
+        pending.closed = true;
+        if pending.frames.is_empty() {
+            return false;
+        }
+        // The close frame gets the time of a write of its own, however
+        // long the queue before it was blocked.
+        pending.blocked_since = Some(Instant::now());
+        true
+    }
 }
 
-/// The host's handle on one socket's send queue.
-pub struct SocketSink {
-    pub frames: mpsc::Sender<Message>,
-    pub close: watch::Sender<Option<CloseReason>>,
-    pub queue_limit: usize,
-    pub bytes: Arc<QueuedBytes>,
-    pub bytes_limit: usize,
+fn gone() -> CloseReason {
+    CloseReason {
+        code: CloseCode::Away,
+        reason: String::new(),
+    }
 }
+
+/// A close frame's reason may be at most 123 bytes (RFC 6455 §5.5).
+fn within_close_limit(reason: &str) -> &str {
+    const LIMIT: usize = 123;
+    if reason.len() <= LIMIT {
+        return reason;
+    }
+    let mut cut = LIMIT;
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &reason[..cut]
+}
+
+/// The host's handle on one socket.
+pub struct SocketSink(pub Arc<Outbox>);
 
 impl PushSink for SocketSink {
     fn push(&self, frame: PushFrame) -> bool {
-        let message = if frame.binary {
-            Message::Binary(frame.payload.into_vec().into())
-        } else {
-            match String::from_utf8(frame.payload.into_vec()) {
-                Ok(text) => Message::Text(text.into()),
-                Err(_) => return false,
-            }
-        };
-        let len = message.len();
-        if !self.bytes.try_add(len, self.bytes_limit) {
-            self.slow_consumer(format!(
-                "slow consumer: more than {} bytes waiting to be sent",
-                self.bytes_limit
-            ));
-            return false;
-        }
-        match self.frames.try_send(message) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.bytes.remove(len);
-                self.slow_consumer(format!(
-                    "slow consumer: more than {} frames waiting to be sent",
-                    self.queue_limit
-                ));
-                false
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => {
-                self.bytes.remove(len);
-                false
-            }
-        }
+        self.push_parts(frame.binary, &frame.payload, &[])
+    }
+
+    fn push_parts(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
+        // The host's pushes are JSON it wrote itself (UTF-8) or MsgPack.
+        let opcode = if binary { OpCode::Binary } else { OpCode::Text };
+        self.0.push(opcode, &[shared, tail]) == Queued::Yes
     }
 }
 
-impl SocketSink {
-    fn slow_consumer(&self, reason: String) {
-        request_close(
-            &self.close,
-            CloseReason {
-                code: CloseCode::Policy,
-                reason,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_headers_use_the_shortest_length_form() {
+        let mut header = [0u8; 10];
+        assert_eq!(frame_header(OpCode::Text, 125, &mut header), 2);
+        assert_eq!(header[..2], [0x81, 125]);
+        assert_eq!(frame_header(OpCode::Binary, 126, &mut header), 4);
+        assert_eq!(header[..4], [0x82, 126, 0, 126]);
+        assert_eq!(frame_header(OpCode::Close, 70_000, &mut header), 10);
+        assert_eq!(header[..10], [0x88, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]);
+    }
+
+    /// Reads server (unmasked) frames from `bytes`: (opcode, payload).
+    fn frames_in(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut frames = Vec::new();
+        while !bytes.is_empty() {
+            let opcode = bytes[0] & 0x0f;
+            let (len, header) = match bytes[1] {
+                126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                127 => (
+                    u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                    10,
+                ),
+                short => (short as usize, 2),
+            };
+            assert!(bytes.len() >= header + len, "a frame is cut short");
+            frames.push((opcode, bytes[header..header + len].to_vec()));
+            bytes = &bytes[header + len..];
+        }
+        frames
+    }
+
+    /// A client that stops reading in the middle of a push, then is closed
+    /// as a slow consumer: it must still receive that push whole and then
+    /// the close frame, or it misreads the close frame as push bytes.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_push_written_in_part_is_finished_before_the_close_frame() {
+        use tokio::io::AsyncReadExt;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (close, closing) = watch::channel(None);
+        let outbox = Outbox::new(
+            Arc::new(server),
+            QueueLimits {
+                frames: 1,
+                bytes: 64 << 20,
             },
+            close,
         );
+        // Larger than the socket buffers take while the client does not
+        // read: written in part, the rest queued.
+        let big = vec![b'x'; 32 << 20];
+        assert_eq!(outbox.push(OpCode::Text, &[&big, b"tail"]), Queued::Yes);
+        assert_eq!(outbox.push(OpCode::Text, &[b"next"]), Queued::No);
+        let reason = closing.borrow().clone().expect("closed as a slow consumer");
+        assert_eq!(reason.code, CloseCode::Policy);
+        assert!(outbox.begin_close(Some(&reason)));
+
+        let reading = tokio::spawn(async move {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.unwrap();
+            received
+        });
+        outbox.flush(Duration::from_secs(10)).await.unwrap();
+        drop(outbox);
+        let frames = frames_in(&reading.await.unwrap());
+
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].0, OpCode::Text as u8);
+        assert_eq!(frames[0].1.len(), big.len() + 4);
+        assert!(frames[0].1.ends_with(b"tail"));
+        assert_eq!(frames[1].0, OpCode::Close as u8);
+        assert_eq!(frames[1].1[..2], 1008u16.to_be_bytes());
+        assert!(String::from_utf8_lossy(&frames[1].1[2..]).contains("slow consumer"));
     }
 }
