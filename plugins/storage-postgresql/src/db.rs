@@ -103,6 +103,9 @@ pub(crate) struct Database {
     pub(crate) uri: String,
     /// How long a connection may take to open.
     pub(crate) connect_timeout: Duration,
+    /// Messages this process's collector deleted because their ttl ran out
+    /// (shared by every clone: the store answers `messages_expired` from it).
+    pub(crate) messages_expired: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Database {
@@ -144,6 +147,7 @@ impl Database {
             settings,
             uri,
             connect_timeout: timeout,
+            messages_expired: Default::default(),
         };
         let mut client = db.pool.get().await.map_err(|e| {
             PluginError::unavailable(format!(

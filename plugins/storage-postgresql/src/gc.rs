@@ -21,6 +21,9 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 /// Deletes up to `batch` expired rows of each table; returns how many went.
+/// The messages among them are added to the database's expired count
+/// (several hosts may collect one database: each counts what it deleted,
+/// so the sum over hosts is every message that expired once).
 pub(crate) async fn pass(db: &Database, now_ms: u64, batch: i64) -> OpResult<u64> {
     let client = db.client().await.map_err(crate::db::OpError::Caller)?;
     let mut removed = 0;
@@ -31,7 +34,7 @@ pub(crate) async fn pass(db: &Database, now_ms: u64, batch: i64) -> OpResult<u64
         "zaqar_notification_log",
         "zaqar_leases",
     ] {
-        removed += execute(
+        let deleted = execute(
             &client,
             &format!(
                 "DELETE FROM {table} WHERE ctid = ANY(ARRAY( \
@@ -40,6 +43,11 @@ pub(crate) async fn pass(db: &Database, now_ms: u64, batch: i64) -> OpResult<u64
             &[&big(now_ms), &batch],
         )
         .await?;
+        if table == "zaqar_messages" {
+            db.messages_expired
+                .fetch_add(deleted, std::sync::atomic::Ordering::Relaxed);
+        }
+        removed += deleted;
     }
     Ok(removed)
 }

@@ -362,4 +362,11 @@ impl MessageStore for PostgresMessageStore {
     async fn lease_release(&self, key: RString, holder: RString) -> PluginResult<()> {
         with_client!(self.db, |c| leases::release(&c, &key, &holder))
     }
+
+    async fn messages_expired(&self) -> PluginResult<u64> {
+        Ok(self
+            .db
+            .messages_expired
+            .load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
