@@ -10,7 +10,7 @@ use plugin_api::{
 };
 use serde_json::json;
 use zaqar_host::plugins::{self, Origin, Registry};
-use zaqar_tests::{example_library, plugin_library, TestServer};
+use zaqar_tests::{example_library, plugin_library, TestServer, WsClient};
 
 fn notifier_file_library() -> PathBuf {
     example_library("notifier-file", "zaqar_notifier_file")
@@ -164,6 +164,10 @@ name = "panicky"
 # files: redb locks a database per process copy of the engine.
 [drivers.message_store.panicky]
 path = "panicky-data"
+[drivers]
+transports = ["wsgi", "websocket"]
+[drivers.transport.websocket]
+port = 0
 "#,
         library = library.display().to_string()
     ));
@@ -190,6 +194,22 @@ path = "panicky-data"
     let response = client.get("/v2/queues/calm/messages?echo=true").send();
     assert_eq!(response.status, 200);
     assert_eq!(response.json()["messages"][0]["body"], "hi");
+
+    // Over WebSocket the frame whose serving panicked gets a 500 envelope
+    // and the socket carries on serving the frames after it.
+    let mut socket = WsClient::connect(server.address("websocket"));
+    let status = |reply: &serde_json::Value| reply["headers"]["status"].as_u64();
+    let reply = socket.request(
+        "message_post",
+        json!({"queue_name": "panic-room", "messages": [{"body": "hi", "ttl": 60}]}),
+    );
+    assert_eq!(status(&reply), Some(500), "{reply}");
+    assert_eq!(reply["request"]["action"], "message_post", "{reply}");
+    let reply = socket.request(
+        "message_post",
+        json!({"queue_name": "calm", "messages": [{"body": "again", "ttl": 60}]}),
+    );
+    assert_eq!(status(&reply), Some(201), "{reply}");
 }
 
 #[test]
