@@ -145,6 +145,38 @@ impl Engine {
         f(&txn).map_err(|e| e.into_plugin())
     }
 
+    /// Runs a read that may walk many rows on tokio's blocking pool instead
+    /// of the calling worker. A listing skips the claimed and delayed
+    /// messages at the head of its queue, which can take milliseconds on a
+    /// long queue (`BENCH_ONLY=reads` of the plugin bench), and a tokio
+    /// worker held that long stalls every other request it would serve;
+    /// reads bounded by a few keys (a message, a claim, stats) cost a few
+    /// microseconds and stay on the worker, where a hand-off would cost more
+    /// than the read.
+    pub(crate) async fn read_off_worker<T, F>(&self, f: F) -> PluginResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> OpResult<T> + Send + 'static,
+    {
+        let db = Arc::clone(&self.inner().db);
+        plugin_api::runtime::handle()
+            .spawn_blocking(move || {
+                let txn = db.begin_read().map_err(|e| {
+                    PluginError::unavailable(format!("embedded store: cannot begin a read: {e}"))
+                })?;
+                f(&txn).map_err(|e| e.into_plugin())
+            })
+            .await
+            .unwrap_or_else(|stopped| match stopped.try_into_panic() {
+                // Re-raised here so the boundary's guard reports it as the
+                // panic it was, as it does for a read on the worker.
+                Ok(payload) => std::panic::resume_unwind(payload),
+                Err(cancelled) => Err(PluginError::unavailable(format!(
+                    "embedded store: a read was cancelled: {cancelled}"
+                ))),
+            })
+    }
+
     /// The queue's metadata (`None`: no such queue), from memory when it
     /// is known there (see [`crate::metadata_cache`]).
     pub(crate) fn queue_metadata(&self, queue: &QueueRef) -> PluginResult<Cached> {

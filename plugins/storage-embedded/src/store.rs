@@ -135,7 +135,8 @@ impl MessageStore for EmbeddedMessageStore {
         now_ms: u64,
     ) -> PluginResult<RVec<StoredMessage>> {
         self.engine
-            .read(|txn| Ok(messages::list(txn, &queue, &query, now_ms)?.into()))
+            .read_off_worker(move |txn| Ok(messages::list(txn, &queue, &query, now_ms)?.into()))
+            .await
     }
 
     async fn message_get_many(
