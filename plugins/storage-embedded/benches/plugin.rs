@@ -140,6 +140,17 @@ fn disk_floor(duration: Duration) {
     );
 }
 
+/// One post's worth of pre-fill: 100 messages of the bench body.
+fn hundred_messages() -> Vec<NewMessage> {
+    (0..100)
+        .map(|_| NewMessage {
+            ttl: 3600,
+            delay: 0,
+            body: body().into(),
+        })
+        .collect()
+}
+
 /// `clients` tasks posting one message per request for `duration`.
 async fn posts(clients: usize, duration: Duration) {
     let dir = temp_dir();
@@ -188,13 +199,7 @@ async fn claim_and_delete(consumers: usize, duration: Duration) {
     // Pre-fill in batches of 100 messages per post.
     let prefill = 50_000;
     for _ in 0..prefill / 100 {
-        let batch: Vec<NewMessage> = (0..100)
-            .map(|_| NewMessage {
-                ttl: 3600,
-                delay: 0,
-                body: body().into(),
-            })
-            .collect();
+        let batch = hundred_messages();
         store
             .message_post(queue.clone(), "bench".into(), batch.into(), now())
             .await
@@ -257,22 +262,17 @@ async fn claim_and_delete(consumers: usize, duration: Duration) {
 }
 
 /// One client reading a queue of `messages` messages, the oldest tenth of
-/// them claimed, each read awaited before the next: how long a read keeps
-/// the task (and the tokio worker polling it) busy. Reads run on the
-/// caller's task, so this is the time a worker is not available to others.
+/// them claimed, each read awaited before the next: how long each read
+/// takes. Bounded reads run on the caller's task, so for them this is the
+/// time a worker is not available to others; listings run on tokio's
+/// blocking pool, so for them it is the caller's wait.
 async fn reads(messages: usize, duration: Duration) {
     let dir = temp_dir();
     let store = open(&dir).await;
     let queue = QueueRef::new("bench", "read");
     let mut ids = Vec::with_capacity(messages);
     for _ in 0..messages / 100 {
-        let batch: Vec<NewMessage> = (0..100)
-            .map(|_| NewMessage {
-                ttl: 3600,
-                delay: 0,
-                body: body().into(),
-            })
-            .collect();
+        let batch = hundred_messages();
         let posted = store
             .message_post(queue.clone(), "bench".into(), batch.into(), now())
             .await
