@@ -62,14 +62,14 @@ pub(crate) fn create(
         expires_ms,
         messages: RVec::new(),
     };
-    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+    let Some(qid) = queues::qid_of(&*t.queues, q)? else {
         return Ok(result);
     };
     let policy = request.dead_letter.as_ref().into_option();
     // Messages moved to a dead-letter queue get new sequence numbers; when
     // that queue is this one, stopping at today's last seq keeps the scan
     // from meeting them again.
-    let end = queue_state::read(&t.queue_state, qid)?.map_or(0, |s| s.last_seq);
+    let end = queue_state::read(&*t.queue_state, qid)?.map_or(0, |s| s.last_seq);
     let limit = request.limit as usize;
     let mut taken: Vec<StoredMessage> = Vec::with_capacity(limit);
     let mut from = 0;
@@ -78,7 +78,7 @@ pub(crate) fn create(
     // Moved messages do not count against the limit: scan on until `limit`
     // messages are claimed or the queue is exhausted.
     while taken.len() < limit {
-        let batch = messages::takeable(&t.messages, qid, from, end, limit - taken.len(), now_ms)?;
+        let batch = messages::takeable(&*t.messages, qid, from, end, limit - taken.len(), now_ms)?;
         let Some(&(last, _)) = batch.last() else {
             break;
         };
@@ -197,8 +197,10 @@ pub(crate) fn update(
     grace: u32,
     now_ms: u64,
 ) -> OpResult<()> {
-    let (Some(qid), Some(claim)) = (queues::qid_of(&t.queues, q)?, ids::parse_claim_id(claim_id))
-    else {
+    let (Some(qid), Some(claim)) = (
+        queues::qid_of(&*t.queues, q)?,
+        ids::parse_claim_id(claim_id),
+    ) else {
         return Err(not_found());
     };
     let mut record = match t.claims.get((qid, claim))? {
@@ -240,8 +242,10 @@ pub(crate) fn update(
 
 /// Releases the claim's messages and forgets the claim.
 pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, claim_id: &str) -> OpResult<()> {
-    let (Some(qid), Some(claim)) = (queues::qid_of(&t.queues, q)?, ids::parse_claim_id(claim_id))
-    else {
+    let (Some(qid), Some(claim)) = (
+        queues::qid_of(&*t.queues, q)?,
+        ids::parse_claim_id(claim_id),
+    ) else {
         return Ok(());
     };
     let record = match t.claims.remove((qid, claim))? {
@@ -287,7 +291,7 @@ pub(crate) fn forget_expired(
 ) -> OpResult<()> {
     t.claims.remove((qid, claim))?;
     // A retired queue's messages go with it; nothing to release.
-    if queue_state::read(&t.queue_state, qid)?.is_some() {
+    if queue_state::read(&*t.queue_state, qid)?.is_some() {
         release(t, qid, claim, &record.seqs)?;
     }
     Ok(())

@@ -331,7 +331,8 @@ fn init_schema(db: &Database) -> Result<(), InitError> {
     let txn = db.begin_write()?;
     let mut drop_legacy = false;
     {
-        let mut tables = WriteTables::open(&txn)?;
+        let mut tables = WriteTables::new(&txn);
+        tables.open_all()?;
         let found = tables.meta.get(schema::META_FORMAT)?.map(|v| v.value());
         match found {
             Some(v) if v == schema::FORMAT_VERSION => {}

@@ -112,7 +112,7 @@ pub(crate) fn move_expiry(
 /// Gives the next `n` sequence numbers of queue `qid` and counts the `n`
 /// messages the caller stores under them; returns the first.
 pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResult<u64> {
-    let mut state = queue_state::read(&t.queue_state, qid)?.unwrap_or_default();
+    let mut state = queue_state::read(&*t.queue_state, qid)?.unwrap_or_default();
     let first = state.last_seq + 1;
     state.last_seq += n;
     state.records += n;
@@ -235,7 +235,7 @@ pub(crate) fn delete(
     claim_id: Option<&str>,
     now_ms: u64,
 ) -> OpResult<()> {
-    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+    let Some(qid) = queues::qid_of(&*t.queues, q)? else {
         return Ok(());
     };
     let Some((seq, tag)) = ids::parse_message_id(id) else {
@@ -263,7 +263,7 @@ pub(crate) fn delete(
         (None, None) => {}
         (None, Some(c)) => {
             let live = match c {
-                Some(c) => claims::is_live(&t.claims, qid, c, now_ms)?,
+                Some(c) => claims::is_live(&*t.claims, qid, c, now_ms)?,
                 None => false,
             };
             return Err(if live {
@@ -281,7 +281,7 @@ pub(crate) fn delete(
 
 /// Deletes the messages among `ids`, claimed or not.
 pub(crate) fn delete_many(t: &mut WriteTables<'_>, q: &QueueRef, ids: &[RString]) -> OpResult<()> {
-    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+    let Some(qid) = queues::qid_of(&*t.queues, q)? else {
         return Ok(());
     };
     let (mut removed, mut unstamped) = (0, 0);
@@ -342,10 +342,10 @@ pub(crate) fn pop(
     limit: u32,
     now_ms: u64,
 ) -> OpResult<Vec<StoredMessage>> {
-    let Some(qid) = queues::qid_of(&t.queues, q)? else {
+    let Some(qid) = queues::qid_of(&*t.queues, q)? else {
         return Ok(Vec::new());
     };
-    let taken = takeable(&t.messages, qid, 0, u64::MAX, limit as usize, now_ms)?;
+    let taken = takeable(&*t.messages, qid, 0, u64::MAX, limit as usize, now_ms)?;
     let mut out = Vec::with_capacity(taken.len());
     let mut unstamped = 0;
     for (seq, bytes) in taken {

@@ -45,7 +45,7 @@ where
 pub(crate) fn is_subscribed(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<bool> {
     // Most queues have no subscription: the first key after `(p, n, "")`
     // belongs to another queue and the answer costs one seek.
-    Ok(!live_cursors(&t.subscriptions, q, now_ms)?.is_empty())
+    Ok(!live_cursors(&*t.subscriptions, q, now_ms)?.is_empty())
 }
 
 /// Logs a message just posted (its record as stored).
@@ -94,7 +94,7 @@ pub(crate) fn read(
 /// the smallest live cursor, or all of them when no live subscription is
 /// left. Run after a cursor moved or a subscription went.
 pub(crate) fn prune(t: &mut WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<()> {
-    let upto = live_cursors(&t.subscriptions, q, now_ms)?
+    let upto = live_cursors(&*t.subscriptions, q, now_ms)?
         .into_iter()
         .min()
         .unwrap_or(u64::MAX);

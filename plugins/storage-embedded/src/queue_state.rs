@@ -81,7 +81,7 @@ pub(crate) fn update(
     qid: u64,
     change: impl FnOnce(&mut QueueState),
 ) -> OpResult<Option<QueueState>> {
-    let Some(mut state) = read(&t.queue_state, qid)? else {
+    let Some(mut state) = read(&*t.queue_state, qid)? else {
         return Ok(None);
     };
     change(&mut state);

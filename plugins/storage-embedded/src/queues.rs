@@ -86,7 +86,7 @@ pub(crate) fn create(
 /// The queue's id, creating the queue with empty metadata if needed (lazy
 /// queues: a post or a dead-letter move creates its queue).
 pub(crate) fn ensure(t: &mut WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<u64> {
-    match qid_of(&t.queues, q)? {
+    match qid_of(&*t.queues, q)? {
         Some(qid) => Ok(qid),
         None => insert_new(t, q, b"{}", now_ms),
     }
@@ -154,7 +154,7 @@ pub(crate) fn set_metadata(t: &mut WriteTables<'_>, q: &QueueRef, metadata: &[u8
 pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     let had_subscriptions = subscriptions::delete_all(t, q)?;
     notification_log::drop_queue(t, q)?;
-    let Some(qid) = qid_of(&t.queues, q)? else {
+    let Some(qid) = qid_of(&*t.queues, q)? else {
         if had_subscriptions {
             t.announce(|| QueueChange::new(ChangeKind::QUEUE_DELETED, q.clone(), 0, ""));
         }

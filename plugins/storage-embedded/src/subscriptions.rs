@@ -121,7 +121,8 @@ pub(crate) fn create(
     s: &NewSubscription,
     now_ms: u64,
 ) -> OpResult<SubscriptionCreated> {
-    if let Some((id, r)) = live_with_subscriber(&t.subscriptions, q, &s.subscriber, None, now_ms)? {
+    if let Some((id, r)) = live_with_subscriber(&*t.subscriptions, q, &s.subscriber, None, now_ms)?
+    {
         return Ok(SubscriptionCreated {
             id: id.into(),
             created: false,
@@ -139,7 +140,7 @@ pub(crate) fn create(
     };
     // Read in this write transaction: every post committed before this
     // creation is behind the cursor, every later one after it.
-    let delivered_seq = queues::last_seq(&t.queues, &t.queue_state, &t.seq_floor, q)?;
+    let delivered_seq = queues::last_seq(&*t.queues, &*t.queue_state, &*t.seq_floor, q)?;
     let record = Record {
         subscriber: s.subscriber.to_string(),
         ttl: s.ttl,
@@ -211,11 +212,11 @@ pub(crate) fn update(
     patch: &SubscriptionPatch,
     now_ms: u64,
 ) -> OpResult<()> {
-    let Some(mut r) = live_one(&t.subscriptions, q, id, now_ms)? else {
+    let Some(mut r) = live_one(&*t.subscriptions, q, id, now_ms)? else {
         return Err(not_found());
     };
     if let Some(subscriber) = patch.subscriber.as_ref().into_option() {
-        if live_with_subscriber(&t.subscriptions, q, subscriber, Some(id), now_ms)?.is_some() {
+        if live_with_subscriber(&*t.subscriptions, q, subscriber, Some(id), now_ms)?.is_some() {
             return Err(caller(
                 ErrorCode::CONFLICT,
                 format!(
@@ -247,7 +248,7 @@ pub(crate) fn confirm(
     confirmed: bool,
     now_ms: u64,
 ) -> OpResult<()> {
-    let Some(mut r) = live_one(&t.subscriptions, q, id, now_ms)? else {
+    let Some(mut r) = live_one(&*t.subscriptions, q, id, now_ms)? else {
         return Err(not_found());
     };
     r.confirmed = confirmed;
@@ -266,7 +267,7 @@ pub(crate) fn advance(
     delivered_seq: u64,
     now_ms: u64,
 ) -> OpResult<()> {
-    let Some(mut r) = live_one(&t.subscriptions, q, id, now_ms)? else {
+    let Some(mut r) = live_one(&*t.subscriptions, q, id, now_ms)? else {
         return Err(not_found());
     };
     if delivered_seq > r.delivered_seq {
@@ -386,7 +387,7 @@ pub(crate) fn upgrade_cursors(t: &mut WriteTables<'_>) -> OpResult<usize> {
     let upgraded = old.len();
     for ((p, n, id), mut r) in old {
         let q = QueueRef::new(&p, &n);
-        r.delivered_seq = queues::last_seq(&t.queues, &t.queue_state, &t.seq_floor, &q)?;
+        r.delivered_seq = queues::last_seq(&*t.queues, &*t.queue_state, &*t.seq_floor, &q)?;
         t.subscriptions
             .insert((p.as_str(), n.as_str(), id.as_str()), r.encode().as_slice())?;
     }
@@ -416,7 +417,7 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, id: &str) -> OpResul
 /// Deletes every subscription of the queue (queue delete); whether there
 /// was any.
 pub(crate) fn delete_all(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<bool> {
-    let all = all_of(&t.subscriptions, q)?;
+    let all = all_of(&*t.subscriptions, q)?;
     for (id, r) in &all {
         t.subscriptions
             .remove((q.project.as_str(), q.name.as_str(), id.as_str()))?;
@@ -475,7 +476,7 @@ mod tests {
             let db = Database::create(&file).unwrap();
             let txn = db.begin_write().unwrap();
             {
-                let mut t = WriteTables::open(&txn).unwrap();
+                let mut t = WriteTables::new(&txn);
                 t.meta.insert(schema::META_FORMAT, 1).unwrap();
                 t.meta.insert(schema::META_NEXT_QID, 2).unwrap();
                 let queue = QueueRecord {
@@ -541,7 +542,7 @@ mod tests {
             let db = Database::create(data.join(crate::DATABASE_FILE)).unwrap();
             let txn = db.begin_write().unwrap();
             {
-                let mut t = WriteTables::open(&txn).unwrap();
+                let mut t = WriteTables::new(&txn);
                 t.meta
                     .insert(schema::META_FORMAT, schema::FORMAT_VERSION + 1)
                     .unwrap();
