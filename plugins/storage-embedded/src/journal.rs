@@ -30,10 +30,19 @@
 //! failure. A record torn by a crash never had its `sync_data` return, so
 //! redb never acknowledged it, and replay stops there.
 //!
+//! Records are written with `O_DIRECT` where the file system allows it:
+//! the record goes from our buffer to the disk without being copied into
+//! the page cache and written back by `fdatasync`, which takes ~30 us off
+//! every commit on a virtual disk (and keeps 16 MiB segments out of the
+//! page cache). That needs each write aligned to [`ALIGN`] in memory, offset
+//! and length, so every record is padded with zeros to a multiple of it.
+//!
 //! Record: `MAGIC u32 | generation u64 | payload length u32 | crc32 u32 |
 //! payload`, the crc covering generation and payload; payload = entries,
 //! each `WRITE u8 | offset u64 | length u32 | bytes` or `SET_LEN u8 | length
-//! u64`; integers little-endian.
+//! u64`; integers little-endian. A record with [`MAGIC`] is padded to the
+//! next multiple of [`ALIGN`]; one with [`PACKED_MAGIC`] (written by
+//! earlier versions, still replayed) is followed directly by the next.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -60,7 +69,11 @@ pub(crate) const LOCK_FILE: &str = "journal.lock";
 /// The preallocated segment the next rotation takes.
 const SPARE_FILE: &str = "journal-spare.log";
 
-const MAGIC: u32 = 0x5a51_4a32; // "ZQJ2"
+const MAGIC: u32 = 0x5a51_4a33; // "ZQJ3"
+const PACKED_MAGIC: u32 = 0x5a51_4a32; // "ZQJ2"
+/// What direct I/O needs aligned; 4 KiB covers disks with 512-byte and
+/// with 4 KiB sectors.
+const ALIGN: usize = 4096;
 const WRITE: u8 = 1;
 const SET_LEN: u8 = 2;
 const HEADER: usize = 20;
@@ -95,6 +108,41 @@ struct State {
     /// commits file-system metadata, and the segment is left at the first
     /// chance).
     preallocated: bool,
+    /// The record as written: `pending` padded, at an aligned address.
+    aligned: AlignedBuffer,
+}
+
+/// A reusable buffer whose slices start at an [`ALIGN`]ed address, for
+/// direct I/O.
+#[derive(Default)]
+struct AlignedBuffer {
+    bytes: Vec<u8>,
+}
+
+impl AlignedBuffer {
+    /// `record` padded with zeros to a multiple of [`ALIGN`], at an
+    /// aligned address.
+    fn padded(&mut self, record: &[u8]) -> &[u8] {
+        let len = record.len().div_ceil(ALIGN) * ALIGN;
+        if self.bytes.len() < len + ALIGN {
+            self.bytes.resize(len + ALIGN, 0);
+        }
+        let start = self.bytes.as_ptr().align_offset(ALIGN);
+        let out = &mut self.bytes[start..start + len];
+        out[..record.len()].copy_from_slice(record);
+        out[record.len()..].fill(0);
+        out
+    }
+}
+
+/// Opens a journal segment for writing, with direct I/O when the file
+/// system supports it (tmpfs, for one, does not).
+fn open_segment(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match options.clone().custom_flags(libc::O_DIRECT).open(path) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => options.open(path),
+        opened => opened,
+    }
 }
 
 struct Checkpointer {
@@ -167,15 +215,15 @@ fn take_spare(dir: &Path, generation: u64) -> io::Result<File> {
     let path = segment_path(dir, generation);
     fs::rename(dir.join(SPARE_FILE), &path)?;
     sync_dir(dir)?;
-    OpenOptions::new().write(true).open(path)
+    open_segment(OpenOptions::new().write(true), &path)
 }
 
 /// A plain, growing segment, for when no spare is ready.
 fn create_segment(dir: &Path, generation: u64) -> io::Result<File> {
-    let segment = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(segment_path(dir, generation))?;
+    let segment = open_segment(
+        OpenOptions::new().write(true).create_new(true),
+        &segment_path(dir, generation),
+    )?;
     // The new name must survive a crash before anything relies on it.
     sync_dir(dir)?;
     Ok(segment)
@@ -244,6 +292,7 @@ impl JournaledFile {
                 generation,
                 segment_bytes: 0,
                 preallocated,
+                aligned: AlignedBuffer::default(),
             }),
             spare_ready,
             checkpoints: Mutex::new(Some(checkpointer)),
@@ -346,7 +395,12 @@ fn slot_at(bytes: &[u8], at: usize, generation: u64) -> Slot<'_> {
     };
     let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().unwrap());
     let stamped = u64::from_le_bytes(header[4..12].try_into().unwrap());
-    if word(0) != MAGIC || stamped != generation {
+    let padded = match word(0) {
+        MAGIC => true,
+        PACKED_MAGIC => false,
+        _ => return Slot::End,
+    };
+    if stamped != generation {
         return Slot::End;
     }
     let length = word(12) as usize;
@@ -357,7 +411,15 @@ fn slot_at(bytes: &[u8], at: usize, generation: u64) -> Slot<'_> {
     crc.update(&header[4..12]);
     crc.update(payload);
     if crc.finalize() == word(16) {
-        Slot::Record(payload, at + HEADER + length)
+        let end = at + HEADER + length;
+        Slot::Record(
+            payload,
+            if padded {
+                end.next_multiple_of(ALIGN)
+            } else {
+                end
+            },
+        )
     } else {
         Slot::Torn
     }
@@ -478,12 +540,14 @@ impl StorageBackend for JournaledFile {
             segment,
             generation,
             segment_bytes,
+            aligned,
             ..
         } = &mut *state;
         seal(*generation, pending)?;
-        segment.write_all_at(pending, *segment_bytes)?;
+        let record = aligned.padded(pending);
+        segment.write_all_at(record, *segment_bytes)?;
         segment.sync_data()?;
-        *segment_bytes += pending.len() as u64;
+        *segment_bytes += record.len() as u64;
         pending.truncate(HEADER);
         let due = state.segment_bytes >= SEGMENT_BYTES || !state.preallocated;
         // The commit is durable at this point: a failed rotation must not
@@ -558,11 +622,18 @@ mod tests {
         segments(dir).unwrap()
     }
 
-    /// A sealed record of `generation` holding `payload`.
+    /// A sealed record of `generation` holding `payload` (unpadded).
     fn record(generation: u64, payload: &[u8]) -> Vec<u8> {
         let mut record = vec![0; HEADER];
         record.extend_from_slice(payload);
         seal(generation, &mut record).unwrap();
+        record
+    }
+
+    /// The same as written by versions before records were padded.
+    fn packed_record(generation: u64, payload: &[u8]) -> Vec<u8> {
+        let mut record = record(generation, payload);
+        record[0..4].copy_from_slice(&PACKED_MAGIC.to_le_bytes());
         record
     }
 
@@ -647,6 +718,57 @@ mod tests {
         let mut bytes = vec![0; 16];
         backend.read(0, &mut bytes).unwrap();
         assert_eq!(bytes, [7; 16]);
+    }
+
+    /// Each record the backend writes starts at a multiple of [`ALIGN`]
+    /// (what direct I/O needs), and replay finds every one of them.
+    #[test]
+    fn records_are_padded_to_the_alignment_and_all_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        let backend = JournaledFile::open(&file).unwrap();
+        backend.set_len(3 * 4096).unwrap();
+        for page in 0..3u8 {
+            backend
+                .write(u64::from(page) * 4096, &[page + 1; 100])
+                .unwrap();
+            backend.sync_data().unwrap();
+        }
+        drop(backend);
+        fs::write(&file, b"").unwrap();
+        let (generation, segment) = journal_files(dir.path()).pop().unwrap();
+        let bytes = fs::read(&segment).unwrap();
+        let mut starts = Vec::new();
+        let mut at = 0;
+        while let Slot::Record(_, next) = slot_at(&bytes, at, generation) {
+            starts.push(at);
+            at = next;
+        }
+        assert_eq!(starts, [0, ALIGN, 2 * ALIGN], "one record per sync");
+
+        let reopened = JournaledFile::open(&file).unwrap();
+        for page in 0..3u8 {
+            let mut head = vec![0; 100];
+            reopened.read(u64::from(page) * 4096, &mut head).unwrap();
+            assert_eq!(head, [page + 1; 100]);
+        }
+    }
+
+    /// A journal left by a version that wrote records back to back (no
+    /// padding) is still replayed in full.
+    #[test]
+    fn unpadded_records_of_earlier_versions_are_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("db");
+        fs::write(&file, b"").unwrap();
+        let mut segment = packed_record(4, &write_entry(0, &[7; 16]));
+        segment.extend(packed_record(4, &write_entry(16, &[8; 16])));
+        fs::write(segment_path(dir.path(), 4), segment).unwrap();
+        let backend = JournaledFile::open(&file).unwrap();
+        let mut bytes = vec![0; 32];
+        backend.read(0, &mut bytes).unwrap();
+        assert_eq!(&bytes[..16], [7; 16]);
+        assert_eq!(&bytes[16..], [8; 16]);
     }
 
     #[test]
