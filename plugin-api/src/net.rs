@@ -235,6 +235,31 @@ impl Drop for Admitted {
     }
 }
 
+pin_project_lite::pin_project! {
+    /// A connection's future holding its place in [`OpenConnections`]
+    /// (given back when the task ends and drops it). A struct rather than
+    /// `async move { served.await; drop(admitted) }`: such a block keeps the
+    /// captured future and the one being awaited as two copies in its
+    /// state, doubling every connection task (4.5 KB instead of 2.3 KB for
+    /// an idle WebSocket).
+    struct AdmittedConnection<F> {
+        #[pin]
+        served: F,
+        _admitted: Admitted,
+    }
+}
+
+impl<F: Future<Output = ()>> Future for AdmittedConnection<F> {
+    type Output = ();
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        self.project().served.poll(cx)
+    }
+}
+
 fn admit(
     open: &Arc<Mutex<OpenConnections>>,
     limits: ConnectionLimits,
@@ -303,10 +328,7 @@ async fn accept_loop<S, Fut, R, RFut>(
                             let _ = stream.set_nodelay(true);
                             let served = serve(stream, peer, stopped.clone());
                             connections.spawn_on(
-                                async move {
-                                    served.await;
-                                    drop(admitted);
-                                },
+                                AdmittedConnection { served, _admitted: admitted },
                                 &runtime::handle(),
                             );
                         }

@@ -117,8 +117,8 @@ pub async fn serve(
     config: Arc<WebSocketConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let upgrade_headers = Arc::new(Mutex::new(Vec::new()));
-    let callback = capture_headers(upgrade_headers.clone(), config.clone());
+    let captured_headers = Arc::new(Mutex::new(Vec::new()));
+    let callback = capture_headers(captured_headers.clone(), config.clone());
     let stream = Arc::new(stream);
     let read_side = ReadSide {
         stream: stream.clone(),
@@ -141,8 +141,11 @@ pub async fn serve(
         return;
     };
     socket.get_mut().handshaking = false;
-    let upgrade_headers: Vec<Header> =
-        std::mem::take(&mut *upgrade_headers.lock().unwrap_or_else(|e| e.into_inner()));
+    // Kept for the socket's life: exactly as large as needed.
+    let upgrade_headers: Box<[Header]> =
+        std::mem::take(&mut *captured_headers.lock().unwrap_or_else(|e| e.into_inner()))
+            .into_boxed_slice();
+    drop(captured_headers);
     let connection = RString::from(uuid::Uuid::new_v4().to_string());
     let (close, mut closing) = watch::channel::<Option<CloseReason>>(None);
     let outbox = Arc::new(Outbox::new(
@@ -266,7 +269,9 @@ pub async fn serve(
     host.connection_closed(connection).await.ok();
     let sent = !flush || outbox.flush(write_limit).await.is_ok();
     if sent {
-        linger(&stream).await;
+        // Boxed: its read buffer would otherwise be part of this task's
+        // size for the socket's whole life, not only while it lingers.
+        Box::pin(linger(&stream)).await;
     }
 }
 
