@@ -136,7 +136,9 @@ struct Detached {
 
 #[derive(Default)]
 struct QueuePushes {
-    subscriptions: Vec<Subscription>,
+    /// Shared with each round's targets (a round takes a reference, not a
+    /// copy of the strings, per subscriber).
+    subscriptions: Vec<Arc<Subscription>>,
     /// Wakes the queue's pump when a subscription is added, acked or
     /// resumed.
     added: Arc<Notify>,
@@ -396,7 +398,7 @@ impl PushHub {
             }),
         };
         let pushes = state.by_queue.entry(queue.clone()).or_default();
-        pushes.subscriptions.push(subscription);
+        pushes.subscriptions.push(Arc::new(subscription));
         pushes.added.notify_one();
         if !pushes.pumping {
             pushes.pumping = true;
@@ -493,7 +495,8 @@ impl PushHub {
             else {
                 continue;
             };
-            subscription.connection = connection.to_string();
+            // A round running now keeps the old connection's copy.
+            Arc::make_mut(subscription).connection = connection.to_string();
             if let Some(window) = &subscription.state.acks {
                 let now = Instant::now();
                 for (due, _) in lock(window).unacked.values_mut() {
@@ -614,7 +617,7 @@ impl Expiry {
 
 /// A subscription's target for one round.
 struct Target {
-    subscription: Subscription,
+    subscription: Arc<Subscription>,
     sink: Arc<PushSinkBox>,
     /// The sink refused a frame (connection closed or too slow).
     refused: bool,
@@ -842,13 +845,14 @@ impl Pump {
             }
             let document: &Vec<u8> = document.get_or_init(|| notification_json(&notified));
             let shared = shared.get_or_init(|| SharedPush::new(document, message.seq));
-            let subscription = &target.subscription;
+            let subscription = target.subscription.clone();
+            // Held across the send: the client may read the push and ack
+            // it before this thread goes on, and that ack must find the
+            // push in the window (else it stays unacked and comes again).
+            let mut window = state.acks.as_ref().map(|w| lock(w));
             let (accepted, kept) = match shared.shared(subscription.format) {
                 Some(part) => {
-                    let kept = state
-                        .acks
-                        .as_ref()
-                        .map(|_| [part, &subscription.tail].concat());
+                    let kept = window.as_ref().map(|_| [part, &subscription.tail].concat());
                     (target.send_shared(part), kept)
                 }
                 None => {
@@ -858,7 +862,7 @@ impl Pump {
                         subscription.format,
                         &subscription.subscription_id,
                     );
-                    let kept = state.acks.as_ref().map(|_| payload.clone());
+                    let kept = window.as_ref().map(|_| payload.clone());
                     (target.send(payload), kept)
                 }
             };
@@ -866,8 +870,8 @@ impl Pump {
             if accepted {
                 state.delivered.store(message.seq, Ordering::SeqCst);
                 progressed = true;
-                if let (Some(window), Some(kept)) = (&state.acks, kept) {
-                    lock(window).unacked.insert(
+                if let (Some(window), Some(kept)) = (&mut window, kept) {
+                    window.unacked.insert(
                         message.seq,
                         (Instant::now() + self.limits.ack_timeout, kept),
                     );
