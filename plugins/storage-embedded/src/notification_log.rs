@@ -7,37 +7,25 @@
 //! an expiry index for the sweeper. A post to a queue without subscriptions
 //! pays one index seek to find that out and writes nothing here.
 
+use std::ops::ControlFlow;
+
 use plugin_api::storage::{QueueRef, StoredMessage};
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::{
-    codec::{MessageView, SubscriptionRecord},
-    error::OpResult,
-    group_commit::WriteTables,
-    messages::to_stored,
-    schema,
+    codec::MessageView, error::OpResult, group_commit::WriteTables, messages::to_stored, schema,
+    subscriptions,
 };
 
-type SubKey = (&'static str, &'static str, &'static str);
-
 /// The cursors of the queue's live subscriptions.
-fn live_cursors<T>(subs: &T, q: &QueueRef, now_ms: u64) -> OpResult<Vec<u64>>
-where
-    T: ReadableTable<SubKey, &'static [u8]>,
-{
-    let (p, n) = (q.project.as_str(), q.name.as_str());
+fn live_cursors(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<Vec<u64>> {
     let mut cursors = Vec::new();
-    for entry in subs.range((p, n, "")..)? {
-        let (k, v) = entry?;
-        let (kp, kn, _) = k.value();
-        if kp != p || kn != n {
-            break;
-        }
-        let r = SubscriptionRecord::decode(v.value())?;
+    subscriptions::each_of(&*t.subscriptions, q, |_, r| {
         if r.expires_ms > now_ms {
             cursors.push(r.delivered_seq);
         }
-    }
+        ControlFlow::Continue(())
+    })?;
     Ok(cursors)
 }
 
@@ -47,18 +35,16 @@ where
 /// post decode 10,000 records); a queue without subscriptions costs one
 /// seek.
 pub(crate) fn is_subscribed(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<bool> {
-    let (p, n) = (q.project.as_str(), q.name.as_str());
-    for entry in t.subscriptions.range((p, n, "")..)? {
-        let (k, v) = entry?;
-        let (kp, kn, _) = k.value();
-        if kp != p || kn != n {
-            break;
+    let mut live = false;
+    subscriptions::each_of(&*t.subscriptions, q, |_, r| {
+        live = r.expires_ms > now_ms;
+        if live {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
         }
-        if SubscriptionRecord::decode(v.value())?.expires_ms > now_ms {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    })?;
+    Ok(live)
 }
 
 /// Logs a message just posted (its record as stored).
@@ -107,7 +93,7 @@ pub(crate) fn read(
 /// the smallest live cursor, or all of them when no live subscription is
 /// left. Run after a cursor moved or a subscription went.
 pub(crate) fn prune(t: &mut WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<()> {
-    let upto = live_cursors(&*t.subscriptions, q, now_ms)?
+    let upto = live_cursors(t, q, now_ms)?
         .into_iter()
         .min()
         .unwrap_or(u64::MAX);
@@ -170,58 +156,52 @@ mod tests {
     /// Posts are logged while the queue has a live subscription, whichever
     /// of its subscriptions (in key order) is the live one, and not once
     /// every one has expired.
-    #[test]
-    fn posts_are_logged_only_while_some_subscription_is_live() {
+    #[tokio::test]
+    async fn posts_are_logged_only_while_some_subscription_is_live() {
         let dir = tempfile::tempdir().unwrap();
         let config = EmbeddedConfig {
             path: dir.path().join("data"),
             ..EmbeddedConfig::default()
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        let q = QueueRef::new("p", "q");
+        let t = crate::sweeper::now_ms();
+        let subscribe = |subscriber: &str, ttl: u32, at: u64| {
+            let subscription = NewSubscription {
+                subscriber: subscriber.into(),
+                ttl,
+                options: b"{}".to_vec().into(),
+            };
+            store.subscription_create(q.clone(), subscription, at)
+        };
+        let post = |at: u64| {
+            let message = NewMessage {
+                ttl: 600,
+                delay: 0,
+                body: b"{}".to_vec().into(),
+            };
+            store.message_post(q.clone(), "c".into(), vec![message].into(), at)
+        };
+        let logged = |at: u64| store.notification_log(q.clone(), 0, 10, at);
+        // Expires at t + 1 s; it sorts first (ids grow with time).
+        subscribe("http://early.example/", 1, t).await.unwrap();
+        post(t + 100).await.unwrap();
+        assert_eq!(logged(t + 100).await.unwrap().len(), 1, "live: logged");
+        post(t + 2_000).await.unwrap();
+        assert_eq!(
+            logged(t + 2_000).await.unwrap().len(),
+            1,
+            "expired: not logged"
+        );
+        subscribe("http://late.example/", 60, t + 3_000)
+            .await
             .unwrap();
-        runtime.block_on(async {
-            let store = EmbeddedMessageStore::open(&config).unwrap();
-            let q = QueueRef::new("p", "q");
-            let t = crate::sweeper::now_ms();
-            let subscribe = |subscriber: &str, ttl: u32, at: u64| {
-                let subscription = NewSubscription {
-                    subscriber: subscriber.into(),
-                    ttl,
-                    options: b"{}".to_vec().into(),
-                };
-                store.subscription_create(q.clone(), subscription, at)
-            };
-            let post = |at: u64| {
-                let message = NewMessage {
-                    ttl: 600,
-                    delay: 0,
-                    body: b"{}".to_vec().into(),
-                };
-                store.message_post(q.clone(), "c".into(), vec![message].into(), at)
-            };
-            let logged = |at: u64| store.notification_log(q.clone(), 0, 10, at);
-            // Expires at t + 1 s; it sorts first (ids grow with time).
-            subscribe("http://early.example/", 1, t).await.unwrap();
-            post(t + 100).await.unwrap();
-            assert_eq!(logged(t + 100).await.unwrap().len(), 1, "live: logged");
-            post(t + 2_000).await.unwrap();
-            assert_eq!(
-                logged(t + 2_000).await.unwrap().len(),
-                1,
-                "expired: not logged"
-            );
-            subscribe("http://late.example/", 60, t + 3_000)
-                .await
-                .unwrap();
-            post(t + 4_000).await.unwrap();
-            assert_eq!(
-                logged(t + 4_000).await.unwrap().len(),
-                2,
-                "a later live subscription behind an expired one: logged"
-            );
-        });
+        post(t + 4_000).await.unwrap();
+        assert_eq!(
+            logged(t + 4_000).await.unwrap().len(),
+            2,
+            "a later live subscription behind an expired one: logged"
+        );
     }
 
     /// A directory written by a build without the notification log and

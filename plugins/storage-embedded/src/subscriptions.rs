@@ -19,6 +19,8 @@ use plugin_api::{
     types::ROption,
     ErrorCode,
 };
+use std::ops::ControlFlow;
+
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::{
@@ -57,21 +59,40 @@ fn to_contract(queue: &str, id: &str, r: Record) -> SubscriptionRecord {
     }
 }
 
-/// Every subscription of the queue, live or not: `(id, record)`.
-fn all_of<T>(subs: &T, q: &QueueRef) -> OpResult<Vec<(String, Record)>>
+/// Visits every subscription of the queue, live or not, in id order, as
+/// `(id, record)`, until `visit` breaks.
+pub(crate) fn each_of<T>(
+    subs: &T,
+    q: &QueueRef,
+    mut visit: impl FnMut(&str, Record) -> ControlFlow<()>,
+) -> OpResult<()>
 where
     T: ReadableTable<SubTable, &'static [u8]>,
 {
     let (p, n) = (q.project.as_str(), q.name.as_str());
-    let mut out = Vec::new();
     for entry in subs.range((p, n, "")..)? {
         let (k, v) = entry?;
         let (kp, kn, id) = k.value();
         if kp != p || kn != n {
             break;
         }
-        out.push((id.to_owned(), Record::decode(v.value())?));
+        if visit(id, Record::decode(v.value())?).is_break() {
+            break;
+        }
     }
+    Ok(())
+}
+
+/// Every subscription of the queue, live or not: `(id, record)`.
+fn all_of<T>(subs: &T, q: &QueueRef) -> OpResult<Vec<(String, Record)>>
+where
+    T: ReadableTable<SubTable, &'static [u8]>,
+{
+    let mut out = Vec::new();
+    each_of(subs, q, |id, r| {
+        out.push((id.to_owned(), r));
+        ControlFlow::Continue(())
+    })?;
     Ok(out)
 }
 
