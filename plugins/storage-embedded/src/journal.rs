@@ -645,6 +645,27 @@ mod tests {
         entry
     }
 
+    /// A backend writing into a zero-filled segment, which it keeps: the
+    /// first open writes into a growing segment and leaves it for the spare
+    /// as soon as the spare is ready, which would split what a test writes
+    /// over two segments (and checkpoint the first) at a moment that
+    /// depends on the machine.
+    fn open_on_a_preallocated_segment(file: &Path) -> JournaledFile {
+        let dir = file.parent().unwrap();
+        let first = JournaledFile::open(file).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !spare_is_ready(dir) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the spare is never ready"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        first.close().unwrap();
+        drop(first);
+        JournaledFile::open(file).unwrap()
+    }
+
     /// Power loss after an acknowledged sync: none of the in-place writes
     /// reached the disk, the journal brings every one of them back, and a
     /// write that was never synced stays lost.
@@ -726,7 +747,7 @@ mod tests {
     fn records_are_padded_to_the_alignment_and_all_replayed() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
-        let backend = JournaledFile::open(&file).unwrap();
+        let backend = open_on_a_preallocated_segment(&file);
         backend.set_len(3 * 4096).unwrap();
         for page in 0..3u8 {
             backend
