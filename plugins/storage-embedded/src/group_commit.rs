@@ -98,80 +98,63 @@ impl<K: redb::Key + 'static, V: redb::Value + 'static> std::ops::DerefMut for La
     }
 }
 
-/// Every table of the batch's transaction, for all its operations; each is
-/// opened on first use.
-pub(crate) struct WriteTables<'t> {
-    pub queues: LazyTable<'t, (&'static str, &'static str), &'static [u8]>,
-    pub queue_state: LazyTable<'t, u64, crate::queue_state::Row>,
-    pub seq_floor: LazyTable<'t, (&'static str, &'static str), u64>,
-    pub messages: LazyTable<'t, (u64, u64), &'static [u8]>,
-    pub message_expiry: LazyTable<'t, (u64, u64, u64), ()>,
-    pub claims: LazyTable<'t, (u64, u128), &'static [u8]>,
-    pub claim_expiry: LazyTable<'t, (u64, u64, u128), ()>,
-    pub subscriptions: LazyTable<'t, (&'static str, &'static str, &'static str), &'static [u8]>,
-    pub subscription_expiry: LazyTable<'t, (u64, &'static str, &'static str, &'static str), ()>,
-    pub notification_log: LazyTable<'t, (&'static str, &'static str, u64), &'static [u8]>,
-    pub notification_log_expiry: LazyTable<'t, (u64, &'static str, &'static str, u64), ()>,
-    pub leases: LazyTable<'t, &'static str, &'static [u8]>,
-    pub doomed: LazyTable<'t, u64, ()>,
-    pub meta: LazyTable<'t, &'static str, u64>,
-    pub pools: LazyTable<'t, &'static str, &'static [u8]>,
-    pub flavors: LazyTable<'t, (&'static str, &'static str), &'static [u8]>,
-    /// The changes this batch announces once committed; `None` while no
-    /// sink watches, so that operations build nothing for nobody.
-    changes: Option<Vec<QueueChange>>,
-    /// The queues whose metadata (or existence) this batch changed, for the
-    /// metadata cache to forget once the batch is committed.
-    metadata_changed: Vec<(String, String)>,
+/// Declares [`WriteTables`] with one lazily opened field per table, its
+/// constructor and `open_all`, from one list, so that a table added to the
+/// schema cannot be forgotten in one of the three.
+macro_rules! write_tables {
+    ($($field:ident: $definition:ident => ($key:ty, $value:ty),)*) => {
+        /// Every table of the batch's transaction, for all its operations;
+        /// each is opened on first use.
+        pub(crate) struct WriteTables<'t> {
+            $(pub $field: LazyTable<'t, $key, $value>,)*
+            /// The changes this batch announces once committed; `None` while
+            /// no sink watches, so that operations build nothing for nobody.
+            changes: Option<Vec<QueueChange>>,
+            /// The queues whose metadata (or existence) this batch changed,
+            /// for the metadata cache to forget once the batch is committed.
+            metadata_changed: Vec<(String, String)>,
+        }
+
+        impl<'t> WriteTables<'t> {
+            /// The tables of `txn`, none opened yet.
+            pub(crate) fn new(txn: &'t WriteTransaction) -> Self {
+                Self {
+                    $($field: LazyTable::new(txn, schema::$definition),)*
+                    changes: None,
+                    metadata_changed: Vec::new(),
+                }
+            }
+
+            /// Opens every table, creating those a new file lacks (so that
+            /// reads never meet a missing one).
+            pub(crate) fn open_all(&self) -> Result<(), redb::TableError> {
+                $(self.$field.try_open()?;)*
+                Ok(())
+            }
+        }
+    };
 }
 
-impl<'t> WriteTables<'t> {
-    /// The tables of `txn`, none opened yet.
-    pub(crate) fn new(txn: &'t WriteTransaction) -> Self {
-        Self {
-            queues: LazyTable::new(txn, schema::QUEUES),
-            queue_state: LazyTable::new(txn, schema::QUEUE_STATE),
-            seq_floor: LazyTable::new(txn, schema::SEQ_FLOOR),
-            messages: LazyTable::new(txn, schema::MESSAGES),
-            message_expiry: LazyTable::new(txn, schema::MESSAGE_EXPIRY),
-            claims: LazyTable::new(txn, schema::CLAIMS),
-            claim_expiry: LazyTable::new(txn, schema::CLAIM_EXPIRY),
-            subscriptions: LazyTable::new(txn, schema::SUBSCRIPTIONS),
-            subscription_expiry: LazyTable::new(txn, schema::SUBSCRIPTION_EXPIRY),
-            notification_log: LazyTable::new(txn, schema::NOTIFICATION_LOG),
-            notification_log_expiry: LazyTable::new(txn, schema::NOTIFICATION_LOG_EXPIRY),
-            leases: LazyTable::new(txn, schema::LEASES),
-            doomed: LazyTable::new(txn, schema::DOOMED),
-            meta: LazyTable::new(txn, schema::META),
-            pools: LazyTable::new(txn, schema::POOLS),
-            flavors: LazyTable::new(txn, schema::FLAVORS),
-            changes: None,
-            metadata_changed: Vec::new(),
-        }
-    }
+write_tables! {
+    queues: QUEUES => ((&'static str, &'static str), &'static [u8]),
+    queue_state: QUEUE_STATE => (u64, crate::queue_state::Row),
+    seq_floor: SEQ_FLOOR => ((&'static str, &'static str), u64),
+    messages: MESSAGES => ((u64, u64), &'static [u8]),
+    message_expiry: MESSAGE_EXPIRY => ((u64, u64, u64), ()),
+    claims: CLAIMS => ((u64, u128), &'static [u8]),
+    claim_expiry: CLAIM_EXPIRY => ((u64, u64, u128), ()),
+    subscriptions: SUBSCRIPTIONS => ((&'static str, &'static str, &'static str), &'static [u8]),
+    subscription_expiry: SUBSCRIPTION_EXPIRY => ((u64, &'static str, &'static str, &'static str), ()),
+    notification_log: NOTIFICATION_LOG => ((&'static str, &'static str, u64), &'static [u8]),
+    notification_log_expiry: NOTIFICATION_LOG_EXPIRY => ((u64, &'static str, &'static str, u64), ()),
+    leases: LEASES => (&'static str, &'static [u8]),
+    doomed: DOOMED => (u64, ()),
+    meta: META => (&'static str, u64),
+    pools: POOLS => (&'static str, &'static [u8]),
+    flavors: FLAVORS => ((&'static str, &'static str), &'static [u8]),
+}
 
-    /// Opens every table, creating those a new file lacks (so that reads
-    /// never meet a missing one).
-    pub(crate) fn open_all(&self) -> Result<(), redb::TableError> {
-        self.queues.try_open()?;
-        self.queue_state.try_open()?;
-        self.seq_floor.try_open()?;
-        self.messages.try_open()?;
-        self.message_expiry.try_open()?;
-        self.claims.try_open()?;
-        self.claim_expiry.try_open()?;
-        self.subscriptions.try_open()?;
-        self.subscription_expiry.try_open()?;
-        self.notification_log.try_open()?;
-        self.notification_log_expiry.try_open()?;
-        self.leases.try_open()?;
-        self.doomed.try_open()?;
-        self.meta.try_open()?;
-        self.pools.try_open()?;
-        self.flavors.try_open()?;
-        Ok(())
-    }
-
+impl WriteTables<'_> {
     /// Notes that the queue's metadata, or whether it exists, changes in
     /// this batch (see [`crate::metadata_cache`]).
     pub(crate) fn metadata_changed(&mut self, queue: &QueueRef) {
