@@ -9,7 +9,9 @@
 #   * 64 consumers (claim 10, delete each with its claim id) on the backlog
 #     the posts left, in messages/s ÷ hyper's post rate in the same round;
 #   * one producer's durable post p50 ÷ the disk's floor: rewriting a 4 KiB
-#     page + fdatasync in the server's own data directory, one after another.
+#     page + fdatasync in the server's own data directory, one after another;
+#     and ÷ that floor plus one producer's p50 against bare hyper (the round
+#     trip no HTTP server can avoid).
 #
 # Usage: bash bench/http-floor.sh
 # Environment (all optional):
@@ -153,6 +155,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
     zaqar_load "$round" load-post-one "$OURS" --producers 1 --consumers 0 --queue-prefix "one-$round"
     read -r one_rate _ one_p50 one_p99 <"$WORK/last"
     record "$round" "one producer p50 vs fdatasync" floor_p50 "$floor" \
+        ours "$one_rate" ours_p50 "$one_p50" ours_p99 "$one_p99"
+    # What no durable HTTP server can beat here: a round trip to a server
+    # that does nothing, plus one sync.
+    zaqar_load "$round" load-post-one-hyper "$HYPER" --producers 1 --consumers 0 \
+        --queue-prefix "one-hyper-$round"
+    read -r _ _ hyper_one_p50 _ <"$WORK/last"
+    record "$round" "one producer p50 vs hyper's round trip + fdatasync" \
+        floor_p50 "$(python3 -c "print($hyper_one_p50 + $floor)")" \
         ours "$one_rate" ours_p50 "$one_p50" ours_p99 "$one_p99"
 done
 
