@@ -8,6 +8,10 @@
 //! commit is in flight makes throughput grow with the number of concurrent
 //! clients, and no caller hears "done" before its write is on disk.
 //!
+//! A write that arrives while no other is in flight skips the writer
+//! thread: its caller's thread commits it as a batch of one (see
+//! [`Committer::commit_if_lone`]).
+//!
 //! Rules of a batch:
 //! * an operation that fails for its caller (`CLAIM_NOT_FOUND`, ...) checks
 //!   before it writes, so it fails only its own caller;
@@ -18,7 +22,10 @@
 
 use std::{
     panic::{catch_unwind, AssertUnwindSafe},
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     thread::JoinHandle,
 };
 
@@ -241,6 +248,59 @@ where
 pub(crate) struct GroupCommit {
     sender: Option<mpsc::Sender<Box<dyn Pending>>>,
     thread: Option<JoinHandle<()>>,
+    committer: Arc<Committer>,
+}
+
+/// What commits a batch, on the writer thread or on an idle caller's.
+struct Committer {
+    db: Arc<Database>,
+    feed: Arc<Feed>,
+    metadata: Arc<MetadataCache>,
+    /// Held while a batch is applied and committed: one batch at a time,
+    /// in the order the holders took it.
+    committing: Mutex<()>,
+    /// Writes whose callers are waiting for their answer.
+    in_flight: AtomicUsize,
+}
+
+impl Committer {
+    fn run(&self, batch: Vec<Box<dyn Pending>>) {
+        let _committing = self.committing.lock().unwrap_or_else(|e| e.into_inner());
+        run_batch(&self.db, &self.feed, &self.metadata, batch);
+    }
+
+    /// Counts a write in flight until the returned guard drops.
+    fn in_flight(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(&self.in_flight)
+    }
+
+    /// Commits `job` on the caller's thread if it is the only write in
+    /// flight and nobody is committing; gives it back otherwise. Handing a
+    /// lone write to the writer thread and its answer back would wake two
+    /// sleeping threads, which on a virtual machine costs a lone client
+    /// more than the commit's own CPU (see docs/storage-embedded.md, "A lone
+    /// write commits on its caller's thread"). With other writes in flight,
+    /// the writer thread batches them and the callers' threads stay free to
+    /// serve requests.
+    fn commit_if_lone(&self, job: Box<dyn Pending>) -> Result<(), Box<dyn Pending>> {
+        if self.in_flight.load(Ordering::Acquire) != 1 {
+            return Err(job);
+        }
+        let Ok(_committing) = self.committing.try_lock() else {
+            return Err(job);
+        };
+        run_batch(&self.db, &self.feed, &self.metadata, vec![job]);
+        Ok(())
+    }
+}
+
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl GroupCommit {
@@ -251,31 +311,52 @@ impl GroupCommit {
         feed: Arc<Feed>,
         metadata: Arc<MetadataCache>,
     ) -> std::io::Result<Self> {
+        let committer = Arc::new(Committer {
+            db,
+            feed,
+            metadata,
+            committing: Mutex::new(()),
+            in_flight: AtomicUsize::new(0),
+        });
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let thread = std::thread::Builder::new()
-            .name("zaqar-embedded-writer".into())
-            .spawn(move || writer_loop(&db, &feed, &metadata, receiver))?;
+        let thread = {
+            let committer = Arc::clone(&committer);
+            std::thread::Builder::new()
+                .name("zaqar-embedded-writer".into())
+                .spawn(move || writer_loop(&committer, receiver))?
+        };
         Ok(Self {
             sender: Some(sender),
             thread: Some(thread),
+            committer,
         })
     }
 
     /// Runs `op` in the next batch and resolves once that batch is durable
     /// (or failed). `op` may run more than once if another operation of its
     /// batch fails the transaction; only the last run's writes are committed.
+    ///
+    /// When no other write is in flight, the batch is `op` alone and is
+    /// committed before this returns, blocking the calling thread for one
+    /// commit (a few hundred microseconds, the sync included); writes that
+    /// arrive meanwhile queue for the writer thread as usual.
     pub(crate) async fn write<T, F>(&self, op: F) -> PluginResult<T>
     where
         F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        let (reply, answer) = oneshot::channel();
+        let sender = self.sender.as_ref().ok_or_else(closed)?;
+        let (reply, mut answer) = oneshot::channel();
         let job: Box<dyn Pending> = Box::new(Job {
             op,
             result: None,
             reply,
         });
-        let sender = self.sender.as_ref().ok_or_else(closed)?;
+        let _in_flight = self.committer.in_flight();
+        let job = match self.committer.commit_if_lone(job) {
+            Ok(()) => return answer.try_recv().map_err(|_| closed())?,
+            Err(job) => job,
+        };
         sender.send(job).await.map_err(|_| closed())?;
         answer.await.map_err(|_| closed())?
     }
@@ -302,12 +383,7 @@ fn closed() -> PluginError {
 }
 
 /// Takes everything queued (up to [`MAX_BATCH`]) and commits it as one.
-fn writer_loop(
-    db: &Database,
-    feed: &Feed,
-    metadata: &MetadataCache,
-    mut receiver: mpsc::Receiver<Box<dyn Pending>>,
-) {
+fn writer_loop(committer: &Committer, mut receiver: mpsc::Receiver<Box<dyn Pending>>) {
     while let Some(first) = receiver.blocking_recv() {
         let mut batch = Vec::with_capacity(64);
         batch.push(first);
@@ -317,7 +393,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        run_batch(db, feed, metadata, batch);
+        committer.run(batch);
     }
 }
 
@@ -540,6 +616,95 @@ mod tests {
             2,
             "an unwatched sink hears nothing"
         );
+    }
+
+    /// The name of the thread an operation ran on, after writing `key`.
+    fn put_noting_thread(
+        key: &'static str,
+    ) -> impl FnMut(&mut WriteTables<'_>) -> OpResult<String> + Send {
+        move |t| {
+            t.meta.insert(key, 1)?;
+            Ok(std::thread::current().name().unwrap_or("").to_owned())
+        }
+    }
+
+    fn current_thread_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_lone_write_commits_on_its_callers_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
+        let writer = GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap();
+        let ran_on = std::thread::Builder::new()
+            .name("caller".into())
+            .spawn(move || current_thread_runtime().block_on(writer.write(put_noting_thread("x"))))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(ran_on.unwrap(), "caller");
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(crate::schema::META).unwrap();
+        assert!(
+            meta.get("x").unwrap().is_some(),
+            "committed before answering"
+        );
+    }
+
+    #[test]
+    fn a_write_while_another_awaits_its_answer_goes_to_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
+        let writer = GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap();
+        let _other = writer.committer.in_flight();
+        let ran_on = current_thread_runtime().block_on(writer.write(put_noting_thread("x")));
+        assert_eq!(ran_on.unwrap(), "zaqar-embedded-writer");
+    }
+
+    #[test]
+    fn writes_arriving_during_a_commit_go_to_the_writer_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
+        let writer =
+            Arc::new(GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap());
+        // A lone write that holds the commit until told to finish.
+        let (entered, wait_entered) = std::sync::mpsc::channel();
+        let (release, wait_release) = std::sync::mpsc::channel::<()>();
+        let wait_release = Mutex::new(wait_release);
+        let lone = std::thread::spawn({
+            let writer = Arc::clone(&writer);
+            move || {
+                current_thread_runtime().block_on(writer.write(move |t| {
+                    let _ = entered.send(());
+                    let _ = wait_release.lock().unwrap().recv();
+                    put_noting_thread("lone")(t)
+                }))
+            }
+        });
+        wait_entered.recv().unwrap();
+        let others = current_thread_runtime().block_on(async {
+            let tasks: Vec<_> = ["a", "b", "c"]
+                .into_iter()
+                .map(|key| {
+                    let writer = Arc::clone(&writer);
+                    tokio::spawn(async move { writer.write(put_noting_thread(key)).await })
+                })
+                .collect();
+            // Each task submits its write on its first poll, while the lone
+            // write is still in flight.
+            tokio::task::yield_now().await;
+            release.send(()).unwrap();
+            let mut ran_on = Vec::new();
+            for task in tasks {
+                ran_on.push(task.await.unwrap().unwrap());
+            }
+            ran_on
+        });
+        assert_ne!(lone.join().unwrap().unwrap(), "zaqar-embedded-writer");
+        assert_eq!(others, ["zaqar-embedded-writer"; 3]);
     }
 
     #[test]
