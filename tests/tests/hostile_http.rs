@@ -333,6 +333,28 @@ fn a_body_cut_short_is_400_and_changes_nothing() {
     assert_eq!(listed.status, 200, "the message is still there");
 }
 
+/// A client may shut its sending side once the request is out (HTTP/1.1
+/// allows it; `raw_exchange` does it): the server must still answer, also
+/// when the answer is not ready at once (a listing runs off the worker).
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let server = TestServer::start();
+    let client = server.client();
+    let posted = client
+        .post("/v2/queues/half/messages")
+        .json(&serde_json::json!({"messages": [{"body": 1}]}))
+        .send();
+    assert_eq!(posted.status, 201);
+    for _ in 0..20 {
+        let answer = raw_exchange(
+            &server,
+            &format!("GET /v2/queues/half/messages?echo=true HTTP/1.1\r\n{HEADERS}\r\n"),
+            b"",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    }
+}
+
 #[test]
 fn too_many_or_too_large_headers_get_431_and_the_server_goes_on() {
     let server = TestServer::start_with(

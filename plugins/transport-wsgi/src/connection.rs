@@ -66,6 +66,10 @@ pub async fn serve(
     let config = &shared.config;
     let connection = http1::Builder::new()
         .keep_alive(true)
+        // A client may shut its sending side once its request is out; by
+        // default hyper then drops a request whose answer is not ready yet
+        // and closes without one.
+        .half_close(true)
         .timer(TokioTimer::new())
         // hyper's header timer runs from the moment it waits for a request,
         // so it is the keep-alive idle limit; `header_timeout`, from the
