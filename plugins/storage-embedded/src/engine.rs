@@ -343,14 +343,24 @@ fn init_schema(db: &Database) -> Result<(), InitError> {
                         e.into_plugin().message
                     ))
                 };
-                let legacy = txn.open_table(schema::QUEUE_SEQ)?;
-                queue_state::upgrade(&mut tables, &legacy).map_err(upgrading)?;
-                drop(legacy);
-                subscriptions::upgrade_cursors(&mut tables).map_err(upgrading)?;
+                if v < 3 {
+                    let legacy = txn.open_table(schema::QUEUE_SEQ)?;
+                    queue_state::upgrade(&mut tables, &legacy).map_err(upgrading)?;
+                    drop(legacy);
+                    drop_legacy = true;
+                }
+                if v < 2 {
+                    // After the counters: a cursor starts at its queue's last seq.
+                    subscriptions::upgrade_cursors(&mut tables).map_err(upgrading)?;
+                }
+                let indexed = subscriptions::index_subscribers(&mut tables).map_err(upgrading)?;
                 tables
                     .meta
                     .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;
-                drop_legacy = true;
+                crate::log::info(&format!(
+                    "upgrading the data file from format {v} to {} ({indexed} subscriptions indexed by subscriber)",
+                    schema::FORMAT_VERSION
+                ));
             }
             Some(v) => return Err(InitError::Format(v)),
             None => {

@@ -151,6 +151,7 @@ write_tables! {
     claims: CLAIMS => ((u64, u128), &'static [u8]),
     claim_expiry: CLAIM_EXPIRY => ((u64, u64, u128), ()),
     subscriptions: SUBSCRIPTIONS => ((&'static str, &'static str, &'static str), &'static [u8]),
+    subscribers: SUBSCRIBERS => ((&'static str, &'static str, &'static str, &'static str), ()),
     subscription_expiry: SUBSCRIPTION_EXPIRY => ((u64, &'static str, &'static str, &'static str), ()),
     notification_log: NOTIFICATION_LOG => ((&'static str, &'static str, u64), &'static [u8]),
     notification_log_expiry: NOTIFICATION_LOG_EXPIRY => ((u64, &'static str, &'static str, u64), ()),

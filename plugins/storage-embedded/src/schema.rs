@@ -52,6 +52,14 @@ pub(crate) const CLAIM_EXPIRY: TableDefinition<(u64, u64, u128), ()> =
 pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str, &str), &[u8]> =
     TableDefinition::new("subscriptions");
 
+/// `(project, queue name, subscriber, subscription id)` → `()`: which
+/// subscriptions of a queue have this subscriber, so that a create or an
+/// update finds the live one with the same subscriber without reading every
+/// subscription of the queue. Usually one entry per subscriber; two while
+/// an expired subscription waits for the sweeper beside a new one.
+pub(crate) const SUBSCRIBERS: TableDefinition<(&str, &str, &str, &str), ()> =
+    TableDefinition::new("subscribers");
+
 /// `(expires_ms, project, queue name, subscription id)` → `()`.
 pub(crate) const SUBSCRIPTION_EXPIRY: TableDefinition<(u64, &str, &str, &str), ()> =
     TableDefinition::new("subscription_expiry");
@@ -103,11 +111,17 @@ pub(crate) const META_FORMAT: &str = "format";
 ///   format 2 would post without keeping the counters, so it refuses a
 ///   format 3 file instead.
 ///
+/// * 4: [`SUBSCRIBERS`] indexes every subscription by its subscriber. A
+///   format 1, 2 or 3 file is upgraded at open: the index is built from the
+///   subscriptions. A build that reads format 3 would create and delete
+///   subscriptions without keeping the index, so it refuses a format 4
+///   file instead.
+///
 /// Tables added later without changing any existing record (the
 /// notification log and leases) do not change the format: an older build
 /// of the same format ignores them. Bump the format only when a record or
 /// key an older build reads changes meaning.
-pub(crate) const FORMAT_VERSION: u64 = 3;
+pub(crate) const FORMAT_VERSION: u64 = 4;
 
 /// The oldest format this build upgrades at open.
 pub(crate) const FORMAT_UPGRADABLE: u64 = 1;

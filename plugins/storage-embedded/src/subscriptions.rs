@@ -96,20 +96,55 @@ where
     Ok(out)
 }
 
-/// The live subscription of the queue with this subscriber, other than `except`.
-fn live_with_subscriber<T>(
-    subs: &T,
+/// The live subscription of the queue with this subscriber, other than
+/// `except`: a lookup in [`schema::SUBSCRIBERS`], not a read of the
+/// queue's every subscription.
+fn live_with_subscriber(
+    t: &WriteTables<'_>,
     q: &QueueRef,
     subscriber: &str,
     except: Option<&str>,
     now_ms: u64,
-) -> OpResult<Option<(String, Record)>>
-where
-    T: ReadableTable<SubTable, &'static [u8]>,
-{
-    Ok(all_of(subs, q)?.into_iter().find(|(id, r)| {
-        r.expires_ms > now_ms && r.subscriber == subscriber && Some(id.as_str()) != except
-    }))
+) -> OpResult<Option<(String, Record)>> {
+    let (p, n) = (q.project.as_str(), q.name.as_str());
+    for entry in t.subscribers.range((p, n, subscriber, "")..)? {
+        let (k, _) = entry?;
+        let (kp, kn, ks, id) = k.value();
+        if (kp, kn, ks) != (p, n, subscriber) {
+            break;
+        }
+        if Some(id) == except {
+            continue;
+        }
+        if let Some(r) = live_one(&*t.subscriptions, q, id, now_ms)? {
+            return Ok(Some((id.to_owned(), r)));
+        }
+    }
+    Ok(None)
+}
+
+/// Adds subscription `id` to the subscriber index.
+fn index_subscriber(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    subscriber: &str,
+    id: &str,
+) -> OpResult<()> {
+    t.subscribers
+        .insert((q.project.as_str(), q.name.as_str(), subscriber, id), ())?;
+    Ok(())
+}
+
+/// Removes subscription `id` from the subscriber index.
+pub(crate) fn unindex_subscriber(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    subscriber: &str,
+    id: &str,
+) -> OpResult<()> {
+    t.subscribers
+        .remove((q.project.as_str(), q.name.as_str(), subscriber, id))?;
+    Ok(())
 }
 
 fn live_one<T>(subs: &T, q: &QueueRef, id: &str, now_ms: u64) -> OpResult<Option<Record>>
@@ -142,8 +177,7 @@ pub(crate) fn create(
     s: &NewSubscription,
     now_ms: u64,
 ) -> OpResult<SubscriptionCreated> {
-    if let Some((id, r)) = live_with_subscriber(&*t.subscriptions, q, &s.subscriber, None, now_ms)?
-    {
+    if let Some((id, r)) = live_with_subscriber(t, q, &s.subscriber, None, now_ms)? {
         return Ok(SubscriptionCreated {
             id: id.into(),
             created: false,
@@ -172,6 +206,7 @@ pub(crate) fn create(
         delivered_seq,
     };
     store(t, q, &id, &record)?;
+    index_subscriber(t, q, &record.subscriber, &id)?;
     announce(t, q, &id);
     Ok(SubscriptionCreated {
         id: id.into(),
@@ -237,7 +272,7 @@ pub(crate) fn update(
         return Err(not_found());
     };
     if let Some(subscriber) = patch.subscriber.as_ref().into_option() {
-        if live_with_subscriber(&*t.subscriptions, q, subscriber, Some(id), now_ms)?.is_some() {
+        if live_with_subscriber(t, q, subscriber, Some(id), now_ms)?.is_some() {
             return Err(caller(
                 ErrorCode::CONFLICT,
                 format!(
@@ -246,6 +281,8 @@ pub(crate) fn update(
                 ),
             ));
         }
+        unindex_subscriber(t, q, &r.subscriber, id)?;
+        index_subscriber(t, q, subscriber, id)?;
         r.subscriber = subscriber.to_string();
     }
     unindex(t, q, id, r.expires_ms)?;
@@ -415,6 +452,22 @@ pub(crate) fn upgrade_cursors(t: &mut WriteTables<'_>) -> OpResult<usize> {
     Ok(upgraded)
 }
 
+/// Upgrades a format 1, 2 or 3 file: puts every subscription, live or not,
+/// into the subscriber index. Returns how many it indexed.
+pub(crate) fn index_subscribers(t: &mut WriteTables<'_>) -> OpResult<usize> {
+    let mut all: Vec<(ScanKey, String)> = Vec::new();
+    for entry in t.subscriptions.iter()? {
+        let (k, v) = entry?;
+        let (p, n, id) = k.value();
+        let subscriber = Record::decode(v.value())?.subscriber;
+        all.push(((p.to_owned(), n.to_owned(), id.to_owned()), subscriber));
+    }
+    for ((p, n, id), subscriber) in &all {
+        index_subscriber(t, &QueueRef::new(p, n), subscriber, id)?;
+    }
+    Ok(all.len())
+}
+
 /// Deletes one subscription, live or not, and the notification log entries
 /// no live subscription still needs.
 pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, id: &str) -> OpResult<()> {
@@ -422,11 +475,12 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, id: &str) -> OpResul
         .subscriptions
         .remove((q.project.as_str(), q.name.as_str(), id))?
     {
-        Some(v) => Some(Record::decode(v.value())?.expires_ms),
+        Some(v) => Some(Record::decode(v.value())?),
         None => None,
     };
-    if let Some(expires_ms) = removed {
-        unindex(t, q, id, expires_ms)?;
+    if let Some(r) = removed {
+        unindex(t, q, id, r.expires_ms)?;
+        unindex_subscriber(t, q, &r.subscriber, id)?;
         // The contract gives a delete no `now_ms`; the wall clock decides
         // which of the remaining subscriptions are live.
         notification_log::prune(t, q, crate::sweeper::now_ms())?;
@@ -443,13 +497,14 @@ pub(crate) fn delete_all(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<bool
         t.subscriptions
             .remove((q.project.as_str(), q.name.as_str(), id.as_str()))?;
         unindex(t, q, id, r.expires_ms)?;
+        unindex_subscriber(t, q, &r.subscriber, id)?;
     }
     Ok(!all.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
-    use plugin_api::storage::MessageStore;
+    use plugin_api::storage::{MessageStore, NewSubscription, SubscriptionPatch};
     use redb::{Database, ReadableDatabase};
 
     use super::*;
@@ -552,6 +607,136 @@ mod tests {
         for entry in subs.iter().unwrap() {
             assert!(!Record::is_v1(entry.unwrap().1.value()));
         }
+    }
+
+    /// The subscriber index's entries: `(queue, subscriber, id)`.
+    fn subscriber_index(file: &std::path::Path) -> Vec<(String, String, String)> {
+        let db = Database::create(file).unwrap();
+        let txn = db.begin_read().unwrap();
+        let index = txn.open_table(schema::SUBSCRIBERS).unwrap();
+        let entries = index
+            .iter()
+            .unwrap()
+            .map(|entry| {
+                let (k, _) = entry.unwrap();
+                let (_, n, subscriber, id) = k.value();
+                (n.to_owned(), subscriber.to_owned(), id.to_owned())
+            })
+            .collect();
+        entries
+    }
+
+    fn new_subscription(subscriber: &str, ttl: u32) -> NewSubscription {
+        NewSubscription {
+            subscriber: subscriber.into(),
+            ttl,
+            options: b"{}".to_vec().into(),
+        }
+    }
+
+    #[test]
+    fn format_3_file_is_upgraded_with_every_subscription_indexed_by_subscriber() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let file = data.join(crate::DATABASE_FILE);
+        let config = EmbeddedConfig {
+            path: data.clone(),
+            ..EmbeddedConfig::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = 1_000_000;
+        let q = || QueueRef::new("p", "q");
+        let (x, y) = runtime.block_on(async {
+            let store = EmbeddedMessageStore::open(&config).unwrap();
+            let mut ids = Vec::new();
+            for subscriber in ["http://x/", "http://y/"] {
+                let created = store
+                    .subscription_create(q(), new_subscription(subscriber, 600), t)
+                    .await
+                    .unwrap();
+                ids.push(created.id.to_string());
+            }
+            (ids[0].clone(), ids[1].clone())
+        });
+        {
+            // What a format 3 build leaves: the same records, no index.
+            let db = Database::create(&file).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.delete_table(schema::SUBSCRIBERS).unwrap();
+            txn.open_table(schema::META)
+                .unwrap()
+                .insert(schema::META_FORMAT, 3)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        runtime.block_on(async {
+            let store = EmbeddedMessageStore::open(&config).unwrap();
+            let again = store
+                .subscription_create(q(), new_subscription("http://x/", 600), t)
+                .await
+                .unwrap();
+            assert_eq!((again.id.to_string(), again.created), (x.clone(), false));
+            let to_x = SubscriptionPatch {
+                subscriber: ROption::RSome("http://x/".into()),
+                ttl: ROption::RNone,
+                options: ROption::RNone,
+            };
+            let err = store
+                .subscription_update(q(), y.clone().into(), to_x, t)
+                .await
+                .unwrap_err();
+            assert_eq!(err.code, ErrorCode::CONFLICT);
+        });
+        let mut index = subscriber_index(&file);
+        index.sort();
+        assert_eq!(
+            index,
+            [
+                ("q".to_owned(), "http://x/".to_owned(), x),
+                ("q".to_owned(), "http://y/".to_owned(), y),
+            ]
+        );
+        let db = Database::create(&file).unwrap();
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(schema::META).unwrap();
+        let format = meta.get(schema::META_FORMAT).unwrap().unwrap().value();
+        assert_eq!(format, schema::FORMAT_VERSION);
+    }
+
+    #[test]
+    fn the_sweeper_and_deletes_leave_no_subscriber_index_entry_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let config = EmbeddedConfig {
+            path: data.clone(),
+            ..EmbeddedConfig::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t = 1_000_000;
+        runtime.block_on(async {
+            let store = EmbeddedMessageStore::open(&config).unwrap();
+            let q = |name: &str| QueueRef::new("p", name);
+            let short = new_subscription("http://expires/", 60);
+            store.subscription_create(q("a"), short, t).await.unwrap();
+            let kept = new_subscription("http://deleted/", 600);
+            let deleted = store.subscription_create(q("a"), kept, t).await.unwrap();
+            store.subscription_delete(q("a"), deleted.id).await.unwrap();
+            let on_b = new_subscription("http://queue-deleted/", 600);
+            store.subscription_create(q("b"), on_b, t).await.unwrap();
+            store
+                .queue_create(q("b"), b"{}".to_vec().into(), t)
+                .await
+                .unwrap();
+            store.queue_delete(q("b")).await.unwrap();
+            assert!(store.sweep(t + 60_000, 1000).await.unwrap() >= 1);
+        });
+        assert_eq!(subscriber_index(&data.join(crate::DATABASE_FILE)), []);
     }
 
     #[test]

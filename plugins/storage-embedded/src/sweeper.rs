@@ -198,12 +198,14 @@ fn expired_subscriptions(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) ->
         t.subscription_expiry
             .remove((*expires_ms, key.0, key.1, key.2))?;
         let current = match t.subscriptions.get(key)? {
-            Some(v) => Some(SubscriptionRecord::decode(v.value())?.expires_ms),
+            Some(v) => Some(SubscriptionRecord::decode(v.value())?),
             None => None,
         };
-        if current == Some(*expires_ms) {
+        if let Some(record) = current.filter(|r| r.expires_ms == *expires_ms) {
             t.subscriptions.remove(key)?;
-            t.announce(|| QueueChange::new(ChangeKind::SUBSCRIPTIONS, QueueRef::new(p, q), 0, id));
+            let queue = QueueRef::new(p, q);
+            crate::subscriptions::unindex_subscriber(t, &queue, &record.subscriber, id)?;
+            t.announce(|| QueueChange::new(ChangeKind::SUBSCRIPTIONS, queue, 0, id));
         }
     }
     Ok(keys.len())

@@ -149,6 +149,7 @@ macro_rules! message_store_suite {
             subscription_list_pages_in_a_stable_order,
             subscription_update_changes_given_fields_and_restarts_ttl,
             subscription_update_to_a_taken_subscriber_is_conflict,
+            subscription_update_moves_its_subscriber,
             subscription_update_or_confirm_of_missing_is_not_found,
             subscription_confirm_sets_and_clears_the_flag,
             subscription_delete_removes_it_and_missing_delete_succeeds,

@@ -191,7 +191,10 @@ pub async fn queue_delete_removes_messages_claims_and_subscriptions(s: Store) {
         ttl: 3600,
         options: b"{}".to_vec().into(),
     };
-    s.subscription_create(queue.clone(), sub, t).await.unwrap();
+    let gone = s
+        .subscription_create(queue.clone(), sub.clone(), t)
+        .await
+        .unwrap();
     s.queue_delete(queue.clone()).await.unwrap();
 
     assert_eq!(s.queue_get_metadata(queue.clone()).await.unwrap(), RNone);
@@ -220,6 +223,9 @@ pub async fn queue_delete_removes_messages_claims_and_subscriptions(s: Store) {
         .await
         .unwrap();
     assert!(subs.is_empty());
+    // Its subscriber subscribes afresh to the queue of the same name.
+    let again = s.subscription_create(queue, sub, t).await.unwrap();
+    assert!(again.created && again.id != gone.id);
 }
 
 /// `queue_last_seq` is the seq of the last message ever posted to the queue:

@@ -338,6 +338,48 @@ pub async fn expired_subscription_is_invisible_and_subscriber_can_subscribe_agai
     let listed = list_page(&s, &q("a"), None, 10, later).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].id, again.id);
+    // With the expired one still stored beside it, the new one is the
+    // subscriber's subscription.
+    let once_more = s
+        .subscription_create(q("a"), sub("http://example.com/a", 60), later + 1)
+        .await
+        .unwrap();
+    assert_eq!((once_more.id, once_more.created), (again.id, false));
+}
+
+/// An update that changes the subscriber frees the old one and takes the
+/// new one: creating the old subscriber makes a new subscription, creating
+/// the new one finds the updated subscription.
+pub async fn subscription_update_moves_its_subscriber(s: Store) {
+    let t = now();
+    let id = create(&s, &q("a"), "http://example.com/old", 600, t).await;
+    let to_new = SubscriptionPatch {
+        subscriber: RSome("http://example.com/new".into()),
+        ..no_change()
+    };
+    s.subscription_update(q("a"), id.clone().into(), to_new, t)
+        .await
+        .unwrap();
+    let new = s
+        .subscription_create(q("a"), sub("http://example.com/new", 600), t)
+        .await
+        .unwrap();
+    assert_eq!((new.id.to_string(), new.created), (id.clone(), false));
+    let old = s
+        .subscription_create(q("a"), sub("http://example.com/old", 600), t)
+        .await
+        .unwrap();
+    assert!(old.created, "the old subscriber is free again");
+    assert_ne!(old.id.to_string(), id);
+    // And the moved subscription can be deleted and its subscriber reused.
+    s.subscription_delete(q("a"), id.clone().into())
+        .await
+        .unwrap();
+    let again = s
+        .subscription_create(q("a"), sub("http://example.com/new", 600), t)
+        .await
+        .unwrap();
+    assert!(again.created && again.id.as_str() != id);
 }
 
 /// The subscription's delivery cursor, read with `subscription_get`.
