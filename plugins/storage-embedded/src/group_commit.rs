@@ -714,10 +714,9 @@ mod tests {
         let path = dir.path().join("t.redb");
         let db = Arc::new(Database::create(&path).unwrap());
         let writer = GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
+        current_thread_runtime()
+            .block_on(writer.write(put("x")))
             .unwrap();
-        runtime.block_on(writer.write(put("x"))).unwrap();
         drop(writer);
         drop(db);
         Database::create(&path).expect("the file is released");

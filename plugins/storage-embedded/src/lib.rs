@@ -51,6 +51,8 @@ mod schema;
 mod store;
 mod subscriptions;
 mod sweeper;
+#[cfg(test)]
+mod test_support;
 
 use plugin_api::{PluginContext, PluginResult};
 

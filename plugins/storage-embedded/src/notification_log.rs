@@ -208,11 +208,9 @@ mod tests {
     /// lease tables (same format 2) opens and gains them.
     #[test]
     fn format_2_file_without_the_new_tables_opens_and_uses_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
+        let (_dir, config, runtime) = crate::test_support::data_dir();
         {
-            let db = Database::create(data.join(crate::DATABASE_FILE)).unwrap();
+            let db = Database::create(config.path.join(crate::DATABASE_FILE)).unwrap();
             let txn = db.begin_write().unwrap();
             {
                 let mut meta = txn.open_table(schema::META).unwrap();
@@ -221,14 +219,6 @@ mod tests {
             }
             txn.commit().unwrap();
         }
-        let config = EmbeddedConfig {
-            path: data,
-            ..EmbeddedConfig::default()
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         runtime.block_on(async {
             let store = EmbeddedMessageStore::open(&config).unwrap();
             let q = QueueRef::new("p", "q");

@@ -153,7 +153,7 @@ mod tests {
     };
     use redb::{Database, ReadableDatabase, ReadableTable};
 
-    use crate::{schema, EmbeddedConfig, EmbeddedMessageStore};
+    use crate::{schema, EmbeddedMessageStore};
 
     fn message(ttl: u32) -> NewMessage {
         NewMessage {
@@ -189,16 +189,8 @@ mod tests {
 
     #[test]
     fn format_2_file_is_upgraded_with_counted_queues_and_orphan_stamps_cleared() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = EmbeddedConfig {
-            path: dir.path().join("data"),
-            sweep_interval_secs: 3600,
-            ..EmbeddedConfig::default()
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (_dir, mut config, runtime) = crate::test_support::data_dir();
+        config.sweep_interval_secs = 3600;
         let queue = QueueRef::new("p", "q");
         let t = crate::sweeper::now_ms();
         let claim = |limit| ClaimRequest {
@@ -262,11 +254,12 @@ mod tests {
                 .unwrap();
             assert_eq!(next[0].seq, 7);
         });
+        assert_eq!(
+            crate::test_support::format_of(&file),
+            schema::FORMAT_VERSION
+        );
         let db = Database::create(&file).unwrap();
         let txn = db.begin_read().unwrap();
-        let meta = txn.open_table(schema::META).unwrap();
-        let format = meta.get(schema::META_FORMAT).unwrap().unwrap().value();
-        assert_eq!(format, schema::FORMAT_VERSION);
         assert!(
             txn.open_table(schema::QUEUE_SEQ).is_err(),
             "the old counters are gone"

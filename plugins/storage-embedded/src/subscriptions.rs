@@ -508,7 +508,11 @@ mod tests {
     use redb::{Database, ReadableDatabase};
 
     use super::*;
-    use crate::{codec::QueueRecord, EmbeddedConfig, EmbeddedMessageStore};
+    use crate::{
+        codec::QueueRecord,
+        test_support::{data_dir, format_of},
+        EmbeddedMessageStore,
+    };
 
     #[test]
     fn scan_markers_round_trip_any_name_and_refuse_garbage() {
@@ -540,10 +544,8 @@ mod tests {
 
     #[test]
     fn format_1_file_is_upgraded_with_cursors_at_each_queues_last_seq() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let file = data.join(crate::DATABASE_FILE);
+        let (_dir, config, runtime) = data_dir();
+        let file = config.path.join(crate::DATABASE_FILE);
         let far = u64::MAX / 2;
         {
             // What a format 1 build left: a queue whose last seq is 7, the
@@ -576,14 +578,6 @@ mod tests {
             }
             txn.commit().unwrap();
         }
-        let config = EmbeddedConfig {
-            path: data.clone(),
-            ..EmbeddedConfig::default()
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         runtime.block_on(async {
             let store = EmbeddedMessageStore::open(&config).unwrap();
             for (queue, cursor) in [("live", 7), ("gone", 4), ("never", 0)] {
@@ -596,13 +590,11 @@ mod tests {
                 assert!(got.confirmed && got.ttl == 60, "the rest is kept");
             }
         });
-        // Dropping the store closed the file: it now says format 2 and holds
+        // Dropping the store closed the file: it now says the current format and holds
         // no version 1 record.
+        assert_eq!(format_of(&file), schema::FORMAT_VERSION);
         let db = Database::create(&file).unwrap();
         let txn = db.begin_read().unwrap();
-        let meta = txn.open_table(schema::META).unwrap();
-        let format = meta.get(schema::META_FORMAT).unwrap().unwrap().value();
-        assert_eq!(format, schema::FORMAT_VERSION);
         let subs = txn.open_table(schema::SUBSCRIPTIONS).unwrap();
         for entry in subs.iter().unwrap() {
             assert!(!Record::is_v1(entry.unwrap().1.value()));
@@ -636,17 +628,8 @@ mod tests {
 
     #[test]
     fn format_3_file_is_upgraded_with_every_subscription_indexed_by_subscriber() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let file = data.join(crate::DATABASE_FILE);
-        let config = EmbeddedConfig {
-            path: data.clone(),
-            ..EmbeddedConfig::default()
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (_dir, config, runtime) = data_dir();
+        let file = config.path.join(crate::DATABASE_FILE);
         let t = 1_000_000;
         let q = || QueueRef::new("p", "q");
         let (x, y) = runtime.block_on(async {
@@ -699,25 +682,12 @@ mod tests {
                 ("q".to_owned(), "http://y/".to_owned(), y),
             ]
         );
-        let db = Database::create(&file).unwrap();
-        let txn = db.begin_read().unwrap();
-        let meta = txn.open_table(schema::META).unwrap();
-        let format = meta.get(schema::META_FORMAT).unwrap().unwrap().value();
-        assert_eq!(format, schema::FORMAT_VERSION);
+        assert_eq!(format_of(&file), schema::FORMAT_VERSION);
     }
 
     #[test]
     fn the_sweeper_and_deletes_leave_no_subscriber_index_entry_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        let config = EmbeddedConfig {
-            path: data.clone(),
-            ..EmbeddedConfig::default()
-        };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let (_dir, config, runtime) = data_dir();
         let t = 1_000_000;
         runtime.block_on(async {
             let store = EmbeddedMessageStore::open(&config).unwrap();
@@ -736,16 +706,17 @@ mod tests {
             store.queue_delete(q("b")).await.unwrap();
             assert!(store.sweep(t + 60_000, 1000).await.unwrap() >= 1);
         });
-        assert_eq!(subscriber_index(&data.join(crate::DATABASE_FILE)), []);
+        assert_eq!(
+            subscriber_index(&config.path.join(crate::DATABASE_FILE)),
+            []
+        );
     }
 
     #[test]
     fn newer_format_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
+        let (_dir, config, _) = data_dir();
         {
-            let db = Database::create(data.join(crate::DATABASE_FILE)).unwrap();
+            let db = Database::create(config.path.join(crate::DATABASE_FILE)).unwrap();
             let txn = db.begin_write().unwrap();
             {
                 let mut t = WriteTables::new(&txn);
@@ -755,10 +726,6 @@ mod tests {
             }
             txn.commit().unwrap();
         }
-        let config = EmbeddedConfig {
-            path: data,
-            ..EmbeddedConfig::default()
-        };
         let err = EmbeddedMessageStore::open(&config).unwrap_err();
         assert_eq!(err.code, ErrorCode::BAD_CONFIG);
         assert!(err.message.contains("format"), "{}", err.message);
