@@ -86,7 +86,11 @@ fn serve(loaded: config::Loaded) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(server::run(loaded, server::shutdown_signal())) {
+    let shutdown = {
+        let _in_runtime = runtime.enter();
+        server::shutdown_signal()
+    };
+    match runtime.block_on(server::run(loaded, shutdown)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "start-up failed");
