@@ -49,11 +49,17 @@ pub fn server_binary() -> PathBuf {
         .clone()
 }
 
-/// The `zaqar-server` binary, optimised (for benchmarks), built on first use.
+/// The `zaqar-server` binary, optimised (for benchmarks), built on first use;
+/// or the one `BENCH_SERVER_BIN` names.
 pub fn server_binary_release() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            // A saved build to compare against (`bench/ab.sh` does the same
+            // for the HTTP benches).
+            if let Some(binary) = std::env::var_os("BENCH_SERVER_BIN") {
+                return PathBuf::from(binary);
+            }
             cargo_build("zaqar-host", &["--release", "--bin", "zaqar-server"]);
             target_dir().join("release").join("zaqar-server")
         })
