@@ -19,6 +19,7 @@
 //! part of the binary; they are reached through the same ABI-stable entry
 //! points as plugins loaded from disk.
 
+pub mod allocator;
 pub mod api;
 pub mod config;
 pub mod console;

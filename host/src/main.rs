@@ -11,7 +11,7 @@ use zaqar_host::{config, logging, plugins, server};
 // dylib keep their own allocator: every value that crosses the boundary is
 // an abi_stable type that frees itself through its own vtable.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: zaqar_host::allocator::Allocator = zaqar_host::allocator::Allocator;
 
 /// A Zaqar v2 compatible messaging server.
 #[derive(Parser)]
