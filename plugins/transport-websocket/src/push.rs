@@ -467,26 +467,39 @@ mod tests {
         frames
     }
 
+    /// An outbox on the server end of a loopback connection, the client
+    /// end, and what the outbox asks to close with.
+    async fn connected(
+        limits: QueueLimits,
+    ) -> (
+        Outbox,
+        tokio::net::TcpStream,
+        watch::Receiver<Option<CloseReason>>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (close, closing) = watch::channel(None);
+        (
+            Outbox::new(Arc::new(server), limits, close),
+            client,
+            closing,
+        )
+    }
+
     /// Frames sent whole at once, joined on the stack or sent from their
     /// parts (both sides of [`SMALL_FRAME`]), arrive intact and in order.
     #[tokio::test(flavor = "current_thread")]
     async fn frames_of_every_size_arrive_whole_and_in_order() {
         use tokio::io::AsyncReadExt;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let (close, _closing) = watch::channel(None);
-        let outbox = Outbox::new(
-            Arc::new(server),
-            QueueLimits {
-                frames: 8,
-                bytes: 1 << 20,
-            },
-            close,
-        );
+        let (outbox, mut client, _closing) = connected(QueueLimits {
+            frames: 8,
+            bytes: 1 << 20,
+        })
+        .await;
         let sizes = [
             0,
             1,
@@ -523,20 +536,11 @@ mod tests {
     async fn a_push_written_in_part_is_finished_before_the_close_frame() {
         use tokio::io::AsyncReadExt;
 
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (server, _) = listener.accept().await.unwrap();
-        let (close, closing) = watch::channel(None);
-        let outbox = Outbox::new(
-            Arc::new(server),
-            QueueLimits {
-                frames: 1,
-                bytes: 64 << 20,
-            },
-            close,
-        );
+        let (outbox, mut client, closing) = connected(QueueLimits {
+            frames: 1,
+            bytes: 64 << 20,
+        })
+        .await;
         // Larger than the socket buffers take while the client does not
         // read: written in part, the rest queued.
         let big = vec![b'x'; 32 << 20];
