@@ -160,9 +160,16 @@ class Page:
         page.click("#tail-start")
 
     def wait_open(self, transport, timeout=15000):
-        self.page.wait_for_selector(
-            f'#connection[data-state="open"][data-transport="{transport}"]', timeout=timeout
-        )
+        try:
+            self.page.wait_for_selector(
+                f'#connection[data-state="open"][data-transport="{transport}"]', timeout=timeout
+            )
+        except Exception:
+            state = self.page.eval_on_selector(
+                "#connection", "c => [c.dataset.state, c.dataset.transport, c.textContent]"
+            )
+            print(f"  connection (state, transport, text) when the wait ended: {state}")
+            raise
 
     def tail_bodies(self):
         """Each tailed message as (seq, body), oldest first."""

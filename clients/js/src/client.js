@@ -48,6 +48,8 @@ export class ZaqarClient {
    * @param {number} [options.maxReconnectDelay] longest delay in ms (default 5000)
    * @param {number} [options.connectTimeout] ms a transport may take to connect (default 5000)
    * @param {number} [options.pollWait] seconds a long-poll waits (default 20)
+   * @param {number} [options.upgradeDelay] ms on a fallback transport before trying the WebSocket again (default 5000), doubled per try
+   * @param {number} [options.maxUpgradeDelay] longest wait between two such tries (default 60000)
    */
   constructor(options) {
     if (!options?.url) throw new TypeError('url is required');
@@ -68,6 +70,8 @@ export class ZaqarClient {
     this.maxReconnectDelay = options.maxReconnectDelay ?? 5000;
     this.connectTimeout = options.connectTimeout ?? 5000;
     this.pollWait = options.pollWait ?? 20;
+    this.upgradeDelay = options.upgradeDelay ?? 5000;
+    this.maxUpgradeDelay = options.maxUpgradeDelay ?? 60000;
     this.pollLimit = options.pollLimit ?? 100;
     this.subscriptionTtl = options.subscriptionTtl ?? 604800;
     this.subscriptions = new Set();
@@ -143,6 +147,8 @@ export class ZaqarClient {
 
   async _run() {
     let failures = 0;
+    // Tries to move back to the WebSocket since it last held: each waits twice as long.
+    let upgradeTries = 0;
     const signal = this.stopping.signal;
     while (!signal.aborted) {
       let connection = null;
@@ -173,24 +179,66 @@ export class ZaqarClient {
         continue;
       }
       failures = 0;
+      if (connection.name === 'websocket') upgradeTries = 0;
       this.connection = connection;
       this._setState('open', connection.name);
+      const leaving = new AbortController();
       let stopped;
-      await Promise.race([
-        connection.closed,
+      const upgrade = await Promise.race([
+        connection.closed.then(() => false),
+        this._websocketAgain(connection.name, upgradeTries, leaving.signal),
         new Promise((r) => {
-          stopped = r;
-          signal.addEventListener('abort', r, { once: true });
+          stopped = () => r(false);
+          signal.addEventListener('abort', stopped, { once: true });
         }),
       ]);
+      leaving.abort();
       signal.removeEventListener('abort', stopped);
       this.connection = null;
       connection.close();
       if (signal.aborted) break;
+      if (upgrade) {
+        // The WebSocket answers again: reconnect now, WebSocket first;
+        // every subscription resumes from its cursor.
+        upgradeTries += 1;
+        this._setState('reconnecting', connection.name, { delay: 0, failures: 0, upgrade: true });
+        continue;
+      }
       const delay = this._backoff(0);
       this._setState('reconnecting', connection.name, { delay, failures: 0 });
       await sleep(delay, signal);
     }
+  }
+
+  /**
+   * On a fallback transport while the WebSocket comes first: resolves true
+   * once a WebSocket opens again (tried after `upgradeDelay`, doubled per
+   * try since it last held), so that one failed attempt (the server was
+   * starting, the network blinked) does not leave the client on SSE or
+   * long-poll for good. Never resolves otherwise; stops when `leaving`
+   * aborts. Where a proxy blocks WebSockets, this costs one refused
+   * attempt per `maxUpgradeDelay` at most.
+   */
+  _websocketAgain(current, tries, leaving) {
+    const order = this.transports;
+    const preferred = this.websocketUrl && order.includes('websocket');
+    if (!preferred || current === 'websocket' || order.indexOf(current) < order.indexOf('websocket')) {
+      return new Promise(() => {});
+    }
+    return (async () => {
+      for (let attempt = tries; !leaving.aborted; attempt += 1) {
+        await sleep(Math.min(this.maxUpgradeDelay, this.upgradeDelay * 2 ** attempt), leaving);
+        if (leaving.aborted) break;
+        try {
+          const probe = await connectWebSocket(this, []);
+          probe.close();
+          if (!leaving.aborted) return true;
+        } catch {
+          // Not yet: try again later.
+        }
+      }
+      return new Promise(() => {});
+    })();
   }
 
   /** Exponential backoff with jitter (half to full of the doubled delay). */

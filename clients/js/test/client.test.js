@@ -3,6 +3,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect, createServer } from 'node:net';
 import { WebSocket } from 'ws';
 
 import { EventStreamParser, Subscription, ZaqarClient, ZaqarError } from '../src/index.js';
@@ -228,6 +229,46 @@ describe('against the real server', () => {
     await waitFor('the message', () => received.length === 1);
     assert.equal(client.transport, 'sse');
     await client.close();
+  });
+
+  test('moves back from SSE to the WebSocket once it answers, each message once', async () => {
+    // The WebSocket's address forwards to the server's only from midway:
+    // until then the client can only open SSE.
+    const port = await freePort();
+    const sockets = new Set();
+    const forwarder = createServer((socket) => {
+      const upstream = connect(server.websocketPort, '127.0.0.1');
+      for (const end of [socket, upstream]) {
+        sockets.add(end);
+        end.on('error', () => {});
+      }
+      socket.pipe(upstream).pipe(socket);
+    });
+    const { client, states } = recordingClient(server, {
+      websocketUrl: `ws://127.0.0.1:${port}`,
+      upgradeDelay: 200,
+      maxUpgradeDelay: 400,
+    });
+    try {
+      const queue = freshQueue();
+      const { received } = tail(client, queue);
+      await waitFor('SSE to open', opened(states, 'sse'));
+      await server.post(queue, [{ n: 1 }]);
+      await waitFor('the message over SSE', () => received.length === 1);
+
+      await new Promise((r) => forwarder.listen(port, '127.0.0.1', r));
+      await waitFor('the WebSocket to open', opened(states, 'websocket'));
+      assert.ok(states.some((s) => s.state === 'reconnecting' && s.upgrade), JSON.stringify(states));
+      await server.post(queue, [{ n: 2 }, { n: 3 }]);
+      await waitFor('the messages over the WebSocket', () => received.length >= 3);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(received.map((m) => m.body.n), [1, 2, 3]);
+      assert.equal(client.transport, 'websocket');
+    } finally {
+      await client.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((r) => forwarder.close(r));
+    }
   });
 
   test('falls back to long-poll when SSE cannot connect either', async () => {
