@@ -121,8 +121,12 @@ if ((TOP > 0)); then
     for group in REQUEST WRITER; do
         declare -n files="${group}_FILES"
         ((${#files[@]})) || continue
-        printf '\n%s: top %s functions (inclusive)\n' "$group" "$TOP"
-        callgrind_annotate --inclusive=yes "${files[@]}" 2>/dev/null |
-            grep -v '^-' | sed -n "1,$((TOP + 20))p" | tail -n "$TOP"
+        # callgrind_annotate reads one data file (a second one would be
+        # taken for a source file to annotate): one listing per thread.
+        for file in "${files[@]}"; do
+            printf '\n%s (%s): top %s functions (inclusive)\n' "$group" "${file##*/}" "$TOP"
+            callgrind_annotate --inclusive=yes "$file" 2>/dev/null |
+                grep -v '^-' | sed -n "1,$((TOP + 20))p" | tail -n "$TOP"
+        done
     done
 fi
