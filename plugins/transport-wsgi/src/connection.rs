@@ -203,9 +203,11 @@ fn translate_response(served: ServedResponse) -> Response<Body> {
         StatusCode::from_u16(response.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = http.headers_mut();
     for header in response.headers {
+        // The value's bytes are handed over, not copied (checked as a
+        // header value all the same).
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(header.name.as_bytes()),
-            HeaderValue::from_str(&header.value),
+            HeaderValue::from_maybe_shared(Bytes::from(header.value.into_string())),
         ) {
             headers.append(name, value);
         }
