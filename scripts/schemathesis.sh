@@ -23,6 +23,9 @@ if [ "${1:-}" = "--setup" ]; then
 fi
 url="${1:?usage: scripts/schemathesis.sh BASE_URL}"
 max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-10}"
+# One worker: with two, a CI run once ended an operation's fuzzing as
+# failed with no failing check and no error recorded, which hypothesis'
+# state shared between threads is the likely cause of.
 # Queue PATCH's media type is JSON under another name (the hooks say so).
 export PYTHONPATH="$root/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 export SCHEMATHESIS_HOOKS=schemathesis_hooks
@@ -32,7 +35,7 @@ exec timeout "${SCHEMATHESIS_TIMEOUT:-170}" "$venv/bin/schemathesis" run "$root/
     --max-examples "$max_examples" \
     --phases "${SCHEMATHESIS_PHASES:-examples,fuzzing}" \
     --mode "${SCHEMATHESIS_MODE:-positive}" \
-    --workers 2 \
+    --workers 1 \
     --seed "${SCHEMATHESIS_SEED:-1}" \
     --header "Client-ID: 3381af92-2b9e-11e3-b191-71861300734c" \
     --header "X-Project-ID: schemathesis" \

@@ -13,6 +13,30 @@ fn the_server_answers_as_its_openapi_document_says() {
     let server = TestServer::start_with(
         "[server]\nadmin_mode = true\n[signed_url]\nsecret_key = \"schemathesis\"\n",
     );
+    let (mut passed, mut report) = schemathesis(&server);
+    if !passed && nothing_recorded(&report) {
+        // Seen once in CI: an operation's fuzzing ended as failed with no
+        // failing check and no error recorded (hypothesis gave up on a
+        // replay), so there is no answer of the server to blame. One more
+        // run, which must then pass on its own.
+        eprintln!("schemathesis failed with nothing recorded; running it again:\n{report}");
+        (passed, report) = schemathesis(&server);
+    }
+    assert!(
+        passed,
+        "schemathesis found problems:\n{report}\nserver log:\n{}",
+        server.log()
+    );
+    assert!(report.contains("No issues found"), "{report}");
+    assert!(
+        !report.contains("Tested: 0"),
+        "schemathesis tested nothing:\n{report}"
+    );
+}
+
+/// Runs `scripts/schemathesis.sh` against `server`: whether it passed, and
+/// what it printed.
+fn schemathesis(server: &TestServer) -> (bool, String) {
     let output = Command::new("bash")
         .arg("scripts/schemathesis.sh")
         .arg(server.http_url())
@@ -24,14 +48,13 @@ fn the_server_answers_as_its_openapi_document_says() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(
-        output.status.success(),
-        "schemathesis found problems:\n{report}\nserver log:\n{}",
-        server.log()
-    );
-    assert!(report.contains("No issues found"), "{report}");
-    assert!(
-        !report.contains("Tested: 0"),
-        "schemathesis tested nothing:\n{report}"
-    );
+    (output.status.success(), report)
+}
+
+/// Whether a failed run's report holds no failing check and no error: every
+/// answer it saw conformed, yet a phase ended as failed.
+fn nothing_recorded(report: &str) -> bool {
+    report.contains("No issues found")
+        && !report.contains("Failures:")
+        && !report.contains("Errors:")
 }
