@@ -69,7 +69,7 @@ pub(crate) fn create(
     // Messages moved to a dead-letter queue get new sequence numbers; when
     // that queue is this one, stopping at today's last seq keeps the scan
     // from meeting them again.
-    let end = queue_state::read(&*t.queue_state, qid)?.map_or(0, |s| s.last_seq);
+    let end = t.queue_state.get(qid)?.map_or(0, |s| s.last_seq);
     let limit = request.limit as usize;
     let mut taken: Vec<StoredMessage> = Vec::with_capacity(limit);
     let mut from = 0;
@@ -291,7 +291,7 @@ pub(crate) fn forget_expired(
 ) -> OpResult<()> {
     t.claims.remove((qid, claim))?;
     // A retired queue's messages go with it; nothing to release.
-    if queue_state::read(&*t.queue_state, qid)?.is_some() {
+    if t.queue_state.get(qid)?.is_some() {
         release(t, qid, claim, &record.seqs)?;
     }
     Ok(())

@@ -372,6 +372,9 @@ fn init_schema(db: &Database) -> Result<(), InitError> {
                 }
             }
         }
+        tables
+            .finish()
+            .map_err(|e| InitError::Db(e.into_plugin().message.into()))?;
     }
     if drop_legacy {
         txn.delete_table(schema::QUEUE_SEQ)?;

@@ -40,6 +40,7 @@ use crate::{
     error::{OpError, OpResult},
     feed::{self, Feed},
     metadata_cache::MetadataCache,
+    queue_state::QueueStates,
     schema,
 };
 
@@ -75,7 +76,7 @@ impl<'t, K: redb::Key + 'static, V: redb::Value + 'static> LazyTable<'t, K, V> {
     }
 
     /// The table, opened (and created, in a new file) if it is not yet.
-    fn try_open(&self) -> Result<&Table<'t, K, V>, redb::TableError> {
+    pub(crate) fn try_open(&self) -> Result<&Table<'t, K, V>, redb::TableError> {
         if let Some(table) = self.table.get() {
             return Ok(table);
         }
@@ -114,6 +115,9 @@ macro_rules! write_tables {
         /// each is opened on first use.
         pub(crate) struct WriteTables<'t> {
             $(pub $field: LazyTable<'t, $key, $value>,)*
+            /// Each queue's state, written once per batch (see
+            /// [`WriteTables::finish`]).
+            pub queue_state: QueueStates<'t>,
             /// The changes this batch announces once committed; `None` while
             /// no sink watches, so that operations build nothing for nobody.
             changes: Option<Vec<QueueChange>>,
@@ -127,6 +131,7 @@ macro_rules! write_tables {
             pub(crate) fn new(txn: &'t WriteTransaction) -> Self {
                 Self {
                     $($field: LazyTable::new(txn, schema::$definition),)*
+                    queue_state: QueueStates::new(LazyTable::new(txn, schema::QUEUE_STATE)),
                     changes: None,
                     metadata_changed: Vec::new(),
                 }
@@ -136,7 +141,8 @@ macro_rules! write_tables {
             /// reads never meet a missing one).
             pub(crate) fn open_all(&self) -> Result<(), redb::TableError> {
                 $(self.$field.try_open()?;)*
-                Ok(())
+                self.queue_state.open()
+
             }
         }
     };
@@ -144,7 +150,6 @@ macro_rules! write_tables {
 
 write_tables! {
     queues: QUEUES => ((&'static str, &'static str), &'static [u8]),
-    queue_state: QUEUE_STATE => (u64, crate::queue_state::Row),
     seq_floor: SEQ_FLOOR => ((&'static str, &'static str), u64),
     messages: MESSAGES => ((u64, u64), &'static [u8]),
     message_expiry: MESSAGE_EXPIRY => ((u64, u64, u64), ()),
@@ -163,6 +168,12 @@ write_tables! {
 }
 
 impl WriteTables<'_> {
+    /// Writes what the batch kept in memory (the queue states) to its
+    /// tables; the transaction must not commit without it.
+    pub(crate) fn finish(&mut self) -> OpResult<()> {
+        self.queue_state.flush()
+    }
+
     /// Notes that the queue's metadata, or whether it exists, changes in
     /// this batch (see [`crate::metadata_cache`]).
     pub(crate) fn metadata_changed(&mut self, queue: &QueueRef) {
@@ -419,18 +430,28 @@ fn run_batch(
         if let Err(e) = txn.set_durability(Durability::Immediate) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
-        let (poisoned, changes, metadata_changed) = {
+        let (poisoned, finished, changes, metadata_changed) = {
             let mut tables = WriteTables::new(&txn);
             tables.changes = (!sinks.is_empty()).then(Vec::new);
             let poisoned = apply_all(&mut tables, &mut batch);
+            // Writing what the operations kept in memory fails only with
+            // the database, not because of one operation: it fails them all.
+            let finished = match poisoned {
+                None => tables.finish().map_err(|e| e.into_plugin().message),
+                Some(_) => Ok(()),
+            };
             let metadata_changed = std::mem::take(&mut tables.metadata_changed);
-            (poisoned, tables.changes.take(), metadata_changed)
+            (poisoned, finished, tables.changes.take(), metadata_changed)
         };
         if let Some((index, error)) = poisoned {
             // redb rolls back what the batch wrote; the others run again.
             let _ = txn.abort();
             batch.remove(index).fail(error);
             continue;
+        }
+        if let Err(message) = finished {
+            let _ = txn.abort();
+            return fail_all(batch, &format!("cannot write the queue states: {message}"));
         }
         let outcome = txn
             .commit()
@@ -473,7 +494,7 @@ fn fail_all(batch: Vec<Box<dyn Pending>>, message: &str) {
 #[cfg(test)]
 mod tests {
     use plugin_api::ErrorCode;
-    use redb::{ReadableDatabase, ReadableTable};
+    use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
     use super::*;
     use crate::error::caller;
@@ -538,6 +559,51 @@ mod tests {
             meta.get("half-done").unwrap().is_none(),
             "the panicking write was rolled back"
         );
+    }
+
+    #[test]
+    fn queue_states_a_batch_changed_are_stored_as_its_last_operation_left_them() {
+        use plugin_api::storage::NewMessage;
+
+        use crate::{messages, queue_state, queues};
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let queue = QueueRef::new("p", "q");
+        let post = |n: usize| {
+            let queue = queue.clone();
+            job(move |t| {
+                let message = NewMessage {
+                    ttl: 60,
+                    delay: 0,
+                    body: b"{}".to_vec().into(),
+                };
+                messages::post(t, &queue, "client", &vec![message; n], 1_000).map(|_| ())
+            })
+        };
+        let delete = {
+            let queue = queue.clone();
+            job(move |t| queues::delete(t, &queue))
+        };
+        let (post_then_panic, _) = {
+            let mut post = post(5).0;
+            job(move |t| -> OpResult<()> {
+                post.apply(t).unwrap();
+                panic!("boom")
+            })
+        };
+        // Seqs 1-3 and 4-5, the queue deleted, created again by a post
+        // (seq 6, continuing from the floor), then an operation whose
+        // posts are rolled back with it.
+        let batch = vec![post(3).0, post(2).0, delete.0, post(1).0, post_then_panic];
+        run_batch(&db, &Feed::default(), &MetadataCache::default(), batch);
+
+        let txn = db.begin_read().unwrap();
+        let qid = queues::read_qid(&txn, &queue).unwrap().unwrap();
+        let table = txn.open_table(schema::QUEUE_STATE).unwrap();
+        let state = queue_state::read(&table, qid).unwrap().unwrap();
+        assert_eq!((state.last_seq, state.records, state.stamped), (6, 1, 0));
+        assert_eq!(table.len().unwrap(), 1, "the deleted qid's row is gone");
     }
 
     /// Collects what a feed announces.

@@ -112,11 +112,11 @@ pub(crate) fn move_expiry(
 /// Gives the next `n` sequence numbers of queue `qid` and counts the `n`
 /// messages the caller stores under them; returns the first.
 pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResult<u64> {
-    let mut state = queue_state::read(&*t.queue_state, qid)?.unwrap_or_default();
+    let mut state = t.queue_state.get(qid)?.unwrap_or_default();
     let first = state.last_seq + 1;
     state.last_seq += n;
     state.records += n;
-    queue_state::write(t, qid, state)?;
+    queue_state::write(t, qid, state);
     Ok(first)
 }
 

@@ -19,10 +19,21 @@
 //! the queue is created, moved to the new qid by a purge and removed by a
 //! delete. Updates for a retired qid (rows the sweeper removes later) find
 //! no row and change nothing.
+//!
+//! In a write batch the rows go through [`QueueStates`], which keeps the
+//! batch's changes and writes each changed row once, before the commit:
+//! every post and delete changes its queue's row, and a batch is mostly
+//! operations on a few busy queues.
+
+use std::collections::BTreeMap;
 
 use redb::ReadableTable;
 
-use crate::{codec::MessageView, error::OpResult, group_commit::WriteTables};
+use crate::{
+    codec::MessageView,
+    error::OpResult,
+    group_commit::{LazyTable, WriteTables},
+};
 
 /// The stored value: `(last_seq, records, stamped)`.
 pub(crate) type Row = (u64, u64, u64);
@@ -68,10 +79,72 @@ where
     Ok(table.get(qid)?.map(|v| QueueState::from_row(v.value())))
 }
 
+/// The queue states of a write batch: reads see the batch's own changes,
+/// and each changed row is written to the table once, by [`Self::flush`].
+///
+/// Why: a redb insert rebuilds the leaf it lands in, and a batch of 64
+/// posts to one queue would otherwise read and rewrite that queue's row 64
+/// times.
+pub(crate) struct QueueStates<'t> {
+    table: LazyTable<'t, u64, Row>,
+    /// Rows changed in this batch and not yet written; `None` for a
+    /// removed one. Ordered so that the flush writes in key order.
+    changed: BTreeMap<u64, Option<QueueState>>,
+}
+
+impl<'t> QueueStates<'t> {
+    pub(crate) fn new(table: LazyTable<'t, u64, Row>) -> Self {
+        Self {
+            table,
+            changed: BTreeMap::new(),
+        }
+    }
+
+    /// The state of queue `qid` as this batch left it, if it is live.
+    pub(crate) fn get(&self, qid: u64) -> OpResult<Option<QueueState>> {
+        match self.changed.get(&qid) {
+            Some(state) => Ok(*state),
+            None => read(&*self.table, qid),
+        }
+    }
+
+    /// Sets the state of queue `qid`.
+    pub(crate) fn set(&mut self, qid: u64, state: QueueState) {
+        self.changed.insert(qid, Some(state));
+    }
+
+    /// Removes the state of queue `qid`; returns what it was.
+    pub(crate) fn remove(&mut self, qid: u64) -> OpResult<Option<QueueState>> {
+        let old = self.get(qid)?;
+        self.changed.insert(qid, None);
+        Ok(old)
+    }
+
+    /// Writes the batch's changes to the table; must run before the
+    /// transaction commits.
+    pub(crate) fn flush(&mut self) -> OpResult<()> {
+        for (qid, state) in std::mem::take(&mut self.changed) {
+            match state {
+                Some(state) => {
+                    self.table.insert(qid, state.row())?;
+                }
+                None => {
+                    self.table.remove(qid)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the table (creating it in a new file).
+    pub(crate) fn open(&self) -> Result<(), redb::TableError> {
+        self.table.try_open().map(|_| ())
+    }
+}
+
 /// Writes the state of queue `qid`.
-pub(crate) fn write(t: &mut WriteTables<'_>, qid: u64, state: QueueState) -> OpResult<()> {
-    t.queue_state.insert(qid, state.row())?;
-    Ok(())
+pub(crate) fn write(t: &mut WriteTables<'_>, qid: u64, state: QueueState) {
+    t.queue_state.set(qid, state);
 }
 
 /// Applies `change` to the state of queue `qid` if it is live; returns the
@@ -81,11 +154,11 @@ pub(crate) fn update(
     qid: u64,
     change: impl FnOnce(&mut QueueState),
 ) -> OpResult<Option<QueueState>> {
-    let Some(mut state) = read(&*t.queue_state, qid)? else {
+    let Some(mut state) = t.queue_state.get(qid)? else {
         return Ok(None);
     };
     change(&mut state);
-    write(t, qid, state)?;
+    write(t, qid, state);
     Ok(Some(state))
 }
 
@@ -140,7 +213,7 @@ where
             m.claim = None;
             t.messages.insert((qid, seq), m.encode().as_slice())?;
         }
-        write(t, qid, state)?;
+        write(t, qid, state);
     }
     Ok(counters.len())
 }

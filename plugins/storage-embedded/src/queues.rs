@@ -41,19 +41,18 @@ pub(crate) fn read_qid(txn: &ReadTransaction, q: &QueueRef) -> OpResult<Option<u
 /// exists, else the floor a deleted queue of that name left, else 0. The
 /// next post gets a larger one, since a queue created again continues from
 /// the floor.
-pub(crate) fn last_seq<Q, S, F>(
+pub(crate) fn last_seq<Q, F>(
     queues: &Q,
-    queue_state: &S,
+    queue_state: impl FnOnce(u64) -> OpResult<Option<QueueState>>,
     seq_floor: &F,
     q: &QueueRef,
 ) -> OpResult<u64>
 where
     Q: ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    S: ReadableTable<u64, queue_state::Row>,
     F: ReadableTable<(&'static str, &'static str), u64>,
 {
     let last = match qid_of(queues, q)? {
-        Some(qid) => queue_state::read(queue_state, qid)?.map(|s| s.last_seq),
+        Some(qid) => queue_state(qid)?.map(|s| s.last_seq),
         None => seq_floor.get(key(q))?.map(|v| v.value()),
     };
     Ok(last.unwrap_or(0))
@@ -61,9 +60,10 @@ where
 
 /// [`last_seq`] in a read transaction.
 pub(crate) fn read_last_seq(txn: &ReadTransaction, q: &QueueRef) -> OpResult<u64> {
+    let queue_state = txn.open_table(schema::QUEUE_STATE)?;
     last_seq(
         &txn.open_table(schema::QUEUES)?,
-        &txn.open_table(schema::QUEUE_STATE)?,
+        |qid| queue_state::read(&queue_state, qid),
         &txn.open_table(schema::SEQ_FLOOR)?,
         q,
     )
@@ -108,7 +108,7 @@ fn insert_new(
     t.metadata_changed(q);
     // A queue deleted and created again continues its sequence numbers.
     let floor = t.seq_floor.remove(key(q))?.map(|v| v.value()).unwrap_or(0);
-    queue_state::write(t, qid, QueueState::starting_at(floor))?;
+    queue_state::write(t, qid, QueueState::starting_at(floor));
     Ok(qid)
 }
 
@@ -163,7 +163,7 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     t.announce(|| QueueChange::new(ChangeKind::QUEUE_DELETED, q.clone(), 0, ""));
     t.queues.remove(key(q))?;
     t.metadata_changed(q);
-    let last = t.queue_state.remove(qid)?.map_or(0, |v| v.value().0);
+    let last = t.queue_state.remove(qid)?.map_or(0, |s| s.last_seq);
     t.seq_floor.insert(key(q), last)?;
     t.doomed.insert(qid, ())?;
     Ok(())
@@ -180,8 +180,8 @@ pub(crate) fn purge(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     let old = record.qid;
     record.qid = next_qid(t)?;
     t.queues.insert(key(q), record.encode().as_slice())?;
-    let last = t.queue_state.remove(old)?.map_or(0, |v| v.value().0);
-    queue_state::write(t, record.qid, QueueState::starting_at(last))?;
+    let last = t.queue_state.remove(old)?.map_or(0, |s| s.last_seq);
+    queue_state::write(t, record.qid, QueueState::starting_at(last));
     t.doomed.insert(old, ())?;
     t.announce(|| QueueChange::new(ChangeKind::QUEUE_PURGED, q.clone(), last, ""));
     Ok(())

@@ -195,7 +195,8 @@ pub(crate) fn create(
     };
     // Read in this write transaction: every post committed before this
     // creation is behind the cursor, every later one after it.
-    let delivered_seq = queues::last_seq(&*t.queues, &*t.queue_state, &*t.seq_floor, q)?;
+    let delivered_seq =
+        queues::last_seq(&*t.queues, |qid| t.queue_state.get(qid), &*t.seq_floor, q)?;
     let record = Record {
         subscriber: s.subscriber.to_string(),
         ttl: s.ttl,
@@ -445,7 +446,8 @@ pub(crate) fn upgrade_cursors(t: &mut WriteTables<'_>) -> OpResult<usize> {
     let upgraded = old.len();
     for ((p, n, id), mut r) in old {
         let q = QueueRef::new(&p, &n);
-        r.delivered_seq = queues::last_seq(&*t.queues, &*t.queue_state, &*t.seq_floor, &q)?;
+        r.delivered_seq =
+            queues::last_seq(&*t.queues, |qid| t.queue_state.get(qid), &*t.seq_floor, &q)?;
         t.subscriptions
             .insert((p.as_str(), n.as_str(), id.as_str()), r.encode().as_slice())?;
     }
