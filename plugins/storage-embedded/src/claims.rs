@@ -18,7 +18,7 @@ use crate::{
     group_commit::WriteTables,
     ids,
     messages::{self, to_stored},
-    notification_log, queue_state, queues, schema,
+    notification_log, post_target, queue_state, queues, schema,
 };
 
 /// Whether claim `claim` of queue `qid` exists and has not expired.
@@ -134,7 +134,7 @@ fn move_to_dead_letter(
 ) -> OpResult<()> {
     messages::remove(t, qid, seq, m.expires_ms, m.claim.is_some())?;
     let target = QueueRef::new(&q.project, &policy.queue);
-    let target_qid = queues::ensure(t, &target, now_ms)?;
+    let (target_qid, logged) = post_target::resolve(t, &target, now_ms)?;
     let target_seq = messages::reserve_seqs(t, target_qid, 1)?;
     if let Some(ttl) = policy.message_ttl.into_option() {
         m.expires_ms = now_ms + u64::from(ttl) * 1000;
@@ -143,7 +143,7 @@ fn move_to_dead_letter(
     m.tag = ids::new_tag();
     let record = m.encode();
     messages::put(t, target_qid, target_seq, &record, m.expires_ms)?;
-    if notification_log::is_subscribed(t, &target, now_ms)? {
+    if logged {
         notification_log::record(t, &target, target_seq, &record, m.expires_ms)?;
     }
     t.announce(|| QueueChange::messages(target, target_seq));

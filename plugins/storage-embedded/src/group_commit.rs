@@ -64,6 +64,9 @@ pub(crate) struct LazyTable<'t, K: redb::Key + 'static, V: redb::Value + 'static
     txn: &'t WriteTransaction,
     definition: redb::TableDefinition<'static, K, V>,
     table: std::cell::OnceCell<Table<'t, K, V>>,
+    /// How many times the table was borrowed for writing (see
+    /// [`crate::post_target`]).
+    writes: u64,
 }
 
 impl<'t, K: redb::Key + 'static, V: redb::Value + 'static> LazyTable<'t, K, V> {
@@ -72,6 +75,7 @@ impl<'t, K: redb::Key + 'static, V: redb::Value + 'static> LazyTable<'t, K, V> {
             txn,
             definition,
             table: std::cell::OnceCell::new(),
+            writes: 0,
         }
     }
 
@@ -82,6 +86,12 @@ impl<'t, K: redb::Key + 'static, V: redb::Value + 'static> LazyTable<'t, K, V> {
         }
         let table = self.txn.open_table(self.definition)?;
         Ok(self.table.get_or_init(|| table))
+    }
+
+    /// How many times the table was borrowed for writing: a change of this
+    /// count is a possible change of the table.
+    pub(crate) fn writes(&self) -> u64 {
+        self.writes
     }
 
     fn opened(&self) -> &Table<'t, K, V> {
@@ -101,6 +111,7 @@ impl<'t, K: redb::Key + 'static, V: redb::Value + 'static> std::ops::Deref for L
 
 impl<K: redb::Key + 'static, V: redb::Value + 'static> std::ops::DerefMut for LazyTable<'_, K, V> {
     fn deref_mut(&mut self) -> &mut Self::Target {
+        self.writes += 1;
         self.opened();
         self.table.get_mut().expect("opened just above")
     }
@@ -121,6 +132,9 @@ macro_rules! write_tables {
             /// The changes this batch announces once committed; `None` while
             /// no sink watches, so that operations build nothing for nobody.
             changes: Option<Vec<QueueChange>>,
+            /// The last post's queue, for the next post (see
+            /// [`crate::post_target`]).
+            pub post_target: Option<crate::post_target::PostTarget>,
             /// The queues whose metadata (or existence) this batch changed,
             /// for the metadata cache to forget once the batch is committed.
             metadata_changed: Vec<(String, String)>,
@@ -133,6 +147,7 @@ macro_rules! write_tables {
                     $($field: LazyTable::new(txn, schema::$definition),)*
                     queue_state: QueueStates::new(LazyTable::new(txn, schema::QUEUE_STATE)),
                     changes: None,
+                    post_target: None,
                     metadata_changed: Vec::new(),
                 }
             }

@@ -45,6 +45,7 @@ mod management;
 mod messages;
 mod metadata_cache;
 mod notification_log;
+mod post_target;
 mod queue_state;
 mod queues;
 mod schema;

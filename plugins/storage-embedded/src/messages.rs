@@ -21,7 +21,7 @@ use crate::{
     codec::{encode_message, MessageView},
     error::{caller, OpResult},
     group_commit::WriteTables,
-    ids, notification_log, queue_state, queues, schema,
+    ids, notification_log, post_target, queue_state, queues, schema,
 };
 
 /// The ttl reported for a message: its remaining-consistent lifetime,
@@ -130,9 +130,8 @@ pub(crate) fn post(
     messages: &[NewMessage],
     now_ms: u64,
 ) -> OpResult<Vec<PostedMessage>> {
-    let qid = queues::ensure(t, q, now_ms)?;
+    let (qid, logged) = post_target::resolve(t, q, now_ms)?;
     let first = reserve_seqs(t, qid, messages.len() as u64)?;
-    let logged = notification_log::is_subscribed(t, q, now_ms)?;
     let mut posted = Vec::with_capacity(messages.len());
     for (seq, m) in (first..).zip(messages) {
         let tag = ids::new_tag();

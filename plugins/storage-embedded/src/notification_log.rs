@@ -29,22 +29,23 @@ fn live_cursors(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<Vec<
     Ok(cursors)
 }
 
-/// Whether posts to the queue are logged now: it has a live subscription.
-/// Asked by every post, so it stops at the first live one instead of
-/// decoding all of them (10,000 socket subscriptions on a queue made each
-/// post decode 10,000 records); a queue without subscriptions costs one
-/// seek.
-pub(crate) fn is_subscribed(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<bool> {
-    let mut live = false;
+/// Whether posts to the queue are logged now, and until when at least:
+/// the expiry of a live subscription, `None` if it has none. Asked for
+/// posts (see [`crate::post_target`]), so it stops at the first live one
+/// instead of decoding all of them (10,000 socket subscriptions on a queue
+/// made each post decode 10,000 records); a queue without subscriptions
+/// costs one seek.
+pub(crate) fn live_until(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<Option<u64>> {
+    let mut until = None;
     subscriptions::each_of(&*t.subscriptions, q, |_, r| {
-        live = r.expires_ms > now_ms;
-        if live {
+        if r.expires_ms > now_ms {
+            until = Some(r.expires_ms);
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())
         }
     })?;
-    Ok(live)
+    Ok(until)
 }
 
 /// Logs a message just posted (its record as stored).
