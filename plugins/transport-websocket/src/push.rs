@@ -288,7 +288,9 @@ impl Outbox {
     /// handed to `send(2)`: one buffer, and none of `writev`'s file-layer
     /// work (position lock, iovec copy, file permission hooks), which on a
     /// fan-out to thousands of sockets is a measurable share of each push.
-    /// Larger frames go out with `sendmsg(2)` from the parts as they are.
+    /// Larger frames go out with `sendmsg(2)` from the parts as they are
+    /// (the header and up to three parts; what is left of a frame with more
+    /// is not lost: like any short write, the caller queues the rest).
     fn send_now(&self, header: &[u8], parts: &[&[u8]], total: usize) -> io::Result<usize> {
         let socket = socket2::SockRef::from(&*self.stream);
         if total <= SMALL_FRAME {
