@@ -387,6 +387,28 @@ fn too_many_or_too_large_headers_get_431_and_the_server_goes_on() {
 }
 
 #[test]
+fn the_default_header_count_limit_is_100_lines() {
+    let server = TestServer::start();
+    let lines_in_headers = HEADERS.matches("\r\n").count();
+    let fillers =
+        |n: usize| -> String { (0..n).map(|i| format!("X-Filler-{i}: {i}\r\n")).collect() };
+    let at_limit = fillers(100 - lines_in_headers);
+    let answer = raw_exchange(
+        &server,
+        &format!("GET /v2/ping HTTP/1.1\r\n{HEADERS}{at_limit}\r\n"),
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let over = fillers(101 - lines_in_headers);
+    let answer = raw_exchange(
+        &server,
+        &format!("GET /v2/ping HTTP/1.1\r\n{HEADERS}{over}\r\n"),
+        b"",
+    );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+}
+
+#[test]
 fn connections_beyond_the_transport_cap_get_503_whatever_their_address() {
     let server = TestServer::start_with(
         "[drivers.transport.wsgi]\nmax_connections = 10\nmax_connections_per_address = 0\n",

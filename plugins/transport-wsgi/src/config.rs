@@ -43,6 +43,9 @@ pub struct WsgiConfig {
     pub shutdown_grace: u64,
 }
 
+/// hyper's own limit on header lines, the default of `max_headers`.
+pub(crate) const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
+
 impl Default for WsgiConfig {
     fn default() -> Self {
         Self {
@@ -55,7 +58,7 @@ impl Default for WsgiConfig {
             max_body_memory: 128 * 1024 * 1024,
             max_connections: 4096,
             max_connections_per_address: 256,
-            max_headers: 100,
+            max_headers: HYPER_DEFAULT_MAX_HEADERS,
             max_header_size: 64 * 1024,
             shutdown_grace: 10,
         }
