@@ -157,7 +157,6 @@ macro_rules! write_tables {
             pub(crate) fn open_all(&self) -> Result<(), redb::TableError> {
                 $(self.$field.try_open()?;)*
                 self.queue_state.open()
-
             }
         }
     };

@@ -116,7 +116,7 @@ pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResul
     let first = state.last_seq + 1;
     state.last_seq += n;
     state.records += n;
-    queue_state::write(t, qid, state);
+    t.queue_state.set(qid, state);
     Ok(first)
 }
 

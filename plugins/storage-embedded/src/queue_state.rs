@@ -142,11 +142,6 @@ impl<'t> QueueStates<'t> {
     }
 }
 
-/// Writes the state of queue `qid`.
-pub(crate) fn write(t: &mut WriteTables<'_>, qid: u64, state: QueueState) {
-    t.queue_state.set(qid, state);
-}
-
 /// Applies `change` to the state of queue `qid` if it is live; returns the
 /// state after the change.
 pub(crate) fn update(
@@ -158,7 +153,7 @@ pub(crate) fn update(
         return Ok(None);
     };
     change(&mut state);
-    write(t, qid, state);
+    t.queue_state.set(qid, state);
     Ok(Some(state))
 }
 
@@ -213,7 +208,7 @@ where
             m.claim = None;
             t.messages.insert((qid, seq), m.encode().as_slice())?;
         }
-        write(t, qid, state);
+        t.queue_state.set(qid, state);
     }
     Ok(counters.len())
 }

@@ -108,7 +108,7 @@ fn insert_new(
     t.metadata_changed(q);
     // A queue deleted and created again continues its sequence numbers.
     let floor = t.seq_floor.remove(key(q))?.map(|v| v.value()).unwrap_or(0);
-    queue_state::write(t, qid, QueueState::starting_at(floor));
+    t.queue_state.set(qid, QueueState::starting_at(floor));
     Ok(qid)
 }
 
@@ -181,7 +181,7 @@ pub(crate) fn purge(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     record.qid = next_qid(t)?;
     t.queues.insert(key(q), record.encode().as_slice())?;
     let last = t.queue_state.remove(old)?.map_or(0, |s| s.last_seq);
-    queue_state::write(t, record.qid, QueueState::starting_at(last));
+    t.queue_state.set(record.qid, QueueState::starting_at(last));
     t.doomed.insert(old, ())?;
     t.announce(|| QueueChange::new(ChangeKind::QUEUE_PURGED, q.clone(), last, ""));
     Ok(())
