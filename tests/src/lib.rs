@@ -27,3 +27,13 @@ pub use stores::selected as selected_store;
 pub use ws::{Frame, WsClient};
 /// The webhook receiver of the end-to-end tests (from `zaqar-test-support`).
 pub use zaqar_test_support::{BlockingReceiver as Receiver, Received};
+
+/// What a finished child process printed, stdout then stderr, for a test's
+/// assertions and failure messages.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}

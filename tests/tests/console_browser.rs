@@ -11,7 +11,7 @@
 
 use std::{net::TcpListener, path::Path, process::Command};
 
-use zaqar_tests::{server_binary, workspace_root};
+use zaqar_tests::{output_text, server_binary, workspace_root};
 
 /// A port nothing listens on now (the script restarts the server on it, so
 /// it cannot be port 0).
@@ -65,11 +65,7 @@ fn console_works_in_chromium() {
         .current_dir(workspace_root())
         .output()
         .expect("run the browser checks");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = output_text(&output);
     assert!(output.status.success(), "console checks failed:\n{report}");
     for check in [
         "check_live_tail_and_restart",

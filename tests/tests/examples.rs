@@ -11,7 +11,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use zaqar_tests::{cargo_out_of_tree, example_library, TestServer};
+use zaqar_tests::{cargo_out_of_tree, example_library, output_text, TestServer};
 
 fn host(overlay: &str) -> TestServer {
     match std::env::var("ZAQAR_EXAMPLES_HOST").as_deref() {
@@ -121,11 +121,7 @@ fn memory_store_serves_the_api_loaded_by_the_host() {
 #[test]
 fn memory_store_passes_the_whole_conformance_suite_out_of_tree() {
     let output = cargo_out_of_tree("store-memory", &["test", "--quiet"]);
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = output_text(&output);
     assert!(output.status.success(), "{report}");
     assert!(report.contains("test result: ok"), "{report}");
     assert!(report.contains(" 0 failed"), "{report}");

@@ -7,15 +7,7 @@
 
 use std::process::Command;
 
-use zaqar_tests::{server_binary, workspace_root};
-
-fn report(output: &std::process::Output) -> String {
-    format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use zaqar_tests::{output_text, server_binary, workspace_root};
 
 #[test]
 fn javascript_client_suite_passes_against_the_server() {
@@ -34,7 +26,7 @@ fn javascript_client_suite_passes_against_the_server() {
         assert!(
             output.status.success(),
             "npm ci failed:\n{}",
-            report(&output)
+            output_text(&output)
         );
     }
     let output = Command::new("node")
@@ -43,7 +35,7 @@ fn javascript_client_suite_passes_against_the_server() {
         .env("ZAQAR_SERVER_BINARY", &binary)
         .output()
         .expect("run node --test");
-    let text = report(&output);
+    let text = output_text(&output);
     assert!(
         output.status.success(),
         "the JavaScript client's tests failed:\n{text}"

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use zaqar_tests::{workspace_root, TestServer};
+use zaqar_tests::{output_text, workspace_root, TestServer};
 
 #[test]
 fn the_server_answers_as_its_openapi_document_says() {
@@ -43,11 +43,7 @@ fn schemathesis(server: &TestServer) -> (bool, String) {
         .current_dir(workspace_root())
         .output()
         .expect("run scripts/schemathesis.sh");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = output_text(&output);
     (output.status.success(), report)
 }
 

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use zaqar_tests::{workspace_root, TestServer};
+use zaqar_tests::{output_text, workspace_root, TestServer};
 
 #[test]
 fn python_clients_work_unchanged() {
@@ -35,11 +35,7 @@ fn python_clients_work_unchanged() {
         )
         .output()
         .expect("run pytest");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = output_text(&output);
     assert!(
         output.status.success(),
         "python-zaqarclient checks failed:\n{report}\nserver log:\n{}",
@@ -76,11 +72,7 @@ fn python_zaqarclient_pool_and_flavor_calls_work() {
         .env("ZAQAR_POOL_DIR", pools.path())
         .output()
         .expect("run pytest");
-    let report = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let report = output_text(&output);
     assert!(
         output.status.success(),
         "python-zaqarclient pool checks failed:\n{report}\nserver log:\n{}",
