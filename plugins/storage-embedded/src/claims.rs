@@ -13,6 +13,7 @@ use plugin_api::{
 use redb::{ReadTransaction, ReadableTable};
 
 use crate::{
+    claim_cursor::Cursor,
     codec::{ClaimRecord, MessageView, Stamp},
     error::{caller, OpError, OpResult},
     group_commit::WriteTables,
@@ -72,13 +73,27 @@ pub(crate) fn create(
     let end = t.queue_state.get(qid)?.map_or(0, |s| s.last_seq);
     let limit = request.limit as usize;
     let mut taken: Vec<StoredMessage> = Vec::with_capacity(limit);
-    let mut from = 0;
+    // Nothing below the cursor can be taken yet: start there.
+    let cursor = t.claim_cursors.start(qid, now_ms);
+    let mut from = cursor.map_or(0, |c| c.from);
+    let mut valid_until_ms = cursor.map_or(u64::MAX, |c| c.valid_until_ms);
+    let mut exhausted = false;
     // Messages that had no stamp before (or moved away with one).
     let mut newly_stamped = 0u64;
     // Moved messages do not count against the limit: scan on until `limit`
     // messages are claimed or the queue is exhausted.
     while taken.len() < limit {
-        let batch = messages::takeable(&*t.messages, qid, from, end, limit - taken.len(), now_ms)?;
+        let wanted = limit - taken.len();
+        let batch = messages::takeable(
+            &*t.messages,
+            qid,
+            from,
+            end,
+            wanted,
+            now_ms,
+            &mut valid_until_ms,
+        )?;
+        exhausted = batch.len() < wanted;
         let Some(&(last, _)) = batch.last() else {
             break;
         };
@@ -114,7 +129,22 @@ pub(crate) fn create(
         t.claims.insert((qid, claim), record.encode().as_slice())?;
         t.claim_expiry.insert((expires_ms, qid, claim), ())?;
         queue_state::update(t, qid, |s| s.stamped += newly_stamped)?;
+        valid_until_ms = valid_until_ms.min(expires_ms);
     }
+    // Every message scanned is now taken, moved away, expired or not
+    // takeable before `valid_until_ms`.
+    let next = if exhausted {
+        end.saturating_add(1)
+    } else {
+        from
+    };
+    t.claim_cursors.set(
+        qid,
+        Cursor {
+            from: next,
+            valid_until_ms,
+        },
+    );
     result.messages = taken.into();
     Ok(result)
 }
@@ -237,6 +267,8 @@ pub(crate) fn update(
     t.claims.insert((qid, claim), record.encode().as_slice())?;
     t.claim_expiry.remove((old_claim_expiry, qid, claim))?;
     t.claim_expiry.insert((expires_ms, qid, claim), ())?;
+    // A shorter ttl frees the messages sooner than the cursor says.
+    t.claim_cursors.forget(qid);
     Ok(())
 }
 
@@ -261,6 +293,8 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef, claim_id: &str) -> O
 /// is only ever removed through here (or with its whole retired queue), so
 /// that a stamp on a message always belongs to an existing claim.
 fn release(t: &mut WriteTables<'_>, qid: u64, claim: u128, seqs: &[u64]) -> OpResult<()> {
+    // Released messages are takeable at once.
+    t.claim_cursors.forget(qid);
     let mut released = 0;
     for &seq in seqs {
         let carrier = match t.messages.get((qid, seq))? {
@@ -326,4 +360,139 @@ pub(crate) fn lapsed_stamps(txn: &ReadTransaction, qid: u64, now_ms: u64) -> OpR
         }
     }
     Ok(lapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use plugin_api::storage::{ClaimRequest, NewMessage, QueueRef};
+    use redb::Database;
+
+    use super::*;
+    use crate::claim_cursor::ClaimCursors;
+
+    const SECOND: u64 = 1_000;
+    const T0: u64 = 1_000_000_000;
+
+    /// Runs `op` as one committed batch, as the writer does.
+    fn commit<T>(
+        db: &Database,
+        cursors: &ClaimCursors,
+        op: impl FnOnce(&mut WriteTables<'_>) -> OpResult<T>,
+    ) -> T {
+        let txn = db.begin_write().unwrap();
+        let (out, changes) = {
+            let mut t = WriteTables::new(&txn).with_claim_cursors(cursors);
+            t.open_all().unwrap();
+            let out = op(&mut t).unwrap();
+            t.finish().unwrap();
+            (out, t.claim_cursors.take_changes())
+        };
+        txn.commit().unwrap();
+        cursors.apply(changes);
+        out
+    }
+
+    fn post(db: &Database, cursors: &ClaimCursors, q: &QueueRef, delay: u32, at: u64) {
+        let message = NewMessage {
+            ttl: 3_600,
+            delay,
+            body: b"{}".to_vec().into(),
+        };
+        commit(db, cursors, |t| messages::post(t, q, "c", &[message], at));
+    }
+
+    /// Claims up to `limit` messages for `ttl` seconds at `at`: the claim
+    /// id and the sequence numbers it holds.
+    fn claim(
+        db: &Database,
+        cursors: &ClaimCursors,
+        q: &QueueRef,
+        limit: u32,
+        ttl: u32,
+        at: u64,
+    ) -> (String, Vec<u64>) {
+        let request = ClaimRequest {
+            ttl,
+            grace: 60,
+            limit,
+            dead_letter: None.into(),
+        };
+        let claim = commit(db, cursors, |t| create(t, q, &request, at));
+        let seqs = claim.messages.iter().map(|m| m.seq).collect();
+        (claim.id.to_string(), seqs)
+    }
+
+    /// Claims skip what earlier claims hold by starting past it, and still
+    /// take every message that became takeable: a released claim's, an
+    /// expired claim's, a claim shortened by an update's, a delayed one's.
+    #[test]
+    fn claims_start_past_held_messages_yet_miss_none_that_became_takeable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let cursors = ClaimCursors::default();
+        let q = QueueRef::new("p", "q");
+        for _ in 0..20 {
+            post(&db, &cursors, &q, 0, T0);
+        }
+        let (a, held) = claim(&db, &cursors, &q, 5, 60, T0);
+        assert_eq!(held, [1, 2, 3, 4, 5]);
+        let (b, held) = claim(&db, &cursors, &q, 5, 120, T0);
+        assert_eq!(held, [6, 7, 8, 9, 10]);
+        let qid = commit(&db, &cursors, |t| queues::qid_of(&*t.queues, &q)).unwrap();
+        let start = |at| {
+            let txn = db.begin_write().unwrap();
+            let t = WriteTables::new(&txn).with_claim_cursors(&cursors);
+            t.claim_cursors.start(qid, at)
+        };
+        assert_eq!(
+            start(T0),
+            Some(Cursor {
+                from: 11,
+                valid_until_ms: T0 + 60 * SECOND
+            }),
+            "past both claims, until the first expires"
+        );
+
+        commit(&db, &cursors, |t| delete(t, &q, &a));
+        assert_eq!(start(T0), None, "a release forgets the cursor");
+        let (_, held) = claim(&db, &cursors, &q, 5, 60, T0);
+        assert_eq!(held, [1, 2, 3, 4, 5], "released messages taken again");
+
+        let later = T0 + 61 * SECOND;
+        assert_eq!(start(later), None, "lapsed with the first claim");
+        let (_, held) = claim(&db, &cursors, &q, 3, 60, later);
+        assert_eq!(held, [1, 2, 3], "expired claim's messages taken again");
+        let (_, held) = claim(&db, &cursors, &q, 10, 60, later);
+        assert_eq!(held, [4, 5, 11, 12, 13, 14, 15, 16, 17, 18]);
+
+        commit(&db, &cursors, |t| update(t, &q, &b, 1, 60, later));
+        let (_, held) = claim(&db, &cursors, &q, 5, 60, later + 2 * SECOND);
+        assert_eq!(held, [6, 7, 8, 9, 10], "a shortened claim's messages");
+
+        // A scan from the start passes over a live claim shorter than its
+        // own: the cursor lapses with that one.
+        let s = QueueRef::new("p", "s");
+        for _ in 0..6 {
+            post(&db, &cursors, &s, 0, T0);
+        }
+        let (_, held) = claim(&db, &cursors, &s, 3, 30, T0);
+        assert_eq!(held, [1, 2, 3]);
+        let (y, _) = claim(&db, &cursors, &s, 3, 3_600, T0);
+        commit(&db, &cursors, |t| delete(t, &s, &y));
+        let (_, held) = claim(&db, &cursors, &s, 10, 3_600, T0);
+        assert_eq!(held, [4, 5, 6]);
+        let (_, held) = claim(&db, &cursors, &s, 10, 3_600, T0 + 30 * SECOND);
+        assert_eq!(held, [1, 2, 3], "the short claim expired");
+
+        // Delayed messages: passed over, taken once visible.
+        let r = QueueRef::new("p", "r");
+        post(&db, &cursors, &r, 100, T0);
+        post(&db, &cursors, &r, 0, T0);
+        let (_, held) = claim(&db, &cursors, &r, 10, 3_600, T0);
+        assert_eq!(held, [2]);
+        let (_, held) = claim(&db, &cursors, &r, 10, 3_600, T0 + 50 * SECOND);
+        assert!(held.is_empty());
+        let (_, held) = claim(&db, &cursors, &r, 10, 3_600, T0 + 100 * SECOND);
+        assert_eq!(held, [1], "visible now");
+    }
 }

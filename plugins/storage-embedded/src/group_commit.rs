@@ -37,6 +37,7 @@ use redb::{Database, Durability, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
+    claim_cursor::{BatchCursors, ClaimCursors},
     error::{OpError, OpResult},
     feed::{self, Feed},
     metadata_cache::MetadataCache,
@@ -138,6 +139,8 @@ macro_rules! write_tables {
             /// The queues whose metadata (or existence) this batch changed,
             /// for the metadata cache to forget once the batch is committed.
             metadata_changed: Vec<(String, String)>,
+            /// Where claims may start scanning (see [`crate::claim_cursor`]).
+            pub claim_cursors: BatchCursors<'t>,
         }
 
         impl<'t> WriteTables<'t> {
@@ -149,7 +152,14 @@ macro_rules! write_tables {
                     changes: None,
                     post_target: None,
                     metadata_changed: Vec::new(),
+                    claim_cursors: BatchCursors::new(None),
                 }
+            }
+
+            /// The same, reading and changing the committed claim cursors.
+            pub(crate) fn with_claim_cursors(mut self, cursors: &'t ClaimCursors) -> Self {
+                self.claim_cursors = BatchCursors::new(Some(cursors));
+                self
             }
 
             /// Opens every table, creating those a new file lacks (so that
@@ -282,6 +292,7 @@ struct Committer {
     db: Arc<Database>,
     feed: Arc<Feed>,
     metadata: Arc<MetadataCache>,
+    claim_cursors: ClaimCursors,
     /// Held while a batch is applied and committed: one batch at a time,
     /// in the order the holders took it.
     committing: Mutex<()>,
@@ -292,7 +303,13 @@ struct Committer {
 impl Committer {
     fn run(&self, batch: Vec<Box<dyn Pending>>) {
         let _committing = self.committing.lock().unwrap_or_else(|e| e.into_inner());
-        run_batch(&self.db, &self.feed, &self.metadata, batch);
+        run_batch(
+            &self.db,
+            &self.feed,
+            &self.metadata,
+            &self.claim_cursors,
+            batch,
+        );
     }
 
     /// Counts a write in flight until the returned guard drops.
@@ -316,7 +333,13 @@ impl Committer {
         let Ok(_committing) = self.committing.try_lock() else {
             return Err(job);
         };
-        run_batch(&self.db, &self.feed, &self.metadata, vec![job]);
+        run_batch(
+            &self.db,
+            &self.feed,
+            &self.metadata,
+            &self.claim_cursors,
+            vec![job],
+        );
         Ok(())
     }
 }
@@ -341,6 +364,7 @@ impl GroupCommit {
             db,
             feed,
             metadata,
+            claim_cursors: ClaimCursors::default(),
             committing: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
         });
@@ -431,6 +455,7 @@ fn run_batch(
     db: &Database,
     feed: &Feed,
     metadata: &MetadataCache,
+    claim_cursors: &ClaimCursors,
     mut batch: Vec<Box<dyn Pending>>,
 ) {
     let sinks = feed.sinks();
@@ -444,8 +469,8 @@ fn run_batch(
         if let Err(e) = txn.set_durability(Durability::Immediate) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
-        let (poisoned, finished, changes, metadata_changed) = {
-            let mut tables = WriteTables::new(&txn);
+        let (poisoned, finished, changes, metadata_changed, cursors_changed) = {
+            let mut tables = WriteTables::new(&txn).with_claim_cursors(claim_cursors);
             tables.changes = (!sinks.is_empty()).then(Vec::new);
             let poisoned = apply_all(&mut tables, &mut batch);
             // Writing what the operations kept in memory fails only with
@@ -455,7 +480,14 @@ fn run_batch(
                 Some(_) => Ok(()),
             };
             let metadata_changed = std::mem::take(&mut tables.metadata_changed);
-            (poisoned, finished, tables.changes.take(), metadata_changed)
+            let cursors_changed = tables.claim_cursors.take_changes();
+            (
+                poisoned,
+                finished,
+                tables.changes.take(),
+                metadata_changed,
+                cursors_changed,
+            )
         };
         if let Some((index, error)) = poisoned {
             // redb rolls back what the batch wrote; the others run again.
@@ -472,6 +504,11 @@ fn run_batch(
             .map_err(|e| PluginError::unavailable(format!("embedded store: commit failed: {e}")));
         // Also after a failed commit: whether it reached the file is unknown.
         metadata.invalidate(&metadata_changed);
+        match outcome {
+            Ok(()) => claim_cursors.apply(cursors_changed),
+            // Whether it reached the file is unknown: trust no cursor.
+            Err(_) => claim_cursors.clear(),
+        }
         if let (Ok(()), Some(changes)) = (&outcome, changes) {
             feed::deliver(&sinks, changes);
         }
@@ -551,6 +588,7 @@ mod tests {
             &db,
             &Feed::default(),
             &MetadataCache::default(),
+            &ClaimCursors::default(),
             vec![first, refused, panics, last],
         );
 
@@ -573,6 +611,58 @@ mod tests {
             meta.get("half-done").unwrap().is_none(),
             "the panicking write was rolled back"
         );
+    }
+
+    /// A claim rolled back with its batch leaves no claim cursor past the
+    /// messages it did not keep.
+    #[test]
+    fn a_rolled_back_claim_moves_no_claim_cursor() {
+        use plugin_api::storage::{ClaimRequest, NewMessage};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let cursors = ClaimCursors::default();
+        let run = |batch| {
+            run_batch(
+                &db,
+                &Feed::default(),
+                &MetadataCache::default(),
+                &cursors,
+                batch,
+            )
+        };
+        let q = QueueRef::new("p", "q");
+        let now = 1_000_000_000;
+        let message = NewMessage {
+            ttl: 3_600,
+            delay: 0,
+            body: b"{}".to_vec().into(),
+        };
+        let (post, posted) = job({
+            let q = q.clone();
+            move |t| crate::messages::post(t, &q, "c", &[message.clone(), message.clone()], now)
+        });
+        run(vec![post]);
+        assert_eq!(posted.blocking_recv().unwrap().unwrap().len(), 2);
+        let request = ClaimRequest {
+            ttl: 60,
+            grace: 60,
+            limit: 10,
+            dead_letter: None.into(),
+        };
+        let claim = |panics: bool| {
+            let (q, request) = (q.clone(), request.clone());
+            job(move |t| {
+                let claimed = crate::claims::create(t, &q, &request, now)?;
+                assert!(!panics, "boom after claiming {}", claimed.messages.len());
+                Ok(claimed.messages.len())
+            })
+        };
+        let (rolled_back, failed) = claim(true);
+        run(vec![rolled_back]);
+        assert!(failed.blocking_recv().unwrap().is_err());
+        let (kept, answer) = claim(false);
+        run(vec![kept]);
+        assert_eq!(answer.blocking_recv().unwrap(), Ok(2));
     }
 
     #[test]
@@ -610,7 +700,13 @@ mod tests {
         // (seq 6, continuing from the floor), then an operation whose
         // posts are rolled back with it.
         let batch = vec![post(3).0, post(2).0, delete.0, post(1).0, post_then_panic];
-        run_batch(&db, &Feed::default(), &MetadataCache::default(), batch);
+        run_batch(
+            &db,
+            &Feed::default(),
+            &MetadataCache::default(),
+            &ClaimCursors::default(),
+            batch,
+        );
 
         let txn = db.begin_read().unwrap();
         let qid = queues::read_qid(&txn, &queue).unwrap().unwrap();
@@ -669,6 +765,7 @@ mod tests {
             &db,
             &feed,
             &MetadataCache::default(),
+            &ClaimCursors::default(),
             vec![first, refused, panics, last],
         );
         let names: Vec<String> = seen
@@ -691,7 +788,13 @@ mod tests {
         feed.unwatch(id);
         feed.unwatch(0);
         let (after, _after) = job(announcing("after", 3));
-        run_batch(&db, &feed, &MetadataCache::default(), vec![after]);
+        run_batch(
+            &db,
+            &feed,
+            &MetadataCache::default(),
+            &ClaimCursors::default(),
+            vec![after],
+        );
         assert_eq!(
             seen.lock().unwrap().len(),
             2,

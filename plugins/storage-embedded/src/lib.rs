@@ -30,6 +30,7 @@
 //!
 //! Operator notes live in `docs/storage-embedded.md`.
 
+mod claim_cursor;
 mod claims;
 mod codec;
 pub mod config;

@@ -305,7 +305,9 @@ pub(crate) fn delete_many(t: &mut WriteTables<'_>, q: &QueueRef, ids: &[RString]
 }
 
 /// The oldest messages in `[from, to]` that a claim or pop may take: live,
-/// visible, not under a live claim. Returns `(seq, record bytes)`.
+/// visible, not under a live claim. Returns `(seq, record bytes)`, and
+/// lowers `sooner` to the earliest moment a live message it passed over
+/// (delayed, or under a live claim) becomes takeable.
 pub(crate) fn takeable<T>(
     messages: &T,
     qid: u64,
@@ -313,6 +315,7 @@ pub(crate) fn takeable<T>(
     to: u64,
     limit: usize,
     now_ms: u64,
+    sooner: &mut u64,
 ) -> OpResult<Vec<(u64, Vec<u8>)>>
 where
     T: ReadableTable<(u64, u64), &'static [u8]>,
@@ -324,11 +327,20 @@ where
     for entry in messages.range((qid, from)..=(qid, to))? {
         let (k, v) = entry?;
         let m = MessageView::decode(v.value())?;
-        if m.is_live(now_ms) && m.is_visible(now_ms) && m.live_claim(now_ms).is_none() {
-            out.push((k.value().1, v.value().to_vec()));
-            if out.len() >= limit {
-                break;
-            }
+        if !m.is_live(now_ms) {
+            continue; // expired: never takeable again
+        }
+        if !m.is_visible(now_ms) {
+            *sooner = (*sooner).min(m.visible_ms);
+            continue;
+        }
+        if let Some(stamp) = m.claim.filter(|s| s.expires_ms > now_ms) {
+            *sooner = (*sooner).min(stamp.expires_ms);
+            continue;
+        }
+        out.push((k.value().1, v.value().to_vec()));
+        if out.len() >= limit {
+            break;
         }
     }
     Ok(out)
@@ -344,7 +356,16 @@ pub(crate) fn pop(
     let Some(qid) = queues::qid_of(&*t.queues, q)? else {
         return Ok(Vec::new());
     };
-    let taken = takeable(&*t.messages, qid, 0, u64::MAX, limit as usize, now_ms)?;
+    let mut sooner = u64::MAX;
+    let taken = takeable(
+        &*t.messages,
+        qid,
+        0,
+        u64::MAX,
+        limit as usize,
+        now_ms,
+        &mut sooner,
+    )?;
     let mut out = Vec::with_capacity(taken.len());
     let mut unstamped = 0;
     for (seq, bytes) in taken {

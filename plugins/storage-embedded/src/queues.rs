@@ -166,6 +166,7 @@ pub(crate) fn delete(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     let last = t.queue_state.remove(qid)?.map_or(0, |s| s.last_seq);
     t.seq_floor.insert(key(q), last)?;
     t.doomed.insert(qid, ())?;
+    t.claim_cursors.forget(qid);
     Ok(())
 }
 
@@ -183,6 +184,7 @@ pub(crate) fn purge(t: &mut WriteTables<'_>, q: &QueueRef) -> OpResult<()> {
     let last = t.queue_state.remove(old)?.map_or(0, |s| s.last_seq);
     t.queue_state.set(record.qid, QueueState::starting_at(last));
     t.doomed.insert(old, ())?;
+    t.claim_cursors.forget(old);
     t.announce(|| QueueChange::new(ChangeKind::QUEUE_PURGED, q.clone(), last, ""));
     Ok(())
 }
