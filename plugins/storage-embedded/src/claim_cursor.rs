@@ -66,7 +66,6 @@ impl ClaimCursors {
 }
 
 /// One batch's view: the committed cursors plus the batch's own changes.
-#[derive(Default)]
 pub(crate) struct BatchCursors<'c> {
     committed: Option<&'c ClaimCursors>,
     changes: HashMap<u64, Option<Cursor>>,

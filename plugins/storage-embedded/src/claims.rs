@@ -368,7 +368,7 @@ mod tests {
     use redb::Database;
 
     use super::*;
-    use crate::claim_cursor::ClaimCursors;
+    use crate::claim_cursor::{BatchCursors, ClaimCursors};
 
     const SECOND: u64 = 1_000;
     const T0: u64 = 1_000_000_000;
@@ -439,11 +439,7 @@ mod tests {
         let (b, held) = claim(&db, &cursors, &q, 5, 120, T0);
         assert_eq!(held, [6, 7, 8, 9, 10]);
         let qid = commit(&db, &cursors, |t| queues::qid_of(&*t.queues, &q)).unwrap();
-        let start = |at| {
-            let txn = db.begin_write().unwrap();
-            let t = WriteTables::new(&txn).with_claim_cursors(&cursors);
-            t.claim_cursors.start(qid, at)
-        };
+        let start = |at| BatchCursors::new(Some(&cursors)).start(qid, at);
         assert_eq!(
             start(T0),
             Some(Cursor {

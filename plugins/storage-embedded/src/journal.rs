@@ -44,9 +44,10 @@
 //! `length` bytes are zeros) or `SET_LEN u8 | length u64`; integers
 //! little-endian. Most of a redb page is unused and zeroed, so a commit's
 //! pages are journaled without their zero tails: a lone post's record
-//! shrinks from ~41 KiB to ~11 KiB, and the sync and checksum with it. A record with [`MAGIC`] is padded to the
-//! next multiple of [`ALIGN`]; one with [`PACKED_MAGIC`] (written by
-//! earlier versions, still replayed) is followed directly by the next.
+//! shrinks from ~41 KiB to ~11 KiB, and the sync and checksum with it. A
+//! record with [`MAGIC`] is padded to the next multiple of [`ALIGN`]; one
+//! with [`PACKED_MAGIC`] (written by earlier versions, still replayed) is
+//! followed directly by the next.
 
 use std::{
     fs::{self, File, OpenOptions},
@@ -502,23 +503,22 @@ fn apply(database: &File, mut payload: &[u8]) -> io::Result<()> {
         let raw = bytes.get(at..at + 8).ok_or_else(damaged)?;
         Ok(u64::from_le_bytes(raw.try_into().unwrap()))
     };
+    let u32_at = |bytes: &[u8], at: usize| -> io::Result<usize> {
+        let raw = bytes.get(at..at + 4).ok_or_else(damaged)?;
+        Ok(u32::from_le_bytes(raw.try_into().unwrap()) as usize)
+    };
     while let Some((&kind, rest)) = payload.split_first() {
         match kind {
             WRITE => {
                 let offset = u64_at(rest, 0)?;
-                let raw = rest.get(8..12).ok_or_else(damaged)?;
-                let length = u32::from_le_bytes(raw.try_into().unwrap()) as usize;
+                let length = u32_at(rest, 8)?;
                 let data = rest.get(12..12 + length).ok_or_else(damaged)?;
                 database.write_all_at(data, offset)?;
                 payload = &rest[12 + length..];
             }
             WRITE_ZERO_TAIL => {
                 let offset = u64_at(rest, 0)?;
-                let u32_at = |at: usize| -> io::Result<usize> {
-                    let raw = rest.get(at..at + 4).ok_or_else(damaged)?;
-                    Ok(u32::from_le_bytes(raw.try_into().unwrap()) as usize)
-                };
-                let (length, kept) = (u32_at(8)?, u32_at(12)?);
+                let (length, kept) = (u32_at(rest, 8)?, u32_at(rest, 12)?);
                 if kept > length {
                     return Err(damaged());
                 }
@@ -560,19 +560,15 @@ impl StorageBackend for JournaledFile {
         self.inner.write(offset, data)?;
         let length = u32::try_from(data.len()).map_err(io::Error::other)?;
         let kept = without_zero_tail(data);
-        if kept.len() == data.len() {
-            state.pending.push(WRITE);
-            state.pending.extend_from_slice(&offset.to_le_bytes());
-            state.pending.extend_from_slice(&length.to_le_bytes());
-        } else {
-            state.pending.push(WRITE_ZERO_TAIL);
-            state.pending.extend_from_slice(&offset.to_le_bytes());
-            state.pending.extend_from_slice(&length.to_le_bytes());
-            state
-                .pending
-                .extend_from_slice(&(kept.len() as u32).to_le_bytes());
+        let trimmed = kept.len() < data.len();
+        let pending = &mut state.pending;
+        pending.push(if trimmed { WRITE_ZERO_TAIL } else { WRITE });
+        pending.extend_from_slice(&offset.to_le_bytes());
+        pending.extend_from_slice(&length.to_le_bytes());
+        if trimmed {
+            pending.extend_from_slice(&(kept.len() as u32).to_le_bytes());
         }
-        state.pending.extend_from_slice(kept);
+        pending.extend_from_slice(kept);
         Ok(())
     }
 
