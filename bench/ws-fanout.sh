@@ -14,8 +14,8 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export no_proxy=127.0.0.1,localhost NO_PROXY=127.0.0.1,localhost
 
-# The bench holds the client end of every socket (and, for the floor, the
-# server end too): use the whole open-file allowance.
+# The bench holds the client end of every socket (the floor server, a
+# process of its own, the server ends): use the whole open-file allowance.
 ulimit -n "$(ulimit -Hn)"
 
 bash "$ROOT/bench/soketi-env.sh" install

@@ -11,8 +11,9 @@
 //! scheduling of N tasks on the same 2 cores as the server.
 //!
 //! After the real run for each N comes the floor run (`floor  sockets ...`
-//! line): a bare fan-out server made of plain std threads in the bench
-//! process accepts the same N WebSocket connections and, for each of the 50
+//! line): a bare fan-out server made of plain std threads, in a process of
+//! its own (this bench binary run again), accepts the same N WebSocket
+//! connections and, for each of the 50
 //! messages, builds one unmasked text frame shaped like our server's push
 //! (same JSON fields and length, about 140 bytes) and writes it to every
 //! socket with one `write_all` each, split over
@@ -23,9 +24,10 @@
 //! message (summed over both threads, from `/proc/thread-self/schedstat`,
 //! or their wall time where that file is missing) and the wall time of one
 //! fan-out (the slower thread's loop). `FANOUT_FLOOR=0` skips the floor run,
-//! `FANOUT_FLOOR=only` runs only the floor. Client and floor server share one
-//! process, so the floor needs 2 file descriptors per socket: where the
-//! open-file limit is too low for N, the floor run uses the largest multiple
+//! `FANOUT_FLOOR=only` runs only the floor. The floor server has a process
+//! of its own so that its socket ends and the client's do not share one
+//! open-file limit: 10,000 sockets fit where the limit is 20,000. Where the
+//! limit is too low for N even so, the floor run uses the largest multiple
 //! of 1000 sockets that fits and says so on its line.
 //!
 //! With `FANOUT_SOKETI=1` (`only`: Soketi alone) each N ends with the peer
@@ -344,8 +346,8 @@ struct FloorReport {
 fn floor_server(
     listener: TcpListener,
     sockets: usize,
-    ready: mpsc::Sender<()>,
-    stamps: mpsc::Receiver<u64>,
+    ready: impl FnOnce(),
+    stamps: impl Iterator<Item = u64>,
 ) -> FloorReport {
     let mut accepted = Vec::with_capacity(sockets);
     while accepted.len() < sockets {
@@ -368,7 +370,7 @@ fn floor_server(
             )
         })
         .collect();
-    let _ = ready.send(());
+    ready();
 
     for (sequence, sent_us) in (1..).zip(stamps) {
         let frame: Arc<[u8]> = text_frame(floor_payload(sequence, sent_us)).into();
@@ -396,6 +398,48 @@ fn floor_server(
     }
 }
 
+/// Set in the floor server's own process: how many sockets it serves.
+const FLOOR_SERVER_ENV: &str = "FANOUT_FLOOR_SERVER";
+
+/// The floor server as a process of its own (this bench binary run again
+/// with [`FLOOR_SERVER_ENV`] set), so that its N socket ends and the
+/// client's N do not share one open-file limit and the floor runs at the
+/// same N as our server. It speaks over stdin/stdout, one line each way:
+/// it prints `listening ADDR`, then `ready` once every socket is accepted;
+/// each line read is a `sent_us` stamp to push; at the end of its input it
+/// prints `report CPU_NS|- WALL_NS BUSY_NS` (per message) and exits.
+fn floor_server_process(sockets: usize) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("floor listener");
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "listening {}",
+        listener.local_addr().expect("floor address")
+    )
+    .unwrap();
+    out.flush().unwrap();
+    let ready = || {
+        let mut out = std::io::stdout();
+        writeln!(out, "ready").unwrap();
+        out.flush().unwrap();
+    };
+    let stamps = std::io::stdin()
+        .lines()
+        .map_while(Result::ok)
+        .map(|line| line.trim().parse::<u64>().expect("a sent_us stamp"));
+    let report = floor_server(listener, sockets, ready, stamps);
+    let cpu = report
+        .cpu_per_message
+        .map_or_else(|| "-".to_string(), |cpu| cpu.as_nanos().to_string());
+    writeln!(
+        out,
+        "report {cpu} {} {}",
+        report.wall_per_message.as_nanos(),
+        report.busy_per_message.as_nanos()
+    )
+    .unwrap();
+}
+
 /// File descriptors this process may still open (soft limit minus those
 /// open now), or `None` when unknown or unlimited.
 fn open_files_room() -> Option<usize> {
@@ -411,30 +455,42 @@ fn open_files_room() -> Option<usize> {
     Some(soft.saturating_sub(open))
 }
 
+/// The next line the floor server process printed, without its newline.
+fn floor_line(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> String {
+    lines
+        .next()
+        .expect("the floor server process ended early")
+        .expect("reading the floor server process")
+}
+
 async fn run_floor(wanted: usize, interval: Duration) {
-    // Client and server ends of every socket live in this process.
+    // The client ends of every socket live in this process, the server
+    // ends in the floor server's.
     let sockets = match open_files_room() {
-        Some(room) if 2 * wanted + 64 > room => {
-            let fits = room.saturating_sub(64) / 2;
-            if fits >= 1000 {
-                fits / 1000 * 1000
-            } else {
-                fits
-            }
-        }
+        Some(room) if wanted + 64 > room => room.saturating_sub(64) / 1000 * 1000,
         _ => wanted,
     };
-    let listener = TcpListener::bind("127.0.0.1:0").expect("floor listener");
-    let url = format!("ws://{}/", listener.local_addr().expect("floor address"));
-    let (ready, ready_rx) = mpsc::channel();
-    let (stamps, stamps_rx) = mpsc::channel();
-    let server = std::thread::spawn(move || floor_server(listener, sockets, ready, stamps_rx));
+    let mut child = std::process::Command::new(std::env::current_exe().expect("bench binary"))
+        .env(FLOOR_SERVER_ENV, sockets.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the floor server process");
+    let mut stamps = child.stdin.take().expect("floor server stdin");
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
+        child.stdout.take().expect("floor server stdout"),
+    ));
+    let listening = floor_line(&mut lines);
+    let address = listening
+        .strip_prefix("listening ")
+        .unwrap_or_else(|| panic!("floor server said {listening:?}"));
+    let url = format!("ws://{address}/");
 
     let streams = open_sockets(&url, sockets).await;
-    tokio::task::spawn_blocking(move || ready_rx.recv())
+    let (ready, mut lines) = tokio::task::spawn_blocking(move || (floor_line(&mut lines), lines))
         .await
-        .unwrap()
-        .expect("floor server ready");
+        .unwrap();
+    assert_eq!(ready, "ready", "floor server");
 
     let start = Instant::now();
     let latencies: Latencies = Arc::new(Mutex::new(Vec::with_capacity(sockets * MESSAGES)));
@@ -448,29 +504,38 @@ async fn run_floor(wanted: usize, interval: Duration) {
 
     for _ in 0..MESSAGES {
         let sent_us = start.elapsed().as_micros() as u64;
-        stamps.send(sent_us).expect("floor server");
+        writeln!(stamps, "{sent_us}").expect("floor server stdin");
+        stamps.flush().expect("floor server stdin");
         tokio::time::sleep(interval).await;
     }
     let samples = collect(readers, &latencies).await;
     drop(stamps);
-    let report = tokio::task::spawn_blocking(move || server.join())
-        .await
-        .unwrap()
-        .expect("floor server");
+    let report = tokio::task::spawn_blocking(move || {
+        let report = floor_line(&mut lines);
+        child.wait().expect("floor server process");
+        report
+    })
+    .await
+    .unwrap();
+    let fields: Vec<&str> = report.split_whitespace().collect();
+    let [_, cpu, wall, busy] = fields[..] else {
+        panic!("floor server reported {report:?}");
+    };
+    let nanos = |n: &str| Duration::from_nanos(n.parse().expect("nanoseconds"));
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let cpu = match report.cpu_per_message {
-        Some(cpu) => format!("{:>6.2} ms CPU", ms(cpu)),
-        None => format!("{:>6.2} ms busy", ms(report.busy_per_message)),
+    let cpu = match cpu {
+        "-" => format!("{:>6.2} ms busy", ms(nanos(busy))),
+        cpu => format!("{:>6.2} ms CPU", ms(nanos(cpu))),
     };
     let capped = if sockets < wanted {
-        format!(" | {wanted} sockets do not fit the open-file limit in one process")
+        format!(" | {wanted} sockets do not fit the open-file limit")
     } else {
         String::new()
     };
     println!(
         "floor  sockets {sockets:>6}: {} | bare write loop per message {cpu} (2 threads), fan-out wall {:>6.2} ms{capped}",
         latency_summary(&samples, sockets * MESSAGES),
-        ms(report.wall_per_message),
+        ms(nanos(wall)),
     );
 }
 
@@ -554,6 +619,9 @@ async fn run_soketi(sockets: usize, interval: Duration) {
 }
 
 fn main() {
+    if let Ok(sockets) = std::env::var(FLOOR_SERVER_ENV) {
+        return floor_server_process(sockets.parse().expect("a socket count"));
+    }
     // `cargo bench` passes `--bench`; nothing else to parse.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
