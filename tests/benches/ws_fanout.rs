@@ -467,7 +467,14 @@ async fn run_floor(wanted: usize, interval: Duration) {
     // The client ends of every socket live in this process, the server
     // ends in the floor server's.
     let sockets = match open_files_room() {
-        Some(room) if wanted + 64 > room => room.saturating_sub(64) / 1000 * 1000,
+        Some(room) if wanted + 64 > room => {
+            let fits = room.saturating_sub(64);
+            if fits >= 1000 {
+                fits / 1000 * 1000
+            } else {
+                fits
+            }
+        }
         _ => wanted,
     };
     let mut child = std::process::Command::new(std::env::current_exe().expect("bench binary"))
