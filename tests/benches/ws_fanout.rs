@@ -409,35 +409,43 @@ const FLOOR_SERVER_ENV: &str = "FANOUT_FLOOR_SERVER";
 /// each line read is a `sent_us` stamp to push; at the end of its input it
 /// prints `report CPU_NS|- WALL_NS BUSY_NS` (per message) and exits.
 fn floor_server_process(sockets: usize) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("floor listener");
-    let mut out = std::io::stdout();
-    writeln!(
-        out,
-        "listening {}",
-        listener.local_addr().expect("floor address")
-    )
-    .unwrap();
-    out.flush().unwrap();
-    let ready = || {
-        let mut out = std::io::stdout();
-        writeln!(out, "ready").unwrap();
+    let tell_parent = |line: std::fmt::Arguments| {
+        let mut out = std::io::stdout().lock();
+        out.write_fmt(format_args!("{line}\n")).unwrap();
         out.flush().unwrap();
     };
+    let listener = TcpListener::bind("127.0.0.1:0").expect("floor listener");
+    let address = listener.local_addr().expect("floor address");
+    tell_parent(format_args!("listening {address}"));
     let stamps = std::io::stdin()
         .lines()
         .map_while(Result::ok)
         .map(|line| line.trim().parse::<u64>().expect("a sent_us stamp"));
-    let report = floor_server(listener, sockets, ready, stamps);
+    let report = floor_server(
+        listener,
+        sockets,
+        || tell_parent(format_args!("ready")),
+        stamps,
+    );
     let cpu = report
         .cpu_per_message
         .map_or_else(|| "-".to_string(), |cpu| cpu.as_nanos().to_string());
-    writeln!(
-        out,
+    tell_parent(format_args!(
         "report {cpu} {} {}",
         report.wall_per_message.as_nanos(),
         report.busy_per_message.as_nanos()
-    )
-    .unwrap();
+    ));
+}
+
+/// The floor server process, killed if the run ends before it does (a
+/// failed run would otherwise leave it waiting for connections forever).
+struct FloorProcess(std::process::Child);
+
+impl Drop for FloorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// File descriptors this process may still open (soft limit minus those
@@ -477,15 +485,17 @@ async fn run_floor(wanted: usize, interval: Duration) {
         }
         _ => wanted,
     };
-    let mut child = std::process::Command::new(std::env::current_exe().expect("bench binary"))
-        .env(FLOOR_SERVER_ENV, sockets.to_string())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the floor server process");
-    let mut stamps = child.stdin.take().expect("floor server stdin");
+    let mut child = FloorProcess(
+        std::process::Command::new(std::env::current_exe().expect("bench binary"))
+            .env(FLOOR_SERVER_ENV, sockets.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the floor server process"),
+    );
+    let mut stamps = child.0.stdin.take().expect("floor server stdin");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
-        child.stdout.take().expect("floor server stdout"),
+        child.0.stdout.take().expect("floor server stdout"),
     ));
     let listening = floor_line(&mut lines);
     let address = listening
@@ -519,7 +529,7 @@ async fn run_floor(wanted: usize, interval: Duration) {
     drop(stamps);
     let report = tokio::task::spawn_blocking(move || {
         let report = floor_line(&mut lines);
-        child.wait().expect("floor server process");
+        child.0.wait().expect("floor server process");
         report
     })
     .await
