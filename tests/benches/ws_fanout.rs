@@ -65,7 +65,10 @@ use tokio_tungstenite::{
     },
     MaybeTlsStream, WebSocketStream,
 };
-use zaqar_tests::{process_stats, TestServer};
+use zaqar_tests::{
+    process_stats::{self, CpuSplit},
+    TestServer,
+};
 
 // Beside this file, not in benches/ itself, where cargo would take it for a bench.
 #[path = "ws_fanout/soketi.rs"]
@@ -173,13 +176,17 @@ fn latency_summary(sorted: &[f64], expected: usize) -> String {
     )
 }
 
-/// `X ms (Y us per delivery)`: a server's CPU per posted message, and per
-/// push to one socket.
-fn cpu_summary(per_message: Duration, sockets: usize) -> String {
+/// `X ms (Y us per delivery, Z % user)`: a server's CPU per posted
+/// message, per push to one socket, and the share of it spent in the
+/// server's own code rather than in the kernel.
+fn cpu_summary(cpu: CpuSplit, sockets: usize) -> String {
+    let total = cpu.user + cpu.system;
+    let per_message = total / MESSAGES as u32;
     format!(
-        "{:>6.2} ms ({:>5.2} us per delivery)",
+        "{:>6.2} ms ({:>5.2} us per delivery, {:>4.1} % user)",
         per_message.as_secs_f64() * 1000.0,
         per_message.as_secs_f64() * 1e6 / sockets as f64,
+        100.0 * cpu.user.as_secs_f64() / total.as_secs_f64().max(1e-9),
     )
 }
 
@@ -249,7 +256,7 @@ async fn run(sockets: usize, interval: Duration) {
     let subscribed = server.resident_bytes();
 
     let (mut publisher, _) = connect_async(url.clone()).await.expect("publisher");
-    let cpu_before = server.cpu_time();
+    let cpu_before = server.cpu_split();
     for _ in 0..MESSAGES {
         let sent_us = start.elapsed().as_micros() as u64;
         publisher
@@ -263,11 +270,11 @@ async fn run(sockets: usize, interval: Duration) {
         tokio::time::sleep(interval).await;
     }
     let samples = collect(readers, &latencies).await;
-    let server_cpu_per_message = (server.cpu_time() - cpu_before) / MESSAGES as u32;
+    let cpu = server.cpu_split() - cpu_before;
     println!(
         "sockets {sockets:>6}: {} | server CPU per message {} | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
         latency_summary(&samples, sockets * MESSAGES),
-        cpu_summary(server_cpu_per_message, sockets),
+        cpu_summary(cpu, sockets),
         idle.saturating_sub(before) / sockets as u64,
         subscribed.saturating_sub(before) / sockets as u64,
     );
@@ -616,17 +623,17 @@ async fn run_soketi(sockets: usize, interval: Duration) {
         .map(|stream| spawn_reader(stream, start, latencies.clone()))
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let cpu_before = process_stats::cpu_time(pid);
+    let cpu_before = process_stats::cpu_split(pid);
     for sequence in 1..=MESSAGES {
         publish(sequence).await.unwrap();
         tokio::time::sleep(interval).await;
     }
     let samples = collect(readers, &latencies).await;
-    let cpu_per_message = (process_stats::cpu_time(pid) - cpu_before) / MESSAGES as u32;
+    let cpu = process_stats::cpu_split(pid) - cpu_before;
     println!(
         "soketi sockets {sockets:>6}: {} | server CPU per message {} | server memory per idle connection {:>6} B, per subscribed connection {:>6} B | push frame {frame_len} B",
         latency_summary(&samples, sockets * MESSAGES),
-        cpu_summary(cpu_per_message, sockets),
+        cpu_summary(cpu, sockets),
         idle.saturating_sub(before) / sockets as u64,
         subscribed.saturating_sub(before) / sockets as u64,
     );

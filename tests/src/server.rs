@@ -321,6 +321,11 @@ impl TestServer {
         crate::process_stats::cpu_time(self.pid())
     }
 
+    /// The server's CPU time so far, user and system apart (Linux).
+    pub fn cpu_split(&self) -> crate::process_stats::CpuSplit {
+        crate::process_stats::cpu_split(self.pid())
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
