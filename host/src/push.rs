@@ -151,6 +151,9 @@ struct State {
     by_queue: HashMap<QueueRef, QueuePushes>,
     sessions: HashMap<String, Detached>,
     generation: u64,
+    /// Bumped whenever a queue's subscriptions, or the connections they
+    /// are pushed to, change: the pumps keep their targets until then.
+    layout: u64,
 }
 
 /// Limits the hub applies (from `[streams]`).
@@ -288,6 +291,7 @@ impl PushHub {
         let Some(closed) = state.connections.remove(connection) else {
             return Vec::new();
         };
+        state.layout += 1;
         if closed.resumable && !ttl.is_zero() && !closed.subscriptions.is_empty() {
             state.generation += 1;
             let generation = state.generation;
@@ -397,6 +401,7 @@ impl PushHub {
                 acks: spec.acks.then(Mutex::default),
             }),
         };
+        state.layout += 1;
         let pushes = state.by_queue.entry(queue.clone()).or_default();
         pushes.subscriptions.push(Arc::new(subscription));
         pushes.added.notify_one();
@@ -409,6 +414,8 @@ impl PushHub {
                 added: pushes.added.clone(),
                 queue,
                 limits: self.limits(),
+                targets: Vec::new(),
+                layout: None,
             };
             tokio::spawn(pump.run());
         }
@@ -483,6 +490,7 @@ impl PushHub {
             .sessions
             .remove(session_id)
             .ok_or(ResumeRefused::Unknown)?;
+        state.layout += 1;
         let mut resumed = Vec::new();
         for (queue, id) in &detached.subscriptions {
             let Some(pushes) = state.by_queue.get_mut(queue) else {
@@ -527,6 +535,7 @@ impl PushHub {
     /// Forgets one subscription (deleted through the API).
     pub fn unsubscribe(&self, queue: &QueueRef, subscription_id: &str) {
         let mut state = self.state();
+        state.layout += 1;
         let mut connection = None;
         if let Some(pushes) = state.by_queue.get_mut(queue) {
             pushes.subscriptions.retain(|s| {
@@ -552,6 +561,7 @@ impl PushHub {
     /// Forgets every subscription of a deleted queue.
     pub fn forget_queue(&self, queue: &QueueRef) {
         let mut state = self.state();
+        state.layout += 1;
         let Some(pushes) = state.by_queue.get_mut(queue) else {
             return;
         };
@@ -598,6 +608,7 @@ impl Expiry {
             let Some(detached) = state.sessions.remove(&self.session_id) else {
                 return;
             };
+            state.layout += 1;
             for (queue, id) in &detached.subscriptions {
                 if let Some(pushes) = state.by_queue.get_mut(queue) {
                     pushes.subscriptions.retain(|s| &s.subscription_id != id);
@@ -615,20 +626,47 @@ impl Expiry {
     }
 }
 
-/// A subscription's target for one round.
+/// A subscription as its queue's pump sees it. The pump keeps these from
+/// round to round and builds them again only when the hub's subscriptions
+/// or connections change ([`State::layout`]), so a round does no lookup
+/// per subscription; and what the per-message loop reads of each
+/// subscription is copied in here, so that loop touches one entry of one
+/// vector, the cursor, and the sink, not a chain of shared objects.
 struct Target {
     subscription: Arc<Subscription>,
+    state: Arc<SubscriptionState>,
+    /// What every push to it ends with.
+    tail: Arc<[u8]>,
+    binary: bool,
+    /// It has a filter (messages are matched against it).
+    filtered: bool,
+    /// Its gap has not been announced yet: nothing else goes before it.
+    gap_pending: bool,
     sink: Arc<PushSinkBox>,
-    /// The sink refused a frame (connection closed or too slow).
+    /// The sink refused a frame (connection closed or too slow): nothing
+    /// more is sent to it. Never cleared: a refusing sink stays refused.
     refused: bool,
-    /// The same, kept for the connection's later rounds.
+    /// The same, shared by every subscription of the connection.
     connection_refused: Arc<AtomicBool>,
 }
 
 impl Target {
+    fn new(subscription: &Arc<Subscription>, connection: &Connection) -> Self {
+        Self {
+            subscription: subscription.clone(),
+            state: subscription.state.clone(),
+            tail: subscription.tail.clone(),
+            binary: subscription.format == Format::MsgPack,
+            filtered: !subscription.filter.is_empty(),
+            gap_pending: lock(&subscription.state.gap).is_some(),
+            sink: connection.sink.clone(),
+            refused: connection.refused.load(Ordering::SeqCst),
+            connection_refused: connection.refused.clone(),
+        }
+    }
+
     fn window_full(&self, max_unacked: usize) -> bool {
-        self.subscription
-            .state
+        self.state
             .acks
             .as_ref()
             .is_some_and(|w| lock(w).unacked.len() >= max_unacked)
@@ -639,25 +677,10 @@ impl Target {
             return false;
         }
         let accepted = self.sink.push(PushFrame {
-            binary: self.binary(),
+            binary: self.binary,
             payload: payload.into(),
         });
         self.note(accepted)
-    }
-
-    /// Sends `shared` followed by the subscription's tail, unjoined.
-    fn send_shared(&mut self, shared: &[u8]) -> bool {
-        if self.refused {
-            return false;
-        }
-        let accepted = self
-            .sink
-            .push_parts(self.binary(), shared, &self.subscription.tail);
-        self.note(accepted)
-    }
-
-    fn binary(&self) -> bool {
-        self.subscription.format == Format::MsgPack
     }
 
     fn note(&mut self, accepted: bool) -> bool {
@@ -681,6 +704,10 @@ struct Pump {
     added: Arc<Notify>,
     queue: QueueRef,
     limits: Limits,
+    /// The queue's subscriptions with an open connection.
+    targets: Vec<Target>,
+    /// The [`State::layout`] `targets` were built at.
+    layout: Option<u64>,
 }
 
 impl Pump {
@@ -690,15 +717,16 @@ impl Pump {
             // during the round wakes the next wait instead of being
             // mistaken for one this round already read.
             self.tail.borrow_and_update();
-            let Some(mut targets) = self.targets() else {
+            if !self.refresh_targets() {
                 return;
-            };
-            self.announce_and_redeliver(&mut targets);
+            }
+            self.announce_and_redeliver();
             let max_unacked = self.limits.max_unacked;
-            let from = targets
+            let from = self
+                .targets
                 .iter()
                 .filter(|t| !t.refused && !t.window_full(max_unacked))
-                .map(|t| t.subscription.state.delivered.load(Ordering::SeqCst))
+                .map(|t| t.state.delivered.load(Ordering::SeqCst))
                 .min();
             if let Some(from) = from {
                 let query = MessageListQuery {
@@ -722,13 +750,13 @@ impl Pump {
                 };
                 let mut progressed = false;
                 for message in page.iter() {
-                    progressed |= self.push(&mut targets, message);
+                    progressed |= self.push(message);
                 }
                 if page.len() as u32 == PAGE && progressed {
                     continue;
                 }
             }
-            let wait = next_due(&targets)
+            let wait = next_due(&self.targets)
                 .map(|due| due.saturating_duration_since(Instant::now()))
                 .unwrap_or(IDLE_RECHECK)
                 .min(IDLE_RECHECK);
@@ -744,53 +772,68 @@ impl Pump {
         }
     }
 
-    /// The queue's subscriptions with an open connection now, or `None`
-    /// (and the pump stops) when there are none left at all.
-    fn targets(&self) -> Option<Vec<Target>> {
+    /// Brings `targets` up to date: the queue's subscriptions with an open
+    /// connection now. Returns false (and the pump stops) when the queue
+    /// has no subscription left at all.
+    fn refresh_targets(&mut self) -> bool {
         let mut state = lock(&self.state);
         let State {
             connections,
             by_queue,
+            layout,
             ..
         } = &mut *state;
-        let pushes = by_queue.get_mut(&self.queue)?;
+        let Some(pushes) = by_queue.get_mut(&self.queue) else {
+            self.targets.clear();
+            return false;
+        };
         if pushes.subscriptions.is_empty() {
             by_queue.remove(&self.queue);
-            return None;
+            self.targets.clear();
+            return false;
         }
-        Some(
-            pushes
-                .subscriptions
-                .iter()
-                .filter_map(|s| {
-                    let connection = connections.get(&s.connection)?;
-                    Some(Target {
-                        subscription: s.clone(),
-                        sink: connection.sink.clone(),
-                        refused: connection.refused.load(Ordering::SeqCst),
-                        connection_refused: connection.refused.clone(),
-                    })
-                })
-                .collect(),
-        )
+        if self.layout == Some(*layout) {
+            drop(state);
+            // Another queue's pump may have found a connection refusing.
+            for target in &mut self.targets {
+                target.refused |= target.connection_refused.load(Ordering::SeqCst);
+            }
+            return true;
+        }
+        self.layout = Some(*layout);
+        self.targets = pushes
+            .subscriptions
+            .iter()
+            .filter_map(|s| Some(Target::new(s, connections.get(&s.connection)?)))
+            .collect();
+        true
     }
 
     /// Sends pending gaps and unacked pushes that are due.
-    fn announce_and_redeliver(&self, targets: &mut [Target]) {
+    fn announce_and_redeliver(&mut self) {
         let now = Instant::now();
-        for target in targets.iter_mut() {
-            let state = target.subscription.state.clone();
-            let gap = *lock(&state.gap);
-            if let Some(gap) = gap {
-                let subscription = &target.subscription;
-                let frame = gap_frame(
-                    &self.queue,
-                    subscription.format,
-                    &subscription.subscription_id,
-                    &gap,
-                );
-                if target.send(frame) {
-                    *lock(&state.gap) = None;
+        for target in &mut self.targets {
+            if !target.gap_pending && target.state.acks.is_none() {
+                continue;
+            }
+            let state = target.state.clone();
+            if target.gap_pending {
+                let gap = *lock(&state.gap);
+                match gap {
+                    Some(gap) => {
+                        let subscription = &target.subscription;
+                        let frame = gap_frame(
+                            &self.queue,
+                            subscription.format,
+                            &subscription.subscription_id,
+                            &gap,
+                        );
+                        if target.send(frame) {
+                            *lock(&state.gap) = None;
+                            target.gap_pending = false;
+                        }
+                    }
+                    None => target.gap_pending = false,
                 }
             }
             let Some(window) = &state.acks else {
@@ -812,7 +855,7 @@ impl Pump {
     /// refuses a frame (its transport closes it as a slow consumer) gets no
     /// more this round, nor does a subscription whose unacked window is
     /// full. Returns whether any cursor moved.
-    fn push(&self, targets: &mut [Target], message: &StoredMessage) -> bool {
+    fn push(&mut self, message: &StoredMessage) -> bool {
         let notified = Notified {
             queue: self.queue.name.as_str(),
             id: message.id.as_str(),
@@ -824,19 +867,31 @@ impl Pump {
         let document = OnceCell::new();
         let shared = OnceCell::new();
         let body = OnceCell::new();
+        let max_unacked = self.limits.max_unacked;
         let mut progressed = false;
-        for target in targets.iter_mut().filter(|t| !t.refused) {
-            let state = target.subscription.state.clone();
+        let (mut accepted, mut refused) = (0, 0);
+        for target in &mut self.targets {
+            if target.refused || target.gap_pending {
+                continue;
+            }
+            let state = &*target.state;
             if state.delivered.load(Ordering::SeqCst) >= message.seq {
                 continue;
             }
-            if lock(&state.gap).is_some() || target.window_full(self.limits.max_unacked) {
+            // Held across the send: the client may read the push and ack
+            // it before this thread goes on, and that ack must find the
+            // push in the window (else it stays unacked and comes again).
+            let mut window = state.acks.as_ref().map(|w| lock(w));
+            if window
+                .as_ref()
+                .is_some_and(|w| w.unacked.len() >= max_unacked)
+            {
                 continue;
             }
-            let filter = &target.subscription.filter;
-            if !filter.is_empty() {
+            if target.filtered {
                 let parsed: &Option<Value> =
                     body.get_or_init(|| serde_json::from_slice(&message.body).ok());
+                let filter = &target.subscription.filter;
                 if !parsed.as_ref().is_some_and(|b| filter.matches_value(b)) {
                     state.delivered.store(message.seq, Ordering::SeqCst);
                     progressed = true;
@@ -845,15 +900,12 @@ impl Pump {
             }
             let document: &Vec<u8> = document.get_or_init(|| notification_json(&notified));
             let shared = shared.get_or_init(|| SharedPush::new(document, message.seq));
-            let subscription = target.subscription.clone();
-            // Held across the send: the client may read the push and ack
-            // it before this thread goes on, and that ack must find the
-            // push in the window (else it stays unacked and comes again).
-            let mut window = state.acks.as_ref().map(|w| lock(w));
-            let (accepted, kept) = match shared.shared(subscription.format) {
+            let subscription = &*target.subscription;
+            let (taken, kept) = match shared.shared(subscription.format) {
                 Some(part) => {
-                    let kept = window.as_ref().map(|_| [part, &subscription.tail].concat());
-                    (target.send_shared(part), kept)
+                    let kept = window.as_ref().map(|_| [part, &target.tail].concat());
+                    let taken = target.sink.push_parts(target.binary, part, &target.tail);
+                    (taken, kept)
                 }
                 None => {
                     let payload = push_frame(
@@ -863,21 +915,30 @@ impl Pump {
                         &subscription.subscription_id,
                     );
                     let kept = window.as_ref().map(|_| payload.clone());
-                    (target.send(payload), kept)
+                    let taken = target.sink.push(PushFrame {
+                        binary: target.binary,
+                        payload: payload.into(),
+                    });
+                    (taken, kept)
                 }
             };
-            crate::metrics::global().push(accepted);
-            if accepted {
-                state.delivered.store(message.seq, Ordering::SeqCst);
-                progressed = true;
-                if let (Some(window), Some(kept)) = (&mut window, kept) {
-                    window.unacked.insert(
-                        message.seq,
-                        (Instant::now() + self.limits.ack_timeout, kept),
-                    );
-                }
+            if !taken {
+                refused += 1;
+                drop(window);
+                target.note(false);
+                continue;
+            }
+            accepted += 1;
+            state.delivered.store(message.seq, Ordering::SeqCst);
+            progressed = true;
+            if let (Some(window), Some(kept)) = (&mut window, kept) {
+                window.unacked.insert(
+                    message.seq,
+                    (Instant::now() + self.limits.ack_timeout, kept),
+                );
             }
         }
+        crate::metrics::global().pushes_of_message(accepted, refused);
         progressed
     }
 }
@@ -886,7 +947,7 @@ impl Pump {
 fn next_due(targets: &[Target]) -> Option<Instant> {
     targets
         .iter()
-        .filter_map(|t| t.subscription.state.acks.as_ref())
+        .filter_map(|t| t.state.acks.as_ref())
         .filter_map(|window| lock(window).unacked.values().map(|(due, _)| *due).min())
         .min()
 }

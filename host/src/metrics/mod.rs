@@ -433,12 +433,15 @@ impl Metrics {
         self.websocket_open.dec();
     }
 
-    /// A push to a socket subscription, accepted or refused.
-    pub fn push(&self, accepted: bool) {
-        if accepted {
-            self.pushes.inc();
-        } else {
-            self.pushes_refused.inc();
+    /// One message's pushes to socket subscriptions: how many sinks took
+    /// it and how many refused it (counted once per message, not once per
+    /// socket: a fan-out to thousands of sockets updates two counters).
+    pub fn pushes_of_message(&self, accepted: u64, refused: u64) {
+        if accepted > 0 {
+            self.pushes.inc_by(accepted);
+        }
+        if refused > 0 {
+            self.pushes_refused.inc_by(refused);
         }
     }
 

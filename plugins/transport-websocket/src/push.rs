@@ -18,7 +18,6 @@ use std::{
 
 use plugin_api::transport::{PushFrame, PushSink};
 use tokio::{
-    io::Interest,
     net::TcpStream,
     sync::{watch, Notify},
 };
@@ -291,6 +290,12 @@ impl Outbox {
     /// Larger frames go out with `sendmsg(2)` from the parts as they are
     /// (the header and up to three parts; what is left of a frame with more
     /// is not lost: like any short write, the caller queues the rest).
+    ///
+    /// The call goes to the socket directly, not through tokio's readiness
+    /// check (`try_io`), which on a fan-out is another shared object read
+    /// per socket. A `WouldBlock` here leaves tokio believing the socket
+    /// writable; that costs [`Outbox::flush`] one extra pass, whose
+    /// `try_write` then clears the readiness and waits for the next edge.
     fn send_now(&self, header: &[u8], parts: &[&[u8]], total: usize) -> io::Result<usize> {
         let socket = socket2::SockRef::from(&*self.stream);
         if total <= SMALL_FRAME {
@@ -300,9 +305,7 @@ impl Outbox {
                 frame[end..end + piece.len()].copy_from_slice(piece);
                 end += piece.len();
             }
-            return self
-                .stream
-                .try_io(Interest::WRITABLE, || socket.send(&frame[..end]));
+            return socket.send(&frame[..end]);
         }
         let mut slices = [IoSlice::new(&[]); 4];
         slices[0] = IoSlice::new(header);
@@ -310,9 +313,7 @@ impl Outbox {
         for (slice, part) in slices[1..count].iter_mut().zip(parts) {
             *slice = IoSlice::new(part);
         }
-        self.stream.try_io(Interest::WRITABLE, || {
-            socket.send_vectored(&slices[..count])
-        })
+        socket.send_vectored(&slices[..count])
     }
 
     /// Writes queued frames until the socket would block; returns whether
