@@ -117,6 +117,11 @@ pub async fn serve(
     config: Arc<WebSocketConfig>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Every frame is written whole in one call, so Nagle's algorithm can
+    // only hold a frame back (behind an unacknowledged earlier one, for as
+    // long as the client delays its ack), never join anything useful. A
+    // socket that refuses the option still works, only slower to answer.
+    let _ = stream.set_nodelay(true);
     let captured_headers = Arc::new(Mutex::new(Vec::new()));
     let callback = capture_headers(captured_headers.clone(), config.clone());
     let stream = Arc::new(stream);
