@@ -75,6 +75,9 @@ use zaqar_tests::{
 mod soketi;
 
 const MESSAGES: usize = 50;
+/// How long the server's CPU is watched with every socket subscribed and
+/// nothing posted.
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
 
 type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 type Latencies = Arc<Mutex<Vec<f64>>>;
@@ -256,6 +259,11 @@ async fn run(sockets: usize, interval: Duration) {
     let subscribed = server.resident_bytes();
 
     let (mut publisher, _) = connect_async(url.clone()).await.expect("publisher");
+    // What the server spends with every socket subscribed and nothing to
+    // push: part of its CPU per message below, none of the floor's.
+    let idle_before = server.cpu_split();
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let idle_cpu = server.cpu_split() - idle_before;
     let cpu_before = server.cpu_split();
     for _ in 0..MESSAGES {
         let sent_us = start.elapsed().as_micros() as u64;
@@ -272,9 +280,10 @@ async fn run(sockets: usize, interval: Duration) {
     let samples = collect(readers, &latencies).await;
     let cpu = server.cpu_split() - cpu_before;
     println!(
-        "sockets {sockets:>6}: {} | server CPU per message {} | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
+        "sockets {sockets:>6}: {} | server CPU per message {}, idle {:>5.1} ms per s | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
         latency_summary(&samples, sockets * MESSAGES),
         cpu_summary(cpu, sockets),
+        (idle_cpu.user + idle_cpu.system).as_secs_f64() * 1000.0 / IDLE_WINDOW.as_secs_f64(),
         idle.saturating_sub(before) / sockets as u64,
         subscribed.saturating_sub(before) / sockets as u64,
     );
@@ -526,6 +535,8 @@ async fn run_floor(wanted: usize, interval: Duration) {
     // subscription step does.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    let pid = child.0.id();
+    let process_before = process_stats::cpu_split(pid);
     for _ in 0..MESSAGES {
         let sent_us = start.elapsed().as_micros() as u64;
         writeln!(stamps, "{sent_us}").expect("floor server stdin");
@@ -533,6 +544,9 @@ async fn run_floor(wanted: usize, interval: Duration) {
         tokio::time::sleep(interval).await;
     }
     let samples = collect(readers, &latencies).await;
+    // The whole process, measured as ours is (all threads, user + system
+    // from /proc, in clock ticks), beside the writer threads' own figure.
+    let process = process_stats::cpu_split(pid) - process_before;
     drop(stamps);
     let report = tokio::task::spawn_blocking(move || {
         let report = floor_line(&mut lines);
@@ -557,9 +571,10 @@ async fn run_floor(wanted: usize, interval: Duration) {
         String::new()
     };
     println!(
-        "floor  sockets {sockets:>6}: {} | bare write loop per message {cpu} (2 threads), fan-out wall {:>6.2} ms{capped}",
+        "floor  sockets {sockets:>6}: {} | bare write loop per message {cpu} (2 threads), fan-out wall {:>6.2} ms | process CPU per message {}{capped}",
         latency_summary(&samples, sockets * MESSAGES),
         ms(nanos(wall)),
+        cpu_summary(process, sockets),
     );
 }
 
