@@ -17,11 +17,12 @@
 //! messages, builds one unmasked text frame shaped like our server's push
 //! (same JSON fields and length, about 140 bytes) and writes it to every
 //! socket with one `write_all` each, split over
-//! 2 writer threads (half the sockets each): the best a 2-core server can do
-//! with one write per socket. The client side is the same as in the real
+//! 2 writer threads (half the sockets each; `FANOUT_FLOOR_WRITERS` sets
+//! another count): the best a 2-core server can do with one write per
+//! socket. The client side is the same as in the real
 //! run (same reader tasks, same stamps, same bookkeeping), without the
 //! subscription step. The line also gives the writer threads' CPU per
-//! message (summed over both threads, from `/proc/thread-self/schedstat`,
+//! message (summed over the writer threads, from `/proc/thread-self/schedstat`,
 //! or their wall time where that file is missing) and the wall time of one
 //! fan-out (the slower thread's loop). `FANOUT_FLOOR=0` skips the floor run,
 //! `FANOUT_FLOOR=only` runs only the floor. The floor server has a process
@@ -290,7 +291,18 @@ async fn run(sockets: usize, interval: Duration) {
 }
 
 // ---------------------------------------------------------------------------
-// Kernel floor: one prebuilt frame, one `write_all` per socket, 2 threads.
+// Kernel floor: one prebuilt frame, one `write_all` per socket, 2 threads
+// (or `FANOUT_FLOOR_WRITERS`).
+
+/// How many threads the floor server writes from: `FANOUT_FLOOR_WRITERS`,
+/// 2 (one per core of the machine the targets were set on) unless set.
+fn floor_writers() -> usize {
+    std::env::var("FANOUT_FLOOR_WRITERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2)
+}
 
 /// The JSON text of a floor push: the shape and length of our server's
 /// push for message number `sequence` (as the real run receives it), with
@@ -347,7 +359,7 @@ fn write_loop(mut sockets: Vec<TcpStream>, frames: mpsc::Receiver<Arc<[u8]>>) ->
 }
 
 struct FloorReport {
-    /// Writer CPU per message summed over both threads, or `None` when
+    /// Writer CPU per message summed over the writer threads, or `None` when
     /// thread CPU time could not be read.
     cpu_per_message: Option<Duration>,
     /// Wall time of one fan-out: the slower thread's loop, averaged over
@@ -375,8 +387,13 @@ fn floor_server(
         accepted.push(socket.into_inner());
     }
     drop(listener);
-    let second = accepted.split_off(sockets / 2);
-    let writers: Vec<_> = [accepted, second]
+    let per_writer = sockets.div_ceil(floor_writers());
+    let mut shares = Vec::new();
+    while accepted.len() > per_writer {
+        shares.push(accepted.split_off(accepted.len() - per_writer));
+    }
+    shares.push(accepted);
+    let writers: Vec<_> = shares
         .into_iter()
         .map(|half| {
             let (frames, receiver) = mpsc::channel::<Arc<[u8]>>();
@@ -571,8 +588,9 @@ async fn run_floor(wanted: usize, interval: Duration) {
         String::new()
     };
     println!(
-        "floor  sockets {sockets:>6}: {} | bare write loop per message {cpu} (2 threads), fan-out wall {:>6.2} ms | process CPU per message {}{capped}",
+        "floor  sockets {sockets:>6}: {} | bare write loop per message {cpu} ({} threads), fan-out wall {:>6.2} ms | process CPU per message {}{capped}",
         latency_summary(&samples, sockets * MESSAGES),
+        floor_writers(),
         ms(nanos(wall)),
         cpu_summary(process, sockets),
     );
