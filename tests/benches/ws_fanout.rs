@@ -16,15 +16,14 @@
 //! connections and, for each of the 50
 //! messages, builds one unmasked text frame shaped like our server's push
 //! (same JSON fields and length, about 140 bytes) and writes it to every
-//! socket with one `write_all` each, split over
-//! 2 writer threads (half the sockets each; `FANOUT_FLOOR_WRITERS` sets
-//! another count): the best a 2-core server can do with one write per
-//! socket. The client side is the same as in the real
-//! run (same reader tasks, same stamps, same bookkeeping), without the
-//! subscription step. The line also gives the writer threads' CPU per
-//! message (summed over the writer threads, from `/proc/thread-self/schedstat`,
-//! or their wall time where that file is missing) and the wall time of one
-//! fan-out (the slower thread's loop). `FANOUT_FLOOR=0` skips the floor run,
+//! socket with one `write_all` each, split over 2 writer threads (half the
+//! sockets each; `FANOUT_FLOOR_WRITERS` sets another count): the best a
+//! 2-core server can do with one write per socket. The client side is the
+//! same as in the real run (same reader tasks, same stamps, same
+//! bookkeeping), without the subscription step. The line also gives the
+//! writer threads' CPU per message (summed over them, from
+//! `/proc/thread-self/schedstat`, or their wall time where that file is
+//! missing) and the wall time of one fan-out (the slowest thread's loop). `FANOUT_FLOOR=0` skips the floor run,
 //! `FANOUT_FLOOR=only` runs only the floor. The floor server has a process
 //! of its own so that its socket ends and the client's do not share one
 //! open-file limit: 10,000 sockets fit where the limit is 20,000. Where the
@@ -184,7 +183,7 @@ fn latency_summary(sorted: &[f64], expected: usize) -> String {
 /// message, per push to one socket, and the share of it spent in the
 /// server's own code rather than in the kernel.
 fn cpu_summary(cpu: CpuSplit, sockets: usize) -> String {
-    let total = cpu.user + cpu.system;
+    let total = cpu.total();
     let per_message = total / MESSAGES as u32;
     format!(
         "{:>6.2} ms ({:>5.2} us per delivery, {:>4.1} % user)",
@@ -284,7 +283,7 @@ async fn run(sockets: usize, interval: Duration) {
         "sockets {sockets:>6}: {} | server CPU per message {}, idle {:>5.1} ms per s | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
         latency_summary(&samples, sockets * MESSAGES),
         cpu_summary(cpu, sockets),
-        (idle_cpu.user + idle_cpu.system).as_secs_f64() * 1000.0 / IDLE_WINDOW.as_secs_f64(),
+        idle_cpu.total().as_secs_f64() * 1000.0 / IDLE_WINDOW.as_secs_f64(),
         idle.saturating_sub(before) / sockets as u64,
         subscribed.saturating_sub(before) / sockets as u64,
     );
@@ -395,11 +394,11 @@ fn floor_server(
     shares.push(accepted);
     let writers: Vec<_> = shares
         .into_iter()
-        .map(|half| {
+        .map(|share| {
             let (frames, receiver) = mpsc::channel::<Arc<[u8]>>();
             (
                 frames,
-                std::thread::spawn(move || write_loop(half, receiver)),
+                std::thread::spawn(move || write_loop(share, receiver)),
             )
         })
         .collect();

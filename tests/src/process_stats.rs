@@ -16,8 +16,7 @@ pub fn resident_bytes(pid: u32) -> u64 {
 
 /// CPU time process `pid` has used so far (user + system, all threads).
 pub fn cpu_time(pid: u32) -> Duration {
-    let split = cpu_split(pid);
-    split.user + split.system
+    cpu_split(pid).total()
 }
 
 /// CPU time a process has used, split by where it ran.
@@ -28,6 +27,13 @@ pub struct CpuSplit {
     /// In the kernel on its behalf (system calls: for a server, mostly the
     /// network stack).
     pub system: Duration,
+}
+
+impl CpuSplit {
+    /// User and system time together.
+    pub fn total(self) -> Duration {
+        self.user + self.system
+    }
 }
 
 impl std::ops::Sub for CpuSplit {
