@@ -30,6 +30,7 @@ pub mod http;
 pub mod http_render;
 pub mod messages;
 pub mod metadata;
+pub mod packed;
 pub mod params;
 pub mod pools;
 pub mod post_body;

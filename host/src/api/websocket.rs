@@ -7,6 +7,8 @@
 //! bytes and the reply (MessagePack: that text transcoded), never through a
 //! JSON tree.
 
+use std::borrow::Cow;
+
 use plugin_api::{
     storage::{QueueStats, StoredMessage, SubscriptionRecord},
     transport::{ApiRequest, Protocol},
@@ -23,6 +25,7 @@ use super::{
     frame::{self, Decoded, Fields, Frame, Headers},
     http::HttpResponse,
     http_render::push_health,
+    packed::{self, PackedFrame},
     render::{age_seconds, push_body, push_key, push_raw, push_str, push_subscription, push_value},
     router::Action,
     subscriptions,
@@ -95,20 +98,20 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
     let decoded = text.and_then(|text| {
         frame::decode(text).map_err(|e| format!("Can't decode text (JSON) request. {e}"))
     });
-    let mut out = Vec::with_capacity(256);
-    let status = match decoded {
+    // What the answer echoes (`None`: nothing, the frame could not be
+    // read), whether it hides the frame's headers and body, the result.
+    let mut result = Vec::with_capacity(256);
+    let (echoed, hide, status) = match &decoded {
         Err(error) => {
-            let mut result = Vec::new();
-            error_body(&mut result, &error);
-            envelope(&mut out, &Frame::default(), false, &result, 400)
+            error_body(&mut result, error);
+            (None, false, 400)
         }
         Ok(Decoded::NotAnObject) => {
-            let mut result = Vec::new();
             error_body(
                 &mut result,
                 "Unexpected body type. Expected dict or dict like.",
             );
-            envelope(&mut out, &Frame::default(), false, &result, 400)
+            (None, false, 400)
         }
         // `authenticate` checks the frame's credentials with the auth
         // strategy; the socket then acts as that identity. With no strategy
@@ -133,51 +136,34 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
                     }),
                 None => Ok(()),
             };
-            match checked {
-                Ok(()) => envelope(
-                    &mut out,
-                    &frame,
-                    true,
-                    br#"{"message":"Authentified."}"#,
-                    200,
-                ),
-                Err(error) => {
-                    let mut result = Vec::new();
-                    let status = failure(&mut result, &error);
-                    envelope(&mut out, &frame, true, &result, status)
+            let status = match checked {
+                Ok(()) => {
+                    result.extend_from_slice(br#"{"message":"Authentified."}"#);
+                    200
                 }
-            }
+                Err(error) => failure(&mut result, &error),
+            };
+            (Some(frame), true, status)
         }
         Ok(Decoded::Frame(frame)) => {
-            let mut result = Vec::with_capacity(256);
             let status = serve(
                 api,
-                &frame,
+                frame,
                 request.connection.as_str(),
                 binary,
                 &mut result,
                 route,
             )
             .await;
-            envelope(&mut out, &frame, false, &result, status)
+            (Some(frame), false, status)
         }
     };
     let (payload, status) = if binary {
-        match frame::json_to_msgpack(&out) {
-            Ok(packed) => (packed, status),
-            Err(error) => {
-                tracing::error!(%error, "a WebSocket answer could not be encoded as MessagePack");
-                let mut result = Vec::new();
-                error_body(
-                    &mut result,
-                    "The answer could not be encoded as MessagePack.",
-                );
-                out.clear();
-                let status = envelope(&mut out, &Frame::default(), false, &result, 500);
-                (frame::json_to_msgpack(&out).unwrap_or_default(), status)
-            }
-        }
+        packed_answer(&request.body, echoed, hide, &result, status)
     } else {
+        let mut out = Vec::with_capacity(128 + result.len());
+        let no_frame = Frame::default();
+        envelope(&mut out, echoed.unwrap_or(&no_frame), hide, &result, status);
         (out, status)
     };
     let content_type = if binary { MSGPACK } else { "application/json" };
@@ -185,6 +171,38 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
         status,
         headers: vec![("content-type", content_type.into())],
         body: payload,
+    }
+}
+
+/// The MessagePack answer: the request's members echoed from the bytes the
+/// client sent (`payload`), the result transcoded; a 500 envelope if the
+/// result cannot be encoded (a message body nested too deeply for it).
+fn packed_answer(
+    payload: &[u8],
+    echoed: Option<&Frame<'_>>,
+    hide: bool,
+    result: &[u8],
+    status: u16,
+) -> (Vec<u8>, u16) {
+    // The frame was decoded through its transcoded JSON, so it is one
+    // whole map; found again here without a second transcode.
+    let members = echoed
+        .and_then(|_| packed::members(payload))
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(64 + payload.len() + result.len());
+    match packed::envelope(&mut out, &members, hide, result, status) {
+        Ok(()) => (out, status),
+        Err(error) => {
+            tracing::error!(%error, "a WebSocket answer could not be encoded as MessagePack");
+            let mut result = Vec::new();
+            error_body(
+                &mut result,
+                "The answer could not be encoded as MessagePack.",
+            );
+            out.clear();
+            let _ = packed::envelope(&mut out, &PackedFrame::default(), false, &result, 500);
+            (out, 500)
+        }
     }
 }
 
@@ -283,9 +301,9 @@ async fn serve(
     route: &mut Route,
 ) -> u16 {
     let name = match frame.action {
-        None => "None".to_string(),
-        Some(raw) if raw.get() == "null" => "None".to_string(),
-        Some(raw) => frame::as_string(Some(raw)).unwrap_or_else(|| raw.get().to_string()),
+        None => Cow::Borrowed("None"),
+        Some(raw) if raw.get() == "null" => Cow::Borrowed("None"),
+        Some(raw) => frame::as_string(Some(raw)).unwrap_or(Cow::Borrowed(raw.get())),
     };
     // Host code has no known panic to trigger; tests reach the recovery
     // path through this action, which exists only in test builds.
@@ -388,7 +406,7 @@ async fn serve(
     };
     let id = match id_field.map(frame::as_string) {
         None => None,
-        Some(Some(id)) => Some(id),
+        Some(Some(id)) => Some(id.into_owned()),
         Some(None) => return schema_failed(out),
     };
     // Roles come from the identity; `X-Roles` only counts without auth.
