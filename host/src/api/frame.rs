@@ -40,10 +40,18 @@ pub const MAX_FRAME_DEPTH: usize = 128;
 
 /// Decodes a JSON frame.
 pub fn decode(text: &[u8]) -> Result<Decoded<'_>, String> {
-    if nesting_depth(text) > MAX_FRAME_DEPTH {
+    if may_nest_deeper_than(text, MAX_FRAME_DEPTH) && nesting_depth(text) > MAX_FRAME_DEPTH {
         return Err("recursion limit exceeded".into());
     }
     serde_json::from_slice(text).map_err(|e| e.to_string())
+}
+
+/// Whether JSON text has more than `depth` brackets that open (counted
+/// inside strings too): nesting cannot go deeper than that, so for a
+/// frame's usual handful this settles it without [`nesting_depth`], which
+/// looks at every byte in turn.
+fn may_nest_deeper_than(text: &[u8], depth: usize) -> bool {
+    memchr::memchr2_iter(b'[', b'{', text).nth(depth).is_some()
 }
 
 /// The deepest nesting of arrays and objects in JSON text (strings skipped).
@@ -95,14 +103,21 @@ pub fn is_object(raw: &RawValue) -> bool {
     raw.get().trim_start().starts_with('{')
 }
 
-/// A raw value's string, if it is a JSON string.
-pub fn as_string(raw: Option<&RawValue>) -> Option<String> {
+/// A raw value's string, if it is a JSON string; borrowed from the frame
+/// when it has no escapes (action names, queue names and ids never do).
+pub fn as_string(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
     let raw = raw?;
-    raw.get()
-        .trim_start()
-        .starts_with('"')
-        .then(|| serde_json::from_str::<String>(raw.get()).ok())
-        .flatten()
+    let quoted = raw.get().trim();
+    let inner = quoted.strip_prefix('"')?;
+    // The raw value was validated as JSON: between its quotes, a string
+    // with neither backslash nor quote is its own text.
+    if let Some(plain) = inner
+        .strip_suffix('"')
+        .filter(|s| memchr::memchr2(b'\\', b'"', s.as_bytes()).is_none())
+    {
+        return Some(Cow::Borrowed(plain));
+    }
+    serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
 }
 
 impl<'de> Deserialize<'de> for Decoded<'de> {
@@ -192,18 +207,18 @@ impl<'de> Deserialize<'de> for FrameKey {
 
 /// A frame's `headers`: `(name, string value)` in order, a repeated name
 /// keeping its last value; values that are not strings read as absent.
+/// Borrowed from the frame where no escape needs decoding.
 #[derive(Debug, Default)]
-pub struct Headers(Vec<(String, Option<String>)>);
+pub struct Headers<'a>(Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>);
 
-impl Headers {
+impl<'a> Headers<'a> {
     /// Reads the `headers` member (anything but an object has no headers).
-    pub fn read(raw: Option<&RawValue>) -> Self {
+    pub fn read(raw: Option<&'a RawValue>) -> Self {
         raw.filter(|raw| is_object(raw))
             .and_then(|raw| serde_json::from_str(raw.get()).ok())
             .unwrap_or_default()
     }
 
-    /// A header's string value, its name matched without regard to case.
     /// The string-valued headers as HTTP headers (lowercase names), for
     /// an auth strategy.
     pub fn to_http(&self) -> Vec<plugin_api::transport::Header> {
@@ -215,6 +230,7 @@ impl Headers {
             .collect()
     }
 
+    /// A header's string value, its name matched without regard to case.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0
             .iter()
@@ -223,18 +239,18 @@ impl Headers {
     }
 }
 
-impl<'de> Deserialize<'de> for Headers {
+impl<'de> Deserialize<'de> for Headers<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct HeadersVisitor;
         impl<'de> Visitor<'de> for HeadersVisitor {
-            type Value = Headers;
+            type Value = Headers<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
-                let mut headers: Vec<(String, Option<String>)> = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
-                    let value = map.next_value::<MaybeString>()?.0;
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers<'de>, A::Error> {
+                let mut headers: Vec<(Cow<'de, str>, Option<Cow<'de, str>>)> = Vec::new();
+                while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
+                    let value = as_string(Some(map.next_value::<&'de RawValue>()?));
                     match headers.iter_mut().find(|(k, _)| *k == key) {
                         Some(existing) => existing.1 = value,
                         None => headers.push((key, value)),
@@ -247,13 +263,28 @@ impl<'de> Deserialize<'de> for Headers {
     }
 }
 
-/// A string, or anything else (read as `None`).
-struct MaybeString(Option<String>);
+/// A string borrowed from the input where it has no escapes.
+struct Text<'a>(Cow<'a, str>);
 
-impl<'de> Deserialize<'de> for MaybeString {
+impl<'de> Deserialize<'de> for Text<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = <&RawValue>::deserialize(deserializer)?;
-        Ok(MaybeString(as_string(Some(raw))))
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(text)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
     }
 }
 
@@ -602,6 +633,27 @@ mod tests {
         assert!(decode(deep.as_bytes()).is_err());
         let quoted = format!(r#"{{"a": "{}\"", "b": [[]]}}"#, "[".repeat(200));
         assert_eq!(nesting_depth(quoted.as_bytes()), 3);
+        // Past the bracket count, the exact walk decides: this one is fine.
+        assert!(may_nest_deeper_than(quoted.as_bytes(), MAX_FRAME_DEPTH));
+        assert!(matches!(decode(quoted.as_bytes()), Ok(Decoded::Frame(_))));
+        assert!(!may_nest_deeper_than(b"[[[]]]", 3));
+        assert!(may_nest_deeper_than(b"[[[[]]]]", 3));
+    }
+
+    #[test]
+    fn strings_are_read_borrowed_unless_escaped() {
+        let raw = |text: &str| serde_json::from_str::<Box<RawValue>>(text).unwrap();
+        let plain = raw(r#""message_post""#);
+        assert!(matches!(
+            as_string(Some(&plain)),
+            Some(Cow::Borrowed("message_post"))
+        ));
+        let escaped = raw(r#""a\"b\u0041""#);
+        assert_eq!(as_string(Some(&escaped)).as_deref(), Some("a\"bA"));
+        assert_eq!(as_string(Some(&raw(r#""""#))).as_deref(), Some(""));
+        assert_eq!(as_string(Some(&raw("7"))), None);
+        assert_eq!(as_string(Some(&raw("null"))), None);
+        assert_eq!(as_string(None), None);
     }
 
     #[test]
