@@ -212,13 +212,25 @@ fn translate_response(served: ServedResponse) -> Response<Body> {
         // The value's bytes are handed over, not copied (checked as a
         // header value all the same).
         if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(header.name.as_bytes()),
+            header_name(header.name.as_str()),
             HeaderValue::from_maybe_shared(Bytes::from(header.value.into_string())),
         ) {
             headers.append(name, value);
         }
     }
     http
+}
+
+/// A response header's name: the ones the host sends with every answer
+/// are constants (parsing a name checks and hashes it byte by byte).
+fn header_name(name: &str) -> Result<HeaderName, hyper::http::header::InvalidHeaderName> {
+    use hyper::header;
+    Ok(match name {
+        "content-type" => header::CONTENT_TYPE,
+        "location" => header::LOCATION,
+        "content-length" => header::CONTENT_LENGTH,
+        _ => return HeaderName::from_bytes(name.as_bytes()),
+    })
 }
 
 /// A body written chunk by chunk as the host's stream yields them; hyper
