@@ -13,6 +13,8 @@
 #   PRODUCERS="1 4 64"  producer counts (each posts one message per request)
 #   DURATION=6          seconds measured per run (after 2 s of warm-up)
 #   MESSAGE_SIZE=148    message body bytes
+#   TRANSPORT=http      http | ws (WebSocket, JSON frames) | msgpack
+#                       (WebSocket, MessagePack frames)
 #   BENCH_BUILD=1       build first (0: use target/release as it is)
 #   BENCH_OUT           results directory (default target/bench-ab/<time>)
 #
@@ -27,11 +29,16 @@ ROUNDS="${ROUNDS:-6}"
 PRODUCERS="${PRODUCERS:-1 4 64}"
 DURATION="${DURATION:-6}"
 MESSAGE_SIZE="${MESSAGE_SIZE:-148}"
+TRANSPORT="${TRANSPORT:-http}"
 OUT="${BENCH_OUT:-$ROOT/target/bench-ab/$(date +%Y%m%d-%H%M%S)}"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
 
 [[ -n ${BASE_BIN:-} && -x ${BASE_BIN:-} ]] || die "set BASE_BIN to the zaqar-server binary to compare against"
+case $TRANSPORT in
+http | ws | msgpack) ;;
+*) die "TRANSPORT is http, ws or msgpack" ;;
+esac
 build_binaries
 NEW_BIN="${NEW_BIN:-$SERVER}"
 [[ -x $NEW_BIN ]] || die "missing $NEW_BIN"
@@ -41,17 +48,21 @@ printf 'build\tproducers\tround\tposts_per_s\tp50_ms\tp99_ms\tcpu_us_per_post\n'
 
 # run_one LABEL BINARY PRODUCERS ROUND: one server, warm-up, one measured run.
 run_one() {
-    local label=$1 binary=$2 producers=$3 round=$4 url before after summary
+    local label=$1 binary=$2 producers=$3 round=$4 target before after summary
     rm -rf "$WORK/data"
-    embedded_config "$WORK/zaqar.toml" wsgi
+    embedded_config "$WORK/zaqar.toml" "wsgi websocket"
     SERVER="$binary" start_server "$label" "$WORK/zaqar.toml"
-    url="http://$(listening_addr "$label" 'transport wsgi listening on')"
-    "$LOAD" --url "$url" --producers "$producers" --consumers 0 --duration 2s \
+    case $TRANSPORT in
+    http) target=(--url "http://$(listening_addr "$label" 'transport wsgi listening on')") ;;
+    ws) target=(--ws "ws://$(listening_addr "$label" 'transport websocket listening on')") ;;
+    msgpack) target=(--ws "ws://$(listening_addr "$label" 'transport websocket listening on')" --msgpack) ;;
+    esac
+    "$LOAD" "${target[@]}" --producers "$producers" --consumers 0 --duration 2s \
         --message-size "$MESSAGE_SIZE" --quiet >/dev/null 2>&1
     before="$(cpu_seconds "$SERVER_PID")"
     # zaqar-load exits non-zero when a request failed; its summary (with
     # the errors counted) is still printed and kept.
-    summary="$("$LOAD" --url "$url" --producers "$producers" --consumers 0 \
+    summary="$("$LOAD" "${target[@]}" --producers "$producers" --consumers 0 \
         --duration "${DURATION}s" --message-size "$MESSAGE_SIZE" --quiet --json \
         2>>"$OUT/zaqar-load.err" || true)"
     after="$(cpu_seconds "$SERVER_PID")"

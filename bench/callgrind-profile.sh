@@ -90,6 +90,7 @@ sleep 1
 # the tokio worker of a write that was alone in flight, so it is counted
 # by function (`run_batch`, inclusive) wherever it ran, not by thread.
 total=0 commit=0
+REQUEST_FILES=() WRITER_FILES=()
 for file in "$OUT"/callgrind.out."$SERVER_PID".1-*; do
     [[ -e $file ]] || continue
     count="$(awk '/^(summary|totals):/ { print $2; exit }' "$file")"
