@@ -43,12 +43,26 @@ fn json_and_msgpack_replies_use_the_encoding_of_the_request() {
     assert_eq!(reply["request"]["action"], "queue_create");
     assert_eq!(reply["request"]["api"], "v2");
 
-    let reply = client.request_msgpack(
-        "message_post",
-        json!({"queue_name": "enc", "messages": [{"body": {"packed": true}, "ttl": 120}]}),
-    );
+    let posted = json!({"queue_name": "enc", "messages": [{"body": {"packed": true}, "ttl": 120}]});
+    let reply = client.request_msgpack("message_post", posted.clone());
     assert_eq!(status(&reply), 201, "{reply}");
     assert_eq!(reply["body"]["message_ids"].as_array().unwrap().len(), 1);
+    // The MessagePack envelope echoes the request as the JSON one does.
+    assert_eq!(reply["request"]["action"], "message_post");
+    assert_eq!(reply["request"]["body"], posted);
+    assert_eq!(reply["request"]["api"], "v2");
+    assert!(
+        reply["request"]["headers"]["Client-ID"].is_string(),
+        "{reply}"
+    );
+    let reply = client.request_msgpack("authenticate", json!({}));
+    assert_eq!(status(&reply), 200, "{reply}");
+    assert_eq!(
+        reply["request"]["headers"],
+        json!({}),
+        "the token is not echoed"
+    );
+    assert_eq!(reply["request"]["body"], json!({}));
 
     let reply = client.request("message_list", json!({"queue_name": "enc", "echo": true}));
     assert_eq!(status(&reply), 200);
