@@ -80,8 +80,12 @@ fn nesting_depth(text: &[u8]) -> usize {
     deepest
 }
 
-/// Transcodes a MessagePack frame into JSON text, value by value.
+/// Transcodes a MessagePack frame into JSON text, value by value (in one
+/// pass where [`super::packed::to_json`] can).
 pub fn msgpack_to_json(payload: &[u8]) -> Result<Vec<u8>, String> {
+    if let Some(text) = super::packed::to_json(payload) {
+        return Ok(text);
+    }
     let mut deserializer = rmp_serde::Deserializer::from_read_ref(payload);
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 2);
     let mut serializer = serde_json::Serializer::new(&mut out);
