@@ -1,11 +1,11 @@
 //! A WebSocket frame as a client sends it, as JSON text and as MessagePack:
-//! decoding, reading its headers and body fields, and transcoding between
-//! the two encodings never panic, and a JSON value that survives the trip
+//! decoding, reading its headers and body fields, finding a MessagePack
+//! frame's members and transcoding between the two encodings never panic, and a JSON value that survives the trip
 //! to MessagePack and back is the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zaqar_host::api::frame;
+use zaqar_host::api::{frame, packed};
 
 fn read(text: &[u8]) {
     if let Ok(frame::Decoded::Frame(decoded)) = frame::decode(text) {
@@ -19,6 +19,10 @@ fn read(text: &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     read(data);
+    if let Some(members) = packed::members(data) {
+        let mut answer = Vec::new();
+        let _ = packed::envelope(&mut answer, &members, false, b"{}", 200);
+    }
     if let Ok(json) = frame::msgpack_to_json(data) {
         read(&json);
     }

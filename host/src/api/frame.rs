@@ -95,11 +95,16 @@ pub fn msgpack_to_json(payload: &[u8]) -> Result<Vec<u8>, String> {
 
 /// Transcodes JSON text into MessagePack, value by value.
 pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, String> {
-    let mut deserializer = serde_json::Deserializer::from_slice(text);
     let mut out = Vec::with_capacity(text.len());
-    let mut serializer = rmp_serde::Serializer::new(&mut out);
-    serde_transcode::transcode(&mut deserializer, &mut serializer).map_err(|e| e.to_string())?;
+    append_json_as_msgpack(text, &mut out)?;
     Ok(out)
+}
+
+/// Appends JSON text transcoded into MessagePack, value by value.
+pub fn append_json_as_msgpack(text: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    let mut deserializer = serde_json::Deserializer::from_slice(text);
+    let mut serializer = rmp_serde::Serializer::new(out);
+    serde_transcode::transcode(&mut deserializer, &mut serializer).map_err(|e| e.to_string())
 }
 
 /// Whether a raw value is a JSON object.

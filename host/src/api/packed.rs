@@ -77,9 +77,7 @@ pub fn envelope(
     write_str(out, "api");
     write_str(out, "v2");
     write_str(out, "body");
-    let mut deserializer = serde_json::Deserializer::from_slice(result);
-    let mut serializer = rmp_serde::Serializer::new(&mut *out);
-    serde_transcode::transcode(&mut deserializer, &mut serializer).map_err(|e| e.to_string())?;
+    super::frame::append_json_as_msgpack(result, out)?;
     write_str(out, "headers");
     write_map_len(out, 1);
     write_str(out, "status");
