@@ -18,8 +18,9 @@ pub struct PackedFrame<'a> {
 }
 
 /// Finds the members of a frame that is a MessagePack map; `None` if the
-/// payload is not one well-formed map (a repeated member keeps its last
-/// value, as the JSON decoder does).
+/// payload does not start with one well-formed map. A repeated member
+/// keeps its last value and bytes after the map are ignored, as they are
+/// when the frame is read as JSON.
 pub fn members(payload: &[u8]) -> Option<PackedFrame<'_>> {
     let mut reader = Reader {
         bytes: payload,
@@ -39,7 +40,7 @@ pub fn members(payload: &[u8]) -> Option<PackedFrame<'_>> {
             _ => {}
         }
     }
-    (reader.at == payload.len()).then_some(frame)
+    Some(frame)
 }
 
 /// Whether a value's bytes are a MessagePack map.
@@ -347,7 +348,7 @@ mod tests {
     }
 
     #[test]
-    fn what_is_not_one_whole_map_has_no_members() {
+    fn what_does_not_start_with_a_whole_map_has_no_members() {
         assert_eq!(members(&packed(&json!([1, 2]))), None);
         let whole = packed(&json!({"action": "x", "body": {"a": [1, 2, 3]}}));
         for cut in 0..whole.len() {
@@ -355,7 +356,7 @@ mod tests {
         }
         let mut trailing = whole.clone();
         trailing.push(0xc0);
-        assert_eq!(members(&trailing), None);
+        assert_eq!(members(&trailing), members(&whole));
         // An array that claims four billion items in a few bytes.
         assert_eq!(
             members(&[0x81, 0xa1, b'a', 0xdd, 0xff, 0xff, 0xff, 0xff]),

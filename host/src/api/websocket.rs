@@ -184,8 +184,9 @@ fn packed_answer(
     result: &[u8],
     status: u16,
 ) -> (Vec<u8>, u16) {
-    // The frame was decoded through its transcoded JSON, so it is one
-    // whole map; found again here without a second transcode.
+    // The frame was read as JSON transcoded from these bytes, so they
+    // start with a whole map; its members are found again here without a
+    // second transcode.
     let members = echoed
         .and_then(|_| packed::members(payload))
         .unwrap_or_default();
