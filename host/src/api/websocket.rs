@@ -3,9 +3,9 @@
 //! [`Command`] an HTTP request would, and the [`Reply`] comes back in
 //! Zaqar's envelope `{"request", "body", "headers": {"status"}}`, in the
 //! frame's encoding. No rule is re-implemented here: only names and shapes
-//! differ. The envelope is written as JSON text straight from the request's
-//! bytes and the reply (MessagePack: that text transcoded), never through a
-//! JSON tree.
+//! differ. The envelope is written straight from the request's bytes and
+//! the reply, never through a JSON tree (MessagePack: the request's members
+//! as the client sent them, the reply transcoded).
 
 use std::borrow::Cow;
 
@@ -77,10 +77,7 @@ const WEBSOCKET_ACTIONS: &[Action] = &[
 /// Serves one WebSocket frame; `route` learns the action it named (for
 /// the metrics).
 pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpResponse {
-    let binary = request
-        .headers
-        .iter()
-        .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK));
+    let binary = is_msgpack(request);
     let transcoded;
     let text: Result<&[u8], String> = if binary {
         match frame::msgpack_to_json(&request.body) {
@@ -158,28 +155,51 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
             (Some(frame), false, status)
         }
     };
-    let (payload, status) = if binary {
-        packed_answer(&request.body, echoed, hide, &result, status)
+    answer(request, binary, echoed, hide, &result, status)
+}
+
+/// Whether the frame is MessagePack (a binary frame).
+fn is_msgpack(request: &ApiRequest) -> bool {
+    request
+        .headers
+        .iter()
+        .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK))
+}
+
+/// The answer envelope in the frame's encoding: echoing `echoed` (`None`:
+/// the frame could not be read; `hide` leaves out its headers and body),
+/// carrying `result` (JSON text) and `status`.
+fn answer(
+    request: &ApiRequest,
+    binary: bool,
+    echoed: Option<&Frame<'_>>,
+    hide: bool,
+    result: &[u8],
+    status: u16,
+) -> HttpResponse {
+    let (body, status) = if binary {
+        packed_answer(&request.body, echoed.is_some(), hide, result, status)
     } else {
         let mut out = Vec::with_capacity(128 + result.len());
         let no_frame = Frame::default();
-        envelope(&mut out, echoed.unwrap_or(&no_frame), hide, &result, status);
+        envelope(&mut out, echoed.unwrap_or(&no_frame), hide, result, status);
         (out, status)
     };
     let content_type = if binary { MSGPACK } else { "application/json" };
     HttpResponse {
         status,
         headers: vec![("content-type", content_type.into())],
-        body: payload,
+        body,
     }
 }
 
-/// The MessagePack answer: the request's members echoed from the bytes the
-/// client sent (`payload`), the result transcoded; a 500 envelope if the
-/// result cannot be encoded (a message body nested too deeply for it).
+/// The MessagePack answer: the request's members echoed (if `echoed`) from
+/// the bytes the client sent (`payload`), the result transcoded; a 500
+/// envelope if the result cannot be encoded (a message body nested too
+/// deeply for it).
 fn packed_answer(
     payload: &[u8],
-    echoed: Option<&Frame<'_>>,
+    echoed: bool,
     hide: bool,
     result: &[u8],
     status: u16,
@@ -188,7 +208,8 @@ fn packed_answer(
     // start with a whole map; its members are found again here without a
     // second transcode.
     let members = echoed
-        .and_then(|_| packed::members(payload))
+        .then(|| packed::members(payload))
+        .flatten()
         .unwrap_or_default();
     let mut out = Vec::with_capacity(64 + payload.len() + result.len());
     match packed::envelope(&mut out, &members, hide, result, status) {
@@ -211,37 +232,22 @@ fn packed_answer(
 /// frame's encoding (echoing what can be decoded of it), so the client
 /// learns its request failed and the socket stays usable.
 pub fn internal_error(request: &ApiRequest) -> HttpResponse {
-    let binary = request
-        .headers
-        .iter()
-        .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK));
+    let binary = is_msgpack(request);
     let text = if binary {
         frame::msgpack_to_json(&request.body).unwrap_or_default()
     } else {
         request.body.to_vec()
     };
     let frame = match frame::decode(&text) {
-        Ok(Decoded::Frame(frame)) => frame,
-        _ => Frame::default(),
+        Ok(Decoded::Frame(frame)) => Some(frame),
+        _ => None,
     };
     let mut result = Vec::new();
     let status = failure(
         &mut result,
         &ApiError::Internal("The request could not be served."),
     );
-    let mut out = Vec::with_capacity(128 + text.len());
-    envelope(&mut out, &frame, false, &result, status);
-    let body = if binary {
-        frame::json_to_msgpack(&out).unwrap_or_default()
-    } else {
-        out
-    };
-    let content_type = if binary { MSGPACK } else { "application/json" };
-    HttpResponse {
-        status,
-        headers: vec![("content-type", content_type.into())],
-        body,
-    }
+    answer(request, binary, frame.as_ref(), false, &result, status)
 }
 
 /// Writes `{"request":{...},"body":<result>,"headers":{"status":N}}`,
