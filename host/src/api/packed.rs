@@ -45,7 +45,21 @@ pub fn members(payload: &[u8]) -> Option<PackedFrame<'_>> {
 
 /// Whether a value's bytes are a MessagePack map.
 pub fn is_map(value: &[u8]) -> bool {
-    matches!(value.first(), Some(0x80..=0x8f | 0xde | 0xdf))
+    value.first().is_some_and(|&marker| marker_is_map(marker))
+}
+
+fn marker_is_map(marker: u8) -> bool {
+    matches!(marker, 0x80..=0x8f | 0xde | 0xdf)
+}
+
+/// What a marker starts: a string, an array or a map of this many bytes,
+/// items or entries, or another value.
+#[derive(Clone, Copy)]
+enum Head {
+    Str(usize),
+    Array(usize),
+    Map(usize),
+    Other,
 }
 
 /// Writes Zaqar's answer envelope in MessagePack, the same document
@@ -137,46 +151,28 @@ fn write_json(reader: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Optio
             let value = f64::from_be_bytes(reader.take(8)?.try_into().ok()?);
             serde_json::to_writer(&mut *out, &value).ok()?;
         }
-        0xa0..=0xbf | 0xd9..=0xdb => {
-            reader.at -= 1;
-            push_json_str(out, reader.str()??)?;
-        }
-        0x90..=0x9f | 0xdc | 0xdd => {
-            let len = match marker {
-                0xdc => reader.length(2)?,
-                0xdd => reader.length(4)?,
-                _ => usize::from(marker & 0x0f),
-            };
-            if depth >= MAX_FRAME_DEPTH {
-                return None;
-            }
-            out.push(b'[');
-            for index in 0..len {
-                if index > 0 {
-                    out.push(b',');
+        _ => match reader.head(marker)? {
+            Head::Str(len) => push_json_str(out, reader.take(len)?)?,
+            head @ (Head::Array(len) | Head::Map(len)) => {
+                if depth >= MAX_FRAME_DEPTH {
+                    return None;
                 }
-                write_json(reader, out, depth + 1)?;
-            }
-            out.push(b']');
-        }
-        0x80..=0x8f | 0xde | 0xdf => {
-            reader.at -= 1;
-            let len = reader.map_len()?;
-            if depth >= MAX_FRAME_DEPTH {
-                return None;
-            }
-            out.push(b'{');
-            for index in 0..len {
-                if index > 0 {
-                    out.push(b',');
+                let map = matches!(head, Head::Map(_));
+                out.push(if map { b'{' } else { b'[' });
+                for index in 0..len {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    if map {
+                        push_json_str(out, reader.str()??)?;
+                        out.push(b':');
+                    }
+                    write_json(reader, out, depth + 1)?;
                 }
-                push_json_str(out, reader.str()??)?;
-                out.push(b':');
-                write_json(reader, out, depth + 1)?;
+                out.push(if map { b'}' } else { b']' });
             }
-            out.push(b'}');
-        }
-        _ => return None,
+            Head::Other => return None,
+        },
     }
     Some(())
 }
@@ -225,11 +221,28 @@ impl<'a> Reader<'a> {
         usize::try_from(value).ok()
     }
 
+    /// What `marker` (just read) starts, its length read from the bytes
+    /// after it where it has one there.
+    fn head(&mut self, marker: u8) -> Option<Head> {
+        Some(match marker {
+            0xa0..=0xbf => Head::Str(usize::from(marker & 0x1f)),
+            0xd9 => Head::Str(self.length(1)?),
+            0xda => Head::Str(self.length(2)?),
+            0xdb => Head::Str(self.length(4)?),
+            0x90..=0x9f => Head::Array(usize::from(marker & 0x0f)),
+            0xdc => Head::Array(self.length(2)?),
+            0xdd => Head::Array(self.length(4)?),
+            0x80..=0x8f => Head::Map(usize::from(marker & 0x0f)),
+            0xde => Head::Map(self.length(2)?),
+            0xdf => Head::Map(self.length(4)?),
+            _ => Head::Other,
+        })
+    }
+
     fn map_len(&mut self) -> Option<usize> {
-        match self.byte()? {
-            marker @ 0x80..=0x8f => Some(usize::from(marker & 0x0f)),
-            0xde => self.length(2),
-            0xdf => self.length(4),
+        let marker = self.byte()?;
+        match self.head(marker)? {
+            Head::Map(len) => Some(len),
             _ => None,
         }
     }
@@ -237,69 +250,65 @@ impl<'a> Reader<'a> {
     /// A key: its bytes if it is a string, `None` inside `Some` if it is
     /// another value (skipped).
     fn str(&mut self) -> Option<Option<&'a [u8]>> {
-        let len = match self.bytes.get(self.at)? {
-            marker @ 0xa0..=0xbf => {
-                self.at += 1;
-                usize::from(marker & 0x1f)
+        let marker = self.byte()?;
+        match self.head(marker)? {
+            Head::Str(len) => Some(Some(self.take(len)?)),
+            head => {
+                let nested = self.nested(marker, head)?;
+                self.skip_values(nested)?;
+                Some(None)
             }
-            0xd9 => {
-                self.at += 1;
-                self.length(1)?
-            }
-            0xda => {
-                self.at += 1;
-                self.length(2)?
-            }
-            0xdb => {
-                self.at += 1;
-                self.length(4)?
-            }
-            _ => {
-                self.skip_value()?;
-                return Some(None);
-            }
-        };
-        Some(Some(self.take(len)?))
+        }
     }
 
-    /// Moves past one value, however deeply nested, without recursing:
-    /// `pending` counts the values still to be skipped.
+    /// Moves past one value, however deeply nested.
     fn skip_value(&mut self) -> Option<()> {
-        let mut pending: usize = 1;
+        self.skip_values(1)
+    }
+
+    /// Moves past the rest of a value whose marker and head were just read
+    /// (a string's bytes, a number's, ...); returns how many values it
+    /// holds, still to be skipped.
+    fn nested(&mut self, marker: u8, head: Head) -> Option<usize> {
+        let skip = match head {
+            Head::Str(len) => len,
+            Head::Array(len) => return Some(len),
+            Head::Map(len) => return len.checked_mul(2),
+            Head::Other => match marker {
+                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => 0,
+                0xc4 => self.length(1)?,
+                0xc5 => self.length(2)?,
+                0xc6 => self.length(4)?,
+                0xc7 => self.length(1)? + 1,
+                0xc8 => self.length(2)? + 1,
+                0xc9 => self.length(4)?.checked_add(1)?,
+                0xca => 4,
+                0xcb => 8,
+                0xcc | 0xd0 => 1,
+                0xcd | 0xd1 => 2,
+                0xce | 0xd2 => 4,
+                0xcf | 0xd3 => 8,
+                0xd4 => 2,
+                0xd5 => 3,
+                0xd6 => 5,
+                0xd7 => 9,
+                0xd8 => 17,
+                // 0xc1 is never used.
+                _ => return None,
+            },
+        };
+        self.take(skip)?;
+        Some(0)
+    }
+
+    /// Moves past `pending` values, however deeply nested, without
+    /// recursing: `pending` counts the values still to be skipped.
+    fn skip_values(&mut self, mut pending: usize) -> Option<()> {
         while pending > 0 {
             pending -= 1;
             let marker = self.byte()?;
-            let (skip, values) = match marker {
-                0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => (0, 0),
-                0x80..=0x8f => (0, 2 * usize::from(marker & 0x0f)),
-                0x90..=0x9f => (0, usize::from(marker & 0x0f)),
-                0xa0..=0xbf => (usize::from(marker & 0x1f), 0),
-                0xc4 | 0xd9 => (self.length(1)?, 0),
-                0xc5 | 0xda => (self.length(2)?, 0),
-                0xc6 | 0xdb => (self.length(4)?, 0),
-                0xc7 => (self.length(1)? + 1, 0),
-                0xc8 => (self.length(2)? + 1, 0),
-                0xc9 => (self.length(4)?.checked_add(1)?, 0),
-                0xca => (4, 0),
-                0xcb => (8, 0),
-                0xcc | 0xd0 => (1, 0),
-                0xcd | 0xd1 => (2, 0),
-                0xce | 0xd2 => (4, 0),
-                0xcf | 0xd3 => (8, 0),
-                0xd4 => (2, 0),
-                0xd5 => (3, 0),
-                0xd6 => (5, 0),
-                0xd7 => (9, 0),
-                0xd8 => (17, 0),
-                0xdc => (0, self.length(2)?),
-                0xdd => (0, self.length(4)?),
-                0xde => (0, self.length(2)?.checked_mul(2)?),
-                0xdf => (0, self.length(4)?.checked_mul(2)?),
-                // 0xc1 is never used.
-                _ => return None,
-            };
-            self.take(skip)?;
-            pending = pending.checked_add(values)?;
+            let head = self.head(marker)?;
+            pending = pending.checked_add(self.nested(marker, head)?)?;
             // Every value takes at least one byte: more pending than bytes
             // left cannot be a whole frame.
             if pending > self.bytes.len() - self.at {
