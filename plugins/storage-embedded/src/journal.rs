@@ -656,8 +656,6 @@ impl StorageBackend for JournaledFile {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-
     use super::*;
 
     fn journal_files(dir: &Path) -> Vec<(u64, PathBuf)> {
@@ -715,7 +713,9 @@ mod tests {
     fn replay_restores_synced_writes_the_file_lost() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("db");
-        let backend = JournaledFile::open(&file).unwrap();
+        // On a growing segment, the first sync would rotate (and
+        // checkpoint the record away) whenever the spare is ready by then.
+        let backend = open_on_a_preallocated_segment(&file);
         backend.set_len(8192).unwrap();
         backend.write(0, &[1; 4096]).unwrap();
         backend.write(4096, &[2; 4096]).unwrap();
@@ -728,10 +728,20 @@ mod tests {
         fs::write(&file, b"").unwrap();
         // A crash in the middle of the next record leaves a torn tail.
         let (generation, segment) = journal_files(dir.path()).pop().unwrap();
-        let mut torn = OpenOptions::new().append(true).open(&segment).unwrap();
-        torn.write_all(&MAGIC.to_le_bytes()).unwrap();
-        torn.write_all(&generation.to_le_bytes()).unwrap();
-        torn.write_all(&[0xff; 3]).unwrap();
+        let bytes = fs::read(&segment).unwrap();
+        let mut end = 0;
+        while let Slot::Record(_, next) = slot_at(&bytes, end, generation) {
+            end = next;
+        }
+        let mut header = MAGIC.to_le_bytes().to_vec();
+        header.extend_from_slice(&generation.to_le_bytes());
+        header.extend_from_slice(&[0xff; 3]);
+        let torn = OpenOptions::new().write(true).open(&segment).unwrap();
+        torn.write_all_at(&header, end as u64).unwrap();
+        assert!(matches!(
+            slot_at(&fs::read(&segment).unwrap(), end, generation),
+            Slot::Torn
+        ));
 
         let reopened = JournaledFile::open(&file).unwrap();
         assert_eq!(reopened.len().unwrap(), 8192);
