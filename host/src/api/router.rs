@@ -5,8 +5,6 @@
 //! (`queue_update`, `queue_share`, `subscription_update`, ...), so a
 //! WebSocket frame and an HTTP request reach the very same handler.
 
-use percent_encoding::percent_decode_str;
-
 /// One operation of the API, whatever transport asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Action {
@@ -320,19 +318,6 @@ pub struct Route {
     pub id: Option<String>,
 }
 
-/// The percent-decoded path (invalid UTF-8 replaced). Most paths have
-/// nothing to decode: they are copied without the decoder's byte-by-byte
-/// pass and UTF-8 check (~1,000 instructions a request).
-fn decode_path(raw_path: &str) -> String {
-    if raw_path.contains('%') {
-        percent_decode_str(raw_path)
-            .decode_utf8_lossy()
-            .into_owned()
-    } else {
-        raw_path.to_owned()
-    }
-}
-
 /// Matches a raw (percent-encoded) path against the v2 route table. Like
 /// falcon, the whole path is decoded first and trailing slashes are not
 /// stripped; `/v2/health` exists only in admin mode.
@@ -344,7 +329,7 @@ pub fn route(raw_path: &str, admin_mode: bool) -> Option<Route> {
 /// `pooling` are both on (Zaqar's private endpoints).
 pub fn route_with(raw_path: &str, admin_mode: bool, pooling: bool) -> Option<Route> {
     let admin_pooling = admin_mode && pooling;
-    let path = decode_path(raw_path);
+    let path = super::params::percent_decoded(raw_path);
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
     let field = |index: usize| Some(segments[index].to_string());
     let (resource, queue, id) = match segments.as_slice() {
