@@ -1,7 +1,8 @@
 //! A WebSocket frame as a client sends it, as JSON text and as MessagePack:
 //! decoding, reading its headers and body fields, finding a MessagePack
-//! frame's members and transcoding between the two encodings never panic, and a JSON value that survives the trip
-//! to MessagePack and back is the same value.
+//! frame's members and transcoding between the two encodings never panic,
+//! and a JSON value that survives the trip to MessagePack and back is the
+//! same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

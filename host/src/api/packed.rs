@@ -45,11 +45,7 @@ pub fn members(payload: &[u8]) -> Option<PackedFrame<'_>> {
 
 /// Whether a value's bytes are a MessagePack map.
 pub fn is_map(value: &[u8]) -> bool {
-    value.first().is_some_and(|&marker| marker_is_map(marker))
-}
-
-fn marker_is_map(marker: u8) -> bool {
-    matches!(marker, 0x80..=0x8f | 0xde | 0xdf)
+    matches!(value.first(), Some(0x80..=0x8f | 0xde | 0xdf))
 }
 
 /// What a marker starts: a string, an array or a map of this many bytes,
