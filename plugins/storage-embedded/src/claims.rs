@@ -162,7 +162,7 @@ fn move_to_dead_letter(
     mut m: crate::codec::MessageRecord,
     now_ms: u64,
 ) -> OpResult<()> {
-    messages::remove(t, qid, seq, m.expires_ms, m.claim.is_some())?;
+    messages::remove(t, qid, seq, m.claim.is_some())?;
     let target = QueueRef::new(&q.project, &policy.queue);
     let (target_qid, logged) = post_target::resolve(t, &target, now_ms)?;
     let target_seq = messages::reserve_seqs(t, target_qid, 1)?;

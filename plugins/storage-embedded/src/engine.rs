@@ -353,7 +353,11 @@ fn init_schema(db: &Database) -> Result<(), InitError> {
                     // After the counters: a cursor starts at its queue's last seq.
                     subscriptions::upgrade_cursors(&mut tables).map_err(upgrading)?;
                 }
-                let indexed = subscriptions::index_subscribers(&mut tables).map_err(upgrading)?;
+                let indexed = if v < 4 {
+                    subscriptions::index_subscribers(&mut tables).map_err(upgrading)?
+                } else {
+                    0
+                };
                 tables
                     .meta
                     .insert(schema::META_FORMAT, schema::FORMAT_VERSION)?;

@@ -136,6 +136,9 @@ macro_rules! write_tables {
             /// The last post's queue, for the next post (see
             /// [`crate::post_target`]).
             pub post_target: Option<crate::post_target::PostTarget>,
+            /// The last message this batch posted, for the next post (see
+            /// [`crate::expiry::note_posted`]).
+            pub last_posted: Option<crate::expiry::LastPosted>,
             /// The queues whose metadata (or existence) this batch changed,
             /// for the metadata cache to forget once the batch is committed.
             metadata_changed: Vec<(String, String)>,
@@ -151,6 +154,7 @@ macro_rules! write_tables {
                     queue_state: QueueStates::new(LazyTable::new(txn, schema::QUEUE_STATE)),
                     changes: None,
                     post_target: None,
+                    last_posted: None,
                     metadata_changed: Vec::new(),
                     claim_cursors: BatchCursors::new(None),
                 }

@@ -18,6 +18,7 @@
 //! | `group_commit` | the writer thread and its batches |
 //! | `feed` | the change feed: sinks, delivery after each commit |
 //! | `queue_state` | per-queue sequence counter and the counters of stats |
+//! | `expiry` | the message expiry index, one entry per run of messages expiring in the same second |
 //! | `metadata_cache` | the queues' metadata in memory, for posts |
 //! | `schema` | tables and key layouts |
 //! | `codec` | record encodings |
@@ -36,6 +37,7 @@ mod codec;
 pub mod config;
 mod engine;
 mod error;
+mod expiry;
 mod feed;
 mod group_commit;
 mod ids;

@@ -1,10 +1,10 @@
 //! Messages: post, list, get, delete, pop, stats.
 //!
-//! A message lives at `(qid, seq)` in [`schema::MESSAGES`] and has one entry
-//! `(expires_ms, qid, seq)` in [`schema::MESSAGE_EXPIRY`]; every function
-//! that changes a message's expiry or removes it keeps the two in step, and
-//! every function that adds or removes a message or its claim stamp counts
-//! it in the queue's state ([`crate::queue_state`]).
+//! A message lives at `(qid, seq)` in [`schema::MESSAGES`] and is reachable
+//! from an entry of the expiry index ([`crate::expiry`]); every function
+//! that stores a message or changes its expiry tells that index, and every
+//! function that adds or removes a message or its claim stamp counts it in
+//! the queue's state ([`crate::queue_state`]).
 
 use plugin_api::{
     storage::{
@@ -20,6 +20,7 @@ use crate::{
     claims,
     codec::{encode_message, MessageView},
     error::{caller, OpResult},
+    expiry,
     group_commit::WriteTables,
     ids, notification_log, post_target, queue_state, queues, schema,
 };
@@ -55,7 +56,7 @@ pub(crate) fn to_stored(seq: u64, m: &MessageView<'_>) -> StoredMessage {
     }
 }
 
-/// Stores a message record and its expiry entry.
+/// Stores a message record, the queue's newest, and indexes its expiry.
 pub(crate) fn put(
     t: &mut WriteTables<'_>,
     qid: u64,
@@ -64,37 +65,25 @@ pub(crate) fn put(
     expires_ms: u64,
 ) -> OpResult<()> {
     t.messages.insert((qid, seq), record)?;
-    t.message_expiry.insert((expires_ms, qid, seq), ())?;
-    Ok(())
+    expiry::note_posted(t, qid, seq, expires_ms)
 }
 
-/// Removes a message record and its expiry entry; the caller counts it
-/// out of the queue's state ([`queue_state::forget`]).
-pub(crate) fn remove_row(
-    t: &mut WriteTables<'_>,
-    qid: u64,
-    seq: u64,
-    expires_ms: u64,
-) -> OpResult<()> {
+/// Removes a message record; the caller counts it out of the queue's
+/// state ([`queue_state::forget`]). Its expiry entry, if the message
+/// started a run, stays for the rest of the run and is dropped when due.
+pub(crate) fn remove_row(t: &mut WriteTables<'_>, qid: u64, seq: u64) -> OpResult<()> {
     t.messages.remove((qid, seq))?;
-    t.message_expiry.remove((expires_ms, qid, seq))?;
     Ok(())
 }
 
 /// Removes one message of a live queue and counts it out of the queue's
 /// state; `stamped`: it carried a claim stamp.
-pub(crate) fn remove(
-    t: &mut WriteTables<'_>,
-    qid: u64,
-    seq: u64,
-    expires_ms: u64,
-    stamped: bool,
-) -> OpResult<()> {
-    remove_row(t, qid, seq, expires_ms)?;
+pub(crate) fn remove(t: &mut WriteTables<'_>, qid: u64, seq: u64, stamped: bool) -> OpResult<()> {
+    remove_row(t, qid, seq)?;
     queue_state::forget(t, qid, 1, u64::from(stamped))
 }
 
-/// Moves a message's expiry entry after its expiry changed.
+/// Re-indexes a message after its expiry changed from `old` to `new`.
 pub(crate) fn move_expiry(
     t: &mut WriteTables<'_>,
     qid: u64,
@@ -102,11 +91,7 @@ pub(crate) fn move_expiry(
     old: u64,
     new: u64,
 ) -> OpResult<()> {
-    if old != new {
-        t.message_expiry.remove((old, qid, seq))?;
-        t.message_expiry.insert((new, qid, seq), ())?;
-    }
-    Ok(())
+    expiry::note_moved(t, qid, seq, old, new)
 }
 
 /// Gives the next `n` sequence numbers of queue `qid` and counts the `n`
@@ -240,13 +225,13 @@ pub(crate) fn delete(
     let Some((seq, tag)) = ids::parse_message_id(id) else {
         return Ok(());
     };
-    let (expires_ms, stamped, holder) = match t.messages.get((qid, seq))? {
+    let (stamped, holder) = match t.messages.get((qid, seq))? {
         Some(v) => {
             let m = MessageView::decode(v.value())?;
             if m.tag != tag || !m.is_live(now_ms) {
                 return Ok(());
             }
-            (m.expires_ms, m.claim.is_some(), m.live_claim(now_ms))
+            (m.claim.is_some(), m.live_claim(now_ms))
         }
         None => return Ok(()),
     };
@@ -275,7 +260,7 @@ pub(crate) fn delete(
             });
         }
     }
-    remove(t, qid, seq, expires_ms, stamped)
+    remove(t, qid, seq, stamped)
 }
 
 /// Deletes the messages among `ids`, claimed or not.
@@ -291,12 +276,12 @@ pub(crate) fn delete_many(t: &mut WriteTables<'_>, q: &QueueRef, ids: &[RString]
         let found = match t.messages.get((qid, seq))? {
             Some(v) => {
                 let m = MessageView::decode(v.value())?;
-                (m.tag == tag).then_some((m.expires_ms, m.claim.is_some()))
+                (m.tag == tag).then_some(m.claim.is_some())
             }
             None => None,
         };
-        if let Some((expires_ms, stamped)) = found {
-            remove_row(t, qid, seq, expires_ms)?;
+        if let Some(stamped) = found {
+            remove_row(t, qid, seq)?;
             removed += 1;
             unstamped += u64::from(stamped);
         }
@@ -370,7 +355,7 @@ pub(crate) fn pop(
     let mut unstamped = 0;
     for (seq, bytes) in taken {
         let m = MessageView::decode(&bytes)?;
-        remove_row(t, qid, seq, m.expires_ms)?;
+        remove_row(t, qid, seq)?;
         // A takeable message may still carry the stamp of an expired claim.
         unstamped += u64::from(m.claim.is_some());
         out.push(to_stored(seq, &m));
@@ -383,10 +368,11 @@ pub(crate) fn pop(
 ///
 /// The queue's state holds the exact number of message rows and of rows
 /// under a claim stamp, as of the last commit. What the clock changed since
-/// is subtracted here: messages whose expiry is due (the due part of the
-/// expiry index) and the stamps of claims whose expiry is due (the due part
-/// of the claim expiry index; each such claim's list names its messages).
-/// Only due entries not yet swept are visited, a few seconds' worth. A
+/// is subtracted here: messages whose expiry is due (the runs of the
+/// expiry index due by this second, [`expiry::expired_in`]) and the stamps
+/// of claims whose expiry is due (the due part of the claim expiry index;
+/// each such claim's list names its messages). Only due entries not yet
+/// swept are visited, a few seconds' worth. A
 /// claimed message never expires before its claim (the grace rule), so a
 /// live stamp is always on a live message and `claimed <= total`.
 /// Oldest and newest are the first and last live rows, reached by skipping
@@ -399,13 +385,7 @@ pub(crate) fn stats(txn: &ReadTransaction, q: &QueueRef, now_ms: u64) -> OpResul
     let Some(state) = queue_state::read(&txn.open_table(schema::QUEUE_STATE)?, qid)? else {
         return Ok(stats);
     };
-    let mut expired = 0u64;
-    for entry in txn
-        .open_table(schema::MESSAGE_EXPIRY)?
-        .range(..=(now_ms, u64::MAX, u64::MAX))?
-    {
-        expired += u64::from(entry?.0.value().1 == qid);
-    }
+    let expired = expiry::expired_in(txn, qid, now_ms)?;
     let lapsed = claims::lapsed_stamps(txn, qid, now_ms)?;
     stats.total = state.records.saturating_sub(expired);
     stats.claimed = state.stamped.saturating_sub(lapsed);

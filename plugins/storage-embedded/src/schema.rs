@@ -35,7 +35,9 @@ pub(crate) const SEQ_FLOOR: TableDefinition<(&str, &str), u64> = TableDefinition
 /// `(qid, seq)` → message record ([`crate::codec::MessageRecord`]).
 pub(crate) const MESSAGES: TableDefinition<(u64, u64), &[u8]> = TableDefinition::new("messages");
 
-/// `(expires_ms, qid, seq)` → `()`: which messages the sweeper removes next.
+/// `(expires_ms, qid, first seq)` → `()`: which messages the sweeper removes
+/// next, one entry per run of a queue's messages expiring in the same
+/// second ([`crate::expiry`]; before format 5, one per message).
 pub(crate) const MESSAGE_EXPIRY: TableDefinition<(u64, u64, u64), ()> =
     TableDefinition::new("message_expiry");
 
@@ -117,11 +119,19 @@ pub(crate) const META_FORMAT: &str = "format";
 ///   subscriptions without keeping the index, so it refuses a format 4
 ///   file instead.
 ///
+/// * 5: [`MESSAGE_EXPIRY`] holds an entry per run of a queue's messages
+///   expiring in the same second, not per message: a post writes one only
+///   when it starts a run, and a delete none. A format 4 file's entries
+///   (one per message) are runs of one message, so the upgrade at open
+///   only records the new format. A build that reads format 4 would sweep
+///   one message per entry and keep the rest of each run for ever, so it
+///   refuses a format 5 file instead.
+///
 /// Tables added later without changing any existing record (the
 /// notification log and leases) do not change the format: an older build
 /// of the same format ignores them. Bump the format only when a record or
 /// key an older build reads changes meaning.
-pub(crate) const FORMAT_VERSION: u64 = 4;
+pub(crate) const FORMAT_VERSION: u64 = 5;
 
 /// The oldest format this build upgrades at open.
 pub(crate) const FORMAT_UPGRADABLE: u64 = 1;

@@ -17,11 +17,12 @@ use redb::ReadableTable;
 
 use crate::{
     claims,
-    codec::{ClaimRecord, MessageView, SubscriptionRecord},
+    codec::{ClaimRecord, SubscriptionRecord},
     engine::Engine,
     error::OpResult,
+    expiry,
     group_commit::WriteTables,
-    messages, notification_log, queue_state,
+    messages, notification_log,
 };
 
 /// Rows removed per pass at most.
@@ -70,7 +71,7 @@ pub(crate) struct Swept {
 /// One pass at `now_ms`: removes at most `budget` rows.
 pub(crate) fn pass(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<Swept> {
     let mut removed = retired_queues(t, budget)?;
-    let (expiry_rows, expired) = expired_messages(t, now_ms, budget - removed)?;
+    let (expiry_rows, expired) = expiry::sweep(t, now_ms, budget - removed)?;
     removed += expiry_rows;
     removed += expired_claims(t, now_ms, budget - removed)?;
     removed += expired_subscriptions(t, now_ms, budget - removed)?;
@@ -94,11 +95,10 @@ fn retired_queues(t: &mut WriteTables<'_>, budget: usize) -> OpResult<usize> {
             .range((qid, 0)..=(qid, u64::MAX))?
             .take(budget - removed)
         {
-            let (k, v) = entry?;
-            rows.push((k.value().1, MessageView::decode(v.value())?.expires_ms));
+            rows.push(entry?.0.value().1);
         }
-        for &(seq, expires_ms) in &rows {
-            messages::remove_row(t, qid, seq, expires_ms)?;
+        for &seq in &rows {
+            messages::remove_row(t, qid, seq)?;
         }
         removed += rows.len();
         if removed >= budget {
@@ -124,37 +124,6 @@ fn retired_queues(t: &mut WriteTables<'_>, budget: usize) -> OpResult<usize> {
         t.doomed.remove(qid)?;
     }
     Ok(removed)
-}
-
-/// Returns the expiry rows removed and, among them, how many removed their
-/// message (the others were left behind when a claim's grace moved it).
-fn expired_messages(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<(usize, u64)> {
-    let mut keys = Vec::new();
-    let mut expired = 0;
-    for entry in t
-        .message_expiry
-        .range(..=(now_ms, u64::MAX, u64::MAX))?
-        .take(budget)
-    {
-        keys.push(entry?.0.value());
-    }
-    for &(expires_ms, qid, seq) in &keys {
-        t.message_expiry.remove((expires_ms, qid, seq))?;
-        let current = match t.messages.get((qid, seq))? {
-            Some(v) => {
-                let m = MessageView::decode(v.value())?;
-                Some((m.expires_ms, m.claim.is_some()))
-            }
-            None => None,
-        };
-        // Only the entry matching the message's current expiry may delete it.
-        if let Some((_, stamped)) = current.filter(|&(current, _)| current == expires_ms) {
-            t.messages.remove((qid, seq))?;
-            queue_state::forget(t, qid, 1, u64::from(stamped))?;
-            expired += 1;
-        }
-    }
-    Ok((keys.len(), expired))
 }
 
 fn expired_claims(t: &mut WriteTables<'_>, now_ms: u64, budget: usize) -> OpResult<usize> {

@@ -385,7 +385,9 @@ async fn sweeper_removes_expired_messages_claims_and_subscriptions() {
         "nothing expired yet"
     );
     assert_eq!(store.messages_expired().await.unwrap(), 0);
-    assert_eq!(store.sweep(t + 10_000, 1000).await.unwrap(), 3 + 1 + 1);
+    // The three messages, the expiry entry of their run, the claim and the
+    // subscription.
+    assert_eq!(store.sweep(t + 10_000, 1000).await.unwrap(), 3 + 1 + 1 + 1);
     assert_eq!(store.sweep(t + 10_000, 1000).await.unwrap(), 0);
     assert_eq!(
         store.messages_expired().await.unwrap(),
