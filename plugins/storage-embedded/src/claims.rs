@@ -16,6 +16,7 @@ use crate::{
     claim_cursor::Cursor,
     codec::{ClaimRecord, MessageView, Stamp},
     error::{caller, OpError, OpResult},
+    expiry,
     group_commit::WriteTables,
     ids,
     messages::{self, to_stored},
@@ -113,7 +114,7 @@ pub(crate) fn create(
                     m.claim_count = m.claim_count.saturating_add(1);
                     let encoded = m.encode();
                     t.messages.insert((qid, seq), encoded.as_slice())?;
-                    messages::move_expiry(t, qid, seq, old_expiry, m.expires_ms)?;
+                    expiry::note_moved(t, qid, seq, old_expiry, m.expires_ms)?;
                     taken.push(to_stored(seq, &MessageView::decode(&encoded)?));
                 }
             }
@@ -257,7 +258,7 @@ pub(crate) fn update(
         m.claim = Some(Stamp { claim, expires_ms });
         m.expires_ms = extended_expiry(m.expires_ms, expires_ms, grace);
         t.messages.insert((qid, seq), m.encode().as_slice())?;
-        messages::move_expiry(t, qid, seq, old_expiry, m.expires_ms)?;
+        expiry::note_moved(t, qid, seq, old_expiry, m.expires_ms)?;
         still_held.push(seq);
     }
     record.ttl = ttl;

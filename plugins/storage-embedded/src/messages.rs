@@ -83,17 +83,6 @@ pub(crate) fn remove(t: &mut WriteTables<'_>, qid: u64, seq: u64, stamped: bool)
     queue_state::forget(t, qid, 1, u64::from(stamped))
 }
 
-/// Re-indexes a message after its expiry changed from `old` to `new`.
-pub(crate) fn move_expiry(
-    t: &mut WriteTables<'_>,
-    qid: u64,
-    seq: u64,
-    old: u64,
-    new: u64,
-) -> OpResult<()> {
-    expiry::note_moved(t, qid, seq, old, new)
-}
-
 /// Gives the next `n` sequence numbers of queue `qid` and counts the `n`
 /// messages the caller stores under them; returns the first.
 pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResult<u64> {
