@@ -19,7 +19,8 @@
 //! second, through messages all expiring in that second:
 //!
 //! * a post starts a run (writes an entry) unless the queue's previous
-//!   seq is a message expiring in the same second ([`note_posted`]);
+//!   seq is a message expiring in the same second, or was when this batch
+//!   posted it and nothing has written to the index since ([`note_posted`]);
 //! * removing a message keeps the chain: a run's scan skips missing seqs;
 //! * a message whose expiry moves to another second (a claim's grace)
 //!   gets an entry of its own, and the message after it an entry at the
