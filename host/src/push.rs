@@ -648,6 +648,9 @@ struct Target {
     refused: bool,
     /// The same, shared by every subscription of the connection.
     connection_refused: Arc<AtomicBool>,
+    /// Pushed to with `push_batched` in the current round: its sink must
+    /// be told to flush before the round ends.
+    batched: bool,
 }
 
 impl Target {
@@ -662,6 +665,7 @@ impl Target {
             sink: connection.sink.clone(),
             refused: connection.refused.load(Ordering::SeqCst),
             connection_refused: connection.refused.clone(),
+            batched: false,
         }
     }
 
@@ -878,9 +882,11 @@ impl Pump {
             if state.delivered.load(Ordering::SeqCst) >= message.seq {
                 continue;
             }
-            // Held across the send: the client may read the push and ack
-            // it before this thread goes on, and that ack must find the
-            // push in the window (else it stays unacked and comes again).
+            // Held across the send (a sink may write a batched push at
+            // once, when its batch is full): the client may read the push
+            // and ack it before this thread goes on, and that ack must
+            // find the push in the window (else it stays unacked and comes
+            // again).
             let mut window = state.acks.as_ref().map(|w| lock(w));
             if window
                 .as_ref()
@@ -904,7 +910,8 @@ impl Pump {
             let (taken, kept) = match shared.shared(subscription.format) {
                 Some(part) => {
                     let kept = window.as_ref().map(|_| [part, &target.tail].concat());
-                    let taken = target.sink.push_parts(target.binary, part, &target.tail);
+                    let taken = target.sink.push_batched(target.binary, part, &target.tail);
+                    target.batched = true;
                     (taken, kept)
                 }
                 None => {
@@ -937,6 +944,14 @@ impl Pump {
                     (Instant::now() + self.limits.ack_timeout, kept),
                 );
             }
+        }
+        // A transport may hold batched pushes until told to write them;
+        // each sink is told, since the targets may be of several
+        // transports (a call on a sink whose batch is already out costs
+        // next to nothing).
+        for target in self.targets.iter_mut().filter(|t| t.batched) {
+            target.batched = false;
+            target.sink.flush_batch();
         }
         crate::metrics::global().pushes_of_message(accepted, refused);
         progressed

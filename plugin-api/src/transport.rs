@@ -117,6 +117,24 @@ pub trait PushSink: Send + Sync + 'static {
         payload.extend_from_slice(tail);
         self.push(PushFrame { binary, payload })
     }
+
+    /// Since 1.1. The same as [`PushSink::push_parts`], except that the
+    /// sink may hold the frame (copied) until [`PushSink::flush_batch`] is
+    /// called on the same thread: a transport can then hand the writes of
+    /// many connections to the kernel in one call, where one `send` per
+    /// connection would cost a system call each. A caller that pushes this
+    /// way calls `flush_batch` on every sink it pushed to before it leaves
+    /// the thread's current piece of work (before any `.await`). The
+    /// default writes at once, like `push_parts`.
+    fn push_batched(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
+        self.push_parts(binary, shared, tail)
+    }
+
+    /// Since 1.1. Writes what [`PushSink::push_batched`] holds for this
+    /// thread. A transport that batches across its connections writes the
+    /// whole batch on the first call; the calls after it find nothing to
+    /// do. The default does nothing.
+    fn flush_batch(&self) {}
 }
 
 /// The ABI-stable vtable of [`PushSink`]; use [`wrap_push_sink`].
@@ -135,6 +153,16 @@ pub trait PushSinkAbi: Send + Sync {
         payload.extend_from_slice(tail.as_slice());
         self.abi_push(PushFrame { binary, payload })
     }
+
+    /// Since 1.1; see [`PushSink::push_batched`]. A library without it
+    /// writes at once through `abi_push_parts`.
+    fn abi_push_batched(&self, binary: bool, shared: RSlice<'_, u8>, tail: RSlice<'_, u8>) -> bool {
+        self.abi_push_parts(binary, shared, tail)
+    }
+
+    /// Since 1.1; see [`PushSink::flush_batch`]. A library without it holds
+    /// nothing, so there is nothing to do.
+    fn abi_flush_batch(&self) {}
 }
 
 /// A boxed, ABI-stable [`PushSink`].
@@ -157,6 +185,18 @@ impl<T: PushSink> PushSinkAbi for PushSinkAdapter<T> {
         }))
         .unwrap_or(false)
     }
+
+    fn abi_push_batched(&self, binary: bool, shared: RSlice<'_, u8>, tail: RSlice<'_, u8>) -> bool {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.0
+                .push_batched(binary, shared.as_slice(), tail.as_slice())
+        }))
+        .unwrap_or(false)
+    }
+
+    fn abi_flush_batch(&self) {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.0.flush_batch()));
+    }
 }
 
 impl PushSink for PushSinkBox {
@@ -166,6 +206,14 @@ impl PushSink for PushSinkBox {
 
     fn push_parts(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
         self.abi_push_parts(binary, shared.into(), tail.into())
+    }
+
+    fn push_batched(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
+        self.abi_push_batched(binary, shared.into(), tail.into())
+    }
+
+    fn flush_batch(&self) {
+        self.abi_flush_batch()
     }
 }
 
