@@ -24,7 +24,8 @@
 //! writer threads' CPU per message (summed over them, from
 //! `/proc/thread-self/schedstat`, or their wall time where that file is
 //! missing) and the wall time of one fan-out (the slowest thread's loop). `FANOUT_FLOOR=0` skips the floor run,
-//! `FANOUT_FLOOR=only` runs only the floor. The floor server has a process
+//! `FANOUT_FLOOR=only` runs only the floor. `FANOUT_BATCHED=0` turns the
+//! transport's batched pushes off (one `send` per socket). The floor server has a process
 //! of its own so that its socket ends and the client's do not share one
 //! open-file limit: 10,000 sockets fit where the limit is 20,000. Where the
 //! limit is too low for N even so, the floor run uses the largest multiple
@@ -194,11 +195,14 @@ fn cpu_summary(cpu: CpuSplit, sockets: usize) -> String {
 }
 
 async fn run(sockets: usize, interval: Duration) {
-    let server = TestServer::start_release_with(
+    // `FANOUT_BATCHED=0`: one `send` per socket instead of the transport's
+    // batches, to measure what the batches save with the same build.
+    let batched = std::env::var("FANOUT_BATCHED").map_or(true, |v| v != "0");
+    let server = TestServer::start_release_with(&format!(
         "[server]\nlog_level = \"warn\"\n[drivers]\ntransports = [\"wsgi\", \"websocket\"]\n\
          [drivers.transport.websocket]\nport = 0\nidle_timeout = 3600\nping_interval = 3600\n\
-         max_connections = 0\nmax_connections_per_address = 0\n",
-    );
+         max_connections = 0\nmax_connections_per_address = 0\nbatched_pushes = {batched}\n",
+    ));
     let url = format!("ws://{}/", server.address("websocket"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let before = server.resident_bytes();

@@ -195,6 +195,48 @@ fn a_subscribed_socket_gets_messages_posted_over_http() {
     assert!(second["sequence"].as_u64().unwrap() > first["sequence"].as_u64().unwrap());
 }
 
+/// More sockets than one send batch holds (64), each subscribed to one
+/// queue: every socket gets every message, once and in order, with the
+/// transport's batched pushes (io_uring, the default where the kernel
+/// offers it, as here) and without them; the start-up log says which.
+#[test]
+fn a_fan_out_to_many_sockets_arrives_whole_and_in_order_with_and_without_batches() {
+    for batched in [true, false] {
+        let server = server_with(&format!("batched_pushes = {batched}"));
+        assert_eq!(
+            server
+                .log()
+                .contains("pushes go out in batches of up to 64 sockets (io_uring)"),
+            batched,
+            "{}",
+            server.log()
+        );
+        let address = server.address("websocket").to_string();
+        let mut subscribers: Vec<WsClient> = (0..150)
+            .map(|_| {
+                let mut socket = WsClient::connect(&address);
+                let reply = socket.request("subscription_create", json!({"queue_name": "wide"}));
+                assert_eq!(status(&reply), 201, "{reply}");
+                socket
+            })
+            .collect();
+        let http = server.client();
+        for round in 0..5 {
+            let response = http
+                .post("/v2/queues/wide/messages")
+                .json(&json!({"messages": [{"body": {"round": round}}]}))
+                .send();
+            assert_eq!(response.status, 201);
+        }
+        for subscriber in &mut subscribers {
+            let rounds: Vec<Value> = (0..5)
+                .map(|_| next_push(subscriber)["body"]["round"].clone())
+                .collect();
+            assert_eq!(rounds, (0..5).map(|r| json!(r)).collect::<Vec<_>>());
+        }
+    }
+}
+
 #[test]
 fn one_socket_holds_many_subscriptions_and_msgpack_subscriptions_push_binary() {
     let server = server();

@@ -46,6 +46,11 @@ pub struct WebSocketConfig {
     /// always let in. The host fills this from `[server.cors]
     /// allowed_origins` unless the table sets it.
     pub allowed_origins: Vec<String>,
+    /// Hand the host's pushes to the kernel in batches (io_uring), one
+    /// system call for up to 64 sockets instead of one per socket. Where
+    /// the kernel refuses io_uring, pushes go out one `send` each, as
+    /// with `false`; the start-up log says which.
+    pub batched_pushes: bool,
 }
 
 impl Default for WebSocketConfig {
@@ -64,6 +69,7 @@ impl Default for WebSocketConfig {
             idle_timeout: 90,
             shutdown_grace: 10,
             allowed_origins: Vec::new(),
+            batched_pushes: true,
         }
     }
 }

@@ -163,7 +163,10 @@ pub async fn serve(
     ));
     host.connection_opened(
         connection.clone(),
-        wrap_push_sink(SocketSink(outbox.clone())),
+        wrap_push_sink(SocketSink {
+            outbox: outbox.clone(),
+            batched: config.batched_pushes,
+        }),
     )
     .await
     .ok();

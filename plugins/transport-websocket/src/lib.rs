@@ -10,6 +10,7 @@
 //! here is the socket: limits, keepalive, a bounded send queue per socket,
 //! and closing slow consumers.
 
+mod batch;
 mod config;
 mod connection;
 mod listener;

@@ -59,7 +59,26 @@ impl Transport for WebSocketTransport {
     async fn start(&self, host: HostApiBox) -> PluginResult<RString> {
         let address = format!("{}:{}", self.config.bind, self.config.port);
         let host = Arc::new(host);
-        let config = Arc::new(self.config.clone());
+        let mut config = self.config.clone();
+        if config.batched_pushes {
+            match crate::batch::probe() {
+                Ok(()) => (self.log)(
+                    LogLevel::INFO,
+                    &format!(
+                        "pushes go out in batches of up to {} sockets (io_uring)",
+                        crate::batch::BATCH_FRAMES
+                    ),
+                ),
+                Err(reason) => {
+                    (self.log)(
+                        LogLevel::WARN,
+                        &format!("pushes go out one send per socket: {reason}"),
+                    );
+                    config.batched_pushes = false;
+                }
+            }
+        }
+        let config = Arc::new(config);
         let local = self
             .listener
             .start_with(

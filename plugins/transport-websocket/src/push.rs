@@ -107,6 +107,13 @@ struct Pending {
     blocked_since: Option<Instant>,
     /// Nothing more is taken (the socket is closing or gone).
     closed: bool,
+    /// A push of this socket waits in its thread's send batch (see
+    /// [`crate::batch`]): it goes before everything in `frames`, so
+    /// nothing is written until the batch's outcome is known.
+    in_batch: bool,
+    /// [`Outbox::begin_close`] was called: the connection's task writes
+    /// what is left and then stops.
+    finishing: bool,
 }
 
 /// Limits of one socket's queue.
@@ -154,10 +161,40 @@ impl Outbox {
     /// take at once. A full queue closes the socket as a slow consumer.
     pub fn push(&self, opcode: OpCode, parts: &[&[u8]]) -> Queued {
         let mut pending = self.pending();
-        if pending.closed {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if !self.has_room(&pending, len) {
             return Queued::No;
         }
+        self.write_or_queue(&mut pending, opcode, parts, len)
+    }
+
+    /// The same as [`Outbox::push`], except that a push to a socket with
+    /// nothing waiting is copied into this thread's send batch instead of
+    /// written at once; [`crate::batch::flush`] writes it. Without a batch
+    /// on this thread (no io_uring), writes at once.
+    pub fn push_batched(self: &Arc<Self>, opcode: OpCode, parts: &[&[u8]]) -> Queued {
+        let mut pending = self.pending();
         let len: usize = parts.iter().map(|p| p.len()).sum();
+        if !self.has_room(&pending, len) {
+            return Queued::No;
+        }
+        if pending.frames.is_empty() && !pending.in_batch {
+            let mut header = [0u8; 10];
+            let header_len = frame_header(opcode, len, &mut header);
+            if crate::batch::hold(self, &header[..header_len], parts) {
+                pending.in_batch = true;
+                return Queued::Yes;
+            }
+        }
+        self.write_or_queue(&mut pending, opcode, parts, len)
+    }
+
+    /// Whether a push of `len` bytes may be taken; if the queue is full,
+    /// asks for the socket to be closed as a slow consumer.
+    fn has_room(&self, pending: &MutexGuard<'_, Pending>, len: usize) -> bool {
+        if pending.closed {
+            return false;
+        }
         if !pending.frames.is_empty() {
             let overflow = if pending.frames.len() >= self.limits.frames {
                 Some(format!(
@@ -173,7 +210,7 @@ impl Outbox {
                 None
             };
             if let Some(reason) = overflow {
-                drop(pending);
+                // The watch has its own lock, never taken around this one.
                 request_close(
                     &self.close,
                     CloseReason {
@@ -181,10 +218,52 @@ impl Outbox {
                         reason,
                     },
                 );
-                return Queued::No;
+                return false;
             }
         }
-        self.write_or_queue(&mut pending, opcode, parts, len)
+        true
+    }
+
+    /// Settles a push that waited in the thread's send batch: `frame` is
+    /// what was handed to the kernel, `sent` what `send(2)` answered (bytes
+    /// taken, or a negative errno). What the socket did not take goes
+    /// first in the queue, before anything queued while it waited.
+    pub(crate) fn settle_batched(&self, frame: &[u8], sent: i32) {
+        let mut pending = self.pending();
+        pending.in_batch = false;
+        let written = match usize::try_from(sent) {
+            Ok(written) => written.min(frame.len()),
+            Err(_) if sent == -libc::EAGAIN || sent == -libc::EINTR => 0,
+            Err(_) => {
+                pending.closed = true;
+                drop(pending);
+                request_close(&self.close, gone());
+                self.queued.notify_one();
+                return;
+            }
+        };
+        // A push not started on a socket that is closing is dropped, as
+        // queued pushes are; one started must be finished.
+        if written < frame.len() && !(pending.finishing && written == 0) {
+            pending.bytes += frame.len() - written;
+            pending.frames.push_front(frame[written..].to_vec());
+            pending.written = 0;
+            pending.front_started = written > 0;
+        }
+        if !pending.frames.is_empty() {
+            if pending.blocked_since.is_none() {
+                pending.blocked_since = Some(Instant::now());
+            }
+            self.queued.notify_one();
+        } else if pending.finishing {
+            self.queued.notify_one();
+        }
+    }
+
+    /// The socket's file descriptor, for the send batch.
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.stream.as_raw_fd()
     }
 
     /// Writes a frame the server sends on its own or in answer (reply,
@@ -212,7 +291,8 @@ impl Outbox {
         let header_len = frame_header(opcode, len, &mut header);
         let total = header_len + len;
         let mut written = 0;
-        if pending.frames.is_empty() {
+        let nothing_before = pending.frames.is_empty() && !pending.in_batch;
+        if nothing_before {
             match self.send_now(&header[..header_len], parts, total) {
                 Ok(n) => written = n,
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
@@ -233,7 +313,7 @@ impl Outbox {
             frame.extend_from_slice(&piece[from..]);
             skip -= from;
         }
-        if pending.frames.is_empty() {
+        if nothing_before {
             pending.front_started = written > 0;
             pending.blocked_since = Some(Instant::now());
             self.queued.notify_one();
@@ -250,9 +330,14 @@ impl Outbox {
         loop {
             let due = {
                 let pending = self.pending();
+                if pending.finishing && !pending.in_batch && pending.frames.is_empty() {
+                    return Ok(());
+                }
+                // A push in the send batch goes first; its settling wakes
+                // this task if anything is left to write.
                 pending
                     .blocked_since
-                    .filter(|_| !pending.frames.is_empty())
+                    .filter(|_| !pending.frames.is_empty() && !pending.in_batch)
                     .map(|since| since + write_limit)
             };
             let Some(due) = due else {
@@ -321,6 +406,9 @@ impl Outbox {
     fn write_queued(&self) -> Result<bool, CloseReason> {
         let mut guard = self.pending();
         let pending = &mut *guard;
+        if pending.in_batch {
+            return Ok(false);
+        }
         let mut progressed = false;
         while let Some(front) = pending.frames.front() {
             let rest = &front[pending.written..];
@@ -361,7 +449,8 @@ impl Outbox {
     /// whether something is left for [`Outbox::flush`] to write.
     pub fn begin_close(&self, reason: Option<&CloseReason>) -> bool {
         let mut pending = self.pending();
-        if pending.closed && pending.frames.is_empty() {
+        pending.finishing = true;
+        if pending.closed && pending.frames.is_empty() && !pending.in_batch {
             return false;
         }
         let partly_written = pending
@@ -391,7 +480,7 @@ impl Outbox {
         }
         pending.closed = true;
         if pending.frames.is_empty() {
-            return false;
+            return pending.in_batch;
         }
         // The close frame gets the time of a write of its own, however
         // long the queue before it was blocked.
@@ -421,7 +510,22 @@ fn within_close_limit(reason: &str) -> &str {
 }
 
 /// The host's handle on one socket.
-pub struct SocketSink(pub Arc<Outbox>);
+pub struct SocketSink {
+    /// The socket's outgoing side.
+    pub outbox: Arc<Outbox>,
+    /// Batched pushes go through the thread's send batch
+    /// (`batched_pushes` in the transport's configuration).
+    pub batched: bool,
+}
+
+// The host's pushes are JSON it wrote itself (UTF-8) or MsgPack.
+fn push_opcode(binary: bool) -> OpCode {
+    if binary {
+        OpCode::Binary
+    } else {
+        OpCode::Text
+    }
+}
 
 impl PushSink for SocketSink {
     fn push(&self, frame: PushFrame) -> bool {
@@ -429,9 +533,26 @@ impl PushSink for SocketSink {
     }
 
     fn push_parts(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
-        // The host's pushes are JSON it wrote itself (UTF-8) or MsgPack.
-        let opcode = if binary { OpCode::Binary } else { OpCode::Text };
-        self.0.push(opcode, &[shared, tail]) == Queued::Yes
+        self.outbox.push(push_opcode(binary), &[shared, tail]) == Queued::Yes
+    }
+
+    fn push_batched(&self, binary: bool, shared: &[u8], tail: &[u8]) -> bool {
+        if !self.batched {
+            return self.push_parts(binary, shared, tail);
+        }
+        let queued = self
+            .outbox
+            .push_batched(push_opcode(binary), &[shared, tail]);
+        // Written here, not while the outbox was locked: settling the
+        // batch locks the outbox of every push in it.
+        if crate::batch::is_full() {
+            crate::batch::flush();
+        }
+        queued == Queued::Yes
+    }
+
+    fn flush_batch(&self) {
+        crate::batch::flush();
     }
 }
 
@@ -569,5 +690,143 @@ mod tests {
         assert_eq!(frames[1].0, OpCode::Close as u8);
         assert_eq!(frames[1].1[..2], 1008u16.to_be_bytes());
         assert!(String::from_utf8_lossy(&frames[1].1[2..]).contains("slow consumer"));
+    }
+
+    /// Pushes held in the thread's send batch (io_uring on this machine),
+    /// with a second push and a reply to the same socket made while the
+    /// first waits in the batch, and more pushes than one batch holds:
+    /// everything arrives whole and in the order it was made.
+    #[tokio::test(flavor = "current_thread")]
+    async fn batched_pushes_arrive_whole_and_in_order() {
+        use tokio::io::AsyncReadExt;
+
+        crate::batch::probe().expect("this machine's kernel offers io_uring");
+        let (outbox, mut client, _closing) = connected(QueueLimits {
+            frames: 1024,
+            bytes: 1 << 20,
+        })
+        .await;
+        let outbox = Arc::new(outbox);
+        let mut sent = Vec::new();
+        assert_eq!(
+            outbox.push_batched(OpCode::Text, &[b"first ", b"push"]),
+            Queued::Yes
+        );
+        sent.push((OpCode::Text as u8, b"first push".to_vec()));
+        // The first push waits in the batch: these queue behind it.
+        assert_eq!(
+            outbox.push_batched(OpCode::Binary, &[b"second"]),
+            Queued::Yes
+        );
+        sent.push((OpCode::Binary as u8, b"second".to_vec()));
+        assert_eq!(outbox.try_send(OpCode::Text, b"reply"), Some(Queued::Yes));
+        sent.push((OpCode::Text as u8, b"reply".to_vec()));
+        crate::batch::flush();
+        // The frames queued behind the batch are the task's to write.
+        outbox.flush(Duration::from_secs(10)).await.unwrap();
+        for round in 0..3 * crate::batch::BATCH_FRAMES {
+            let body = format!("push {round}").into_bytes();
+            assert_eq!(outbox.push_batched(OpCode::Text, &[&body]), Queued::Yes);
+            sent.push((OpCode::Text as u8, body));
+            if crate::batch::is_full() {
+                crate::batch::flush();
+            }
+            if round % 7 == 0 {
+                crate::batch::flush();
+            }
+        }
+        crate::batch::flush();
+        // A push made while the socket's previous one waited in the batch
+        // was queued behind it, for the socket's task.
+        assert!(!outbox.pending().frames.is_empty());
+        outbox.flush(Duration::from_secs(10)).await.unwrap();
+        assert!(!outbox.begin_close(None));
+        drop(outbox);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        assert_eq!(frames_in(&received), sent);
+    }
+
+    /// A batched push that the socket takes only in part (the client does
+    /// not read): the rest is queued first, the socket's task finishes it
+    /// once the client reads, and the close frame asked for while the push
+    /// waited in the batch comes after it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batched_push_taken_in_part_is_finished_before_the_close_frame() {
+        use tokio::io::AsyncReadExt;
+
+        crate::batch::probe().expect("this machine's kernel offers io_uring");
+        let (outbox, mut client, _closing) = connected(QueueLimits {
+            frames: 8,
+            bytes: 64 << 20,
+        })
+        .await;
+        let outbox = Arc::new(outbox);
+        let big = vec![b'y'; 32 << 20];
+        assert_eq!(
+            outbox.push_batched(OpCode::Binary, &[&big, b"end"]),
+            Queued::Yes
+        );
+        let reason = CloseReason {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        };
+        assert!(
+            outbox.begin_close(Some(&reason)),
+            "the push in the batch is still to be settled"
+        );
+        crate::batch::flush();
+
+        let reading = tokio::spawn(async move {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.unwrap();
+            received
+        });
+        outbox.flush(Duration::from_secs(10)).await.unwrap();
+        drop(outbox);
+        let frames = frames_in(&reading.await.unwrap());
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].0, OpCode::Binary as u8);
+        assert_eq!(frames[0].1.len(), big.len() + 3);
+        assert!(frames[0].1.ends_with(b"end"));
+        assert_eq!(frames[1].0, OpCode::Close as u8);
+        assert_eq!(frames[1].1, b"\x03\xe8bye");
+    }
+
+    /// A socket that is closing drops a batched push that nothing of was
+    /// sent, as it drops queued pushes, and its task's last flush returns
+    /// once the batch has settled it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn closing_while_a_push_waits_in_the_batch_ends_cleanly() {
+        use tokio::io::AsyncReadExt;
+
+        crate::batch::probe().expect("this machine's kernel offers io_uring");
+        let (outbox, mut client, _closing) = connected(QueueLimits {
+            frames: 8,
+            bytes: 1 << 20,
+        })
+        .await;
+        let outbox = Arc::new(outbox);
+        assert_eq!(outbox.push_batched(OpCode::Text, &[b"late"]), Queued::Yes);
+        assert!(outbox.begin_close(None));
+        let task = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.flush(Duration::from_secs(10)).await })
+        };
+        tokio::task::yield_now().await;
+        crate::batch::flush();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the last flush returns once the batch settled the push")
+            .unwrap()
+            .unwrap();
+        drop(outbox);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        // Sent whole by the batch (the socket had room): nothing was cut.
+        assert_eq!(
+            frames_in(&received),
+            vec![(OpCode::Text as u8, b"late".to_vec())]
+        );
     }
 }
