@@ -23,13 +23,14 @@
 //! bookkeeping), without the subscription step. The line also gives the
 //! writer threads' CPU per message (summed over them, from
 //! `/proc/thread-self/schedstat`, or their wall time where that file is
-//! missing) and the wall time of one fan-out (the slowest thread's loop). `FANOUT_FLOOR=0` skips the floor run,
-//! `FANOUT_FLOOR=only` runs only the floor. `FANOUT_BATCHED=0` turns the
-//! transport's batched pushes off (one `send` per socket). The floor server has a process
-//! of its own so that its socket ends and the client's do not share one
-//! open-file limit: 10,000 sockets fit where the limit is 20,000. Where the
-//! limit is too low for N even so, the floor run uses the largest multiple
-//! of 1000 sockets that fits and says so on its line.
+//! missing) and the wall time of one fan-out (the slowest thread's loop).
+//! `FANOUT_FLOOR=0` skips the floor run, `FANOUT_FLOOR=only` runs only the
+//! floor. `FANOUT_BATCHED=0` turns the transport's batched pushes off (one
+//! `send` per socket). The floor server has a process of its own so that
+//! its socket ends and the client's do not share one open-file limit:
+//! 10,000 sockets fit where the limit is 20,000. Where the limit is too low
+//! for N even so, the floor run uses the largest multiple of 1000 sockets
+//! that fits and says so on its line.
 //!
 //! With `FANOUT_SOKETI=1` (`only`: Soketi alone) each N ends with the peer
 //! run (`soketi sockets ...` line): the same client code against Soketi

@@ -596,7 +596,7 @@ mod tests {
     async fn connected(
         limits: QueueLimits,
     ) -> (
-        Outbox,
+        Arc<Outbox>,
         tokio::net::TcpStream,
         watch::Receiver<Option<CloseReason>>,
     ) {
@@ -607,19 +607,50 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let (close, closing) = watch::channel(None);
         (
-            Outbox::new(Arc::new(server), limits, close),
+            Arc::new(Outbox::new(Arc::new(server), limits, close)),
             client,
             closing,
         )
+    }
+
+    /// Closes `outbox` with nothing left to write and returns the frames
+    /// the client received.
+    async fn closed_and_read(
+        outbox: Arc<Outbox>,
+        mut client: tokio::net::TcpStream,
+    ) -> Vec<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+
+        assert!(!outbox.begin_close(None));
+        drop(outbox);
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        frames_in(&received)
+    }
+
+    /// Lets the socket's task write what `outbox` holds (a close frame
+    /// last) while the client reads, and returns the frames it received.
+    async fn flushed_and_read(
+        outbox: Arc<Outbox>,
+        mut client: tokio::net::TcpStream,
+    ) -> Vec<(u8, Vec<u8>)> {
+        use tokio::io::AsyncReadExt;
+
+        let reading = tokio::spawn(async move {
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.unwrap();
+            received
+        });
+        outbox.flush(Duration::from_secs(10)).await.unwrap();
+        drop(outbox);
+        frames_in(&reading.await.unwrap())
     }
 
     /// Frames sent whole at once, joined on the stack or sent from their
     /// parts (both sides of [`SMALL_FRAME`]), arrive intact and in order.
     #[tokio::test(flavor = "current_thread")]
     async fn frames_of_every_size_arrive_whole_and_in_order() {
-        use tokio::io::AsyncReadExt;
-
-        let (outbox, mut client, _closing) = connected(QueueLimits {
+        let (outbox, client, _closing) = connected(QueueLimits {
             frames: 8,
             bytes: 1 << 20,
         })
@@ -646,11 +677,7 @@ mod tests {
             assert_eq!(outbox.push(opcode, &[head, tail]), Queued::Yes);
             sent.push((opcode as u8, body));
         }
-        assert!(!outbox.begin_close(None));
-        drop(outbox);
-        let mut received = Vec::new();
-        client.read_to_end(&mut received).await.unwrap();
-        assert_eq!(frames_in(&received), sent);
+        assert_eq!(closed_and_read(outbox, client).await, sent);
     }
 
     /// A client that stops reading in the middle of a push, then is closed
@@ -658,9 +685,7 @@ mod tests {
     /// the close frame, or it misreads the close frame as push bytes.
     #[tokio::test(flavor = "current_thread")]
     async fn a_push_written_in_part_is_finished_before_the_close_frame() {
-        use tokio::io::AsyncReadExt;
-
-        let (outbox, mut client, closing) = connected(QueueLimits {
+        let (outbox, client, closing) = connected(QueueLimits {
             frames: 1,
             bytes: 64 << 20,
         })
@@ -674,14 +699,7 @@ mod tests {
         assert_eq!(reason.code, CloseCode::Policy);
         assert!(outbox.begin_close(Some(&reason)));
 
-        let reading = tokio::spawn(async move {
-            let mut received = Vec::new();
-            client.read_to_end(&mut received).await.unwrap();
-            received
-        });
-        outbox.flush(Duration::from_secs(10)).await.unwrap();
-        drop(outbox);
-        let frames = frames_in(&reading.await.unwrap());
+        let frames = flushed_and_read(outbox, client).await;
 
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].0, OpCode::Text as u8);
@@ -698,15 +716,12 @@ mod tests {
     /// everything arrives whole and in the order it was made.
     #[tokio::test(flavor = "current_thread")]
     async fn batched_pushes_arrive_whole_and_in_order() {
-        use tokio::io::AsyncReadExt;
-
         crate::batch::probe().expect("this machine's kernel offers io_uring");
-        let (outbox, mut client, _closing) = connected(QueueLimits {
+        let (outbox, client, _closing) = connected(QueueLimits {
             frames: 1024,
             bytes: 1 << 20,
         })
         .await;
-        let outbox = Arc::new(outbox);
         let mut sent = Vec::new();
         assert_eq!(
             outbox.push_batched(OpCode::Text, &[b"first ", b"push"]),
@@ -740,11 +755,7 @@ mod tests {
         // was queued behind it, for the socket's task.
         assert!(!outbox.pending().frames.is_empty());
         outbox.flush(Duration::from_secs(10)).await.unwrap();
-        assert!(!outbox.begin_close(None));
-        drop(outbox);
-        let mut received = Vec::new();
-        client.read_to_end(&mut received).await.unwrap();
-        assert_eq!(frames_in(&received), sent);
+        assert_eq!(closed_and_read(outbox, client).await, sent);
     }
 
     /// A batched push that the socket takes only in part (the client does
@@ -753,15 +764,12 @@ mod tests {
     /// waited in the batch comes after it.
     #[tokio::test(flavor = "current_thread")]
     async fn a_batched_push_taken_in_part_is_finished_before_the_close_frame() {
-        use tokio::io::AsyncReadExt;
-
         crate::batch::probe().expect("this machine's kernel offers io_uring");
-        let (outbox, mut client, _closing) = connected(QueueLimits {
+        let (outbox, client, _closing) = connected(QueueLimits {
             frames: 8,
             bytes: 64 << 20,
         })
         .await;
-        let outbox = Arc::new(outbox);
         let big = vec![b'y'; 32 << 20];
         assert_eq!(
             outbox.push_batched(OpCode::Binary, &[&big, b"end"]),
@@ -777,14 +785,7 @@ mod tests {
         );
         crate::batch::flush();
 
-        let reading = tokio::spawn(async move {
-            let mut received = Vec::new();
-            client.read_to_end(&mut received).await.unwrap();
-            received
-        });
-        outbox.flush(Duration::from_secs(10)).await.unwrap();
-        drop(outbox);
-        let frames = frames_in(&reading.await.unwrap());
+        let frames = flushed_and_read(outbox, client).await;
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[0].0, OpCode::Binary as u8);
         assert_eq!(frames[0].1.len(), big.len() + 3);
@@ -798,15 +799,12 @@ mod tests {
     /// once the batch has settled it.
     #[tokio::test(flavor = "current_thread")]
     async fn closing_while_a_push_waits_in_the_batch_ends_cleanly() {
-        use tokio::io::AsyncReadExt;
-
         crate::batch::probe().expect("this machine's kernel offers io_uring");
         let (outbox, mut client, _closing) = connected(QueueLimits {
             frames: 8,
             bytes: 1 << 20,
         })
         .await;
-        let outbox = Arc::new(outbox);
         assert_eq!(outbox.push_batched(OpCode::Text, &[b"late"]), Queued::Yes);
         assert!(outbox.begin_close(None));
         let task = {
@@ -822,7 +820,9 @@ mod tests {
             .unwrap();
         drop(outbox);
         let mut received = Vec::new();
-        client.read_to_end(&mut received).await.unwrap();
+        tokio::io::AsyncReadExt::read_to_end(&mut client, &mut received)
+            .await
+            .unwrap();
         // Sent whole by the batch (the socket had room): nothing was cut.
         assert_eq!(
             frames_in(&received),
