@@ -8,7 +8,14 @@
 //! behind the previous one). Latency is measured from just before
 //! the publisher sends `message_post` to the moment each subscriber's task
 //! reads the push, on one clock, so it includes the client side's own
-//! scheduling of N tasks on the same 2 cores as the server.
+//! scheduling of N tasks on the same 2 cores as the server. Every socket
+//! stays open until all have read their last push (and the server's CPU
+//! has been read), so that no server handles closes while it still pushes.
+//! The line ends the latencies with the latency of each message's last
+//! push (p50 and max over the messages: one slow message shows there);
+//! `FANOUT_DEBUG=1` prints that figure for every message, in order. Our
+//! server's line also gives how long the publisher waited for the post's
+//! answer (the durable commit).
 //!
 //! After the real run for each N comes the floor run (`floor  sockets ...`
 //! line): a bare fan-out server made of plain std threads, in a process of
@@ -82,7 +89,8 @@ const MESSAGES: usize = 50;
 const IDLE_WINDOW: Duration = Duration::from_secs(3);
 
 type Client = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
-type Latencies = Arc<Mutex<Vec<f64>>>;
+/// Each push read: its message's `sent_us` stamp and its latency in ms.
+type Latencies = Arc<Mutex<Vec<(u64, f64)>>>;
 
 fn frame(action: &str, body: Value) -> Message {
     Message::text(
@@ -132,11 +140,14 @@ async fn open_sockets(url: &str, sockets: usize) -> Vec<Client> {
 
 /// Read `MESSAGES` pushes from `stream`, recording each one's latency
 /// (ms from its `sent_us` stamp, on the `start` clock) into `latencies`.
+/// The task hands the stream back rather than closing it: a socket closed
+/// by the first readers done would make the server handle closes while
+/// it still pushes the last message to the others.
 fn spawn_reader(
     mut stream: Client,
     start: Instant,
     latencies: Latencies,
-) -> tokio::task::JoinHandle<()> {
+) -> tokio::task::JoinHandle<Client> {
     tokio::spawn(async move {
         // Take the time first and find the stamp without a JSON parse,
         // so the client's own work inflates the figure as little as
@@ -152,32 +163,74 @@ fn spawn_reader(
             };
             let now = start.elapsed().as_micros() as u64;
             if let Some(sent) = sent_stamp(text.as_str()) {
-                mine.push(now.saturating_sub(sent) as f64 / 1000.0);
+                mine.push((sent, now.saturating_sub(sent) as f64 / 1000.0));
             }
         }
         latencies.lock().unwrap().extend(mine);
+        stream
     })
 }
 
-/// Wait for the readers (30 s at most each) and return the sorted latencies.
-async fn collect(readers: Vec<tokio::task::JoinHandle<()>>, latencies: &Latencies) -> Vec<f64> {
-    for reader in readers {
-        let _ = tokio::time::timeout(Duration::from_secs(30), reader).await;
-    }
-    let mut samples = latencies.lock().unwrap().clone();
-    samples.sort_by(|a, b| a.total_cmp(b));
-    samples
+/// What the readers saw: every push's latency, and for each message the
+/// latency of its last push (when its fan-out was over for the client),
+/// both sorted.
+struct Samples {
+    all: Vec<f64>,
+    last_of_message: Vec<f64>,
 }
 
-/// `pushes received/expected latency ms p50 .. p99 .. max ..`.
-fn latency_summary(sorted: &[f64], expected: usize) -> String {
+/// Wait for the readers (30 s at most each) and return what they saw, and
+/// their sockets, still open: close them once the server's CPU is read,
+/// so that what it spends on closes is not counted as pushing.
+async fn collect(
+    readers: Vec<tokio::task::JoinHandle<Client>>,
+    latencies: &Latencies,
+) -> (Samples, Vec<Client>) {
+    let mut done = Vec::with_capacity(readers.len());
+    for reader in readers {
+        if let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(30), reader).await {
+            done.push(stream);
+        }
+    }
+    let samples = latencies.lock().unwrap().clone();
+    let mut last: std::collections::HashMap<u64, f64> = std::collections::HashMap::new();
+    for (sent, latency) in &samples {
+        let slot = last.entry(*sent).or_insert(0.0);
+        *slot = slot.max(*latency);
+    }
+    if std::env::var("FANOUT_DEBUG").is_ok() {
+        let mut by_sent: Vec<(u64, f64)> = last.iter().map(|(k, v)| (*k, *v)).collect();
+        by_sent.sort_by_key(|(k, _)| *k);
+        let line: Vec<String> = by_sent.iter().map(|(_, v)| format!("{v:.0}")).collect();
+        eprintln!("DEBUG last push per message in order: {}", line.join(" "));
+    }
+    let mut all: Vec<f64> = samples.into_iter().map(|(_, latency)| latency).collect();
+    all.sort_by(|a, b| a.total_cmp(b));
+    let mut last_of_message: Vec<f64> = last.into_values().collect();
+    last_of_message.sort_by(|a, b| a.total_cmp(b));
+    (
+        Samples {
+            all,
+            last_of_message,
+        },
+        done,
+    )
+}
+
+/// `pushes received/expected latency ms p50 .. p99 .. max .. (last push
+/// of a message p50 .. max ..)`: the last part tells a tail made by every
+/// fan-out's length from one made by a few slow messages.
+fn latency_summary(samples: &Samples, expected: usize) -> String {
+    let sorted = &samples.all;
     format!(
-        "pushes {:>7}/{:<7} latency ms p50 {:>7.2} p99 {:>7.2} max {:>7.2}",
+        "pushes {:>7}/{:<7} latency ms p50 {:>7.2} p99 {:>7.2} max {:>7.2} (last push of a message p50 {:>7.2} max {:>7.2})",
         sorted.len(),
         expected,
         percentile(sorted, 50.0),
         percentile(sorted, 99.0),
         sorted.last().copied().unwrap_or(f64::NAN),
+        percentile(&samples.last_of_message, 50.0),
+        samples.last_of_message.last().copied().unwrap_or(f64::NAN),
     )
 }
 
@@ -270,6 +323,7 @@ async fn run(sockets: usize, interval: Duration) {
     tokio::time::sleep(IDLE_WINDOW).await;
     let idle_cpu = server.cpu_split() - idle_before;
     let cpu_before = server.cpu_split();
+    let mut replies = Vec::with_capacity(MESSAGES);
     for _ in 0..MESSAGES {
         let sent_us = start.elapsed().as_micros() as u64;
         publisher
@@ -280,13 +334,18 @@ async fn run(sockets: usize, interval: Duration) {
             .await
             .expect("post");
         let _reply = publisher.next().await;
+        replies.push((start.elapsed().as_micros() as u64).saturating_sub(sent_us) as f64 / 1000.0);
         tokio::time::sleep(interval).await;
     }
-    let samples = collect(readers, &latencies).await;
+    let (samples, sockets_read) = collect(readers, &latencies).await;
     let cpu = server.cpu_split() - cpu_before;
+    drop(sockets_read);
+    replies.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "sockets {sockets:>6}: {} | server CPU per message {}, idle {:>5.1} ms per s | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
+        "sockets {sockets:>6}: {} | post answered ms p50 {:.2} max {:.2} | server CPU per message {}, idle {:>5.1} ms per s | server memory per idle connection {:>6} B, per subscribed connection {:>6} B",
         latency_summary(&samples, sockets * MESSAGES),
+        percentile(&replies, 50.0),
+        replies.last().copied().unwrap_or(f64::NAN),
         cpu_summary(cpu, sockets),
         idle_cpu.total().as_secs_f64() * 1000.0 / IDLE_WINDOW.as_secs_f64(),
         idle.saturating_sub(before) / sockets as u64,
@@ -564,10 +623,11 @@ async fn run_floor(wanted: usize, interval: Duration) {
         stamps.flush().expect("floor server stdin");
         tokio::time::sleep(interval).await;
     }
-    let samples = collect(readers, &latencies).await;
+    let (samples, sockets_read) = collect(readers, &latencies).await;
     // The whole process, measured as ours is (all threads, user + system
     // from /proc, in clock ticks), beside the writer threads' own figure.
     let process = process_stats::cpu_split(pid) - process_before;
+    drop(sockets_read);
     drop(stamps);
     let report = tokio::task::spawn_blocking(move || {
         let report = floor_line(&mut lines);
@@ -665,8 +725,9 @@ async fn run_soketi(sockets: usize, interval: Duration) {
         publish(sequence).await.unwrap();
         tokio::time::sleep(interval).await;
     }
-    let samples = collect(readers, &latencies).await;
+    let (samples, sockets_read) = collect(readers, &latencies).await;
     let cpu = process_stats::cpu_split(pid) - cpu_before;
+    drop(sockets_read);
     println!(
         "soketi sockets {sockets:>6}: {} | server CPU per message {} | server memory per idle connection {:>6} B, per subscribed connection {:>6} B | push frame {frame_len} B",
         latency_summary(&samples, sockets * MESSAGES),
