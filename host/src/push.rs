@@ -23,11 +23,10 @@
 mod frames;
 
 use std::{
-    cell::OnceCell,
     collections::{BTreeMap, HashMap},
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
     },
     time::{Duration, Instant},
 };
@@ -868,13 +867,90 @@ impl Pump {
             body: &message.body,
         };
         // Encoded when the first target needs it, then shared by all.
-        let document = OnceCell::new();
-        let shared = OnceCell::new();
-        let body = OnceCell::new();
+        let document = OnceLock::new();
+        let shared = OnceLock::new();
+        let body = OnceLock::new();
+        let round = Round {
+            message,
+            notified: &notified,
+            document: &document,
+            shared: &shared,
+            body: &body,
+            limits: &self.limits,
+        };
+        let tally = round.push_split(&mut self.targets);
+        crate::metrics::global().pushes_of_message(tally.accepted, tally.refused);
+        tally.progressed
+    }
+}
+
+/// Fan-outs to at least this many subscriptions are split in two, the
+/// second half pushed from a thread of its own, where the machine has
+/// more than one core: the last socket of a large fan-out is then written
+/// about half as late. Below it, starting the thread costs more than it
+/// saves.
+const SPLIT_FAN_OUT: usize = 512;
+
+/// What one fan-out round did.
+#[derive(Default)]
+struct Tally {
+    progressed: bool,
+    accepted: u64,
+    refused: u64,
+}
+
+/// One message's fan-out: the message and its encodings, made once by
+/// whichever target first needs them and shared by all (and by both
+/// threads of a split fan-out).
+struct Round<'a, 'd> {
+    message: &'a StoredMessage,
+    notified: &'a Notified<'a>,
+    document: &'d OnceLock<Vec<u8>>,
+    shared: &'a OnceLock<SharedPush<'d>>,
+    body: &'a OnceLock<Option<Value>>,
+    limits: &'a Limits,
+}
+
+impl Round<'_, '_> {
+    /// Pushes to `targets`, split over two threads when there are enough
+    /// of them (see [`SPLIT_FAN_OUT`]).
+    fn push_split(&self, targets: &mut [Target]) -> Tally {
+        static CORES: OnceLock<usize> = OnceLock::new();
+        let cores = *CORES.get_or_init(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        if targets.len() < SPLIT_FAN_OUT || cores < 2 {
+            return self.push_to(targets);
+        }
+        let (first, second) = targets.split_at_mut(targets.len() / 2);
+        // Behind a lock only so that this thread can take the half back
+        // when no thread can be started.
+        let second = Mutex::new(second);
+        std::thread::scope(|scope| {
+            let helper = std::thread::Builder::new()
+                .name("zaqar-fan-out".into())
+                .spawn_scoped(scope, || self.push_to(&mut lock(&second)));
+            let mut tally = self.push_to(first);
+            let theirs = match helper {
+                Ok(helper) => helper
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                Err(_) => self.push_to(&mut lock(&second)),
+            };
+            tally.progressed |= theirs.progressed;
+            tally.accepted += theirs.accepted;
+            tally.refused += theirs.refused;
+            tally
+        })
+    }
+
+    /// Pushes to each of `targets` in turn, from this thread, then tells
+    /// every sink pushed to to write what it batched.
+    fn push_to(&self, targets: &mut [Target]) -> Tally {
+        let message = self.message;
         let max_unacked = self.limits.max_unacked;
-        let mut progressed = false;
-        let (mut accepted, mut refused) = (0, 0);
-        for target in &mut self.targets {
+        let mut tally = Tally::default();
+        for target in targets.iter_mut() {
             if target.refused || target.gap_pending {
                 continue;
             }
@@ -895,17 +971,22 @@ impl Pump {
                 continue;
             }
             if target.filtered {
-                let parsed: &Option<Value> =
-                    body.get_or_init(|| serde_json::from_slice(&message.body).ok());
+                let parsed: &Option<Value> = self
+                    .body
+                    .get_or_init(|| serde_json::from_slice(&message.body).ok());
                 let filter = &target.subscription.filter;
                 if !parsed.as_ref().is_some_and(|b| filter.matches_value(b)) {
                     state.delivered.store(message.seq, Ordering::SeqCst);
-                    progressed = true;
+                    tally.progressed = true;
                     continue;
                 }
             }
-            let document: &Vec<u8> = document.get_or_init(|| notification_json(&notified));
-            let shared = shared.get_or_init(|| SharedPush::new(document, message.seq));
+            let document: &Vec<u8> = self
+                .document
+                .get_or_init(|| notification_json(self.notified));
+            let shared = self
+                .shared
+                .get_or_init(|| SharedPush::new(document, message.seq));
             let subscription = &*target.subscription;
             let (taken, kept) = match shared.shared(subscription.format) {
                 Some(part) => {
@@ -930,14 +1011,14 @@ impl Pump {
                 }
             };
             if !taken {
-                refused += 1;
+                tally.refused += 1;
                 drop(window);
                 target.note(false);
                 continue;
             }
-            accepted += 1;
+            tally.accepted += 1;
             state.delivered.store(message.seq, Ordering::SeqCst);
-            progressed = true;
+            tally.progressed = true;
             if let (Some(window), Some(kept)) = (&mut window, kept) {
                 window.unacked.insert(
                     message.seq,
@@ -945,16 +1026,15 @@ impl Pump {
                 );
             }
         }
-        // A transport may hold batched pushes until told to write them;
-        // each sink is told, since the targets may be of several
-        // transports (a call on a sink whose batch is already out costs
-        // next to nothing).
-        for target in self.targets.iter_mut().filter(|t| t.batched) {
+        // A transport may hold batched pushes until told to write them
+        // (from this thread); each sink is told, since the targets may be
+        // of several transports (a call on a sink whose batch is already
+        // out costs next to nothing).
+        for target in targets.iter_mut().filter(|t| t.batched) {
             target.batched = false;
             target.sink.flush_batch();
         }
-        crate::metrics::global().pushes_of_message(accepted, refused);
-        progressed
+        tally
     }
 }
 

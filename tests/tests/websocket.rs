@@ -195,14 +195,17 @@ fn a_subscribed_socket_gets_messages_posted_over_http() {
     assert!(second["sequence"].as_u64().unwrap() > first["sequence"].as_u64().unwrap());
 }
 
-/// More sockets than one send batch holds (64), each subscribed to one
+/// More sockets than one send batch holds (64), and enough for the host
+/// to split each fan-out over two threads (512), each subscribed to one
 /// queue: every socket gets every message, once and in order, with the
 /// transport's batched pushes (io_uring, the default where the kernel
 /// offers it, as here) and without them; the start-up log says which.
 #[test]
 fn a_fan_out_to_many_sockets_arrives_whole_and_in_order_with_and_without_batches() {
     for batched in [true, false] {
-        let server = server_with(&format!("batched_pushes = {batched}"));
+        let server = server_with(&format!(
+            "batched_pushes = {batched}\nmax_connections_per_address = 0"
+        ));
         assert_eq!(
             server
                 .log()
@@ -212,7 +215,7 @@ fn a_fan_out_to_many_sockets_arrives_whole_and_in_order_with_and_without_batches
             server.log()
         );
         let address = server.address("websocket").to_string();
-        let mut subscribers: Vec<WsClient> = (0..150)
+        let mut subscribers: Vec<WsClient> = (0..600)
             .map(|_| {
                 let mut socket = WsClient::connect(&address);
                 let reply = socket.request("subscription_create", json!({"queue_name": "wide"}));

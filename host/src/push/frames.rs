@@ -5,7 +5,7 @@
 //! push of one subscription (encoded once when it subscribes). Sinks get
 //! the two parts and write them without joining them.
 
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 use plugin_api::storage::QueueRef;
 use serde_json::Value;
@@ -47,8 +47,9 @@ pub struct SharedPush<'a> {
     /// The notification document (a JSON object).
     document: &'a [u8],
     seq: u64,
-    msgpack: OnceCell<Option<Vec<u8>>>,
-    event: OnceCell<Vec<u8>>,
+    // Shared by the threads of a split fan-out.
+    msgpack: OnceLock<Option<Vec<u8>>>,
+    event: OnceLock<Vec<u8>>,
 }
 
 impl<'a> SharedPush<'a> {
@@ -57,8 +58,8 @@ impl<'a> SharedPush<'a> {
         Self {
             document,
             seq,
-            msgpack: OnceCell::new(),
-            event: OnceCell::new(),
+            msgpack: OnceLock::new(),
+            event: OnceLock::new(),
         }
     }
 
