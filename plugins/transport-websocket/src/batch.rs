@@ -48,15 +48,11 @@ thread_local! {
 }
 
 /// Whether this kernel lets the transport batch its pushes; `Err` says why
-/// not.
-pub fn probe() -> Result<(), String> {
-    new_ring().map(drop)
-}
-
+/// not. Asked once, at start-up: a thread's own ring (made when it first
+/// pushes, so once per split fan-out's helper thread) does not ask again.
 #[cfg(target_os = "linux")]
-fn new_ring() -> Result<Ring, String> {
-    let ring = io_uring::IoUring::new(BATCH_FRAMES as u32)
-        .map_err(|error| format!("io_uring is not available: {error}"))?;
+pub fn probe() -> Result<(), String> {
+    let ring = new_ring()?;
     let mut probe = io_uring::Probe::new();
     ring.submitter()
         .register_probe(&mut probe)
@@ -64,7 +60,18 @@ fn new_ring() -> Result<Ring, String> {
     if !probe.is_supported(io_uring::opcode::Send::CODE) {
         return Err("this kernel's io_uring has no send operation".into());
     }
-    Ok(ring)
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn probe() -> Result<(), String> {
+    new_ring().map(drop)
+}
+
+#[cfg(target_os = "linux")]
+fn new_ring() -> Result<Ring, String> {
+    io_uring::IoUring::new(BATCH_FRAMES as u32)
+        .map_err(|error| format!("io_uring is not available: {error}"))
 }
 
 #[cfg(not(target_os = "linux"))]
