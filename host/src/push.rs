@@ -21,11 +21,12 @@
 //! them over.
 
 mod frames;
+mod helper;
 
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, OnceLock,
     },
     time::{Duration, Instant},
@@ -884,12 +885,18 @@ impl Pump {
     }
 }
 
-/// Fan-outs to at least this many subscriptions are split in two, the
-/// second half pushed from a thread of its own, where the machine has
-/// more than one core: the last socket of a large fan-out is then written
-/// about half as late. Below it, starting the thread costs more than it
-/// saves.
+/// Fan-outs to at least this many subscriptions are shared with the
+/// fan-out helper thread (see [`helper`]), where the machine has more than
+/// one core: the last socket of a large fan-out is then written about half
+/// as late. Below it, waking the helper costs more than it saves.
 const SPLIT_FAN_OUT: usize = 512;
+
+/// Targets per share of a shared fan-out. Each thread takes the next share
+/// when done with its last, so when the helper gets a core late (the
+/// machine busy), the thread that started first does more of the fan-out
+/// instead of waiting for a fixed half. The WebSocket transport's batch
+/// size, so that a share's pushes leave in one batch.
+const SHARE: usize = 64;
 
 /// What one fan-out round did.
 #[derive(Default)]
@@ -897,6 +904,14 @@ struct Tally {
     progressed: bool,
     accepted: u64,
     refused: u64,
+}
+
+impl Tally {
+    fn add(&mut self, other: Tally) {
+        self.progressed |= other.progressed;
+        self.accepted += other.accepted;
+        self.refused += other.refused;
+    }
 }
 
 /// One message's fan-out: the message and its encodings, made once by
@@ -912,7 +927,7 @@ struct Round<'a, 'd> {
 }
 
 impl Round<'_, '_> {
-    /// Pushes to `targets`, split over two threads when there are enough
+    /// Pushes to `targets`, shared by two threads when there are enough
     /// of them (see [`SPLIT_FAN_OUT`]).
     fn push_split(&self, targets: &mut [Target]) -> Tally {
         static CORES: OnceLock<usize> = OnceLock::new();
@@ -922,26 +937,19 @@ impl Round<'_, '_> {
         if targets.len() < SPLIT_FAN_OUT || cores < 2 {
             return self.push_to(targets);
         }
-        let (first, second) = targets.split_at_mut(targets.len() / 2);
-        // Behind a lock only so that this thread can take the half back
-        // when no thread can be started.
-        let second = Mutex::new(second);
-        std::thread::scope(|scope| {
-            let helper = std::thread::Builder::new()
-                .name("zaqar-fan-out".into())
-                .spawn_scoped(scope, || self.push_to(&mut lock(&second)));
-            let mut tally = self.push_to(first);
-            let theirs = match helper {
-                Ok(helper) => helper
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                Err(_) => self.push_to(&mut lock(&second)),
-            };
-            tally.progressed |= theirs.progressed;
-            tally.accepted += theirs.accepted;
-            tally.refused += theirs.refused;
+        // A lock per share only to hand it to one thread; never contended.
+        let shares: Vec<Mutex<&mut [Target]>> = targets.chunks_mut(SHARE).map(Mutex::new).collect();
+        let next = AtomicUsize::new(0);
+        let take_shares = || {
+            let mut tally = Tally::default();
+            while let Some(share) = shares.get(next.fetch_add(1, Ordering::Relaxed)) {
+                tally.add(self.push_to(&mut lock(share)));
+            }
             tally
-        })
+        };
+        let (mut tally, theirs) = helper::join(take_shares, take_shares);
+        tally.add(theirs);
+        tally
     }
 
     /// Pushes to each of `targets` in turn, from this thread, then tells

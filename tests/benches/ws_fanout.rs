@@ -13,7 +13,8 @@
 //! has been read), so that no server handles closes while it still pushes.
 //! The line ends the latencies with the latency of each message's last
 //! push (p50 and max over the messages: one slow message shows there);
-//! `FANOUT_DEBUG=1` prints that figure for every message, in order. Our
+//! `FANOUT_DEBUG=1` prints that figure, and the latency of the message's
+//! first push, for every message in order. Our
 //! server's line also gives how long the publisher waited for the post's
 //! answer (the durable commit).
 //!
@@ -203,6 +204,13 @@ async fn collect(
         by_sent.sort_by_key(|(k, _)| *k);
         let line: Vec<String> = by_sent.iter().map(|(_, v)| format!("{v:.0}")).collect();
         eprintln!("DEBUG last push per message in order: {}", line.join(" "));
+        let mut first: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
+        for (sent, latency) in &samples {
+            let slot = first.entry(*sent).or_insert(f64::MAX);
+            *slot = slot.min(*latency);
+        }
+        let line: Vec<String> = first.values().map(|v| format!("{v:.1}")).collect();
+        eprintln!("DEBUG first push per message in order: {}", line.join(" "));
     }
     let mut all: Vec<f64> = samples.into_iter().map(|(_, latency)| latency).collect();
     all.sort_by(|a, b| a.total_cmp(b));
