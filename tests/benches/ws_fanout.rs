@@ -32,8 +32,15 @@
 //! writer threads' CPU per message (summed over them, from
 //! `/proc/thread-self/schedstat`, or their wall time where that file is
 //! missing) and the wall time of one fan-out (the slowest thread's loop).
-//! `FANOUT_FLOOR=0` skips the floor run, `FANOUT_FLOOR=only` runs only the
-//! floor. `FANOUT_BATCHED=0` turns the transport's batched pushes off (one
+//! Then comes the durable floor (`durable floor sockets ...` line): the
+//! same floor server, which before each fan-out first makes the disk's
+//! cheapest durable write (a 4 KiB page rewritten in place and
+//! `fdatasync`ed in the temp directory, as `bench/http-floor.sh` measures
+//! the disk's floor): what any server that stores a message durably before
+//! pushing it must pay at least. Its line adds that sync's p50 and max.
+//! `FANOUT_FLOOR_SYNC=0` skips it.
+//! `FANOUT_FLOOR=0` skips both floor runs, `FANOUT_FLOOR=only` runs only the
+//! floors. `FANOUT_BATCHED=0` turns the transport's batched pushes off (one
 //! `send` per socket). The floor server has a process of its own so that
 //! its socket ends and the client's do not share one open-file limit:
 //! 10,000 sockets fit where the limit is 20,000. Where the limit is too low
@@ -438,6 +445,9 @@ struct FloorReport {
     wall_per_message: Duration,
     /// Both threads' loop wall times per message, summed.
     busy_per_message: Duration,
+    /// With a sync before each fan-out: how long it took, p50 and max.
+    sync_p50: Option<Duration>,
+    sync_max: Option<Duration>,
 }
 
 /// The bare fan-out server: accept `sockets` connections, do the WebSocket
@@ -447,6 +457,7 @@ fn floor_server(
     sockets: usize,
     ready: impl FnOnce(),
     stamps: impl Iterator<Item = u64>,
+    mut sync_first: Option<DiskFloor>,
 ) -> FloorReport {
     let mut accepted = Vec::with_capacity(sockets);
     while accepted.len() < sockets {
@@ -476,7 +487,11 @@ fn floor_server(
         .collect();
     ready();
 
+    let mut syncs = Vec::with_capacity(MESSAGES);
     for (sequence, sent_us) in (1..).zip(stamps) {
+        if let Some(disk) = &mut sync_first {
+            syncs.push(disk.sync());
+        }
         let frame: Arc<[u8]> = text_frame(floor_payload(sequence, sent_us)).into();
         for (frames, _) in &writers {
             frames.send(frame.clone()).expect("floor writer");
@@ -495,15 +510,57 @@ fn floor_server(
             *slow = (*slow).max(*own);
         }
     }
+    syncs.sort();
     FloorReport {
         cpu_per_message: cpu.map(|c| c / MESSAGES as u32),
         wall_per_message: slowest.iter().sum::<Duration>() / MESSAGES as u32,
         busy_per_message: busy / MESSAGES as u32,
+        sync_p50: syncs.get(syncs.len() / 2).copied(),
+        sync_max: syncs.last().copied(),
+    }
+}
+
+/// The disk's floor for a durable post, as `bench/http-floor.sh` measures
+/// it: one 4 KiB page rewritten in place and `fdatasync`ed, in a file on
+/// the file system where our server keeps its data (the temp directory).
+struct DiskFloor {
+    file: std::fs::File,
+    _dir: tempfile::TempDir,
+}
+
+impl DiskFloor {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("fdatasync-floor"))
+            .expect("disk floor file");
+        let mut disk = DiskFloor { file, _dir: dir };
+        disk.file.sync_all().expect("disk floor sync");
+        disk.sync();
+        disk
+    }
+
+    /// Rewrites the page and waits for the disk; returns how long it took.
+    fn sync(&mut self) -> Duration {
+        use std::os::unix::fs::FileExt;
+        let started = Instant::now();
+        self.file
+            .write_all_at(&[7u8; 4096], 0)
+            .expect("disk floor write");
+        self.file.sync_data().expect("disk floor fdatasync");
+        started.elapsed()
     }
 }
 
 /// Set in the floor server's own process: how many sockets it serves.
 const FLOOR_SERVER_ENV: &str = "FANOUT_FLOOR_SERVER";
+/// Set in the floor server's own process for the durable floor: sync the
+/// disk (see [`DiskFloor`]) before each fan-out.
+const FLOOR_SYNC_ENV: &str = "FANOUT_FLOOR_SERVER_SYNC";
 
 /// The floor server as a process of its own (this bench binary run again
 /// with [`FLOOR_SERVER_ENV`] set), so that its N socket ends and the
@@ -511,7 +568,8 @@ const FLOOR_SERVER_ENV: &str = "FANOUT_FLOOR_SERVER";
 /// same N as our server. It speaks over stdin/stdout, one line each way:
 /// it prints `listening ADDR`, then `ready` once every socket is accepted;
 /// each line read is a `sent_us` stamp to push; at the end of its input it
-/// prints `report CPU_NS|- WALL_NS BUSY_NS` (per message) and exits.
+/// prints `report CPU_NS|- WALL_NS BUSY_NS SYNC_P50_NS|- SYNC_MAX_NS|-`
+/// (per message) and exits.
 fn floor_server_process(sockets: usize) {
     let tell_parent = |line: std::fmt::Arguments| {
         let mut out = std::io::stdout().lock();
@@ -525,19 +583,23 @@ fn floor_server_process(sockets: usize) {
         .lines()
         .map_while(Result::ok)
         .map(|line| line.trim().parse::<u64>().expect("a sent_us stamp"));
+    let sync_first = std::env::var_os(FLOOR_SYNC_ENV).map(|_| DiskFloor::new());
     let report = floor_server(
         listener,
         sockets,
         || tell_parent(format_args!("ready")),
         stamps,
+        sync_first,
     );
-    let cpu = report
-        .cpu_per_message
-        .map_or_else(|| "-".to_string(), |cpu| cpu.as_nanos().to_string());
+    let nanos =
+        |d: Option<Duration>| d.map_or_else(|| "-".to_string(), |d| d.as_nanos().to_string());
     tell_parent(format_args!(
-        "report {cpu} {} {}",
+        "report {} {} {} {} {}",
+        nanos(report.cpu_per_message),
         report.wall_per_message.as_nanos(),
-        report.busy_per_message.as_nanos()
+        report.busy_per_message.as_nanos(),
+        nanos(report.sync_p50),
+        nanos(report.sync_max),
     ));
 }
 
@@ -575,7 +637,7 @@ fn floor_line(lines: &mut impl Iterator<Item = std::io::Result<String>>) -> Stri
         .expect("reading the floor server process")
 }
 
-async fn run_floor(wanted: usize, interval: Duration) {
+async fn run_floor(wanted: usize, interval: Duration, durable: bool) {
     // The client ends of every socket live in this process, the server
     // ends in the floor server's.
     let sockets = match open_files_room() {
@@ -589,14 +651,17 @@ async fn run_floor(wanted: usize, interval: Duration) {
         }
         _ => wanted,
     };
-    let mut child = FloorProcess(
-        std::process::Command::new(std::env::current_exe().expect("bench binary"))
-            .env(FLOOR_SERVER_ENV, sockets.to_string())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the floor server process"),
-    );
+    let mut command = std::process::Command::new(std::env::current_exe().expect("bench binary"));
+    command
+        .env(FLOOR_SERVER_ENV, sockets.to_string())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    if durable {
+        command.env(FLOOR_SYNC_ENV, "1");
+    } else {
+        command.env_remove(FLOOR_SYNC_ENV);
+    }
+    let mut child = FloorProcess(command.spawn().expect("start the floor server process"));
     let mut stamps = child.0.stdin.take().expect("floor server stdin");
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(
         child.0.stdout.take().expect("floor server stdout"),
@@ -645,7 +710,7 @@ async fn run_floor(wanted: usize, interval: Duration) {
     .await
     .unwrap();
     let fields: Vec<&str> = report.split_whitespace().collect();
-    let [_, cpu, wall, busy] = fields[..] else {
+    let [_, cpu, wall, busy, sync_p50, sync_max] = fields[..] else {
         panic!("floor server reported {report:?}");
     };
     let nanos = |n: &str| Duration::from_nanos(n.parse().expect("nanoseconds"));
@@ -659,8 +724,19 @@ async fn run_floor(wanted: usize, interval: Duration) {
     } else {
         String::new()
     };
+    let (name, synced) = match (sync_p50, sync_max) {
+        ("-", _) | (_, "-") => ("floor ", String::new()),
+        (p50, max) => (
+            "durable floor",
+            format!(
+                " | fdatasync before each fan-out ms p50 {:.3} max {:.3}",
+                ms(nanos(p50)),
+                ms(nanos(max))
+            ),
+        ),
+    };
     println!(
-        "floor  sockets {sockets:>6}: {} | bare write loop per message {cpu} ({} threads), fan-out wall {:>6.2} ms | process CPU per message {}{capped}",
+        "{name} sockets {sockets:>6}: {} | bare write loop per message {cpu} ({} threads), fan-out wall {:>6.2} ms | process CPU per message {}{synced}{capped}",
         latency_summary(&samples, sockets * MESSAGES),
         floor_writers(),
         ms(nanos(wall)),
@@ -772,6 +848,8 @@ fn main() {
         "only" => (false, true),
         _ => (true, true),
     };
+    // `FANOUT_FLOOR_SYNC=0`: no durable floor run after the floor run.
+    let durable_floor = std::env::var("FANOUT_FLOOR_SYNC").map_or(true, |v| v != "0");
     let soketi = match std::env::var("FANOUT_SOKETI").unwrap_or_default().as_str() {
         "" | "0" => false,
         wanted => {
@@ -793,7 +871,10 @@ fn main() {
             runtime.block_on(run(sockets, interval));
         }
         if floor {
-            runtime.block_on(run_floor(sockets, interval));
+            runtime.block_on(run_floor(sockets, interval, false));
+            if durable_floor {
+                runtime.block_on(run_floor(sockets, interval, true));
+            }
         }
         if soketi {
             runtime.block_on(run_soketi(sockets, interval));
