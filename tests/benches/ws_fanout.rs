@@ -14,9 +14,9 @@
 //! The line ends the latencies with the latency of each message's last
 //! push (p50 and max over the messages: one slow message shows there);
 //! `FANOUT_DEBUG=1` prints that figure, and the latency of the message's
-//! first push, for every message in order. Our
-//! server's line also gives how long the publisher waited for the post's
-//! answer (the durable commit).
+//! first push, for every message in order. Our server's line also gives
+//! how long the publisher waited for the post's answer (the durable
+//! commit).
 //!
 //! After the real run for each N comes the floor run (`floor  sockets ...`
 //! line): a bare fan-out server made of plain std threads, in a process of
@@ -201,27 +201,29 @@ async fn collect(
         }
     }
     let samples = latencies.lock().unwrap().clone();
-    let mut last: std::collections::HashMap<u64, f64> = std::collections::HashMap::new();
-    for (sent, latency) in &samples {
-        let slot = last.entry(*sent).or_insert(0.0);
-        *slot = slot.max(*latency);
+    // Per message, in the order sent: its first and its last push.
+    let mut by_message: std::collections::BTreeMap<u64, (f64, f64)> =
+        std::collections::BTreeMap::new();
+    for &(sent, latency) in &samples {
+        let (first, last) = by_message.entry(sent).or_insert((latency, latency));
+        *first = first.min(latency);
+        *last = last.max(latency);
     }
     if std::env::var("FANOUT_DEBUG").is_ok() {
-        let mut by_sent: Vec<(u64, f64)> = last.iter().map(|(k, v)| (*k, *v)).collect();
-        by_sent.sort_by_key(|(k, _)| *k);
-        let line: Vec<String> = by_sent.iter().map(|(_, v)| format!("{v:.0}")).collect();
+        let line: Vec<String> = by_message
+            .values()
+            .map(|(_, l)| format!("{l:.0}"))
+            .collect();
         eprintln!("DEBUG last push per message in order: {}", line.join(" "));
-        let mut first: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
-        for (sent, latency) in &samples {
-            let slot = first.entry(*sent).or_insert(f64::MAX);
-            *slot = slot.min(*latency);
-        }
-        let line: Vec<String> = first.values().map(|v| format!("{v:.1}")).collect();
+        let line: Vec<String> = by_message
+            .values()
+            .map(|(f, _)| format!("{f:.1}"))
+            .collect();
         eprintln!("DEBUG first push per message in order: {}", line.join(" "));
     }
     let mut all: Vec<f64> = samples.into_iter().map(|(_, latency)| latency).collect();
     all.sort_by(|a, b| a.total_cmp(b));
-    let mut last_of_message: Vec<f64> = last.into_values().collect();
+    let mut last_of_message: Vec<f64> = by_message.into_values().map(|(_, last)| last).collect();
     last_of_message.sort_by(|a, b| a.total_cmp(b));
     (
         Samples {

@@ -196,7 +196,7 @@ fn a_subscribed_socket_gets_messages_posted_over_http() {
 }
 
 /// More sockets than one send batch holds (64), and enough for the host
-/// to split each fan-out over two threads (512), each subscribed to one
+/// to share each fan-out with its helper thread (512), each subscribed to one
 /// queue: every socket gets every message, once and in order, with the
 /// transport's batched pushes (io_uring, the default where the kernel
 /// offers it, as here) and without them; the start-up log says which.

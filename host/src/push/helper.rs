@@ -9,13 +9,10 @@
 //! `SHARE` in the parent module).
 
 use std::{
-    any::Any,
     panic::{self, AssertUnwindSafe},
     sync::{Condvar, Mutex, MutexGuard, OnceLock},
     thread,
 };
-
-type Panic = Box<dyn Any + Send>;
 
 /// A half of a fan-out handed to the helper: a closure on the caller's
 /// stack, its lifetime erased.
@@ -143,12 +140,8 @@ pub(super) fn join<A, B: Send>(
     let theirs = theirs.expect("the helper ran the second half");
     match (mine, theirs) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(panic), _) | (_, Err(panic)) => resume(panic),
+        (Err(panic), _) | (_, Err(panic)) => panic::resume_unwind(panic),
     }
-}
-
-fn resume(panic: Panic) -> ! {
-    panic::resume_unwind(panic)
 }
 
 #[cfg(test)]

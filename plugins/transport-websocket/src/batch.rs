@@ -48,8 +48,8 @@ thread_local! {
 }
 
 /// Whether this kernel lets the transport batch its pushes; `Err` says why
-/// not. Asked once, at start-up: a thread's own ring (made when it first
-/// pushes, so once per split fan-out's helper thread) does not ask again.
+/// not. Asked once, at start-up: a thread's own ring (made when the
+/// thread first pushes) does not ask again.
 #[cfg(target_os = "linux")]
 pub fn probe() -> Result<(), String> {
     let ring = new_ring()?;
