@@ -5,13 +5,17 @@
 #     zaqar-load and by wrk, against zaqar-server (release, embedded store,
 #     durable: every answer after fdatasync) and against the bare hyper
 #     reference server (`zaqar-load reference-server`: parses nothing,
-#     stores nothing, answers like a post) — the ratio ours ÷ hyper;
+#     stores nothing, answers like a post) — the ratio ours ÷ hyper — and
+#     against the durable floor (the same server with `--durable-dir`: each
+#     post's body written and fdatasynced, in groups by one thread, before
+#     its answer: the least any durable server does) — ours ÷ durable;
 #   * 64 consumers (claim 10, delete each with its claim id) on the backlog
 #     the posts left, in messages/s ÷ hyper's post rate in the same round;
 #   * one producer's durable post p50 ÷ the disk's floor: rewriting a 4 KiB
 #     page + fdatasync in the server's own data directory, one after another;
 #     and ÷ that floor plus one producer's p50 against bare hyper (the round
-#     trip no HTTP server can avoid).
+#     trip no HTTP server can avoid), and ÷ one producer's p50 against the
+#     durable floor.
 #
 # Usage: bash bench/http-floor.sh
 # Environment (all optional):
@@ -41,6 +45,10 @@ OURS="http://$(listening_addr zaqar-server 'transport wsgi listening on')"
 "$LOAD" reference-server --port 0 >"$OUT/reference-server.out" 2>&1 &
 PIDS+=($!)
 HYPER="http://$(listening_addr reference-server 'listening on')"
+mkdir -p "$WORK/floor"
+"$LOAD" reference-server --port 0 --durable-dir "$WORK/floor" >"$OUT/durable-server.out" 2>&1 &
+PIDS+=($!)
+DURABLE="http://$(listening_addr durable-server 'listening on')"
 
 HAVE_WRK=0
 if command -v wrk >/dev/null; then
@@ -135,8 +143,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
     zaqar_load "$round" load-post-ours "$OURS" --producers "$CLIENTS" --consumers 0 \
         --keep-queues --queue-prefix "floor-$round"
     read -r our_rate _ our_p50 our_p99 <"$WORK/last"
+    zaqar_load "$round" load-post-durable "$DURABLE" --producers "$CLIENTS" --consumers 0 \
+        --queue-prefix "durable-$round"
+    read -r durable_rate _ _ _ <"$WORK/last"
     record "$round" "post, zaqar-load" hyper "$ref_rate" hyper_p99 "$ref_p99" \
-        ours "$our_rate" ours_p50 "$our_p50" ours_p99 "$our_p99"
+        durable "$durable_rate" ours "$our_rate" ours_p50 "$our_p50" ours_p99 "$our_p99"
     zaqar_load "$round" load-consume-ours "$OURS" --producers 0 --consumers "$CLIENTS" \
         --claim-limit 10 --queue-prefix "floor-$round"
     read -r _ consumed claim_p50 claim_p99 <"$WORK/last"
@@ -147,8 +158,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
         read -r wrk_ref _ wrk_ref_p99 <"$WORK/last"
         wrk_post "$round" wrk-post-ours "$OURS"
         read -r wrk_ours wrk_p50 wrk_p99 <"$WORK/last"
+        wrk_post "$round" wrk-post-durable "$DURABLE"
+        read -r wrk_durable _ _ <"$WORK/last"
         record "$round" "post, wrk" hyper "$wrk_ref" hyper_p99 "$wrk_ref_p99" \
-            ours "$wrk_ours" ours_p50 "$wrk_p50" ours_p99 "$wrk_p99"
+            durable "$wrk_durable" ours "$wrk_ours" ours_p50 "$wrk_p50" ours_p99 "$wrk_p99"
     fi
     disk_floor_p50 5
     read -r floor <"$WORK/last"
@@ -164,6 +177,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
     record "$round" "one producer p50 vs hyper's round trip + fdatasync" \
         floor_p50 "$(python3 -c "print($hyper_one_p50 + $floor)")" \
         ours "$one_rate" ours_p50 "$one_p50" ours_p99 "$one_p99"
+    zaqar_load "$round" load-post-one-durable "$DURABLE" --producers 1 --consumers 0 \
+        --queue-prefix "one-durable-$round"
+    read -r _ _ durable_one_p50 _ <"$WORK/last"
+    record "$round" "one producer p50 vs the durable floor's" floor_p50 "$durable_one_p50" \
+        ours "$one_rate" ours_p50 "$one_p50" ours_p99 "$one_p99"
 done
 
 python3 - "$RESULTS" <<'PY' | tee "$OUT/table.md"
@@ -173,29 +191,33 @@ names = []
 for r in rows:
     if r["name"] not in names:
         names.append(r["name"])
-print("| run | round | hyper /s | ours /s | ours ÷ hyper | ours p50 ms | ours p99 ms | floor p50 ms | ours p50 ÷ floor |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| run | round | hyper /s | durable floor /s | ours /s | ours ÷ hyper | ours ÷ durable | ours p50 ms | ours p99 ms | floor p50 ms | ours p50 ÷ floor |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 def cell(v, fmt):
     return "–" if v is None else fmt.format(v)
 worst = {}
 for name in names:
     for r in (r for r in rows if r["name"] == name):
         ratio = r["ours"] / r["hyper"] if "hyper" in r else None
+        durable = r["ours"] / r["durable"] if "durable" in r else None
         floor = r["ours_p50"] / r["floor_p50"] if "floor_p50" in r else None
-        print(f"| {name} | {r['round']} | {cell(r.get('hyper'), '{:,.0f}')} | {r['ours']:,.0f} | {cell(ratio, '{:.2f}')} | "
+        print(f"| {name} | {r['round']} | {cell(r.get('hyper'), '{:,.0f}')} | {cell(r.get('durable'), '{:,.0f}')} | "
+              f"{r['ours']:,.0f} | {cell(ratio, '{:.2f}')} | {cell(durable, '{:.2f}')} | "
               f"{cell(r.get('ours_p50'), '{:.2f}')} | {cell(r.get('ours_p99'), '{:.2f}')} | "
               f"{cell(r.get('floor_p50'), '{:.3f}')} | {cell(floor, '{:.2f}')} |")
         w = worst.setdefault(name, {})
         if ratio is not None:
             w["ratio"] = min(w.get("ratio", ratio), ratio)
+        if durable is not None:
+            w["durable"] = min(w.get("durable", durable), durable)
         if floor is not None:
             w["floor"] = max(w.get("floor", floor), floor)
         if "ours_p99" in r:
             w["p99"] = max(w.get("p99", 0), r["ours_p99"])
 print()
-print("| run | worst ours ÷ hyper | worst p99 ms | worst p50 ÷ floor |")
-print("|---|---:|---:|---:|")
+print("| run | worst ours ÷ hyper | worst ours ÷ durable | worst p99 ms | worst p50 ÷ floor |")
+print("|---|---:|---:|---:|---:|")
 for name, w in worst.items():
-    print(f"| {name} | {cell(w.get('ratio'), '{:.2f}')} | {cell(w.get('p99'), '{:.2f}')} | {cell(w.get('floor'), '{:.2f}')} |")
+    print(f"| {name} | {cell(w.get('ratio'), '{:.2f}')} | {cell(w.get('durable'), '{:.2f}')} | {cell(w.get('p99'), '{:.2f}')} | {cell(w.get('floor'), '{:.2f}')} |")
 PY
 log "results in $OUT"

@@ -16,7 +16,7 @@ use crate::{
     name = "zaqar-load",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "Examples:\n  zaqar-load --url http://127.0.0.1:8888 --duration 10s --producers 8 --consumers 4\n  zaqar-load --ws ws://127.0.0.1:9000 --msgpack --messages 10000 --json\n  zaqar-load reference-server --port 0"
+    after_help = "Examples:\n  zaqar-load --url http://127.0.0.1:8888 --duration 10s --producers 8 --consumers 4\n  zaqar-load --ws ws://127.0.0.1:9000 --msgpack --messages 10000 --json\n  zaqar-load reference-server --port 0\n  zaqar-load reference-server --port 0 --durable-dir /var/tmp/floor"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,6 +40,11 @@ pub struct ReferenceArgs {
     /// Port (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// The durable floor: answer each post and delete only once its bytes
+    /// are written and `fdatasync`ed (in groups, by one thread) to a 64 MiB
+    /// log in this directory. Without it, nothing is written.
+    #[arg(long, value_name = "DIR")]
+    pub durable_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]

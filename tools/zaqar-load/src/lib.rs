@@ -11,6 +11,7 @@ mod progress;
 pub mod reference;
 pub mod report;
 pub mod stats;
+pub mod sync_log;
 pub mod workload;
 
 use std::{future::Future, io::Write, net::SocketAddr};
@@ -43,6 +44,19 @@ async fn reference_server(args: ReferenceArgs, interrupt: impl Future<Output = (
             return EXIT_USAGE;
         }
     };
+    let log = match &args.durable_dir {
+        Some(dir) => match sync_log::SyncLog::open(dir) {
+            Ok(log) => Some(log),
+            Err(error) => {
+                eprintln!(
+                    "zaqar-load: cannot open the sync log in {}: {error}",
+                    dir.display()
+                );
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
     let listener = match reference::bind(addr).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -51,11 +65,17 @@ async fn reference_server(args: ReferenceArgs, interrupt: impl Future<Output = (
         }
     };
     match listener.local_addr() {
-        Ok(local) => println!("zaqar-load: reference server listening on {local}"),
+        Ok(local) => println!(
+            "zaqar-load: {} reference server listening on {local}",
+            if log.is_some() { "durable" } else { "bare" }
+        ),
         Err(error) => eprintln!("zaqar-load: listening, address unknown: {error}"),
     }
     let _ = std::io::stdout().flush();
-    reference::serve(listener, interrupt).await;
+    match log {
+        Some(log) => reference::serve_durable(listener, interrupt, log).await,
+        None => reference::serve(listener, interrupt).await,
+    }
     0
 }
 

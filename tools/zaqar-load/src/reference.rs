@@ -9,6 +9,10 @@
 //! - `PUT` → 201, `DELETE` → 204, `GET` → 200 `{"messages": [], "links": []}`.
 //!
 //! The request body is read in full (a real server must), never parsed.
+//!
+//! Served with a [`SyncLog`] ([`serve_durable`]), it is the durable floor:
+//! each post's body and each delete's path are on disk (written and
+//! `fdatasync`ed by the log's thread, in groups) before the answer goes out.
 
 use std::{convert::Infallible, future::Future, net::SocketAddr};
 
@@ -23,6 +27,8 @@ use hyper::{
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, task::JoinSet};
 
+use crate::sync_log::SyncLog;
+
 /// A fixed message id of the length of the server's ids (24 characters).
 const MESSAGE_ID: &str = "000000000000000100000000";
 /// A request-id header like the one the server sends, constant here.
@@ -35,6 +41,24 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    serve_with(listener, shutdown, None).await;
+}
+
+/// Serves until `shutdown` resolves, answering each post and delete only
+/// once `log` has synced it.
+pub async fn serve_durable(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    log: SyncLog,
+) {
+    serve_with(listener, shutdown, Some(log)).await;
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    log: Option<SyncLog>,
+) {
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -42,10 +66,12 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
+                let log = log.clone();
                 connections.spawn(async move {
+                    let service = service_fn(move |request| answer(request, log.clone()));
                     let _ = http1::Builder::new()
                         .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service_fn(answer))
+                        .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });
             }
@@ -56,11 +82,25 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     connections.abort_all();
 }
 
-async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    request: Request<Incoming>,
+    log: Option<SyncLog>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = request.into_parts();
-    // Read (and drop) the whole body, as any server must.
-    let _ = body.collect().await;
+    // Read the whole body, as any server must.
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
     let path = parts.uri.path();
+    if let Some(log) = log {
+        match parts.method {
+            Method::POST if path.ends_with("/messages") => log.append(&body).await,
+            Method::DELETE => log.append(path.as_bytes()).await,
+            _ => {}
+        }
+    }
     let (status, location, body) = match parts.method {
         Method::POST if path.ends_with("/messages") => {
             let queue = path

@@ -496,3 +496,69 @@ async fn a_server_that_never_answers_cannot_stretch_the_run() {
     // The posts in flight at the end are abandoned, not counted.
     assert!(summary.operations.is_empty(), "{}", summary.to_text());
 }
+
+/// The durable reference server, as `bench/http-floor.sh` starts it: a post
+/// is answered only once its body is in the log file.
+#[test]
+fn the_durable_reference_server_writes_each_post_before_answering() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["reference-server", "--port", "0", "--durable-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("durable reference server listening on"),
+        "{line}"
+    );
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let log = dir.path().join("reference-sync-log");
+    for round in 0..3 {
+        let marker = format!("durable-floor-marker-{round}-{}", std::process::id());
+        let body = format!(r#"{{"messages":[{{"ttl":300,"body":"{marker}"}}]}}"#);
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "POST /v2/queues/q/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        let written = std::fs::read(&log).unwrap();
+        assert!(
+            find(&written, marker.as_bytes()).is_some(),
+            "round {round}: the answer came before the body was in the log"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn the_durable_reference_server_refuses_a_directory_it_cannot_write() {
+    let output = Command::new(BIN)
+        .args([
+            "reference-server",
+            "--port",
+            "0",
+            "--durable-dir",
+            "/nonexistent/zaqar-load-floor",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cannot open the sync log in /nonexistent/zaqar-load-floor"),
+        "{stderr}"
+    );
+}
