@@ -10,7 +10,9 @@
 #     post's body written and fdatasynced, in groups by one thread, before
 #     its answer: the least any durable server does) — ours ÷ durable;
 #   * 64 consumers (claim 10, delete each with its claim id) on the backlog
-#     the posts left, in messages/s ÷ hyper's post rate in the same round;
+#     the posts left, in messages/s ÷ hyper's post rate in the same round,
+#     and ÷ the durable floor's consume (its claims hand out canned
+#     messages; each claim and each delete is synced before its answer);
 #   * one producer's durable post p50 ÷ the disk's floor: rewriting a 4 KiB
 #     page + fdatasync in the server's own data directory, one after another;
 #     and ÷ that floor plus one producer's p50 against bare hyper (the round
@@ -151,8 +153,11 @@ for ((round = 1; round <= ROUNDS; round++)); do
     zaqar_load "$round" load-consume-ours "$OURS" --producers 0 --consumers "$CLIENTS" \
         --claim-limit 10 --queue-prefix "floor-$round"
     read -r _ consumed claim_p50 claim_p99 <"$WORK/last"
+    zaqar_load "$round" load-consume-durable "$DURABLE" --producers 0 --consumers "$CLIENTS" \
+        --claim-limit 10 --queue-prefix "durable-$round"
+    read -r _ durable_consumed _ _ <"$WORK/last"
     record "$round" "consume (claim 10, delete each)" hyper "$ref_rate" \
-        ours "$consumed" ours_p50 "$claim_p50" ours_p99 "$claim_p99"
+        durable "$durable_consumed" ours "$consumed" ours_p50 "$claim_p50" ours_p99 "$claim_p99"
     if ((HAVE_WRK)); then
         wrk_post "$round" wrk-post-hyper "$HYPER"
         read -r wrk_ref _ wrk_ref_p99 <"$WORK/last"

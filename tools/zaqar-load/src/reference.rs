@@ -11,10 +11,19 @@
 //! The request body is read in full (a real server must), never parsed.
 //!
 //! Served with a [`SyncLog`] ([`serve_durable`]), it is the durable floor:
-//! each post's body and each delete's path are on disk (written and
-//! `fdatasync`ed by the log's thread, in groups) before the answer goes out.
+//! each post's body, each claim's and each delete's path are on disk
+//! (written and `fdatasync`ed by the log's thread, in groups) before the
+//! answer goes out; and a claim (`POST …/claims?limit=N`) is answered with
+//! N canned messages of [`CLAIMED_BODY_BYTES`] each, so that consumers have
+//! something to delete: the floor of a durable consume.
 
-use std::{convert::Infallible, future::Future, net::SocketAddr};
+use std::{
+    convert::Infallible,
+    fmt::Write as _,
+    future::Future,
+    net::SocketAddr,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use http_body_util::{BodyExt, Full};
 use hyper::{
@@ -33,6 +42,15 @@ use crate::sync_log::SyncLog;
 const MESSAGE_ID: &str = "000000000000000100000000";
 /// A request-id header like the one the server sends, constant here.
 const REQUEST_ID: &str = "req-00000000-0000-0000-0000-000000000000";
+/// The body of each message the durable floor hands out in a claim, the
+/// size `bench/http-floor.sh` posts.
+pub const CLAIMED_BODY_BYTES: usize = 148;
+/// The most messages one claim hands out (Zaqar's default maximum).
+const CLAIM_LIMIT_MAX: usize = 20;
+
+/// Numbers the durable floor's claims and claimed messages, so that every
+/// id it hands out is new.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Binds the listener (port 0 picks a free one).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -94,14 +112,23 @@ async fn answer(
         .map(|b| b.to_bytes())
         .unwrap_or_default();
     let path = parts.uri.path();
+    let durable = log.is_some();
     if let Some(log) = log {
         match parts.method {
             Method::POST if path.ends_with("/messages") => log.append(&body).await,
-            Method::DELETE => log.append(path.as_bytes()).await,
+            Method::POST | Method::DELETE => {
+                let target = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+                log.append(target.as_bytes()).await;
+            }
             _ => {}
         }
     }
     let (status, location, body) = match parts.method {
+        Method::POST if durable && path.ends_with("/claims") => {
+            let limit = claim_limit(parts.uri.query());
+            let (location, body) = claim_answer(path, limit);
+            (StatusCode::CREATED, Some(location), Bytes::from(body))
+        }
         Method::POST if path.ends_with("/messages") => {
             let queue = path
                 .trim_end_matches("/messages")
@@ -137,4 +164,39 @@ async fn answer(
         HeaderValue::from_static(REQUEST_ID),
     );
     Ok(response)
+}
+
+/// `limit` from a claim's query: 10 when absent, at most [`CLAIM_LIMIT_MAX`].
+fn claim_limit(query: Option<&str>) -> usize {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|pair| pair.strip_prefix("limit="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10)
+        .clamp(1, CLAIM_LIMIT_MAX)
+}
+
+/// The `Location` and body of a claim of `limit` new messages, shaped as
+/// Zaqar's claim answer (each message with its body, age, href carrying
+/// the claim id, ttl, checksum and id).
+fn claim_answer(claims_path: &str, limit: usize) -> (String, String) {
+    let queue_path = claims_path.trim_end_matches("/claims");
+    let claim = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let claim_id = format!("{claim:024x}");
+    let text = "x".repeat(CLAIMED_BODY_BYTES);
+    let mut body = String::from("{\"messages\":[");
+    for n in 0..limit {
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        if n > 0 {
+            body.push(',');
+        }
+        let _ = write!(
+            body,
+            "{{\"body\":\"{text}\",\"age\":0,\"href\":\"{queue_path}/messages/{id:024x}?claim_id={claim_id}\",\
+             \"ttl\":300,\"checksum\":\"MD5:00000000000000000000000000000000\",\"id\":\"{id:024x}\"}}"
+        );
+    }
+    body.push_str("]}");
+    (format!("{queue_path}/claims/{claim_id}"), body)
 }

@@ -539,6 +539,44 @@ fn the_durable_reference_server_writes_each_post_before_answering() {
             "round {round}: the answer came before the body was in the log"
         );
     }
+    // A claim hands out as many new messages as asked, each href carrying
+    // the claim's id, and is in the log when answered; so is a delete.
+    let request = |head: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            stream,
+            "{head} HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let claimed = request("POST /v2/queues/q/claims?limit=3");
+    assert!(claimed.starts_with("HTTP/1.1 201"), "{claimed}");
+    let location = claimed
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .unwrap();
+    let claim_id = location.rsplit('/').next().unwrap();
+    let body: Value = serde_json::from_str(claimed.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let messages = body["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 3, "{body}");
+    for message in messages {
+        let href = message["href"].as_str().unwrap();
+        assert!(href.ends_with(&format!("?claim_id={claim_id}")), "{href}");
+        assert_eq!(
+            message["body"].as_str().unwrap().len(),
+            reference::CLAIMED_BODY_BYTES
+        );
+    }
+    let written = std::fs::read(&log).unwrap();
+    assert!(find(&written, b"/v2/queues/q/claims?limit=3").is_some());
+    let first = messages[0]["href"].as_str().unwrap();
+    let deleted = request(&format!("DELETE {first}"));
+    assert!(deleted.starts_with("HTTP/1.1 204"), "{deleted}");
+    let written = std::fs::read(&log).unwrap();
+    assert!(find(&written, first.as_bytes()).is_some());
     let _ = child.kill();
     let _ = child.wait();
 }
