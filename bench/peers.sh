@@ -6,7 +6,12 @@
 #     durable queue, persistent messages, publisher confirms;
 #   * NATS JetStream: a private `nats-server -js` started here on a free port
 #     with file storage in a temp dir;
-# the peers driven by zaqar-peers (bench/peers: lapin, async-nats).
+# the peers driven by zaqar-peers (bench/peers: lapin, async-nats);
+#   * the durable WebSocket floor (`zaqar-load reference-server --websocket
+#     --durable-dir`: each MessagePack post frame written and fdatasynced,
+#     in groups, before its answer, and nothing else), publish only, driven
+#     by zaqar-load as ours is: what no server that syncs before answering
+#     can beat over WebSocket on this machine.
 # For 4 and 64 producers: publish for DURATION, one message at a time, each
 # waiting for its durable confirmation; then as many consumers take the
 # backlog, acking (ours: claim 10, delete each) every message. Prints one
@@ -15,14 +20,14 @@
 # Usage: bash bench/peers.sh
 # Environment: DURATION=10 (seconds), PRODUCERS="4 64", MESSAGE_SIZE=148,
 #   RABBITMQ_URL, RABBITMQ_PID (default: the local beam.smp), BENCH_BUILD=1,
-#   SYSTEMS="http ws msgpack rabbitmq jetstream", BENCH_OUT.
+#   SYSTEMS="http ws msgpack floor-msgpack rabbitmq jetstream", BENCH_OUT.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DURATION="${DURATION:-10}"
 PRODUCERS="${PRODUCERS:-4 64}"
 MESSAGE_SIZE="${MESSAGE_SIZE:-148}"
-SYSTEMS="${SYSTEMS:-http ws msgpack rabbitmq jetstream}"
+SYSTEMS="${SYSTEMS:-http ws msgpack floor-msgpack rabbitmq jetstream}"
 RABBITMQ_URL="${RABBITMQ_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 OUT="${BENCH_OUT:-$ROOT/target/bench-peers/$(date +%Y%m%d-%H%M%S)}"
 # shellcheck source=bench/lib.sh
@@ -46,6 +51,14 @@ if [[ " $SYSTEMS " == *" jetstream "* ]]; then
     PIDS+=("$NATS_PID")
     wait_port "$NATS_PORT" 10 nats-server
     NATS_VERSION="$(nats-server --version 2>&1 | head -1)"
+fi
+if [[ " $SYSTEMS " == *" floor-msgpack "* ]]; then
+    mkdir -p "$WORK/floor"
+    "$LOAD" reference-server --port 0 --websocket --durable-dir "$WORK/floor" \
+        >"$OUT/durable-floor.out" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=("$FLOOR_PID")
+    FLOOR_WS="ws://$(listening_addr durable-floor 'listening on')"
 fi
 if [[ " $SYSTEMS " == *" rabbitmq "* ]]; then
     RABBITMQ_PID="${RABBITMQ_PID:-$(pgrep -o -x beam.smp || true)}"
@@ -87,11 +100,34 @@ print(json.dumps({
 }))
 PY
 }
+floor() { # producers: the durable WebSocket floor, publish only
+    local n=$1 c0 c1
+    c0="$(cpu_seconds "$FLOOR_PID")"
+    "$LOAD" --ws "$FLOOR_WS" --msgpack --quiet --json --queues 1 --queue-prefix "floor-$n" \
+        --message-size "$MESSAGE_SIZE" --producers "$n" --consumers 0 --duration "${DURATION}s" \
+        >"$OUT/floor-msgpack-$n-post.json" 2>>"$OUT/zaqar-load.err"
+    c1="$(cpu_seconds "$FLOOR_PID")"
+    python3 - "$n" "$c0" "$c1" "$OUT/floor-msgpack-$n-post.json" >>"$RESULTS" <<'PY'
+import json, sys
+n, c0, c1, post = sys.argv[1:]
+post = json.load(open(post))
+posted = post["totals"]["messages_posted"]
+lat = post["operations"]["post"]["latency_ms"]
+print(json.dumps({
+    "system": "floor-msgpack",
+    "producers": int(n),
+    "publish": {"messages": posted, "per_s": post["totals"]["posted_per_s"], "p50_ms": lat["p50"], "p99_ms": lat["p99"],
+                "cpu_us_per_message": (float(c1) - float(c0)) * 1e6 / max(posted, 1)},
+    "consume": {"messages": None, "per_s": None, "cpu_us_per_message": None},
+}))
+PY
+}
 for n in $PRODUCERS; do
     for system in $SYSTEMS; do
         log "$system, $n producers"
         case $system in
         http | ws | msgpack) ours "$system" "$n" ;;
+        floor-msgpack) floor "$n" ;;
         rabbitmq)
             "$PEERS" rabbitmq --url "$RABBITMQ_URL" --producers "$n" --duration "$DURATION" \
                 --message-size "$MESSAGE_SIZE" ${RABBITMQ_PID:+--server-pid "$RABBITMQ_PID"} >>"$RESULTS" ;;
@@ -107,6 +143,7 @@ python3 - "$RESULTS" "${NATS_VERSION:-}" <<'PY' | tee "$OUT/table.md"
 import json, sys
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
 names = {"rabbitmq": "RabbitMQ (durable, persistent, confirms)",
+         "floor-msgpack": "durable WebSocket floor (MsgPack; syncs, parses only the action)",
          "jetstream": "NATS JetStream (file storage)"}
 def f(v, fmt="{:,.0f}"):
     return "–" if v is None else fmt.format(v)

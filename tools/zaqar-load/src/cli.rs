@@ -45,6 +45,10 @@ pub struct ReferenceArgs {
     /// log in this directory. Without it, nothing is written.
     #[arg(long, value_name = "DIR")]
     pub durable_dir: Option<std::path::PathBuf>,
+    /// Serve Zaqar's WebSocket frames (JSON and MessagePack) instead of
+    /// HTTP: posts are answered with an id, claims find nothing.
+    #[arg(long)]
+    pub websocket: bool,
 }
 
 #[derive(Args, Debug, Clone)]

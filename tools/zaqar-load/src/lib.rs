@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 mod progress;
 pub mod reference;
+pub mod reference_ws;
 pub mod report;
 pub mod stats;
 pub mod sync_log;
@@ -66,13 +67,15 @@ async fn reference_server(args: ReferenceArgs, interrupt: impl Future<Output = (
     };
     match listener.local_addr() {
         Ok(local) => println!(
-            "zaqar-load: {} reference server listening on {local}",
-            if log.is_some() { "durable" } else { "bare" }
+            "zaqar-load: {} {} reference server listening on {local}",
+            if log.is_some() { "durable" } else { "bare" },
+            if args.websocket { "WebSocket" } else { "HTTP" }
         ),
         Err(error) => eprintln!("zaqar-load: listening, address unknown: {error}"),
     }
     let _ = std::io::stdout().flush();
     match log {
+        _ if args.websocket => reference_ws::serve(listener, interrupt, log).await,
         Some(log) => reference::serve_durable(listener, interrupt, log).await,
         None => reference::serve(listener, interrupt).await,
     }

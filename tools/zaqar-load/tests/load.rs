@@ -514,7 +514,7 @@ fn the_durable_reference_server_writes_each_post_before_answering() {
         .read_line(&mut line)
         .unwrap();
     assert!(
-        line.contains("durable reference server listening on"),
+        line.contains("durable HTTP reference server listening on"),
         "{line}"
     );
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
@@ -599,4 +599,59 @@ fn the_durable_reference_server_refuses_a_directory_it_cannot_write() {
         stderr.contains("cannot open the sync log in /nonexistent/zaqar-load-floor"),
         "{stderr}"
     );
+}
+
+/// The durable WebSocket reference server, as `bench/peers.sh` starts it:
+/// zaqar-load's MessagePack producers get their answers, and every post
+/// they made is in the log.
+#[test]
+fn the_durable_websocket_reference_server_logs_each_post() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .args([
+            "reference-server",
+            "--port",
+            "0",
+            "--websocket",
+            "--durable-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("durable WebSocket reference server listening on"),
+        "{line}"
+    );
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let output = Command::new(BIN)
+        .args([
+            "--ws",
+            &format!("ws://{addr}"),
+            "--msgpack",
+            "--json",
+            "--quiet",
+        ])
+        .args(["--messages", "40", "--producers", "2", "--consumers", "0"])
+        .args(["--message-size", "32", "--queue-prefix", "wsfloor"])
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(output.status.success(), "{output:?}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["totals"]["errors"], 0, "{summary}");
+    let posted = summary["totals"]["messages_posted"].as_u64().unwrap();
+    assert!(posted >= 40, "{summary}");
+    let written = std::fs::read(dir.path().join("reference-sync-log")).unwrap();
+    let logged = written
+        .windows(b"message_post".len())
+        .filter(|w| *w == b"message_post")
+        .count() as u64;
+    assert_eq!(logged, posted, "each post's frame is in the log once");
 }
