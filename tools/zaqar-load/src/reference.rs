@@ -34,7 +34,10 @@ use hyper::{
     Method, Request, Response, StatusCode,
 };
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpListener, task::JoinSet};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinSet,
+};
 
 use crate::sync_log::SyncLog;
 
@@ -77,6 +80,29 @@ async fn serve_with(
     shutdown: impl Future<Output = ()>,
     log: Option<SyncLog>,
 ) {
+    accept_until(listener, shutdown, move |stream| {
+        let log = log.clone();
+        async move {
+            let service = service_fn(move |request| answer(request, log.clone()));
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        }
+    })
+    .await;
+}
+
+/// Accepts connections (no Nagle delay) and serves each with `serve` in a
+/// task of its own until `shutdown` resolves; then drops them all.
+pub(crate) async fn accept_until<S, F>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    serve: S,
+) where
+    S: Fn(TcpStream) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -84,14 +110,7 @@ async fn serve_with(
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
-                let log = log.clone();
-                connections.spawn(async move {
-                    let service = service_fn(move |request| answer(request, log.clone()));
-                    let _ = http1::Builder::new()
-                        .keep_alive(true)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                connections.spawn(serve(stream));
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = &mut shutdown => break,

@@ -16,13 +16,10 @@ use std::{borrow::Cow, future::Future};
 
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    task::JoinSet,
-};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::sync_log::SyncLog;
+use crate::{reference, sync_log::SyncLog};
 
 /// The one message id every post is answered with (the length of the
 /// server's ids).
@@ -41,20 +38,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     log: Option<SyncLog>,
 ) {
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let _ = stream.set_nodelay(true);
-                connections.spawn(serve_connection(stream, log.clone()));
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            _ = &mut shutdown => break,
-        }
-    }
-    connections.abort_all();
+    reference::accept_until(listener, shutdown, move |stream| {
+        serve_connection(stream, log.clone())
+    })
+    .await;
 }
 
 async fn serve_connection(stream: TcpStream, log: Option<SyncLog>) {

@@ -509,12 +509,19 @@ async fn a_server_that_never_answers_cannot_stretch_the_run() {
 
 /// The durable reference server, as `bench/http-floor.sh` starts it: a post
 /// is answered only once its body is in the log file.
-#[test]
-fn the_durable_reference_server_writes_each_post_before_answering() {
-    use std::io::{BufRead, BufReader, Read, Write};
+/// Starts `zaqar-load reference-server --durable-dir` (with `extra` args)
+/// as a user would, checks its banner names `kind`; answers the process,
+/// its address and its directory.
+fn start_durable_reference(
+    extra: &[&str],
+    kind: &str,
+) -> (std::process::Child, String, tempfile::TempDir) {
+    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(BIN)
-        .args(["reference-server", "--port", "0", "--durable-dir"])
+        .args(["reference-server", "--port", "0"])
+        .args(extra)
+        .arg("--durable-dir")
         .arg(dir.path())
         .stdout(Stdio::piped())
         .spawn()
@@ -524,10 +531,17 @@ fn the_durable_reference_server_writes_each_post_before_answering() {
         .read_line(&mut line)
         .unwrap();
     assert!(
-        line.contains("durable HTTP reference server listening on"),
+        line.contains(&format!("durable {kind} reference server listening on")),
         "{line}"
     );
     let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    (child, addr, dir)
+}
+
+#[test]
+fn the_durable_reference_server_writes_each_post_before_answering() {
+    use std::io::{Read, Write};
+    let (mut child, addr, dir) = start_durable_reference(&[], "HTTP");
     let log = dir.path().join("reference-sync-log");
     for round in 0..3 {
         let marker = format!("durable-floor-marker-{round}-{}", std::process::id());
@@ -616,29 +630,7 @@ fn the_durable_reference_server_refuses_a_directory_it_cannot_write() {
 /// they made is in the log.
 #[test]
 fn the_durable_websocket_reference_server_logs_each_post() {
-    use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args([
-            "reference-server",
-            "--port",
-            "0",
-            "--websocket",
-            "--durable-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(
-        line.contains("durable WebSocket reference server listening on"),
-        "{line}"
-    );
-    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    let (mut child, addr, dir) = start_durable_reference(&["--websocket"], "WebSocket");
     let output = Command::new(BIN)
         .args([
             "--ws",
