@@ -67,58 +67,48 @@ fi
 
 RESULTS="$OUT/results.jsonl"
 : >"$RESULTS"
-ours() { # transport producers
-    local transport=$1 n=$2 target prefix="peers-$1-$2-$RANDOM"
-    case $transport in
+# ours SYSTEM PRODUCERS: zaqar-server over SYSTEM (http, ws, msgpack), or the
+# durable WebSocket floor (floor-msgpack, publish only), driven by zaqar-load.
+ours() {
+    local system=$1 n=$2 target pid=$ZAQAR_PID prefix="peers-$1-$2-$RANDOM"
+    case $system in
     http) target=(--url "$HTTP") ;;
     ws) target=(--ws "$WS") ;;
     msgpack) target=(--ws "$WS" --msgpack) ;;
+    floor-msgpack) target=(--ws "$FLOOR_WS" --msgpack) pid=$FLOOR_PID ;;
     esac
     local common=("${target[@]}" --quiet --json --queues 1 --queue-prefix "$prefix" --message-size "$MESSAGE_SIZE")
-    local c0 c1 c2
-    c0="$(cpu_seconds "$ZAQAR_PID")"
+    local c0 c1 c2 consume_json=""
+    c0="$(cpu_seconds "$pid")"
     "$LOAD" "${common[@]}" --producers "$n" --consumers 0 --duration "${DURATION}s" --keep-queues \
-        >"$OUT/$transport-$n-post.json" 2>>"$OUT/zaqar-load.err"
-    c1="$(cpu_seconds "$ZAQAR_PID")"
-    "$LOAD" "${common[@]}" --producers 0 --consumers "$n" --duration 600s \
-        >"$OUT/$transport-$n-consume.json" 2>>"$OUT/zaqar-load.err"
-    c2="$(cpu_seconds "$ZAQAR_PID")"
-    python3 - "$transport" "$n" "$c0" "$c1" "$c2" "$OUT/$transport-$n-post.json" "$OUT/$transport-$n-consume.json" >>"$RESULTS" <<'PY'
+        >"$OUT/$system-$n-post.json" 2>>"$OUT/zaqar-load.err"
+    c1="$(cpu_seconds "$pid")"
+    # The floor's claims find nothing: it is measured publishing only.
+    if [[ $system != floor-msgpack ]]; then
+        consume_json="$OUT/$system-$n-consume.json"
+        "$LOAD" "${common[@]}" --producers 0 --consumers "$n" --duration 600s \
+            >"$consume_json" 2>>"$OUT/zaqar-load.err"
+    fi
+    c2="$(cpu_seconds "$pid")"
+    python3 - "$system" "$n" "$c0" "$c1" "$c2" "$OUT/$system-$n-post.json" "$consume_json" >>"$RESULTS" <<'PY'
 import json, sys
-transport, n, c0, c1, c2, post, consume = sys.argv[1:]
-post, consume = json.load(open(post)), json.load(open(consume))
-posted = post["totals"]["messages_posted"]
-consumed = consume["totals"]["messages_deleted"]
-lat = post["operations"]["post"]["latency_ms"]
-print(json.dumps({
-    "system": {"http": "zaqar HTTP", "ws": "zaqar WS JSON", "msgpack": "zaqar WS MsgPack"}[transport],
-    "producers": int(n),
-    "publish": {"messages": posted, "per_s": post["totals"]["posted_per_s"], "p50_ms": lat["p50"], "p99_ms": lat["p99"],
-                "cpu_us_per_message": (float(c1) - float(c0)) * 1e6 / max(posted, 1)},
-    "consume": {"messages": consumed, "per_s": consume["totals"]["consumed_per_s"],
-                "cpu_us_per_message": (float(c2) - float(c1)) * 1e6 / max(consumed, 1)},
-}))
-PY
-}
-floor() { # producers: the durable WebSocket floor, publish only
-    local n=$1 c0 c1
-    c0="$(cpu_seconds "$FLOOR_PID")"
-    "$LOAD" --ws "$FLOOR_WS" --msgpack --quiet --json --queues 1 --queue-prefix "floor-$n" \
-        --message-size "$MESSAGE_SIZE" --producers "$n" --consumers 0 --duration "${DURATION}s" \
-        >"$OUT/floor-msgpack-$n-post.json" 2>>"$OUT/zaqar-load.err"
-    c1="$(cpu_seconds "$FLOOR_PID")"
-    python3 - "$n" "$c0" "$c1" "$OUT/floor-msgpack-$n-post.json" >>"$RESULTS" <<'PY'
-import json, sys
-n, c0, c1, post = sys.argv[1:]
+system, n, c0, c1, c2, post, consume = sys.argv[1:]
 post = json.load(open(post))
 posted = post["totals"]["messages_posted"]
 lat = post["operations"]["post"]["latency_ms"]
+if consume:
+    consume = json.load(open(consume))
+    consumed = consume["totals"]["messages_deleted"]
+    consumed_row = {"messages": consumed, "per_s": consume["totals"]["consumed_per_s"],
+                    "cpu_us_per_message": (float(c2) - float(c1)) * 1e6 / max(consumed, 1)}
+else:
+    consumed_row = {"messages": None, "per_s": None, "cpu_us_per_message": None}
 print(json.dumps({
-    "system": "floor-msgpack",
+    "system": {"http": "zaqar HTTP", "ws": "zaqar WS JSON", "msgpack": "zaqar WS MsgPack"}.get(system, system),
     "producers": int(n),
     "publish": {"messages": posted, "per_s": post["totals"]["posted_per_s"], "p50_ms": lat["p50"], "p99_ms": lat["p99"],
                 "cpu_us_per_message": (float(c1) - float(c0)) * 1e6 / max(posted, 1)},
-    "consume": {"messages": None, "per_s": None, "cpu_us_per_message": None},
+    "consume": consumed_row,
 }))
 PY
 }
@@ -126,8 +116,7 @@ for n in $PRODUCERS; do
     for system in $SYSTEMS; do
         log "$system, $n producers"
         case $system in
-        http | ws | msgpack) ours "$system" "$n" ;;
-        floor-msgpack) floor "$n" ;;
+        http | ws | msgpack | floor-msgpack) ours "$system" "$n" ;;
         rabbitmq)
             "$PEERS" rabbitmq --url "$RABBITMQ_URL" --producers "$n" --duration "$DURATION" \
                 --message-size "$MESSAGE_SIZE" ${RABBITMQ_PID:+--server-pid "$RABBITMQ_PID"} >>"$RESULTS" ;;

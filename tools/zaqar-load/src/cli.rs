@@ -40,9 +40,10 @@ pub struct ReferenceArgs {
     /// Port (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub port: u16,
-    /// The durable floor: answer each post and delete only once its bytes
-    /// are written and `fdatasync`ed (in groups, by one thread) to a 64 MiB
-    /// log in this directory. Without it, nothing is written.
+    /// The durable floor: answer each post (and, over HTTP, each claim and
+    /// delete) only once its bytes are written and `fdatasync`ed (in groups,
+    /// by one thread) to a 64 MiB log in this directory; HTTP claims then
+    /// hand out canned messages. Without it, nothing is written.
     #[arg(long, value_name = "DIR")]
     pub durable_dir: Option<std::path::PathBuf>,
     /// Serve Zaqar's WebSocket frames (JSON and MessagePack) instead of

@@ -42,7 +42,7 @@ use tokio::{
 use crate::sync_log::SyncLog;
 
 /// A fixed message id of the length of the server's ids (24 characters).
-const MESSAGE_ID: &str = "000000000000000100000000";
+pub(crate) const MESSAGE_ID: &str = "000000000000000100000000";
 /// A request-id header like the one the server sends, constant here.
 const REQUEST_ID: &str = "req-00000000-0000-0000-0000-000000000000";
 /// The body of each message the durable floor hands out in a claim, the
@@ -50,6 +50,11 @@ const REQUEST_ID: &str = "req-00000000-0000-0000-0000-000000000000";
 pub const CLAIMED_BODY_BYTES: usize = 148;
 /// The most messages one claim hands out (Zaqar's default maximum).
 const CLAIM_LIMIT_MAX: usize = 20;
+
+/// The body of every claimed message: [`CLAIMED_BODY_BYTES`] of `x`, built
+/// once rather than per claim.
+static CLAIMED_TEXT: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| "x".repeat(CLAIMED_BODY_BYTES));
 
 /// Numbers the durable floor's claims and claimed messages, so that every
 /// id it hands out is new.
@@ -65,8 +70,8 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
     serve_with(listener, shutdown, None).await;
 }
 
-/// Serves until `shutdown` resolves, answering each post and delete only
-/// once `log` has synced it.
+/// Serves until `shutdown` resolves, answering each post, claim and delete
+/// only once `log` has synced it.
 pub async fn serve_durable(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
@@ -203,7 +208,7 @@ fn claim_answer(claims_path: &str, limit: usize) -> (String, String) {
     let queue_path = claims_path.trim_end_matches("/claims");
     let claim = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let claim_id = format!("{claim:024x}");
-    let text = "x".repeat(CLAIMED_BODY_BYTES);
+    let text = CLAIMED_TEXT.as_str();
     let mut body = String::from("{\"messages\":[");
     for n in 0..limit {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

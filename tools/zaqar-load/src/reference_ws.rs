@@ -19,11 +19,10 @@ use serde::Deserialize;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{reference, sync_log::SyncLog};
-
-/// The one message id every post is answered with (the length of the
-/// server's ids).
-const MESSAGE_ID: &str = "000000000000000100000000";
+use crate::{
+    reference::{self, MESSAGE_ID},
+    sync_log::SyncLog,
+};
 
 /// What the floor reads of a frame: its action, nothing else.
 #[derive(Deserialize)]
@@ -95,27 +94,26 @@ fn json_answer(request: &str, status: u16) -> String {
 /// The same answer as [`json_answer`], in MessagePack: a map of the request
 /// (its bytes as they came), the headers and the body.
 fn msgpack_answer(request: &[u8], status: u16) -> Vec<u8> {
-    fn key(out: &mut Vec<u8>, key: &str) {
-        // Every key here is shorter than 32 bytes: a fixstr.
-        out.push(0xa0 | key.len() as u8);
-        out.extend_from_slice(key.as_bytes());
+    fn fixstr(out: &mut Vec<u8>, text: &str) {
+        // Every string written here is shorter than 32 bytes: a fixstr.
+        out.push(0xa0 | text.len() as u8);
+        out.extend_from_slice(text.as_bytes());
     }
     let mut out = Vec::with_capacity(request.len() + 64);
     out.push(0x83);
-    key(&mut out, "request");
+    fixstr(&mut out, "request");
     out.extend_from_slice(request);
-    key(&mut out, "headers");
+    fixstr(&mut out, "headers");
     out.push(0x81);
-    key(&mut out, "status");
+    fixstr(&mut out, "status");
     out.push(0xcd);
     out.extend_from_slice(&status.to_be_bytes());
-    key(&mut out, "body");
+    fixstr(&mut out, "body");
     if status == 201 {
         out.push(0x81);
-        key(&mut out, "message_ids");
+        fixstr(&mut out, "message_ids");
         out.push(0x91);
-        out.push(0xa0 | MESSAGE_ID.len() as u8);
-        out.extend_from_slice(MESSAGE_ID.as_bytes());
+        fixstr(&mut out, MESSAGE_ID);
     } else {
         out.push(0x80);
     }
