@@ -507,8 +507,6 @@ async fn a_server_that_never_answers_cannot_stretch_the_run() {
     assert!(summary.operations.is_empty(), "{}", summary.to_text());
 }
 
-/// The durable reference server, as `bench/http-floor.sh` starts it: a post
-/// is answered only once its body is in the log file.
 /// Starts `zaqar-load reference-server --durable-dir` (with `extra` args)
 /// as a user would, checks its banner names `kind`; answers the process,
 /// its address and its directory.
@@ -538,6 +536,8 @@ fn start_durable_reference(
     (child, addr, dir)
 }
 
+/// The durable reference server, as `bench/http-floor.sh` starts it: a post
+/// is answered only once its body is in the log file.
 #[test]
 fn the_durable_reference_server_writes_each_post_before_answering() {
     use std::io::{Read, Write};
