@@ -28,6 +28,7 @@ use crate::{
     feed::Feed,
     group_commit::{GroupCommit, WriteTables},
     journal::JournaledFile,
+    journal_sync::JournalSync,
     metadata_cache::{Cached, MetadataCache},
     queue_state, queues, schema, subscriptions, sweeper,
 };
@@ -48,6 +49,8 @@ struct Inner {
     // releases its handle before ours goes.
     writer: GroupCommit,
     db: Arc<Database>,
+    /// The journal's syncs: what a read saw is durable before it answers.
+    sync: Arc<JournalSync>,
 }
 
 /// An open database with its group-commit writer and sweeper.
@@ -72,22 +75,28 @@ impl Engine {
         if let Some(engine) = open.get(&dir).and_then(Weak::upgrade) {
             return Ok(engine);
         }
-        let db = Arc::new(open_database(&dir, config.cache_size_mb)?);
+        let (db, sync) = open_database(&dir, config.cache_size_mb)?;
+        let db = Arc::new(db);
         let feed = Arc::new(Feed::default());
         let metadata = Arc::new(MetadataCache::default());
-        let writer = GroupCommit::start(Arc::clone(&db), Arc::clone(&feed), Arc::clone(&metadata))
-            .map_err(|e| {
-                PluginError::unavailable(format!(
-                    "embedded store {}: cannot start the writer thread: {e}",
-                    dir.display()
-                ))
-            })?;
+        let writer = GroupCommit::start(
+            Arc::clone(&db),
+            Arc::clone(&feed),
+            Arc::clone(&metadata),
+            Some(Arc::clone(&sync)),
+        )
+        .map_err(|e| {
+            PluginError::unavailable(format!(
+                "embedded store {}: cannot start the writer thread: {e}",
+                dir.display()
+            ))
+        })?;
         let engine = Arc::new(Engine {
             dir: dir.clone(),
             feed,
             metadata,
             expired_messages: AtomicU64::new(0),
-            inner: Some(Inner { writer, db }),
+            inner: Some(Inner { writer, db, sync }),
         });
         open.insert(dir, Arc::downgrade(&engine));
         drop(open);
@@ -134,15 +143,36 @@ impl Engine {
     }
 
     /// Runs `f` in a read transaction: a consistent snapshot of the last
-    /// commit, concurrent with writes and other reads.
-    pub(crate) fn read<T>(
+    /// commit, concurrent with writes and other reads; answers once what
+    /// it saw is durable.
+    pub(crate) async fn read<T>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> OpResult<T>,
     ) -> PluginResult<T> {
+        let found = self.read_now(f)?;
+        self.settled().await?;
+        Ok(found)
+    }
+
+    /// The same, answering at once: for what is not shown to a client as
+    /// it is (or settles otherwise).
+    fn read_now<T>(&self, f: impl FnOnce(&ReadTransaction) -> OpResult<T>) -> PluginResult<T> {
         let txn = self.inner().db.begin_read().map_err(|e| {
             PluginError::unavailable(format!("embedded store: cannot begin a read: {e}"))
         })?;
         f(&txn).map_err(|e| e.into_plugin())
+    }
+
+    /// Resolves once every commit a read begun before this call may have
+    /// seen is durable: a commit is visible as soon as redb's commit
+    /// returns, and its record may still be syncing (see
+    /// [`crate::journal_sync`]).
+    async fn settled(&self) -> PluginResult<()> {
+        self.inner()
+            .sync
+            .settled()
+            .await
+            .map_err(|reason| PluginError::unavailable(format!("embedded store: {reason}")))
     }
 
     /// Runs a read that may walk many rows on tokio's blocking pool instead
@@ -159,7 +189,7 @@ impl Engine {
         F: FnOnce(&ReadTransaction) -> OpResult<T> + Send + 'static,
     {
         let db = Arc::clone(&self.inner().db);
-        plugin_api::runtime::handle()
+        let found = plugin_api::runtime::handle()
             .spawn_blocking(move || {
                 let txn = db.begin_read().map_err(|e| {
                     PluginError::unavailable(format!("embedded store: cannot begin a read: {e}"))
@@ -174,27 +204,42 @@ impl Engine {
                 Err(cancelled) => Err(PluginError::unavailable(format!(
                     "embedded store: a read was cancelled: {cancelled}"
                 ))),
-            })
+            })?;
+        self.settled().await?;
+        Ok(found)
     }
 
     /// The queue's metadata (`None`: no such queue), from memory when it
     /// is known there (see [`crate::metadata_cache`]).
-    pub(crate) fn queue_metadata(&self, queue: &QueueRef) -> PluginResult<Cached> {
-        if let Some(known) = self.metadata.get(&queue.project, &queue.name) {
-            return Ok(known);
-        }
-        let generation = self.metadata.generation();
-        let found: Cached = self
-            .read(|txn| queues::get_metadata(txn, queue))?
-            .map(Arc::from);
-        self.metadata
-            .fill(generation, &queue.project, &queue.name, found.clone());
+    /// Every post asks for it, so it settles only on the last change of
+    /// metadata, not on every commit (see [`MetadataCache::changed_at`]).
+    pub(crate) async fn queue_metadata(&self, queue: &QueueRef) -> PluginResult<Cached> {
+        let found = match self.metadata.get(&queue.project, &queue.name) {
+            Some(known) => known,
+            None => {
+                let generation = self.metadata.generation();
+                let found: Cached = self
+                    .read_now(|txn| queues::get_metadata(txn, queue))?
+                    .map(Arc::from);
+                self.metadata
+                    .fill(generation, &queue.project, &queue.name, found.clone());
+                found
+            }
+        };
+        self.inner()
+            .sync
+            .settled_at(self.metadata.changed_at())
+            .await
+            .map_err(|reason| PluginError::unavailable(format!("embedded store: {reason}")))?;
         Ok(found)
     }
 
-    /// Whether the writer runs and a read can start.
+    /// Whether the writer runs, the journal takes records and a read can
+    /// start.
     pub(crate) fn is_alive(&self) -> bool {
-        self.inner().writer.is_running() && self.inner().db.begin_read().is_ok()
+        self.inner().writer.is_running()
+            && self.inner().sync.failure().is_none()
+            && self.inner().db.begin_read().is_ok()
     }
 }
 
@@ -229,7 +274,7 @@ fn prepare_dir(path: &Path) -> PluginResult<PathBuf> {
 
 /// Opens (or creates) the database file and its tables, translating every
 /// way this can fail into an error that names the file.
-fn open_database(dir: &Path, cache_size_mb: u64) -> PluginResult<Database> {
+fn open_database(dir: &Path, cache_size_mb: u64) -> PluginResult<(Database, Arc<JournalSync>)> {
     let file = dir.join(DATABASE_FILE);
     // redb may panic on a damaged file instead of returning `Corrupted`; a
     // panic here must become a start-up error, not a crash or a reset.
@@ -245,6 +290,7 @@ fn open_database(dir: &Path, cache_size_mb: u64) -> PluginResult<Database> {
             )))
         }
     };
+    let sync = backend.sync();
     let cache_bytes =
         usize::try_from(cache_size_mb.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX);
     let opened = catch_unwind(AssertUnwindSafe(|| {
@@ -275,7 +321,7 @@ fn open_database(dir: &Path, cache_size_mb: u64) -> PluginResult<Database> {
             file.display()
         )),
     })?;
-    Ok(db)
+    Ok((db, sync))
 }
 
 /// Turns redb's open errors into messages an operator can act on.

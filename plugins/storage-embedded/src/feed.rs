@@ -5,10 +5,12 @@
 //! through this process's writer thread: the feed is in-process. Write
 //! operations record what they changed in [`WriteTables::announce`]
 //! (nothing at all while no sink is registered); once the batch's commit is
-//! durable, the writer hands the changes, in the order the operations were
-//! applied (commit order), to every sink, before it answers the callers.
+//! durable, the changes go, in the order the operations were applied
+//! (commit order), to every sink, before the callers are answered: on the
+//! journal's sync thread, or on the thread that committed a lone write (see
+//! [`crate::journal_sync`]).
 //! A sink never blocks (the contract says so: the host's sink only updates
-//! in-memory state), so the writer is not held up. A failed commit
+//! in-memory state), so the next sync is not held up. A failed commit
 //! announces nothing.
 //!
 //! [`WriteTables::announce`]: crate::group_commit::WriteTables::announce

@@ -1,6 +1,8 @@
 //! Group commit: one writer thread applies every pending write of the moment
-//! in a single redb write transaction, commits it once (with fsync), then
-//! answers each caller.
+//! in a single redb write transaction, commits it once, and answers each
+//! caller once the commit's journal record is synced (see
+//! [`crate::journal_sync`]: the writer goes on with the next batch
+//! meanwhile).
 //!
 //! Why: an fsync costs milliseconds, whatever the size of the transaction.
 //! Committing each write on its own would cap the store at a few hundred
@@ -40,6 +42,7 @@ use crate::{
     claim_cursor::{BatchCursors, ClaimCursors},
     error::{OpError, OpResult},
     feed::{self, Feed},
+    journal_sync::JournalSync,
     metadata_cache::MetadataCache,
     queue_state::QueueStates,
     schema,
@@ -296,6 +299,10 @@ struct Committer {
     db: Arc<Database>,
     feed: Arc<Feed>,
     metadata: Arc<MetadataCache>,
+    /// The journal's syncs, when the database has the journal (see
+    /// [`crate::journal_sync`]); without it a commit is durable when it
+    /// returns.
+    sync: Option<Arc<JournalSync>>,
     claim_cursors: ClaimCursors,
     /// Held while a batch is applied and committed: one batch at a time,
     /// in the order the holders took it.
@@ -305,14 +312,35 @@ struct Committer {
 }
 
 impl Committer {
-    fn run(&self, batch: Vec<Box<dyn Pending>>) {
+    /// Commits `batch` on the writer thread: its record is synced while
+    /// the writer goes on with the next batch.
+    /// `more` gives the writes queued since, which join the batch while
+    /// the previous record is still syncing.
+    fn run(
+        &self,
+        batch: Vec<Box<dyn Pending>>,
+        more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
+    ) {
         let _committing = self.committing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sync) = &self.sync {
+            sync.set_deferred(true);
+        }
+        self.run_batch(batch, more);
+    }
+
+    fn run_batch(
+        &self,
+        batch: Vec<Box<dyn Pending>>,
+        more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
+    ) {
         run_batch(
             &self.db,
             &self.feed,
             &self.metadata,
+            self.sync.as_ref(),
             &self.claim_cursors,
             batch,
+            more,
         );
     }
 
@@ -337,13 +365,11 @@ impl Committer {
         let Ok(_committing) = self.committing.try_lock() else {
             return Err(job);
         };
-        run_batch(
-            &self.db,
-            &self.feed,
-            &self.metadata,
-            &self.claim_cursors,
-            vec![job],
-        );
+        // Synced here, so that the answer is ready when this returns.
+        if let Some(sync) = &self.sync {
+            sync.set_deferred(false);
+        }
+        self.run_batch(vec![job], &mut || None);
         Ok(())
     }
 }
@@ -358,16 +384,19 @@ impl Drop for InFlight<'_> {
 
 impl GroupCommit {
     /// Starts the writer thread for `db`, announcing commits to `feed` and
-    /// keeping `metadata` up to date.
+    /// keeping `metadata` up to date; `sync` is the journal's, if `db` is
+    /// on one.
     pub(crate) fn start(
         db: Arc<Database>,
         feed: Arc<Feed>,
         metadata: Arc<MetadataCache>,
+        sync: Option<Arc<JournalSync>>,
     ) -> std::io::Result<Self> {
         let committer = Arc::new(Committer {
             db,
             feed,
             metadata,
+            sync,
             claim_cursors: ClaimCursors::default(),
             committing: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
@@ -447,20 +476,23 @@ fn writer_loop(committer: &Committer, mut receiver: mpsc::Receiver<Box<dyn Pendi
                 Err(_) => break,
             }
         }
-        committer.run(batch);
+        committer.run(batch, &mut || receiver.try_recv().ok());
     }
 }
 
 /// Applies a batch in one transaction and commits it, retrying without an
-/// operation that poisoned the transaction; announces what the committed
-/// batch changed to the feed's sinks before answering its callers. The
-/// metadata cache forgets what the batch changed before anyone hears of it.
+/// operation that poisoned the transaction; once the commit is durable,
+/// announces what the batch changed to the feed's sinks, then answers its
+/// callers. The metadata cache forgets what the batch changed before anyone
+/// hears of it.
 fn run_batch(
     db: &Database,
     feed: &Feed,
     metadata: &MetadataCache,
+    sync: Option<&Arc<JournalSync>>,
     claim_cursors: &ClaimCursors,
     mut batch: Vec<Box<dyn Pending>>,
+    more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
 ) {
     let sinks = feed.sinks();
     while !batch.is_empty() {
@@ -476,7 +508,8 @@ fn run_batch(
         let (poisoned, finished, changes, metadata_changed, cursors_changed) = {
             let mut tables = WriteTables::new(&txn).with_claim_cursors(claim_cursors);
             tables.changes = (!sinks.is_empty()).then(Vec::new);
-            let poisoned = apply_all(&mut tables, &mut batch);
+            let poisoned = apply_all(&mut tables, &mut batch)
+                .or_else(|| absorb_while_syncing(&mut tables, &mut batch, sync, more));
             // Writing what the operations kept in memory fails only with
             // the database, not because of one operation: it fails them all.
             let finished = match poisoned {
@@ -506,18 +539,35 @@ fn run_batch(
         let outcome = txn
             .commit()
             .map_err(|e| PluginError::unavailable(format!("embedded store: commit failed: {e}")));
+        // The record covering this commit (the last one handed over).
+        let ticket = sync.map_or(0, |sync| sync.submitted());
         // Also after a failed commit: whether it reached the file is unknown.
-        metadata.invalidate(&metadata_changed);
+        metadata.invalidate(&metadata_changed, ticket);
         match outcome {
             Ok(()) => claim_cursors.apply(cursors_changed),
             // Whether it reached the file is unknown: trust no cursor.
             Err(_) => claim_cursors.clear(),
         }
-        if let (Ok(()), Some(changes)) = (&outcome, changes) {
-            feed::deliver(&sinks, changes);
-        }
-        for job in batch.drain(..) {
-            job.complete(outcome.clone());
+        let batch = std::mem::take(&mut batch);
+        let sinks = sinks.clone();
+        let complete = move |outcome: Result<(), PluginError>| {
+            if let (Ok(()), Some(changes)) = (&outcome, changes) {
+                feed::deliver(&sinks, changes);
+            }
+            for job in batch {
+                job.complete(outcome.clone());
+            }
+        };
+        match (sync, outcome) {
+            (Some(sync), Ok(())) => sync.after_durable(
+                ticket,
+                Box::new(move |durable| {
+                    complete(durable.map_err(|reason| {
+                        PluginError::unavailable(format!("embedded store: {reason}"))
+                    }))
+                }),
+            ),
+            (_, outcome) => complete(outcome),
         }
     }
 }
@@ -529,10 +579,45 @@ fn apply_all(
     batch: &mut [Box<dyn Pending>],
 ) -> Option<(usize, PluginError)> {
     for (index, job) in batch.iter_mut().enumerate() {
-        match catch_unwind(AssertUnwindSafe(|| job.apply(tables))) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Some((index, e)),
-            Err(payload) => return Some((index, PluginError::from_panic(payload.as_ref()))),
+        if let Err(e) = apply_one(tables, job) {
+            return Some((index, e));
+        }
+    }
+    None
+}
+
+fn apply_one(tables: &mut WriteTables<'_>, job: &mut Box<dyn Pending>) -> Result<(), PluginError> {
+    match catch_unwind(AssertUnwindSafe(|| job.apply(tables))) {
+        Ok(outcome) => outcome,
+        Err(payload) => Err(PluginError::from_panic(payload.as_ref())),
+    }
+}
+
+/// How long the writer waits for the record in flight before it looks for
+/// newly queued writes again.
+const ABSORB_POLL: std::time::Duration = std::time::Duration::from_micros(25);
+
+/// While the previous batch's record is syncing, this batch cannot write
+/// its pages yet (see [`crate::journal_sync`]): it takes in the writes
+/// queued meanwhile instead, so that the next sync carries them too rather
+/// than a batch of its own. Returns the operation that poisoned the
+/// transaction, as [`apply_all`] does.
+fn absorb_while_syncing(
+    tables: &mut WriteTables<'_>,
+    batch: &mut Vec<Box<dyn Pending>>,
+    sync: Option<&Arc<JournalSync>>,
+    more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
+) -> Option<(usize, PluginError)> {
+    let sync = sync?;
+    while batch.len() < MAX_BATCH && sync.deferred() && sync.syncing() {
+        let Some(mut job) = more() else {
+            sync.wait_idle_for(ABSORB_POLL);
+            continue;
+        };
+        let applied = apply_one(tables, &mut job);
+        batch.push(job);
+        if let Err(e) = applied {
+            return Some((batch.len() - 1, e));
         }
     }
     None
@@ -548,6 +633,8 @@ fn fail_all(batch: Vec<Box<dyn Pending>>, message: &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use plugin_api::ErrorCode;
     use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
@@ -592,8 +679,10 @@ mod tests {
             &db,
             &Feed::default(),
             &MetadataCache::default(),
+            None,
             &ClaimCursors::default(),
             vec![first, refused, panics, last],
+            &mut || None,
         );
 
         assert_eq!(first_answer.blocking_recv().unwrap(), Ok(()));
@@ -630,8 +719,10 @@ mod tests {
                 &db,
                 &Feed::default(),
                 &MetadataCache::default(),
+                None,
                 &cursors,
                 batch,
+                &mut || None,
             )
         };
         let q = QueueRef::new("p", "q");
@@ -708,8 +799,10 @@ mod tests {
             &db,
             &Feed::default(),
             &MetadataCache::default(),
+            None,
             &ClaimCursors::default(),
             batch,
+            &mut || None,
         );
 
         let txn = db.begin_read().unwrap();
@@ -769,8 +862,10 @@ mod tests {
             &db,
             &feed,
             &MetadataCache::default(),
+            None,
             &ClaimCursors::default(),
             vec![first, refused, panics, last],
+            &mut || None,
         );
         let names: Vec<String> = seen
             .lock()
@@ -796,8 +891,10 @@ mod tests {
             &db,
             &feed,
             &MetadataCache::default(),
+            None,
             &ClaimCursors::default(),
             vec![after],
+            &mut || None,
         );
         assert_eq!(
             seen.lock().unwrap().len(),
@@ -826,7 +923,8 @@ mod tests {
     fn a_lone_write_commits_on_its_callers_thread() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
-        let writer = GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap();
+        let writer =
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap();
         let ran_on = std::thread::Builder::new()
             .name("caller".into())
             .spawn(move || current_thread_runtime().block_on(writer.write(put_noting_thread("x"))))
@@ -846,7 +944,8 @@ mod tests {
     fn a_write_while_another_awaits_its_answer_goes_to_the_writer_thread() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
-        let writer = GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap();
+        let writer =
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap();
         let _other = writer.committer.in_flight();
         let ran_on = current_thread_runtime().block_on(writer.write(put_noting_thread("x")));
         assert_eq!(ran_on.unwrap(), "zaqar-embedded-writer");
@@ -856,8 +955,9 @@ mod tests {
     fn writes_arriving_during_a_commit_go_to_the_writer_thread() {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
-        let writer =
-            Arc::new(GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap());
+        let writer = Arc::new(
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap(),
+        );
         // A lone write that holds the commit until told to finish.
         let (entered, wait_entered) = std::sync::mpsc::channel();
         let (release, wait_release) = std::sync::mpsc::channel::<()>();
@@ -895,12 +995,81 @@ mod tests {
         assert_eq!(others, ["zaqar-embedded-writer"; 3]);
     }
 
+    /// A writer whose journal has a record in flight until `release` is
+    /// sent (or fails it, when `fails`), and a caller not alone, so that
+    /// writes go to the writer thread.
+    fn writer_with_a_record_in_flight(
+        dir: &Path,
+        fails: bool,
+    ) -> (Arc<Database>, Arc<GroupCommit>, std::sync::mpsc::Sender<()>) {
+        let db = Arc::new(Database::create(dir.join("t.redb")).unwrap());
+        let sync = JournalSync::start().unwrap();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        sync.submit(move || {
+            let _ = held.recv();
+            if fails {
+                Err(std::io::Error::other("disk on fire"))
+            } else {
+                Ok(())
+            }
+        });
+        let writer =
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), Some(sync))
+                .unwrap();
+        (db, Arc::new(writer), release)
+    }
+
+    fn write_on_a_thread(
+        writer: &Arc<GroupCommit>,
+        key: &'static str,
+    ) -> std::thread::JoinHandle<PluginResult<()>> {
+        let writer = Arc::clone(writer);
+        std::thread::spawn(move || {
+            let _other = writer.committer.in_flight();
+            current_thread_runtime().block_on(writer.write(put(key)))
+        })
+    }
+
+    #[test]
+    fn writes_queued_while_a_record_syncs_are_answered_once_it_is_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, writer, release) = writer_with_a_record_in_flight(dir.path(), false);
+        let answers: Vec<_> = ["a", "b", "c"]
+            .into_iter()
+            .map(|key| write_on_a_thread(&writer, key))
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        assert!(
+            answers.iter().all(|answer| !answer.is_finished()),
+            "no answer before the record in flight is durable"
+        );
+        release.send(()).unwrap();
+        for answer in answers {
+            assert_eq!(answer.join().unwrap(), Ok(()));
+        }
+        let txn = db.begin_read().unwrap();
+        let meta = txn.open_table(crate::schema::META).unwrap();
+        assert_eq!(meta.len().unwrap(), 3);
+    }
+
+    #[test]
+    fn a_write_whose_record_fails_is_answered_unavailable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, writer, release) = writer_with_a_record_in_flight(dir.path(), true);
+        let answer = write_on_a_thread(&writer, "x");
+        release.send(()).unwrap();
+        let error = answer.join().unwrap().unwrap_err();
+        assert_eq!(error.code, ErrorCode::UNAVAILABLE);
+        assert!(error.message.contains("disk on fire"), "{}", error.message);
+    }
+
     #[test]
     fn dropping_the_handle_finishes_queued_writes_and_releases_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.redb");
         let db = Arc::new(Database::create(&path).unwrap());
-        let writer = GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default()).unwrap();
+        let writer =
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap();
         current_thread_runtime()
             .block_on(writer.write(put("x")))
             .unwrap();

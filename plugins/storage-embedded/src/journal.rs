@@ -64,6 +64,8 @@ use std::{
 
 use redb::{backends::FileBackend, BackendError, StorageBackend};
 
+use crate::journal_sync::JournalSync;
+
 /// A segment this large is closed and checkpointed; also the size of the
 /// preallocated spare.
 pub(crate) const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
@@ -101,6 +103,8 @@ pub(crate) struct JournaledFile {
     state: Mutex<State>,
     spare_ready: Arc<AtomicBool>,
     checkpoints: Mutex<Option<Checkpointer>>,
+    /// Where records are written and synced, and who waits for them.
+    sync: Arc<JournalSync>,
 }
 
 struct State {
@@ -108,7 +112,7 @@ struct State {
     /// [`seal`]) followed by the writes since the last `sync_data`, encoded
     /// as entries, so that a commit is written without copying it.
     pending: Vec<u8>,
-    segment: File,
+    segment: Arc<File>,
     generation: u64,
     /// Where the next record goes in the segment.
     segment_bytes: u64,
@@ -116,8 +120,12 @@ struct State {
     /// commits file-system metadata, and the segment is left at the first
     /// chance).
     preallocated: bool,
-    /// The record as written: `pending` padded, at an aligned address.
-    aligned: AlignedBuffer,
+    /// Whether the next record goes to the next segment (the last one
+    /// filled this one, or it is not preallocated).
+    rotation_due: bool,
+    /// Buffers for records as written (`pending` padded, at an aligned
+    /// address): one is with the record in flight, one is filled.
+    buffers: Arc<Mutex<Vec<AlignedBuffer>>>,
 }
 
 /// A reusable buffer whose slices start at an [`ALIGN`]ed address, for
@@ -128,9 +136,9 @@ struct AlignedBuffer {
 }
 
 impl AlignedBuffer {
-    /// `record` padded with zeros to a multiple of [`ALIGN`], at an
-    /// aligned address.
-    fn padded(&mut self, record: &[u8]) -> &[u8] {
+    /// Fills the buffer with `record` padded with zeros to a multiple of
+    /// [`ALIGN`]; returns the padded length.
+    fn fill(&mut self, record: &[u8]) -> usize {
         let len = record.len().div_ceil(ALIGN) * ALIGN;
         if self.bytes.len() < len + ALIGN {
             self.bytes.resize(len + ALIGN, 0);
@@ -139,7 +147,14 @@ impl AlignedBuffer {
         let out = &mut self.bytes[start..start + len];
         out[..record.len()].copy_from_slice(record);
         out[record.len()..].fill(0);
-        out
+        len
+    }
+
+    /// The first `len` bytes [`AlignedBuffer::fill`] wrote, at an aligned
+    /// address.
+    fn filled(&self, len: usize) -> &[u8] {
+        let start = self.bytes.as_ptr().align_offset(ALIGN);
+        &self.bytes[start..start + len]
     }
 }
 
@@ -289,6 +304,7 @@ impl JournaledFile {
         let database = Arc::new(handle.try_clone()?);
         let spare_ready = Arc::new(AtomicBool::new(false));
         let checkpointer = start_checkpointer(dir.clone(), database.clone(), spare_ready.clone())?;
+        let sync = JournalSync::start()?;
         Ok(Self {
             inner: FileBackend::new(handle).map_err(io::Error::other)?,
             _lock: lock,
@@ -296,15 +312,23 @@ impl JournaledFile {
             dir,
             state: Mutex::new(State {
                 pending: vec![0; HEADER],
-                segment,
+                segment: Arc::new(segment),
                 generation,
                 segment_bytes: 0,
                 preallocated,
-                aligned: AlignedBuffer::default(),
+                rotation_due: !preallocated,
+                buffers: Arc::default(),
             }),
             spare_ready,
             checkpoints: Mutex::new(Some(checkpointer)),
+            sync,
         })
+    }
+
+    /// Where this journal's records are synced: the group commit answers
+    /// its callers and readers settle through it.
+    pub(crate) fn sync(&self) -> Arc<JournalSync> {
+        Arc::clone(&self.sync)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -315,7 +339,7 @@ impl JournaledFile {
     /// the older segments to be checkpointed.
     fn rotate(&self, state: &mut State) -> io::Result<()> {
         let next = state.generation + 1;
-        state.segment = take_spare(&self.dir, next)?;
+        state.segment = Arc::new(take_spare(&self.dir, next)?);
         state.generation = next;
         state.segment_bytes = 0;
         state.preallocated = true;
@@ -538,6 +562,13 @@ fn apply(database: &File, mut payload: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+impl Drop for JournaledFile {
+    fn drop(&mut self) {
+        // redb closes the backend it owns; this is for one dropped unclosed.
+        self.sync.stop();
+    }
+}
+
 impl StorageBackend for JournaledFile {
     fn len(&self) -> Result<u64, io::Error> {
         self.inner.len()
@@ -549,6 +580,7 @@ impl StorageBackend for JournaledFile {
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
         let mut state = self.state();
+        self.sync.wait_idle()?;
         self.inner.set_len(len)?;
         state.pending.push(SET_LEN);
         state.pending.extend_from_slice(&len.to_le_bytes());
@@ -557,6 +589,9 @@ impl StorageBackend for JournaledFile {
 
     fn write(&self, offset: u64, data: &[u8]) -> Result<(), io::Error> {
         let mut state = self.state();
+        // The pages this commit overwrites are free only as of the last
+        // durable commit (see crate::journal_sync).
+        self.sync.wait_idle()?;
         self.inner.write(offset, data)?;
         let length = u32::try_from(data.len()).map_err(io::Error::other)?;
         let kept = without_zero_tail(data);
@@ -575,26 +610,19 @@ impl StorageBackend for JournaledFile {
     fn sync_data(&self) -> Result<(), io::Error> {
         let mut state = self.state();
         if state.pending.len() == HEADER {
-            return Ok(());
+            // Nothing new; what came before is durable once the record in
+            // flight is, which a deferred commit's callers wait for anyway.
+            return if self.sync.deferred() {
+                Ok(())
+            } else {
+                self.sync.wait_idle()
+            };
         }
-        let State {
-            pending,
-            segment,
-            generation,
-            segment_bytes,
-            aligned,
-            ..
-        } = &mut *state;
-        seal(*generation, pending)?;
-        let record = aligned.padded(pending);
-        segment.write_all_at(record, *segment_bytes)?;
-        segment.sync_data()?;
-        *segment_bytes += record.len() as u64;
-        pending.truncate(HEADER);
-        let due = state.segment_bytes >= SEGMENT_BYTES || !state.preallocated;
-        // The commit is durable at this point: a failed rotation must not
-        // make redb believe otherwise. Writing goes on in this segment.
-        if due && self.spare_ready.swap(false, Ordering::AcqRel) {
+        // The previous record is durable and its buffer back.
+        self.sync.wait_idle()?;
+        // Moving on only now, with no record in flight, so that the
+        // checkpoint never retires a segment a record is still going to.
+        if state.rotation_due && self.spare_ready.swap(false, Ordering::AcqRel) {
             if let Err(e) = self.rotate(&mut state) {
                 crate::log::warn(&format!(
                     "cannot move to the next journal segment in {}: {e}",
@@ -602,12 +630,48 @@ impl StorageBackend for JournaledFile {
                 ));
             }
         }
-        Ok(())
+        let State {
+            pending,
+            segment,
+            generation,
+            segment_bytes,
+            buffers,
+            ..
+        } = &mut *state;
+        seal(*generation, pending)?;
+        let mut buffer = buffers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        let len = buffer.fill(pending);
+        let (segment, offset, buffers) = (Arc::clone(segment), *segment_bytes, Arc::clone(buffers));
+        *segment_bytes += len as u64;
+        pending.truncate(HEADER);
+        state.rotation_due = state.segment_bytes >= SEGMENT_BYTES || !state.preallocated;
+        let write = move || {
+            let written = segment
+                .write_all_at(buffer.filled(len), offset)
+                .and_then(|()| segment.sync_data());
+            buffers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(buffer);
+            written
+        };
+        if self.sync.deferred() {
+            self.sync.submit(write);
+            Ok(())
+        } else {
+            self.sync.run_inline(write)
+        }
     }
 
     fn close(&self) -> Result<(), io::Error> {
-        // Stop the checkpoint thread, then leave a synced file and no
-        // journal (but the spare), so that a clean shutdown replays nothing.
+        // Finish the record in flight, stop the checkpoint thread, then
+        // leave a synced file and no journal (but the spare), so that a
+        // clean shutdown replays nothing.
+        self.sync.stop();
         if let Some(checkpointer) = self
             .checkpoints
             .lock()
@@ -616,6 +680,11 @@ impl StorageBackend for JournaledFile {
         {
             drop(checkpointer.requests);
             let _ = checkpointer.thread.join();
+        }
+        if let Some(reason) = self.sync.failure() {
+            // The journal holds what the file may lack: it stays for the
+            // next open to replay.
+            return Err(io::Error::other(reason));
         }
         let state = self.state();
         if state.pending.len() == HEADER {

@@ -42,6 +42,7 @@ mod feed;
 mod group_commit;
 mod ids;
 mod journal;
+mod journal_sync;
 mod leases;
 mod log;
 mod management;

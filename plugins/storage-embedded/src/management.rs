@@ -71,36 +71,40 @@ impl ManagementStore for EmbeddedManagementStore {
     }
 
     async fn pool_get(&self, name: RString) -> PluginResult<ROption<PoolRecord>> {
-        self.engine.read(|txn| {
-            let pools = txn.open_table(schema::POOLS)?;
-            Ok(match pools.get(name.as_str())? {
-                Some(v) => ROption::RSome(pool_record(&name, PoolValue::decode(v.value())?)),
-                None => ROption::RNone,
+        self.engine
+            .read(|txn| {
+                let pools = txn.open_table(schema::POOLS)?;
+                Ok(match pools.get(name.as_str())? {
+                    Some(v) => ROption::RSome(pool_record(&name, PoolValue::decode(v.value())?)),
+                    None => ROption::RNone,
+                })
             })
-        })
+            .await
     }
 
     async fn pool_list(&self, query: NameListQuery) -> PluginResult<RVec<PoolRecord>> {
-        self.engine.read(|txn| {
-            let pools = txn.open_table(schema::POOLS)?;
-            let marker = query.marker.as_ref().map(|m| m.as_str()).unwrap_or("");
-            let mut out = RVec::new();
-            if query.limit == 0 {
-                return Ok(out);
-            }
-            for entry in pools.range(marker..)? {
-                let (k, v) = entry?;
-                let name = k.value();
-                if name == marker {
-                    continue;
+        self.engine
+            .read(|txn| {
+                let pools = txn.open_table(schema::POOLS)?;
+                let marker = query.marker.as_ref().map(|m| m.as_str()).unwrap_or("");
+                let mut out = RVec::new();
+                if query.limit == 0 {
+                    return Ok(out);
                 }
-                out.push(pool_record(name, PoolValue::decode(v.value())?));
-                if out.len() >= query.limit as usize {
-                    break;
+                for entry in pools.range(marker..)? {
+                    let (k, v) = entry?;
+                    let name = k.value();
+                    if name == marker {
+                        continue;
+                    }
+                    out.push(pool_record(name, PoolValue::decode(v.value())?));
+                    if out.len() >= query.limit as usize {
+                        break;
+                    }
                 }
-            }
-            Ok(out)
-        })
+                Ok(out)
+            })
+            .await
     }
 
     async fn pool_delete(&self, name: RString) -> PluginResult<()> {
@@ -130,17 +134,19 @@ impl ManagementStore for EmbeddedManagementStore {
         project: RString,
         name: RString,
     ) -> PluginResult<ROption<FlavorRecord>> {
-        self.engine.read(|txn| {
-            let flavors = txn.open_table(schema::FLAVORS)?;
-            Ok(match flavors.get((project.as_str(), name.as_str()))? {
-                Some(v) => ROption::RSome(flavor_record(
-                    &project,
-                    &name,
-                    FlavorValue::decode(v.value())?,
-                )),
-                None => ROption::RNone,
+        self.engine
+            .read(|txn| {
+                let flavors = txn.open_table(schema::FLAVORS)?;
+                Ok(match flavors.get((project.as_str(), name.as_str()))? {
+                    Some(v) => ROption::RSome(flavor_record(
+                        &project,
+                        &name,
+                        FlavorValue::decode(v.value())?,
+                    )),
+                    None => ROption::RNone,
+                })
             })
-        })
+            .await
     }
 
     async fn flavor_list(
@@ -148,29 +154,31 @@ impl ManagementStore for EmbeddedManagementStore {
         project: RString,
         query: NameListQuery,
     ) -> PluginResult<RVec<FlavorRecord>> {
-        self.engine.read(|txn| {
-            let flavors = txn.open_table(schema::FLAVORS)?;
-            let marker = query.marker.as_ref().map(|m| m.as_str()).unwrap_or("");
-            let mut out = RVec::new();
-            if query.limit == 0 {
-                return Ok(out);
-            }
-            for entry in flavors.range((project.as_str(), marker)..)? {
-                let (k, v) = entry?;
-                let (p, name) = k.value();
-                if p != project.as_str() {
-                    break;
+        self.engine
+            .read(|txn| {
+                let flavors = txn.open_table(schema::FLAVORS)?;
+                let marker = query.marker.as_ref().map(|m| m.as_str()).unwrap_or("");
+                let mut out = RVec::new();
+                if query.limit == 0 {
+                    return Ok(out);
                 }
-                if name == marker {
-                    continue;
+                for entry in flavors.range((project.as_str(), marker)..)? {
+                    let (k, v) = entry?;
+                    let (p, name) = k.value();
+                    if p != project.as_str() {
+                        break;
+                    }
+                    if name == marker {
+                        continue;
+                    }
+                    out.push(flavor_record(p, name, FlavorValue::decode(v.value())?));
+                    if out.len() >= query.limit as usize {
+                        break;
+                    }
                 }
-                out.push(flavor_record(p, name, FlavorValue::decode(v.value())?));
-                if out.len() >= query.limit as usize {
-                    break;
-                }
-            }
-            Ok(out)
-        })
+                Ok(out)
+            })
+            .await
     }
 
     async fn flavor_delete(&self, project: RString, name: RString) -> PluginResult<()> {

@@ -21,8 +21,13 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
 };
+
+use crate::journal_sync::Ticket;
 
 /// At most this many queues are remembered (a few hundred bytes each).
 pub(crate) const MAX_ENTRIES: usize = 16 * 1024;
@@ -43,6 +48,10 @@ struct Entries {
 #[derive(Default)]
 pub(crate) struct MetadataCache {
     entries: Mutex<Entries>,
+    /// The journal record of the last batch that changed metadata: what
+    /// is served from here is durable once that is (see
+    /// [`crate::journal_sync`]).
+    changed_at: AtomicU64,
 }
 
 impl MetadataCache {
@@ -83,12 +92,19 @@ impl MetadataCache {
         }
     }
 
+    /// The journal record of the last batch that changed metadata.
+    pub(crate) fn changed_at(&self) -> Ticket {
+        self.changed_at.load(Ordering::Acquire)
+    }
+
     /// Forgets the queues a committed (or failed) batch changed; called by
-    /// the writer before it answers the batch's callers.
-    pub(crate) fn invalidate(&self, changed: &[(String, String)]) {
+    /// the writer before it answers the batch's callers. `ticket` is the
+    /// batch's journal record.
+    pub(crate) fn invalidate(&self, changed: &[(String, String)], ticket: Ticket) {
         if changed.is_empty() {
             return;
         }
+        self.changed_at.fetch_max(ticket, Ordering::AcqRel);
         let mut guard = self.lock();
         let entries = &mut *guard;
         entries.generation += 1;
@@ -114,14 +130,14 @@ mod tests {
     fn a_fill_from_before_a_change_is_not_kept() {
         let cache = MetadataCache::default();
         let seen = cache.generation();
-        cache.invalidate(&[("p".into(), "q".into())]);
+        cache.invalidate(&[("p".into(), "q".into())], 0);
         cache.fill(seen, "p", "q", Some(Arc::from(&b"{}"[..])));
         assert_eq!(cache.get("p", "q"), None);
 
         let seen = cache.generation();
         cache.fill(seen, "p", "q", None);
         assert_eq!(cache.get("p", "q"), Some(None));
-        cache.invalidate(&[("p".into(), "q".into())]);
+        cache.invalidate(&[("p".into(), "q".into())], 0);
         assert_eq!(cache.get("p", "q"), None);
     }
 

@@ -85,7 +85,7 @@ impl MessageStore for EmbeddedMessageStore {
     async fn queue_get_metadata(&self, queue: QueueRef) -> PluginResult<ROption<RVec<u8>>> {
         // Every post asks for this (the queue's defaults): served from
         // memory, without a read transaction, once known.
-        let metadata = self.engine.queue_metadata(&queue)?;
+        let metadata = self.engine.queue_metadata(&queue).await?;
         Ok(metadata.map(|bytes| RVec::from(&bytes[..])).into())
     }
 
@@ -106,14 +106,17 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> PluginResult<RVec<QueueEntry>> {
         self.engine
             .read(|txn| Ok(queues::list(txn, &project, &query)?.into()))
+            .await
     }
 
     async fn queue_count(&self, project: RString) -> PluginResult<u64> {
-        self.engine.read(|txn| queues::count(txn, &project))
+        self.engine.read(|txn| queues::count(txn, &project)).await
     }
 
     async fn queue_stats(&self, queue: QueueRef, now_ms: u64) -> PluginResult<QueueStats> {
-        self.engine.read(|txn| messages::stats(txn, &queue, now_ms))
+        self.engine
+            .read(|txn| messages::stats(txn, &queue, now_ms))
+            .await
     }
 
     async fn message_post(
@@ -147,6 +150,7 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> PluginResult<RVec<StoredMessage>> {
         self.engine
             .read(|txn| Ok(messages::get_many(txn, &queue, &ids, now_ms)?.into()))
+            .await
     }
 
     async fn message_delete(
@@ -209,6 +213,7 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> PluginResult<ROption<StoredClaim>> {
         self.engine
             .read(|txn| Ok(claims::get(txn, &queue, &claim_id, now_ms)?.into()))
+            .await
     }
 
     async fn claim_update(
@@ -254,6 +259,7 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> PluginResult<RVec<SubscriptionRecord>> {
         self.engine
             .read(|txn| Ok(subscriptions::list(txn, &queue, &query, now_ms)?.into()))
+            .await
     }
 
     async fn subscription_get(
@@ -264,6 +270,7 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> PluginResult<ROption<SubscriptionRecord>> {
         self.engine
             .read(|txn| Ok(subscriptions::get(txn, &queue, &id, now_ms)?.into()))
+            .await
     }
 
     async fn subscription_update(
@@ -302,10 +309,12 @@ impl MessageStore for EmbeddedMessageStore {
         limit: u32,
         now_ms: u64,
     ) -> PluginResult<SubscriptionScanPage> {
-        self.engine.read(|txn| {
-            let marker = marker.as_ref().map(|m| m.as_str()).into_option();
-            subscriptions::scan(txn, marker, limit, now_ms)
-        })
+        self.engine
+            .read(|txn| {
+                let marker = marker.as_ref().map(|m| m.as_str()).into_option();
+                subscriptions::scan(txn, marker, limit, now_ms)
+            })
+            .await
     }
 
     async fn subscription_advance(
@@ -321,7 +330,9 @@ impl MessageStore for EmbeddedMessageStore {
     }
 
     async fn queue_last_seq(&self, queue: QueueRef) -> PluginResult<u64> {
-        self.engine.read(|txn| queues::read_last_seq(txn, &queue))
+        self.engine
+            .read(|txn| queues::read_last_seq(txn, &queue))
+            .await
     }
 
     async fn is_alive(&self) -> PluginResult<bool> {
@@ -349,6 +360,7 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> PluginResult<RVec<StoredMessage>> {
         self.engine
             .read(|txn| Ok(notification_log::read(txn, &queue, after_seq, limit, now_ms)?.into()))
+            .await
     }
 
     async fn lease_acquire(
