@@ -144,13 +144,15 @@ impl Engine {
 
     /// Runs `f` in a read transaction: a consistent snapshot of the last
     /// commit, concurrent with writes and other reads; answers once what
-    /// it saw is durable.
+    /// it saw is durable (a commit is visible as soon as redb's commit
+    /// returns, while its journal record may still be syncing: see
+    /// [`crate::journal_sync`]).
     pub(crate) async fn read<T>(
         &self,
         f: impl FnOnce(&ReadTransaction) -> OpResult<T>,
     ) -> PluginResult<T> {
         let found = self.read_now(f)?;
-        self.settled().await?;
+        self.inner().sync.settled().await?;
         Ok(found)
     }
 
@@ -161,18 +163,6 @@ impl Engine {
             PluginError::unavailable(format!("embedded store: cannot begin a read: {e}"))
         })?;
         f(&txn).map_err(|e| e.into_plugin())
-    }
-
-    /// Resolves once every commit a read begun before this call may have
-    /// seen is durable: a commit is visible as soon as redb's commit
-    /// returns, and its record may still be syncing (see
-    /// [`crate::journal_sync`]).
-    async fn settled(&self) -> PluginResult<()> {
-        self.inner()
-            .sync
-            .settled()
-            .await
-            .map_err(|reason| PluginError::unavailable(format!("embedded store: {reason}")))
     }
 
     /// Runs a read that may walk many rows on tokio's blocking pool instead
@@ -205,7 +195,7 @@ impl Engine {
                     "embedded store: a read was cancelled: {cancelled}"
                 ))),
             })?;
-        self.settled().await?;
+        self.inner().sync.settled().await?;
         Ok(found)
     }
 
@@ -229,8 +219,7 @@ impl Engine {
         self.inner()
             .sync
             .settled_at(self.metadata.changed_at())
-            .await
-            .map_err(|reason| PluginError::unavailable(format!("embedded store: {reason}")))?;
+            .await?;
         Ok(found)
     }
 

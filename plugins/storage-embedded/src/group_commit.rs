@@ -314,6 +314,7 @@ struct Committer {
 impl Committer {
     /// Commits `batch` on the writer thread: its record is synced while
     /// the writer goes on with the next batch.
+    ///
     /// `more` gives the writes queued since, which join the batch while
     /// the previous record is still syncing.
     fn run(
@@ -562,14 +563,7 @@ fn run_batch(
             }
         };
         match (sync, outcome) {
-            (Some(sync), Ok(())) => sync.after_durable(
-                ticket,
-                Box::new(move |durable| {
-                    complete(durable.map_err(|reason| {
-                        PluginError::unavailable(format!("embedded store: {reason}"))
-                    }))
-                }),
-            ),
+            (Some(sync), Ok(())) => sync.after_durable(ticket, Box::new(complete)),
             (_, outcome) => complete(outcome),
         }
     }

@@ -47,12 +47,19 @@ use std::{
     thread::JoinHandle,
 };
 
+use plugin_api::{PluginError, PluginResult};
+
 /// A record's place in the order records are handed over, from 1.
 pub(crate) type Ticket = u64;
 
 /// What to do once a record is durable (`Ok`), or once it never will be
-/// (`Err`, the reason).
-pub(crate) type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+/// (`Err`: `UNAVAILABLE`, with the reason).
+pub(crate) type Completion = Box<dyn FnOnce(PluginResult<()>) + Send>;
+
+/// The answer for what will never be durable.
+fn unavailable(reason: &str) -> PluginError {
+    PluginError::unavailable(format!("embedded store: {reason}"))
+}
 
 /// Writes and syncs one record.
 type SyncJob = Box<dyn FnOnce() -> io::Result<()> + Send>;
@@ -217,10 +224,11 @@ impl JournalSync {
     /// Waits until no record is in flight (and fails once writing stopped).
     pub(crate) fn wait_idle(&self) -> io::Result<()> {
         self.wait_durable(self.submitted())?;
-        match &self.progress().failed {
-            Some(reason) => Err(Self::stopped_error(reason)),
-            None => Ok(()),
+        // Every page write comes here: the lock only once writing stopped.
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(Self::stopped_error(&self.failure().unwrap_or_default()));
         }
+        Ok(())
     }
 
     /// Hands `job` (write and sync the next record) to the sync thread.
@@ -270,12 +278,12 @@ impl JournalSync {
 
     /// Resolves once everything a read that began before this call may
     /// have seen is durable.
-    pub(crate) async fn settled(&self) -> Result<(), String> {
+    pub(crate) async fn settled(&self) -> PluginResult<()> {
         self.settled_at(self.submitted()).await
     }
 
     /// Resolves once `ticket` is durable.
-    pub(crate) async fn settled_at(&self, ticket: Ticket) -> Result<(), String> {
+    pub(crate) async fn settled_at(&self, ticket: Ticket) -> PluginResult<()> {
         if self.durable.load(Ordering::Acquire) >= ticket {
             return Ok(());
         }
@@ -288,7 +296,7 @@ impl JournalSync {
         );
         receiver
             .await
-            .unwrap_or_else(|_| Err("the journal stopped".to_owned()))
+            .unwrap_or_else(|_| Err(unavailable("the journal stopped")))
     }
 
     /// Runs, in order, the completions whose records are durable (or failed).
@@ -304,11 +312,11 @@ impl JournalSync {
                     }
                     Some(_) => match &progress.failed {
                         Some(reason) => {
-                            let reason = reason.clone();
+                            let error = unavailable(reason);
                             progress
                                 .completions
                                 .pop_front()
-                                .map(|(_, c)| (c, Err(reason)))
+                                .map(|(_, c)| (c, Err(error)))
                         }
                         None => None,
                     },
@@ -346,7 +354,7 @@ mod tests {
     use super::*;
 
     /// What completions saw: their label and outcome, in the order they ran.
-    type Seen = Arc<Mutex<Vec<(u64, Result<(), String>)>>>;
+    type Seen = Arc<Mutex<Vec<(u64, PluginResult<()>)>>>;
 
     fn noting(seen: &Seen, label: u64) -> Completion {
         let seen = Arc::clone(seen);
@@ -391,9 +399,9 @@ mod tests {
         sync.stop();
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 2);
-        assert!(seen
-            .iter()
-            .all(|(_, outcome)| outcome.as_ref().is_err_and(|e| e.contains("disk on fire"))));
+        assert!(seen.iter().all(|(_, outcome)| outcome
+            .as_ref()
+            .is_err_and(|e| e.message.contains("disk on fire"))));
         assert!(sync.failure().is_some());
     }
 
