@@ -128,6 +128,17 @@ fn metrics_are_admin_only_and_count_real_requests_on_both_transports() {
         .json(&json!({"messages": [{"body": 1}, {"body": 2}, {"body": 3}]}))
         .send();
     assert_eq!(posted.status, 201);
+    // The socket's subscription gets the posted messages pushed. Pushes
+    // are read from the store, so they are awaited before one of the
+    // messages is deleted: a message deleted first is never pushed.
+    let mut pushed = 0;
+    while pushed < 3 {
+        match socket.recv(Duration::from_secs(10)) {
+            Frame::Text(v) if v.get("request").is_none() => pushed += 1,
+            Frame::Text(_) => {}
+            other => panic!("expected a push, got {other:?}"),
+        }
+    }
     let claimed = client
         .post("/v2/queues/observed/claims?limit=2")
         .json(&json!({"ttl": 60}))
@@ -139,15 +150,6 @@ fn metrics_are_admin_only_and_count_real_requests_on_both_transports() {
         .to_string();
     assert_eq!(client.delete(&href).send().status, 204);
     assert_eq!(client.get("/v2/nowhere").send().status, 404);
-    // The socket's subscription gets the posted messages pushed.
-    let mut pushed = 0;
-    while pushed < 3 {
-        match socket.recv(Duration::from_secs(10)) {
-            Frame::Text(v) if v.get("request").is_none() => pushed += 1,
-            Frame::Text(_) => {}
-            other => panic!("expected a push, got {other:?}"),
-        }
-    }
 
     let after = scrape(&server);
     let moved = |name: &str, labels: &[(&str, &str)]| {

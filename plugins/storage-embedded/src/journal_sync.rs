@@ -257,6 +257,9 @@ impl JournalSync {
         let ticket = self.submitted.load(Ordering::Acquire) + 1;
         self.submitted.store(ticket, Ordering::Release);
         self.finished(ticket, outcome);
+        // A read that began meanwhile may wait on this ticket; after a
+        // failure no completion would come from the commit to run it.
+        self.complete_due();
         match failed {
             Some(e) => Err(e),
             None => Ok(()),
@@ -403,6 +406,30 @@ mod tests {
             .as_ref()
             .is_err_and(|e| e.message.contains("disk on fire"))));
         assert!(sync.failure().is_some());
+    }
+
+    #[test]
+    fn an_inline_record_runs_the_completions_waiting_on_it() {
+        let sync = JournalSync::start().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        sync.after_durable(1, noting(&seen, 1));
+        sync.run_inline(|| Ok(())).unwrap();
+        assert_eq!(seen.lock().unwrap().len(), 1, "ran once durable");
+        sync.after_durable(2, noting(&seen, 2));
+        assert!(sync
+            .run_inline(|| Err(io::Error::other("disk gone")))
+            .is_err());
+        let outcomes = std::mem::take(&mut *seen.lock().unwrap());
+        assert!(outcomes[0].1.is_ok());
+        assert!(
+            outcomes[1]
+                .1
+                .as_ref()
+                .is_err_and(|e| e.message.contains("disk gone")),
+            "a failed record fails its waiters at once: {:?}",
+            outcomes.get(1)
+        );
+        sync.stop();
     }
 
     #[test]
