@@ -306,10 +306,10 @@ fn unacked_pushes_are_sent_again_and_the_window_bounds_them() {
     );
     assert_eq!(status(&reply), 204, "{reply}");
     // 3 takes the room 1 left (2, still unacked, may come again meanwhile
-    // on a slow machine).
+    // on a slow machine, and so may 1 if it was resent before the ack).
     let after_ack = loop {
         let pushed = seq(&next_push(&mut client));
-        if pushed != 2 {
+        if pushed > 2 {
             break pushed;
         }
     };

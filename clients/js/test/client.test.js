@@ -132,12 +132,13 @@ describe('against the real server', () => {
     await client.close();
   });
 
-  test('live tail over WebSocket delivers messages posted over HTTP with their seq', async () => {
+  test('a tail over WebSocket delivers messages posted over HTTP with their seq', async () => {
     const { client, states } = recordingClient(server);
     const queue = freshQueue();
-    const { received } = tail(client, queue);
+    // From the fresh queue's start: "open" does not wait for the
+    // subscription's reply, and a post that beat it would not be live.
+    const { received } = tail(client, queue, { sinceSeq: 0 });
     await waitFor('the websocket transport to open', opened(states, 'websocket'));
-    await new Promise((r) => setTimeout(r, 200)); // the subscription reply
     await server.post(queue, [{ n: 1 }, { n: 2 }, { n: 3 }]);
     await waitFor('three messages', () => received.length === 3);
     assert.deepEqual(received.map((m) => m.body.n), [1, 2, 3]);
@@ -298,9 +299,10 @@ describe('resuming across a server restart', () => {
       try {
         const queue = freshQueue();
         const { client, states } = recordingClient(server, { transports: [transport] });
-        const { received } = tail(client, queue);
+        // From the fresh queue's start, so a post that beats the
+        // subscription's reply is not missed.
+        const { received } = tail(client, queue, { sinceSeq: 0 });
         await waitFor(`${transport} to open`, opened(states, transport));
-        await new Promise((r) => setTimeout(r, 200));
         await server.post(queue, [{ n: 1 }]);
         await waitFor('the first message', () => received.length === 1);
 
@@ -362,9 +364,8 @@ describe('with tokens checked (auth_strategy = "static")', () => {
     test(`${transport}: the token is sent, and a client without one is refused`, async () => {
       const queue = freshQueue();
       const { client, states } = recordingClient(server, { transports: [transport], token: 'js-secret' });
-      const { received } = tail(client, queue);
+      const { received } = tail(client, queue, { sinceSeq: 0 });
       await waitFor(`${transport} to open`, opened(states, transport));
-      await new Promise((r) => setTimeout(r, 200));
       await client.post(queue, { body: { authed: true } });
       await waitFor('the message', () => received.length === 1);
       await client.close();
