@@ -42,6 +42,7 @@ use crate::{
     claim_cursor::{BatchCursors, ClaimCursors},
     error::{OpError, OpResult},
     feed::{self, Feed},
+    gather::Gather,
     journal_sync::JournalSync,
     metadata_cache::MetadataCache,
     queue_state::QueueStates,
@@ -309,6 +310,8 @@ struct Committer {
     committing: Mutex<()>,
     /// Writes whose callers are waiting for their answer.
     in_flight: AtomicUsize,
+    /// How many writers there are lately, to gather their writes.
+    gather: Gather,
 }
 
 impl Committer {
@@ -338,21 +341,24 @@ impl Committer {
             &self.db,
             &self.feed,
             &self.metadata,
-            self.sync.as_ref(),
+            self.sync.as_ref().map(|sync| (sync, &self.gather)),
             &self.claim_cursors,
             batch,
             more,
         );
+        self.gather.batch_done();
     }
 
     /// Counts a write in flight until the returned guard drops.
     fn in_flight(&self) -> InFlight<'_> {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let now = self.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.gather.observe(now);
         InFlight(&self.in_flight)
     }
 
     /// Commits `job` on the caller's thread if it is the only write in
-    /// flight and nobody is committing; gives it back otherwise. Handing a
+    /// flight, there was one writer lately (see [`crate::gather`]) and
+    /// nobody is committing; gives it back otherwise. Handing a
     /// lone write to the writer thread and its answer back would wake two
     /// sleeping threads, which on a virtual machine costs a lone client
     /// more than the commit's own CPU (see docs/storage-embedded.md, "A lone
@@ -360,7 +366,7 @@ impl Committer {
     /// the writer thread batches them and the callers' threads stay free to
     /// serve requests.
     fn commit_if_lone(&self, job: Box<dyn Pending>) -> Result<(), Box<dyn Pending>> {
-        if self.in_flight.load(Ordering::Acquire) != 1 {
+        if self.in_flight.load(Ordering::Acquire) != 1 || self.gather.writers() > 1 {
             return Err(job);
         }
         let Ok(_committing) = self.committing.try_lock() else {
@@ -401,6 +407,7 @@ impl GroupCommit {
             claim_cursors: ClaimCursors::default(),
             committing: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
+            gather: Gather::default(),
         });
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = {
@@ -442,6 +449,7 @@ impl GroupCommit {
             Err(job) => job,
         };
         sender.send(job).await.map_err(|_| closed())?;
+        self.committer.gather.enqueued();
         answer.await.map_err(|_| closed())?
     }
 
@@ -493,11 +501,13 @@ fn run_batch(
     db: &Database,
     feed: &Feed,
     metadata: &MetadataCache,
-    sync: Option<&Arc<JournalSync>>,
+    journal: Option<(&Arc<JournalSync>, &Gather)>,
     claim_cursors: &ClaimCursors,
     mut batch: Vec<Box<dyn Pending>>,
     more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
 ) {
+    let sync = journal.map(|(sync, _)| sync);
+    let gather = journal.map(|(_, gather)| gather);
     let sinks = feed.sinks();
     while !batch.is_empty() {
         let mut txn = match db.begin_write() {
@@ -513,7 +523,8 @@ fn run_batch(
             let mut tables = WriteTables::new(&txn).with_claim_cursors(claim_cursors);
             tables.changes = (!sinks.is_empty()).then(Vec::new);
             let poisoned = apply_all(&mut tables, &mut batch)
-                .or_else(|| absorb_while_syncing(&mut tables, &mut batch, sync, more));
+                .or_else(|| absorb_while_syncing(&mut tables, &mut batch, sync, more))
+                .or_else(|| gather_writers(&mut tables, &mut batch, sync, gather, more));
             // Writing what the operations kept in memory fails only with
             // the database, not because of one operation: it fails them all.
             let finished = match poisoned {
@@ -618,6 +629,34 @@ fn absorb_while_syncing(
         }
     }
     None
+}
+
+/// With a few writers only, waits a moment for those not in the batch yet
+/// (see [`crate::gather`]). Returns the operation that poisoned the
+/// transaction, as [`apply_all`] does.
+fn gather_writers(
+    tables: &mut WriteTables<'_>,
+    batch: &mut Vec<Box<dyn Pending>>,
+    sync: Option<&Arc<JournalSync>>,
+    gather: Option<&Gather>,
+    more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
+) -> Option<(usize, PluginError)> {
+    let (sync, gather) = (sync?, gather?);
+    let target = gather.target()?;
+    if !sync.deferred() || batch.len() >= target {
+        return None;
+    }
+    let mut poisoned = None;
+    gather.wait_for(more, |mut job| {
+        let applied = apply_one(tables, &mut job);
+        batch.push(job);
+        if let Err(e) = applied {
+            poisoned = Some((batch.len() - 1, e));
+            return false;
+        }
+        batch.len() < target
+    });
+    poisoned
 }
 
 fn fail_all(batch: Vec<Box<dyn Pending>>, message: &str) {

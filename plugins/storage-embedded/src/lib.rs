@@ -39,6 +39,7 @@ mod engine;
 mod error;
 mod expiry;
 mod feed;
+mod gather;
 mod group_commit;
 mod ids;
 mod journal;
