@@ -55,6 +55,7 @@ class StreamConnection {
     this.streams.set(subscription, controller);
     try {
       await this.open(subscription, controller.signal);
+      subscription.taken();
     } catch (error) {
       this.streams.delete(subscription);
       if (error instanceof ZaqarError) {

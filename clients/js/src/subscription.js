@@ -26,6 +26,22 @@ export class Subscription {
     this.cursor = options.sinceSeq ?? null;
     this.closed = false;
     this.delivered = 0;
+    /**
+     * Resolves once the server has taken the subscription: a live-only
+     * one gets every message posted after that. Rejects if the server
+     * refuses it or it is closed first.
+     */
+    this.ready = new Promise((resolve, reject) => {
+      this.markReady = resolve;
+      this.markNotReady = reject;
+    });
+    // A refusal also reaches onError and the client's 'error' event.
+    this.ready.catch(() => {});
+  }
+
+  /** The server has taken the subscription (again, after a reconnect). */
+  taken() {
+    this.markReady(this);
   }
 
   /** True when the first subscription should ask for history, not live only. */
@@ -86,6 +102,7 @@ export class Subscription {
   /** The server refused the subscription (bad filter, unknown queue options, auth): it ends. */
   fail(error) {
     if (this.closed) return;
+    this.markNotReady(error);
     this.client._emit('error', { subscription: this, error });
     this.options.onError?.(error, this);
     this.close();
@@ -95,6 +112,7 @@ export class Subscription {
   close() {
     if (this.closed) return;
     this.closed = true;
+    this.markNotReady(new Error('the subscription was closed before the server took it'));
     this.client._unsubscribe(this);
   }
 }

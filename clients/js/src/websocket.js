@@ -99,6 +99,7 @@ class WebSocketConnection {
           return;
         }
         this.ids.set(subscription, id ?? null);
+        subscription.taken();
         if (id) {
           this.byId.set(id, subscription);
           const early = this.early.filter((frame) => frame.subscription_id === id);

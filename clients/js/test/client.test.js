@@ -132,13 +132,21 @@ describe('against the real server', () => {
     await client.close();
   });
 
-  test('a tail over WebSocket delivers messages posted over HTTP with their seq', async () => {
+  test('a subscription closed before the server took it is never ready', async () => {
+    const { client } = recordingClient(server);
+    const { subscription } = tail(client, freshQueue());
+    subscription.close();
+    await assert.rejects(subscription.ready, /closed before the server took it/);
+    await client.close();
+  });
+
+  test('a live tail over WebSocket delivers messages posted over HTTP with their seq', async () => {
     const { client, states } = recordingClient(server);
     const queue = freshQueue();
-    // From the fresh queue's start: "open" does not wait for the
-    // subscription's reply, and a post that beat it would not be live.
-    const { received } = tail(client, queue, { sinceSeq: 0 });
+    const { subscription, received } = tail(client, queue);
     await waitFor('the websocket transport to open', opened(states, 'websocket'));
+    // "open" is the transport; `ready` is the server taking the subscription.
+    await subscription.ready;
     await server.post(queue, [{ n: 1 }, { n: 2 }, { n: 3 }]);
     await waitFor('three messages', () => received.length === 3);
     assert.deepEqual(received.map((m) => m.body.n), [1, 2, 3]);
@@ -208,11 +216,14 @@ describe('against the real server', () => {
       const queue = freshQueue();
       const { client, states } = recordingClient(server, { transports: [transport] });
       const bad = tail(client, queue, { filter: 'no operator here' });
-      const good = tail(client, queue, { sinceSeq: 0 });
+      const good = tail(client, queue);
+      await assert.rejects(bad.subscription.ready, (error) => error instanceof ZaqarError && error.status === 400);
       await waitFor('the refusal', () => bad.errors.length === 1);
       assert.ok(bad.errors[0] instanceof ZaqarError, String(bad.errors[0]));
       assert.equal(bad.errors[0].status, 400);
       await waitFor(`${transport} to open`, opened(states, transport));
+      // Live only: what is posted once the server took it arrives.
+      assert.equal(await good.subscription.ready, good.subscription);
       await server.post(queue, [{ ok: true }]);
       await waitFor('the good subscription to go on', () => good.received.length === 1);
       await client.close();
