@@ -16,7 +16,7 @@ use std::{collections::BTreeSet, path::Path, time::Duration};
 use api_support::assert_error;
 use serde_json::{json, Value};
 use zaqar_tests::{
-    postgres::TestDatabase, Client, Frame, Receiver, RedisPrefix, TestServer, WsClient,
+    postgres::TestDatabase, Client, Frame, Received, Receiver, RedisPrefix, TestServer, WsClient,
 };
 
 const POOLING: &str = "[server]\npooling = true\n";
@@ -853,25 +853,24 @@ fn notifications_reach_subscribers_of_queues_on_an_embedded_and_a_postgresql_poo
     // leases to expire, and CI machines are loaded. Counted in distinct
     // messages: one delivered just before the restart whose cursor was not
     // yet recorded is delivered again.
+    let distinct = |received: &[Received]| -> BTreeSet<(String, u64)> {
+        received
+            .iter()
+            .map(|r| {
+                let body = r.json()["body"].clone();
+                (
+                    body["queue"].as_str().unwrap().to_string(),
+                    body["round"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
     let delivered = |count: usize| -> BTreeSet<(String, u64)> {
-        let deadline = std::time::Instant::now() + Duration::from_secs(90);
-        loop {
-            let distinct: BTreeSet<(String, u64)> = receiver
-                .received()
-                .iter()
-                .map(|r| {
-                    let body = r.json()["body"].clone();
-                    (
-                        body["queue"].as_str().unwrap().to_string(),
-                        body["round"].as_u64().unwrap(),
-                    )
-                })
-                .collect();
-            if distinct.len() >= count || std::time::Instant::now() > deadline {
-                return distinct;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        distinct(&receiver.wait_until(
+            &format!("{count} distinct messages"),
+            Duration::from_secs(90),
+            |received| distinct(received).len() >= count,
+        ))
     };
     post_round(&client, 1);
     let expected: BTreeSet<(String, u64)> = names.iter().map(|n| (n.clone(), 1)).collect();

@@ -507,7 +507,6 @@ fn run_batch(
     more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
 ) {
     let sync = journal.map(|(sync, _)| sync);
-    let gather = journal.map(|(_, gather)| gather);
     let sinks = feed.sinks();
     while !batch.is_empty() {
         let mut txn = match db.begin_write() {
@@ -524,7 +523,7 @@ fn run_batch(
             tables.changes = (!sinks.is_empty()).then(Vec::new);
             let poisoned = apply_all(&mut tables, &mut batch)
                 .or_else(|| absorb_while_syncing(&mut tables, &mut batch, sync, more))
-                .or_else(|| gather_writers(&mut tables, &mut batch, sync, gather, more));
+                .or_else(|| gather_writers(&mut tables, &mut batch, journal, more));
             // Writing what the operations kept in memory fails only with
             // the database, not because of one operation: it fails them all.
             let finished = match poisoned {
@@ -637,11 +636,10 @@ fn absorb_while_syncing(
 fn gather_writers(
     tables: &mut WriteTables<'_>,
     batch: &mut Vec<Box<dyn Pending>>,
-    sync: Option<&Arc<JournalSync>>,
-    gather: Option<&Gather>,
+    journal: Option<(&Arc<JournalSync>, &Gather)>,
     more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
 ) -> Option<(usize, PluginError)> {
-    let (sync, gather) = (sync?, gather?);
+    let (sync, gather) = journal?;
     let target = gather.target()?;
     if !sync.deferred() || batch.len() >= target {
         return None;

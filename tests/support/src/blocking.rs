@@ -86,15 +86,29 @@ impl BlockingReceiver {
 
     /// Waits until at least `count` requests arrived (panics after `timeout`).
     pub fn wait_for(&self, count: usize, timeout: Duration) -> Vec<Received> {
+        self.wait_until(&format!("{count} requests"), timeout, |received| {
+            received.len() >= count
+        })
+    }
+
+    /// Waits until what arrived satisfies `done`, `what` in words (panics
+    /// after `timeout`). For counts that must not include repeats, such as
+    /// a delivery retried after a host was killed.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Received]) -> bool,
+    ) -> Vec<Received> {
         let deadline = Instant::now() + timeout;
         loop {
             let received = self.received();
-            if received.len() >= count {
+            if done(&received) {
                 return received;
             }
             assert!(
                 Instant::now() < deadline,
-                "receiver got {} of {count} requests in {timeout:?}: {received:?}",
+                "receiver did not get {what} in {timeout:?}; got {} requests: {received:?}",
                 received.len()
             );
             std::thread::sleep(Duration::from_millis(20));

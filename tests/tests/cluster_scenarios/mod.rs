@@ -12,7 +12,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use zaqar_tests::{Frame, Receiver, TestServer, WsClient};
+use zaqar_tests::{Frame, Received, Receiver, TestServer, WsClient};
 
 const WITH_WEBSOCKET: &str = r#"
 [drivers]
@@ -164,20 +164,23 @@ pub fn webhook_delivery_resumes_on_another_host_after_the_delivering_host_is_kil
     // Usually the attempt in flight at the kill is repeated, but not when
     // the kill lands between an answer and the next attempt: wait for every
     // message rather than for a count of requests.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let (bodies, once) = loop {
-        let bodies: Vec<i64> = receiver
-            .received()
+    let body_order = |received: &[Received]| -> Vec<i64> {
+        received
             .iter()
             .map(|r| r.json()["body"].as_i64().unwrap())
-            .collect();
-        let mut once = bodies.clone();
-        once.dedup();
-        if once.len() >= total as usize || std::time::Instant::now() > deadline {
-            break (bodies, once);
-        }
-        std::thread::sleep(Duration::from_millis(20));
+            .collect()
     };
+    let distinct = |received: &[Received]| {
+        let mut once = body_order(received);
+        once.dedup();
+        once
+    };
+    let received = receiver.wait_until(
+        &format!("all {total} messages"),
+        Duration::from_secs(60),
+        |received| distinct(received).len() >= total as usize,
+    );
+    let (bodies, once) = (body_order(&received), distinct(&received));
     assert_eq!(
         once,
         (0..total).collect::<Vec<i64>>(),
