@@ -88,6 +88,21 @@ impl WsClient {
         }
     }
 
+    /// The next binary frame's bytes, undecoded (for replies that echo
+    /// MessagePack values JSON has no room for).
+    pub fn recv_binary(&mut self, timeout: Duration) -> Vec<u8> {
+        if let MaybeTlsStream::Plain(stream) = self.socket.get_mut() {
+            stream.set_read_timeout(Some(timeout)).expect("timeout");
+        }
+        loop {
+            match self.socket.read().expect("a frame") {
+                Message::Binary(bytes) => return bytes.to_vec(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a binary frame, got {other:?}"),
+            }
+        }
+    }
+
     /// The next reply envelope (a text frame that has a `request` key),
     /// skipping pushed notifications, which have none.
     pub fn reply(&mut self) -> Value {

@@ -73,6 +73,63 @@ fn json_and_msgpack_replies_use_the_encoding_of_the_request() {
 }
 
 #[test]
+fn msgpack_frames_read_where_they_lie_or_transcoded_are_served_alike() {
+    let server = server();
+    let mut client = WsClient::connect(server.address("websocket"));
+    assert_eq!(
+        status(&client.request("queue_create", json!({"queue_name": "mp"}))),
+        201
+    );
+    // Made only of values JSON has: read from the frame's bytes.
+    let plain = json!({"t": "a\"b\né 日本", "f": 1.5, "n": -70000, "big": u64::MAX});
+    let reply = client.request_msgpack(
+        "message_post",
+        json!({"queue_name": "mp", "messages": [{"body": plain, "ttl": 60}]}),
+    );
+    assert_eq!(status(&reply), 201, "{reply}");
+    // A MessagePack byte string has no JSON value: such a frame is
+    // transcoded whole, bytes becoming a list of numbers, as before.
+    let headers = json!({"Client-ID": "3fa1e4ae-1f6c-4a8e-9e3b-4d3b0f0d1a2b",
+                         "X-Project-ID": "test-project"});
+    let frame = json!({"action": "message_post", "headers": headers,
+                       "body": {"queue_name": "mp", "messages": [{"body": "@BIN@", "ttl": 60}]}});
+    let mut bytes = rmp_serde::to_vec_named(&frame).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"\xa5@BIN@").unwrap();
+    bytes.splice(at..at + 6, [0xc4, 2, b'x', b'y']);
+    client.send_raw(Message::binary(bytes));
+    // The reply echoes the byte string: only its status is read.
+    #[derive(serde::Deserialize)]
+    struct Status {
+        status: u16,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        headers: Status,
+    }
+    let reply: Reply = rmp_serde::from_slice(&client.recv_binary(Duration::from_secs(10)))
+        .expect("a MessagePack reply");
+    assert_eq!(reply.headers.status, 201);
+    let listed = client.request("message_list", json!({"queue_name": "mp", "echo": true}));
+    assert_eq!(status(&listed), 200, "{listed}");
+    let bodies: Vec<&Value> = listed["body"]["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["body"])
+        .collect();
+    assert_eq!(bodies, [&plain, &json!([120, 121])]);
+    // Parameters keep their types in either encoding: a float limit is
+    // refused alike, a null one is absent alike.
+    for limit in [json!(2.5), json!(null)] {
+        let body = json!({"queue_name": "mp", "limit": limit});
+        let text = client.request("message_list", body.clone());
+        let packed = client.request_msgpack("message_list", body);
+        assert_eq!(text["body"], packed["body"], "limit {limit}");
+        assert_eq!(status(&text), status(&packed), "limit {limit}");
+    }
+}
+
+#[test]
 fn authenticate_succeeds_without_an_auth_strategy() {
     let server = server();
     let mut client = WsClient::connect(server.address("websocket"));

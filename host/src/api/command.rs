@@ -15,8 +15,6 @@
 
 use std::borrow::Cow;
 
-use serde_json::value::RawValue;
-
 use super::{
     errors::{ApiError, ApiResult},
     router::Action,
@@ -55,6 +53,22 @@ pub enum Param {
 }
 
 impl Param {
+    /// Every parameter.
+    pub const ALL: [Param; 12] = [
+        Param::Marker,
+        Param::Limit,
+        Param::Detailed,
+        Param::Name,
+        Param::WithCount,
+        Param::Echo,
+        Param::IncludeClaimed,
+        Param::IncludeDelayed,
+        Param::Ids,
+        Param::ClaimIds,
+        Param::Pop,
+        Param::ClaimId,
+    ];
+
     /// The parameter's name, as HTTP spells it (and as error messages name it).
     pub fn name(self) -> &'static str {
         match self {
@@ -98,14 +112,30 @@ pub enum Document {
     Flavor,
 }
 
+impl Document {
+    /// Every document.
+    pub const ALL: [Document; 9] = [
+        Document::QueueMetadata,
+        Document::QueuePatch,
+        Document::Purge,
+        Document::Share,
+        Document::Claim,
+        Document::Subscription,
+        Document::Confirmation,
+        Document::Pool,
+        Document::Flavor,
+    ];
+}
+
 /// A message post's payload as it arrived.
 #[derive(Debug, Clone)]
 pub enum PostBody<'a> {
     /// A whole `{"messages": [...]}` document (HTTP), `None` when the request
     /// had no body.
     Document(Option<&'a [u8]>),
-    /// The value of a frame's `messages` field (WebSocket), `None` when absent.
-    Messages(Option<&'a RawValue>),
+    /// The JSON text of a frame's `messages` field (WebSocket), `None` when
+    /// absent.
+    Messages(Option<&'a str>),
 }
 
 /// Where a request's typed fields come from: one implementation per front

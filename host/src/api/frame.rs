@@ -1,9 +1,10 @@
 //! WebSocket frames decoded into typed fields, without building a JSON
 //! tree: a frame `{"action", "headers", "body"}` is read in one pass that
-//! keeps each field as the raw JSON it arrived as ([`RawValue`], borrowed
-//! from the frame), and the fields an action reads are interpreted from
-//! there. A MessagePack frame is first transcoded, value by value, into the
-//! same JSON text, so both encodings share one decoder.
+//! keeps each field as the raw value it arrived as ([`Member`]: JSON text
+//! borrowed from a text frame, or a MessagePack value's bytes from a
+//! binary one), and the fields an action reads are interpreted from there.
+//! A MessagePack frame made of the values JSON has is read where it lies;
+//! any other is first transcoded, value by value, into JSON text.
 
 use std::{borrow::Cow, fmt};
 
@@ -32,6 +33,147 @@ pub enum Decoded<'a> {
     Frame(Frame<'a>),
     /// Valid JSON, but not an object.
     NotAnObject,
+}
+
+/// A frame member as received: JSON text from a text frame, or the bytes
+/// of a MessagePack value from a binary frame made only of the values JSON
+/// has (see [`super::packed::plain_members`]), which read exactly as their
+/// JSON text would.
+#[derive(Debug, Clone, Copy)]
+pub enum Member<'a> {
+    Json(&'a RawValue),
+    Packed(&'a [u8]),
+}
+
+impl<'a> Member<'a> {
+    /// Its JSON text: borrowed from a text frame, transcoded from a binary
+    /// one.
+    pub fn json(self) -> Cow<'a, str> {
+        match self {
+            Member::Json(raw) => Cow::Borrowed(raw.get()),
+            Member::Packed(bytes) => {
+                Cow::Owned(super::packed::to_json_text(bytes).unwrap_or_else(|| "null".into()))
+            }
+        }
+    }
+
+    /// Its string, if it is one; borrowed unless it had JSON escapes.
+    pub fn as_string(self) -> Option<Cow<'a, str>> {
+        match self {
+            Member::Json(raw) => as_string(Some(raw)),
+            Member::Packed(bytes) => super::packed::as_str(bytes).map(Cow::Borrowed),
+        }
+    }
+
+    /// Whether it is `null` (absent, for a parameter).
+    pub fn is_null(self) -> bool {
+        match self {
+            Member::Json(raw) => raw.get() == "null",
+            Member::Packed(bytes) => super::packed::is_null(bytes),
+        }
+    }
+
+    /// Whether it is an object (a map).
+    pub fn is_object(self) -> bool {
+        match self {
+            Member::Json(raw) => is_object(raw),
+            Member::Packed(bytes) => super::packed::is_map(bytes),
+        }
+    }
+
+    /// It as a JSON value, for the readers that take one.
+    pub fn raw(self) -> Cow<'a, RawValue> {
+        match self {
+            Member::Json(raw) => Cow::Borrowed(raw),
+            Member::Packed(_) => Cow::Owned(
+                RawValue::from_string(self.json().into_owned())
+                    .unwrap_or_else(|_| RawValue::NULL.to_owned()),
+            ),
+        }
+    }
+}
+
+/// The three members of a frame, in either encoding.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Members<'a> {
+    pub action: Option<Member<'a>>,
+    pub headers: Option<Member<'a>>,
+    pub body: Option<Member<'a>>,
+}
+
+impl<'a> Members<'a> {
+    /// A JSON frame's.
+    pub fn json(frame: &Frame<'a>) -> Self {
+        Members {
+            action: frame.action.map(Member::Json),
+            headers: frame.headers.map(Member::Json),
+            body: frame.body.map(Member::Json),
+        }
+    }
+
+    /// A MessagePack frame's, from [`super::packed::plain_members`].
+    pub fn packed(frame: &super::packed::PackedFrame<'a>) -> Self {
+        Members {
+            action: frame.action.map(Member::Packed),
+            headers: frame.headers.map(Member::Packed),
+            body: frame.body.map(Member::Packed),
+        }
+    }
+}
+
+/// Everything serving reads of a frame, spelled out: two readings of one
+/// frame agree when their descriptions do. The tests and the `ws_frame`
+/// fuzz target compare a MessagePack frame read where it lies with the
+/// same frame read through its JSON text.
+pub fn describe(members: &Members<'_>) -> String {
+    use std::fmt::Write;
+    let strings = |member: Option<Member<'_>>| {
+        member.map(|m| {
+            (
+                m.is_null(),
+                m.as_string().map(Cow::into_owned),
+                m.json().into_owned(),
+            )
+        })
+    };
+    let headers = Headers::read(members.headers);
+    let fields = Fields::read(members.body);
+    let mut out = format!(
+        "action {:?}\nheaders {:?} / {:?}\nbody {:?}\n",
+        strings(members.action),
+        headers.0,
+        headers.to_http(),
+        strings(members.body),
+    );
+    for param in Param::ALL {
+        let _ = writeln!(
+            out,
+            "{param:?}: {:?} {:?} {:?} {:?}",
+            fields.text(param),
+            fields.int(param),
+            fields.boolean(param),
+            fields.list(param)
+        );
+    }
+    for document in Document::ALL {
+        let _ = writeln!(out, "{document:?}: {:?}", fields.document(document));
+    }
+    let _ = writeln!(
+        out,
+        "messages {:?}\nids {:?}\nsubscriber {}",
+        fields.messages,
+        [
+            fields.queue_name,
+            fields.message_id,
+            fields.claim_id,
+            fields.subscription_id,
+            fields.pool_name,
+            fields.flavor_name
+        ]
+        .map(|m| m.and_then(Member::as_string)),
+        fields.subscriber.is_some()
+    );
+    out
 }
 
 /// How deep a frame may nest arrays and objects: the depth JSON readers
@@ -214,6 +356,28 @@ impl<'de> Deserialize<'de> for FrameKey {
     }
 }
 
+/// Reads an object member (anything else reads as `T::default()`): a JSON
+/// one with its deserializer, a MessagePack map by handing each entry to
+/// `set` (every key is a string in a frame read where it lies).
+fn read_object<'a, T: Default + Deserialize<'a>>(
+    member: Option<Member<'a>>,
+    mut set: impl FnMut(&mut T, &'a str, Member<'a>),
+) -> T {
+    match member.filter(|m| m.is_object()) {
+        Some(Member::Json(raw)) => serde_json::from_str(raw.get()).unwrap_or_default(),
+        Some(Member::Packed(bytes)) => {
+            let mut object = T::default();
+            super::packed::each_entry(bytes, |key, value| {
+                if let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) {
+                    set(&mut object, key, Member::Packed(value));
+                }
+            });
+            object
+        }
+        None => T::default(),
+    }
+}
+
 /// A frame's `headers`: `(name, string value)` in order, a repeated name
 /// keeping its last value; values that are not strings read as absent.
 /// Borrowed from the frame where no escape needs decoding.
@@ -222,10 +386,18 @@ pub struct Headers<'a>(Vec<(Cow<'a, str>, Option<Cow<'a, str>>)>);
 
 impl<'a> Headers<'a> {
     /// Reads the `headers` member (anything but an object has no headers).
-    pub fn read(raw: Option<&'a RawValue>) -> Self {
-        raw.filter(|raw| is_object(raw))
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or_default()
+    pub fn read(member: Option<Member<'a>>) -> Self {
+        read_object(member, |headers: &mut Self, key, value| {
+            headers.set(Cow::Borrowed(key), value.as_string());
+        })
+    }
+
+    /// Sets a header; a repeated name keeps its last value.
+    fn set(&mut self, name: Cow<'a, str>, value: Option<Cow<'a, str>>) {
+        match self.0.iter_mut().find(|(k, _)| *k == name) {
+            Some(existing) => existing.1 = value,
+            None => self.0.push((name, value)),
+        }
     }
 
     /// The string-valued headers as HTTP headers (lowercase names), for
@@ -257,15 +429,11 @@ impl<'de> Deserialize<'de> for Headers<'de> {
                 f.write_str("an object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers<'de>, A::Error> {
-                let mut headers: Vec<(Cow<'de, str>, Option<Cow<'de, str>>)> = Vec::new();
+                let mut headers = Headers::default();
                 while let Some(Text(key)) = map.next_key::<Text<'de>>()? {
-                    let value = as_string(Some(map.next_value::<&'de RawValue>()?));
-                    match headers.iter_mut().find(|(k, _)| *k == key) {
-                        Some(existing) => existing.1 = value,
-                        None => headers.push((key, value)),
-                    }
+                    headers.set(key, as_string(Some(map.next_value::<&'de RawValue>()?)));
                 }
-                Ok(Headers(headers))
+                Ok(headers)
             }
         }
         deserializer.deserialize_map(HeadersVisitor)
@@ -300,47 +468,88 @@ impl<'de> Deserialize<'de> for Text<'de> {
 /// The members of a frame's `body` the actions read, each as received.
 #[derive(Debug, Default)]
 pub struct Fields<'a> {
-    pub queue_name: Option<&'a RawValue>,
-    pub message_id: Option<&'a RawValue>,
-    pub claim_id: Option<&'a RawValue>,
-    pub subscription_id: Option<&'a RawValue>,
-    marker: Option<&'a RawValue>,
-    limit: Option<&'a RawValue>,
-    detailed: Option<&'a RawValue>,
-    name: Option<&'a RawValue>,
-    with_count: Option<&'a RawValue>,
-    echo: Option<&'a RawValue>,
-    include_claimed: Option<&'a RawValue>,
-    include_delayed: Option<&'a RawValue>,
-    message_ids: Option<&'a RawValue>,
-    claim_ids: Option<&'a RawValue>,
-    pop: Option<&'a RawValue>,
-    metadata: Option<&'a RawValue>,
-    messages: Option<&'a RawValue>,
-    ttl: Option<&'a RawValue>,
-    grace: Option<&'a RawValue>,
-    pub subscriber: Option<&'a RawValue>,
-    options: Option<&'a RawValue>,
-    resource_types: Option<&'a RawValue>,
-    pub pool_name: Option<&'a RawValue>,
-    pub flavor_name: Option<&'a RawValue>,
-    uri: Option<&'a RawValue>,
-    weight: Option<&'a RawValue>,
-    flavor: Option<&'a RawValue>,
-    pool_list: Option<&'a RawValue>,
-    capabilities: Option<&'a RawValue>,
+    pub queue_name: Option<Member<'a>>,
+    pub message_id: Option<Member<'a>>,
+    pub claim_id: Option<Member<'a>>,
+    pub subscription_id: Option<Member<'a>>,
+    marker: Option<Member<'a>>,
+    limit: Option<Member<'a>>,
+    detailed: Option<Member<'a>>,
+    name: Option<Member<'a>>,
+    with_count: Option<Member<'a>>,
+    echo: Option<Member<'a>>,
+    include_claimed: Option<Member<'a>>,
+    include_delayed: Option<Member<'a>>,
+    message_ids: Option<Member<'a>>,
+    claim_ids: Option<Member<'a>>,
+    pop: Option<Member<'a>>,
+    metadata: Option<Member<'a>>,
+    /// JSON text: the one member read whole, by the post's own reader.
+    messages: Option<Cow<'a, str>>,
+    ttl: Option<Member<'a>>,
+    grace: Option<Member<'a>>,
+    pub subscriber: Option<Member<'a>>,
+    options: Option<Member<'a>>,
+    resource_types: Option<Member<'a>>,
+    pub pool_name: Option<Member<'a>>,
+    pub flavor_name: Option<Member<'a>>,
+    uri: Option<Member<'a>>,
+    weight: Option<Member<'a>>,
+    flavor: Option<Member<'a>>,
+    pool_list: Option<Member<'a>>,
+    capabilities: Option<Member<'a>>,
 }
 
 impl<'a> Fields<'a> {
     /// Reads the `body` member (anything but an object has no fields).
-    pub fn read(raw: Option<&'a RawValue>) -> Self {
-        raw.filter(|raw| is_object(raw))
-            .and_then(|raw| serde_json::from_str(raw.get()).ok())
-            .unwrap_or_default()
+    pub fn read(member: Option<Member<'a>>) -> Self {
+        read_object(member, |fields: &mut Self, key, value| {
+            fields.set(FieldKey::from_name(key), value);
+        })
     }
 
-    /// A parameter's member; `null` counts as absent.
-    fn param(&self, param: Param) -> Option<&'a RawValue> {
+    /// Keeps a member's value; a repeated member keeps its last value.
+    fn set(&mut self, key: FieldKey, value: Member<'a>) {
+        let slot = match key {
+            FieldKey::QueueName => &mut self.queue_name,
+            FieldKey::MessageId => &mut self.message_id,
+            FieldKey::ClaimId => &mut self.claim_id,
+            FieldKey::SubscriptionId => &mut self.subscription_id,
+            FieldKey::Marker => &mut self.marker,
+            FieldKey::Limit => &mut self.limit,
+            FieldKey::Detailed => &mut self.detailed,
+            FieldKey::Name => &mut self.name,
+            FieldKey::WithCount => &mut self.with_count,
+            FieldKey::Echo => &mut self.echo,
+            FieldKey::IncludeClaimed => &mut self.include_claimed,
+            FieldKey::IncludeDelayed => &mut self.include_delayed,
+            FieldKey::MessageIds => &mut self.message_ids,
+            FieldKey::ClaimIds => &mut self.claim_ids,
+            FieldKey::Pop => &mut self.pop,
+            FieldKey::Metadata => &mut self.metadata,
+            FieldKey::Messages => {
+                self.messages = Some(value.json());
+                return;
+            }
+            FieldKey::Ttl => &mut self.ttl,
+            FieldKey::Grace => &mut self.grace,
+            FieldKey::Subscriber => &mut self.subscriber,
+            FieldKey::Options => &mut self.options,
+            FieldKey::ResourceTypes => &mut self.resource_types,
+            FieldKey::PoolName => &mut self.pool_name,
+            FieldKey::FlavorName => &mut self.flavor_name,
+            FieldKey::Uri => &mut self.uri,
+            FieldKey::Weight => &mut self.weight,
+            FieldKey::Flavor => &mut self.flavor,
+            FieldKey::PoolList => &mut self.pool_list,
+            FieldKey::Capabilities => &mut self.capabilities,
+            FieldKey::Other => return,
+        };
+        *slot = Some(value);
+    }
+
+    /// A parameter's JSON text; `null` counts as absent.
+    fn param(&self, param: Param) -> Option<Cow<'a, str>> {
         let raw = match param {
             Param::Marker => self.marker,
             Param::Limit => self.limit,
@@ -356,21 +565,21 @@ impl<'a> Fields<'a> {
             Param::Pop => self.pop,
             Param::ClaimId => self.claim_id,
         };
-        raw.filter(|raw| raw.get() != "null")
+        raw.filter(|member| !member.is_null()).map(Member::json)
     }
 
     /// `{"a":<raw>,"b":<raw>}` of the members present (`null` included):
     /// the document an action reads, spliced from the frame's bytes.
-    fn splice(members: &[(&str, Option<&RawValue>)]) -> Vec<u8> {
+    fn splice(members: &[(&str, Option<Member<'_>>)]) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         out.push(b'{');
-        for (name, raw) in members {
-            if let Some(raw) = raw {
+        for (name, member) in members {
+            if let Some(member) = member {
                 if out.len() > 1 {
                     out.push(b',');
                 }
                 super::render::push_key(&mut out, name);
-                out.extend_from_slice(raw.get().as_bytes());
+                out.extend_from_slice(member.json().as_bytes());
             }
         }
         out.push(b'}');
@@ -378,8 +587,8 @@ impl<'a> Fields<'a> {
     }
 }
 
-fn first_byte(raw: &RawValue) -> u8 {
-    raw.get().trim_start().bytes().next().unwrap_or(b'n')
+fn first_byte(text: &str) -> u8 {
+    text.trim_start().bytes().next().unwrap_or(b'n')
 }
 
 impl Source for Fields<'_> {
@@ -388,11 +597,11 @@ impl Source for Fields<'_> {
             return Ok(None);
         };
         let wrong = || ApiError::api(format!("The \"{}\" field must be a string.", param.name()));
-        match first_byte(raw) {
-            b'"' => serde_json::from_str::<String>(raw.get())
+        match first_byte(&raw) {
+            b'"' => serde_json::from_str::<String>(&raw)
                 .map(|text| Some(Cow::Owned(text)))
                 .map_err(|_| wrong()),
-            b'-' | b'0'..=b'9' => serde_json::from_str::<Number>(raw.get())
+            b'-' | b'0'..=b'9' => serde_json::from_str::<Number>(&raw)
                 .map(|number| Some(Cow::Owned(number.to_string())))
                 .map_err(|_| wrong()),
             _ => Err(wrong()),
@@ -403,7 +612,7 @@ impl Source for Fields<'_> {
         let Some(raw) = self.param(param) else {
             return Ok(None);
         };
-        match serde_json::from_str::<Number>(raw.get()) {
+        match serde_json::from_str::<Number>(&raw) {
             Ok(number) if number.is_i64() => Ok(number.as_i64()),
             // Past i64::MAX saturates: it fails every range check.
             Ok(number) if number.is_u64() => Ok(Some(i64::MAX)),
@@ -418,7 +627,7 @@ impl Source for Fields<'_> {
         let Some(raw) = self.param(param) else {
             return Ok(None);
         };
-        match raw.get() {
+        match &*raw {
             "true" => Ok(Some(true)),
             "false" => Ok(Some(false)),
             _ => Err(ApiError::InvalidParameter {
@@ -432,7 +641,7 @@ impl Source for Fields<'_> {
         let Some(raw) = self.param(param) else {
             return Ok(None);
         };
-        match serde_json::from_str::<Vec<String>>(raw.get()) {
+        match serde_json::from_str::<Vec<String>>(&raw) {
             Ok(list) if list.is_empty() => Ok(None),
             Ok(list) => Ok(Some(list)),
             Err(_) => Err(ApiError::api(format!(
@@ -448,7 +657,10 @@ impl Source for Fields<'_> {
 
     fn document(&self, document: Document) -> Option<Cow<'_, [u8]>> {
         match document {
-            Document::QueueMetadata => self.metadata.map(|raw| Cow::Borrowed(raw.get().as_bytes())),
+            Document::QueueMetadata => self.metadata.map(|member| match member.json() {
+                Cow::Borrowed(text) => Cow::Borrowed(text.as_bytes()),
+                Cow::Owned(text) => Cow::Owned(text.into_bytes()),
+            }),
             Document::Purge => self
                 .resource_types
                 .map(|_| Cow::Owned(Self::splice(&[("resource_types", self.resource_types)]))),
@@ -477,7 +689,7 @@ impl Source for Fields<'_> {
     }
 
     fn post_body(&self) -> PostBody<'_> {
-        PostBody::Messages(self.messages)
+        PostBody::Messages(self.messages.as_deref())
     }
 }
 
@@ -491,44 +703,12 @@ impl<'de> Deserialize<'de> for Fields<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
                 let mut fields = Fields::default();
-                // A repeated member keeps its last value.
                 while let Some(key) = map.next_key::<FieldKey>()? {
-                    let slot = match key {
-                        FieldKey::QueueName => &mut fields.queue_name,
-                        FieldKey::MessageId => &mut fields.message_id,
-                        FieldKey::ClaimId => &mut fields.claim_id,
-                        FieldKey::SubscriptionId => &mut fields.subscription_id,
-                        FieldKey::Marker => &mut fields.marker,
-                        FieldKey::Limit => &mut fields.limit,
-                        FieldKey::Detailed => &mut fields.detailed,
-                        FieldKey::Name => &mut fields.name,
-                        FieldKey::WithCount => &mut fields.with_count,
-                        FieldKey::Echo => &mut fields.echo,
-                        FieldKey::IncludeClaimed => &mut fields.include_claimed,
-                        FieldKey::IncludeDelayed => &mut fields.include_delayed,
-                        FieldKey::MessageIds => &mut fields.message_ids,
-                        FieldKey::ClaimIds => &mut fields.claim_ids,
-                        FieldKey::Pop => &mut fields.pop,
-                        FieldKey::Metadata => &mut fields.metadata,
-                        FieldKey::Messages => &mut fields.messages,
-                        FieldKey::Ttl => &mut fields.ttl,
-                        FieldKey::Grace => &mut fields.grace,
-                        FieldKey::Subscriber => &mut fields.subscriber,
-                        FieldKey::Options => &mut fields.options,
-                        FieldKey::ResourceTypes => &mut fields.resource_types,
-                        FieldKey::PoolName => &mut fields.pool_name,
-                        FieldKey::FlavorName => &mut fields.flavor_name,
-                        FieldKey::Uri => &mut fields.uri,
-                        FieldKey::Weight => &mut fields.weight,
-                        FieldKey::Flavor => &mut fields.flavor,
-                        FieldKey::PoolList => &mut fields.pool_list,
-                        FieldKey::Capabilities => &mut fields.capabilities,
-                        FieldKey::Other => {
-                            map.next_value::<IgnoredAny>()?;
-                            continue;
-                        }
-                    };
-                    *slot = Some(map.next_value::<&'de RawValue>()?);
+                    if let FieldKey::Other = key {
+                        map.next_value::<IgnoredAny>()?;
+                    } else {
+                        fields.set(key, Member::Json(map.next_value::<&'de RawValue>()?));
+                    }
                 }
                 Ok(fields)
             }
@@ -580,42 +760,48 @@ impl<'de> Deserialize<'de> for FieldKey {
                 f.write_str("a member name")
             }
             fn visit_str<E: de::Error>(self, key: &str) -> Result<FieldKey, E> {
-                use FieldKey as K;
-                Ok(match key {
-                    "queue_name" => K::QueueName,
-                    "message_id" => K::MessageId,
-                    "claim_id" => K::ClaimId,
-                    "subscription_id" => K::SubscriptionId,
-                    "marker" => K::Marker,
-                    "limit" => K::Limit,
-                    "detailed" => K::Detailed,
-                    "name" => K::Name,
-                    "with_count" => K::WithCount,
-                    "echo" => K::Echo,
-                    "include_claimed" => K::IncludeClaimed,
-                    "include_delayed" => K::IncludeDelayed,
-                    "message_ids" => K::MessageIds,
-                    "claim_ids" => K::ClaimIds,
-                    "pop" => K::Pop,
-                    "metadata" => K::Metadata,
-                    "messages" => K::Messages,
-                    "ttl" => K::Ttl,
-                    "grace" => K::Grace,
-                    "subscriber" => K::Subscriber,
-                    "options" => K::Options,
-                    "resource_types" => K::ResourceTypes,
-                    "pool_name" => K::PoolName,
-                    "flavor_name" => K::FlavorName,
-                    "uri" => K::Uri,
-                    "weight" => K::Weight,
-                    "flavor" => K::Flavor,
-                    "pool_list" => K::PoolList,
-                    "capabilities" => K::Capabilities,
-                    _ => K::Other,
-                })
+                Ok(FieldKey::from_name(key))
             }
         }
         deserializer.deserialize_identifier(KeyVisitor)
+    }
+}
+
+impl FieldKey {
+    fn from_name(key: &str) -> FieldKey {
+        use FieldKey as K;
+        match key {
+            "queue_name" => K::QueueName,
+            "message_id" => K::MessageId,
+            "claim_id" => K::ClaimId,
+            "subscription_id" => K::SubscriptionId,
+            "marker" => K::Marker,
+            "limit" => K::Limit,
+            "detailed" => K::Detailed,
+            "name" => K::Name,
+            "with_count" => K::WithCount,
+            "echo" => K::Echo,
+            "include_claimed" => K::IncludeClaimed,
+            "include_delayed" => K::IncludeDelayed,
+            "message_ids" => K::MessageIds,
+            "claim_ids" => K::ClaimIds,
+            "pop" => K::Pop,
+            "metadata" => K::Metadata,
+            "messages" => K::Messages,
+            "ttl" => K::Ttl,
+            "grace" => K::Grace,
+            "subscriber" => K::Subscriber,
+            "options" => K::Options,
+            "resource_types" => K::ResourceTypes,
+            "pool_name" => K::PoolName,
+            "flavor_name" => K::FlavorName,
+            "uri" => K::Uri,
+            "weight" => K::Weight,
+            "flavor" => K::Flavor,
+            "pool_list" => K::PoolList,
+            "capabilities" => K::Capabilities,
+            _ => K::Other,
+        }
     }
 }
 
@@ -691,6 +877,161 @@ mod tests {
             br#"{"ttl":60,"grace":null}"#
         );
         assert!(f.document(Document::Purge).is_none());
+    }
+
+    /// A random MessagePack value for a frame member: every shape the
+    /// readers tell apart, and a few that make a frame not plain.
+    fn random_member(next: &mut impl FnMut() -> u64, out: &mut Vec<u8>, depth: usize) {
+        use rmp::encode as put;
+        let texts = [
+            "q",
+            "",
+            "null",
+            "true",
+            "7",
+            "a\"b",
+            "é",
+            "line\nbreak",
+            "message_post",
+            "authenticate",
+            "00000000000000000000000000000000",
+        ];
+        let pick = next() % if depth > 2 { 12 } else { 16 };
+        let n = next();
+        let _ = match pick {
+            0 => put::write_nil(out).map_err(drop),
+            1 => put::write_bool(out, n.is_multiple_of(2)).map_err(drop),
+            2 => put::write_uint(out, n % 100).map(drop).map_err(drop),
+            3 => put::write_u64(out, u64::MAX - n % 2).map_err(drop),
+            4 => put::write_sint(out, -((n % 70_000) as i64))
+                .map(drop)
+                .map_err(drop),
+            5 => put::write_f64(
+                out,
+                [1.0, 1.5, -0.0, f64::NAN, f64::INFINITY][n as usize % 5],
+            )
+            .map_err(drop),
+            6 => put::write_f32(out, [2.0, 0.1, f32::NAN][n as usize % 3]).map_err(drop),
+            7..=9 => put::write_str(out, texts[n as usize % texts.len()]).map_err(drop),
+            10 => put::write_bin(out, b"xy").map_err(drop), // not plain
+            11 => {
+                let _ = put::write_str_len(out, 1);
+                out.push(if n.is_multiple_of(2) { b'a' } else { 0xff }); // maybe not UTF-8
+                Ok(())
+            }
+            12 | 13 => {
+                let len = n % 4;
+                let _ = put::write_array_len(out, len as u32);
+                for _ in 0..len {
+                    random_member(next, out, depth + 1);
+                }
+                Ok(())
+            }
+            _ => {
+                let names = ["ttl", "body", "Client-ID", "x", "grace"];
+                let len = n % 4;
+                let _ = put::write_map_len(out, len as u32);
+                for _ in 0..len {
+                    let _ = put::write_str(out, names[next() as usize % names.len()]);
+                    random_member(next, out, depth + 1);
+                }
+                Ok(())
+            }
+        };
+    }
+
+    #[test]
+    fn a_plain_msgpack_frame_reads_as_its_json_text_does() {
+        use rmp::encode as put;
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = seed;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        let field_names = [
+            "queue_name",
+            "message_id",
+            "claim_id",
+            "subscription_id",
+            "marker",
+            "limit",
+            "detailed",
+            "name",
+            "with_count",
+            "echo",
+            "include_claimed",
+            "include_delayed",
+            "message_ids",
+            "claim_ids",
+            "pop",
+            "metadata",
+            "messages",
+            "ttl",
+            "grace",
+            "subscriber",
+            "options",
+            "resource_types",
+            "pool_name",
+            "flavor_name",
+            "uri",
+            "weight",
+            "flavor",
+            "pool_list",
+            "capabilities",
+            "other",
+        ];
+        let header_names = ["Client-ID", "X-Project-ID", "X-Roles", "client-id", "Other"];
+        let (mut plain, mut compared) = (0, 0);
+        for _ in 0..3_000 {
+            let mut payload = Vec::new();
+            let _ = put::write_map_len(&mut payload, 3);
+            let _ = put::write_str(&mut payload, "action");
+            random_member(&mut next, &mut payload, 1);
+            let _ = put::write_str(&mut payload, "headers");
+            let headers = next() % 4;
+            let _ = put::write_map_len(&mut payload, headers as u32);
+            for _ in 0..headers {
+                let _ = put::write_str(&mut payload, header_names[next() as usize % 5]);
+                random_member(&mut next, &mut payload, 2);
+            }
+            let _ = put::write_str(&mut payload, "body");
+            let fields = 1 + next() % 6;
+            let _ = put::write_map_len(&mut payload, fields as u32);
+            for _ in 0..fields {
+                let name = field_names[next() as usize % field_names.len()];
+                let _ = put::write_str(&mut payload, name);
+                random_member(&mut next, &mut payload, 1);
+            }
+            let Some(frame) = crate::api::packed::plain_members(&payload) else {
+                continue;
+            };
+            plain += 1;
+            let text = msgpack_to_json(&payload).unwrap();
+            let Ok(Decoded::Frame(decoded)) = decode(&text) else {
+                panic!("a plain frame's JSON text is an object: {payload:x?}");
+            };
+            assert_eq!(
+                describe(&Members::packed(&frame)),
+                describe(&Members::json(&decoded)),
+                "{}",
+                String::from_utf8_lossy(&text)
+            );
+            compared += 1;
+        }
+        assert!(plain > 300 && compared == plain, "{plain} plain frames");
+        // Bytes JSON has no value for are left to the general transcoding.
+        let bin = rmp_serde::to_vec_named(&serde_json::json!({"action": "x"})).unwrap();
+        assert!(crate::api::packed::plain_members(&bin).is_some());
+        let mut with_bin = vec![0x81, 0xa4, b'b', b'o', b'd', b'y'];
+        let _ = put::write_bin(&mut with_bin, b"x");
+        assert!(crate::api::packed::plain_members(&with_bin).is_none());
+        let non_utf8_key = [0x81, 0xa1, 0xff, 0xc0];
+        assert!(crate::api::packed::plain_members(&non_utf8_key).is_none());
+        let number_key = [0x81, 0x01, 0xc0];
+        assert!(crate::api::packed::plain_members(&number_key).is_none());
     }
 
     #[test]

@@ -251,9 +251,7 @@ fn post_size(body: &PostBody<'_>) -> u64 {
     match body {
         PostBody::Document(document) => document.map_or(0, <[u8]>::len) as u64,
         PostBody::Messages(None) => 2,
-        PostBody::Messages(Some(messages)) => {
-            (messages.get().len() + r#"{"messages":}"#.len()) as u64
-        }
+        PostBody::Messages(Some(messages)) => (messages.len() + r#"{"messages":}"#.len()) as u64,
     }
 }
 

@@ -22,25 +22,96 @@ pub struct PackedFrame<'a> {
 /// keeps its last value and bytes after the map are ignored, as they are
 /// when the frame is read as JSON.
 pub fn members(payload: &[u8]) -> Option<PackedFrame<'_>> {
+    let mut frame = PackedFrame::default();
+    each_entry(payload, |key, value| match key {
+        Some(b"action") => frame.action = Some(value),
+        Some(b"headers") => frame.headers = Some(value),
+        Some(b"body") => frame.body = Some(value),
+        _ => {}
+    })?;
+    Some(frame)
+}
+
+/// The members of a frame that is a MessagePack map made only of the
+/// values [`to_json`] writes directly: such a frame is served from its
+/// bytes, each member read where it lies, and reads exactly as its JSON
+/// text would. `None` for any other frame, which is transcoded whole.
+pub fn plain_members(payload: &[u8]) -> Option<PackedFrame<'_>> {
     let mut reader = Reader {
         bytes: payload,
         at: 0,
     };
+    check_plain(&mut reader, 0)?;
+    members(payload)
+}
+
+/// Calls `visit` with each entry of the map `bytes` starts with: the key's
+/// bytes (`None`: not a string) and the value's. `None` if `bytes` does
+/// not start with a whole map.
+pub fn each_entry<'a>(
+    bytes: &'a [u8],
+    mut visit: impl FnMut(Option<&'a [u8]>, &'a [u8]),
+) -> Option<()> {
+    let mut reader = Reader { bytes, at: 0 };
     let entries = reader.map_len()?;
-    let mut frame = PackedFrame::default();
     for _ in 0..entries {
         let key = reader.str()?;
         let start = reader.at;
         reader.skip_value()?;
-        let value = Some(&payload[start..reader.at]);
-        match key {
-            Some(b"action") => frame.action = value,
-            Some(b"headers") => frame.headers = value,
-            Some(b"body") => frame.body = value,
-            _ => {}
-        }
+        visit(key, &bytes[start..reader.at]);
     }
-    Some(frame)
+    Some(())
+}
+
+/// A value's text if it is a UTF-8 string.
+pub fn as_str(value: &[u8]) -> Option<&str> {
+    let mut reader = Reader {
+        bytes: value,
+        at: 0,
+    };
+    let marker = reader.byte()?;
+    match reader.head(marker)? {
+        Head::Str(len) => std::str::from_utf8(reader.take(len)?).ok(),
+        _ => None,
+    }
+}
+
+/// Whether a value is nil, or a float JSON writes as `null` (not finite).
+pub fn is_null(value: &[u8]) -> bool {
+    match value.first() {
+        Some(0xc0) => true,
+        Some(0xca | 0xcb) => to_json(value).is_some_and(|text| text == b"null"),
+        _ => false,
+    }
+}
+
+/// Checks, without writing anything, that [`write_json`] would write the
+/// value under the cursor.
+fn check_plain(reader: &mut Reader<'_>, depth: usize) -> Option<()> {
+    let marker = reader.byte()?;
+    match marker {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => {}
+        0xcc | 0xd0 => drop(reader.take(1)?),
+        0xcd | 0xd1 => drop(reader.take(2)?),
+        0xce | 0xd2 | 0xca => drop(reader.take(4)?),
+        0xcf | 0xd3 | 0xcb => drop(reader.take(8)?),
+        _ => match reader.head(marker)? {
+            Head::Str(len) => drop(std::str::from_utf8(reader.take(len)?).ok()?),
+            head @ (Head::Array(len) | Head::Map(len)) => {
+                if depth >= MAX_FRAME_DEPTH || len > reader.bytes.len() - reader.at {
+                    return None;
+                }
+                for _ in 0..len {
+                    if matches!(head, Head::Map(_)) {
+                        std::str::from_utf8(reader.str()??).ok()?;
+                    }
+                    check_plain(reader, depth + 1)?;
+                }
+            }
+            Head::Other => return None,
+        },
+    }
+    Some(())
 }
 
 /// Whether a value's bytes are a MessagePack map.
@@ -120,6 +191,12 @@ pub fn to_json(payload: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 2);
     write_json(&mut reader, &mut out, 0)?;
     Some(out)
+}
+
+/// [`to_json`] as a string.
+pub fn to_json_text(value: &[u8]) -> Option<String> {
+    // What `write_json` writes is UTF-8: it copies only checked strings.
+    String::from_utf8(to_json(value)?).ok()
 }
 
 fn write_json(reader: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Option<()> {
@@ -470,6 +547,15 @@ mod tests {
                 bytes.truncate(bytes.len().saturating_sub((seed % 3) as usize));
                 // cut short, maybe
             }
+            let mut reader = Reader {
+                bytes: &bytes,
+                at: 0,
+            };
+            assert_eq!(
+                check_plain(&mut reader, 0).is_some(),
+                to_json(&bytes).is_some(),
+                "plain and written directly differ: {bytes:x?}"
+            );
             if let Some(text) = to_json(&bytes) {
                 direct += 1;
                 let general = transcoded(&bytes).unwrap_or_else(|e| panic!("{e}: {bytes:x?}"));

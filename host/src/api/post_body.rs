@@ -40,9 +40,9 @@ pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
 /// Reads the `messages` field of a WebSocket frame (`None`: absent) with
 /// the same rules as [`read_post`]: the frame was already decoded, so its
 /// messages parse.
-pub fn read_post_messages(messages: Option<&RawValue>) -> ApiResult<Vec<IncomingMessage<'_>>> {
+pub fn read_post_messages(messages: Option<&str>) -> ApiResult<Vec<IncomingMessage<'_>>> {
     let messages = messages
-        .map(|raw| serde_json::from_str::<MessagesField<'_>>(raw.get()))
+        .map(serde_json::from_str::<MessagesField<'_>>)
         .transpose()
         .map_err(|_| unparsable())?;
     judge(messages)

@@ -22,7 +22,7 @@ use super::{
     clock::format_utc,
     command::Command,
     errors::ApiError,
-    frame::{self, Decoded, Fields, Frame, Headers},
+    frame::{self, Decoded, Fields, Frame, Headers, Member, Members},
     http::HttpResponse,
     http_render::push_health,
     packed::{self, PackedFrame},
@@ -78,6 +78,24 @@ const WEBSOCKET_ACTIONS: &[Action] = &[
 /// the metrics).
 pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpResponse {
     let binary = is_msgpack(request);
+    let mut result = Vec::with_capacity(256);
+    // A MessagePack frame made of the values JSON has is read where it
+    // lies: no JSON text of the whole frame is written and read again.
+    if let Some(frame) = binary
+        .then(|| packed::plain_members(&request.body))
+        .flatten()
+    {
+        let (hide, status) = serve_members(
+            api,
+            request,
+            &Members::packed(&frame),
+            binary,
+            &mut result,
+            route,
+        )
+        .await;
+        return answer(request, Echo::Packed(Some(&frame)), hide, &result, status);
+    }
     let transcoded;
     let text: Result<&[u8], String> = if binary {
         match frame::msgpack_to_json(&request.body) {
@@ -97,7 +115,6 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
     });
     // What the answer echoes (`None`: nothing, the frame could not be
     // read), whether it hides the frame's headers and body, the result.
-    let mut result = Vec::with_capacity(256);
     let (echoed, hide, status) = match &decoded {
         Err(error) => {
             error_body(&mut result, error);
@@ -110,52 +127,68 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
             );
             (None, false, 400)
         }
-        // `authenticate` checks the frame's credentials with the auth
-        // strategy; the socket then acts as that identity. With no strategy
-        // there is nothing to check and it succeeds (Zaqar drops the
-        // connection). The echo leaves out the frame's headers and body,
-        // which carry the token.
-        Ok(Decoded::Frame(frame))
-            if frame::as_string(frame.action).as_deref() == Some("authenticate") =>
-        {
-            *route = Route::Authenticate;
-            let checked = match &api.auth {
-                Some(auth) => auth
-                    .authenticate(
-                        &Headers::read(frame.headers).to_http(),
-                        Protocol::WEBSOCKET,
-                        request.peer.as_str(),
-                        api.now_ms(),
-                    )
-                    .await
-                    .map(|identity| {
-                        auth.socket_authenticated(request.connection.as_str(), identity)
-                    }),
-                None => Ok(()),
-            };
-            let status = match checked {
-                Ok(()) => {
-                    result.extend_from_slice(br#"{"message":"Authentified."}"#);
-                    200
-                }
-                Err(error) => failure(&mut result, &error),
-            };
-            (Some(frame), true, status)
-        }
         Ok(Decoded::Frame(frame)) => {
-            let status = serve(
-                api,
-                frame,
-                request.connection.as_str(),
-                binary,
-                &mut result,
-                route,
-            )
-            .await;
-            (Some(frame), false, status)
+            let members = Members::json(frame);
+            let (hide, status) =
+                serve_members(api, request, &members, binary, &mut result, route).await;
+            (Some(frame), hide, status)
         }
     };
-    answer(request, binary, echoed, hide, &result, status)
+    // A MessagePack frame was read as JSON transcoded from its bytes, so
+    // they start with a whole map; its members are found again here
+    // without a second transcode.
+    let packed_members = binary
+        .then(|| echoed.and_then(|_| packed::members(&request.body)))
+        .flatten();
+    let echo = match binary {
+        true => Echo::Packed(packed_members.as_ref()),
+        false => Echo::Json(echoed),
+    };
+    answer(request, echo, hide, &result, status)
+}
+
+/// Serves a frame that could be read: `authenticate`, or an action.
+/// Returns whether the answer hides the frame's headers and body, and the
+/// status.
+async fn serve_members(
+    api: &Api,
+    request: &ApiRequest,
+    members: &Members<'_>,
+    binary: bool,
+    out: &mut Vec<u8>,
+    route: &mut Route,
+) -> (bool, u16) {
+    if members.action.and_then(Member::as_string).as_deref() != Some("authenticate") {
+        let connection = request.connection.as_str();
+        let status = serve(api, members, connection, binary, out, route).await;
+        return (false, status);
+    }
+    // `authenticate` checks the frame's credentials with the auth
+    // strategy; the socket then acts as that identity. With no strategy
+    // there is nothing to check and it succeeds (Zaqar drops the
+    // connection). The echo leaves out the frame's headers and body,
+    // which carry the token.
+    *route = Route::Authenticate;
+    let checked = match &api.auth {
+        Some(auth) => auth
+            .authenticate(
+                &Headers::read(members.headers).to_http(),
+                Protocol::WEBSOCKET,
+                request.peer.as_str(),
+                api.now_ms(),
+            )
+            .await
+            .map(|identity| auth.socket_authenticated(request.connection.as_str(), identity)),
+        None => Ok(()),
+    };
+    let status = match checked {
+        Ok(()) => {
+            out.extend_from_slice(br#"{"message":"Authentified."}"#);
+            200
+        }
+        Err(error) => failure(out, &error),
+    };
+    (true, status)
 }
 
 /// Whether the frame is MessagePack (a binary frame).
@@ -166,26 +199,36 @@ fn is_msgpack(request: &ApiRequest) -> bool {
         .any(|h| h.name.as_str() == "content-type" && h.value.as_str().starts_with(MSGPACK))
 }
 
-/// The answer envelope in the frame's encoding: echoing `echoed` (`None`:
-/// the frame could not be read; `hide` leaves out its headers and body),
-/// carrying `result` (JSON text) and `status`.
+/// What an answer echoes of its request: the members of a JSON frame, or
+/// of a MessagePack one as the client sent them (`None`: nothing, the
+/// frame could not be read).
+enum Echo<'a> {
+    Json(Option<&'a Frame<'a>>),
+    Packed(Option<&'a PackedFrame<'a>>),
+}
+
+/// The answer envelope in the frame's encoding: echoing `echo` (`hide`
+/// leaves out its headers and body), carrying `result` (JSON text) and
+/// `status`.
 fn answer(
     request: &ApiRequest,
-    binary: bool,
-    echoed: Option<&Frame<'_>>,
+    echo: Echo<'_>,
     hide: bool,
     result: &[u8],
     status: u16,
 ) -> HttpResponse {
-    let (body, status) = if binary {
-        packed_answer(&request.body, echoed.is_some(), hide, result, status)
-    } else {
-        let mut out = Vec::with_capacity(128 + result.len());
-        let no_frame = Frame::default();
-        envelope(&mut out, echoed.unwrap_or(&no_frame), hide, result, status);
-        (out, status)
+    let (body, status, content_type) = match echo {
+        Echo::Packed(members) => {
+            let (body, status) = packed_answer(members, request.body.len(), hide, result, status);
+            (body, status, MSGPACK)
+        }
+        Echo::Json(echoed) => {
+            let mut out = Vec::with_capacity(128 + result.len());
+            let no_frame = Frame::default();
+            envelope(&mut out, echoed.unwrap_or(&no_frame), hide, result, status);
+            (out, status, "application/json")
+        }
     };
-    let content_type = if binary { MSGPACK } else { "application/json" };
     HttpResponse {
         status,
         headers: vec![("content-type", content_type.into())],
@@ -193,26 +236,26 @@ fn answer(
     }
 }
 
-/// The MessagePack answer: the request's members echoed (if `echoed`) from
-/// the bytes the client sent (`payload`), the result transcoded; a 500
-/// envelope if the result cannot be encoded (a message body nested too
+/// The MessagePack answer: the request's `members` echoed as the client
+/// sent them (its payload was `sent` bytes long), the result transcoded; a
+/// 500 envelope if the result cannot be encoded (a message body nested too
 /// deeply for it).
 fn packed_answer(
-    payload: &[u8],
-    echoed: bool,
+    members: Option<&PackedFrame<'_>>,
+    sent: usize,
     hide: bool,
     result: &[u8],
     status: u16,
 ) -> (Vec<u8>, u16) {
-    // The frame was read as JSON transcoded from these bytes, so they
-    // start with a whole map; its members are found again here without a
-    // second transcode.
-    let members = echoed
-        .then(|| packed::members(payload))
-        .flatten()
-        .unwrap_or_default();
-    let mut out = Vec::with_capacity(64 + payload.len() + result.len());
-    match packed::envelope(&mut out, &members, hide, result, status) {
+    let no_members = PackedFrame::default();
+    let mut out = Vec::with_capacity(64 + sent + result.len());
+    match packed::envelope(
+        &mut out,
+        members.unwrap_or(&no_members),
+        hide,
+        result,
+        status,
+    ) {
         Ok(()) => (out, status),
         Err(error) => {
             tracing::error!(%error, "a WebSocket answer could not be encoded as MessagePack");
@@ -222,7 +265,7 @@ fn packed_answer(
                 "The answer could not be encoded as MessagePack.",
             );
             out.clear();
-            let _ = packed::envelope(&mut out, &PackedFrame::default(), false, &result, 500);
+            let _ = packed::envelope(&mut out, &no_members, false, &result, 500);
             (out, 500)
         }
     }
@@ -247,7 +290,14 @@ pub fn internal_error(request: &ApiRequest) -> HttpResponse {
         &mut result,
         &ApiError::Internal("The request could not be served."),
     );
-    answer(request, binary, frame.as_ref(), false, &result, status)
+    let members = binary
+        .then(|| frame.as_ref().and_then(|_| packed::members(&request.body)))
+        .flatten();
+    let echo = match binary {
+        true => Echo::Packed(members.as_ref()),
+        false => Echo::Json(frame.as_ref()),
+    };
+    answer(request, echo, false, &result, status)
 }
 
 /// Writes `{"request":{...},"body":<result>,"headers":{"status":N}}`,
@@ -301,7 +351,7 @@ fn failure(out: &mut Vec<u8>, error: &ApiError) -> u16 {
 /// Runs a frame's action, writing the reply's body; returns the status.
 async fn serve(
     api: &Api,
-    frame: &Frame<'_>,
+    frame: &Members<'_>,
     connection: &str,
     binary: bool,
     out: &mut Vec<u8>,
@@ -309,8 +359,8 @@ async fn serve(
 ) -> u16 {
     let name = match frame.action {
         None => Cow::Borrowed("None"),
-        Some(raw) if raw.get() == "null" => Cow::Borrowed("None"),
-        Some(raw) => frame::as_string(Some(raw)).unwrap_or(Cow::Borrowed(raw.get())),
+        Some(member) if member.is_null() => Cow::Borrowed("None"),
+        Some(member) => member.as_string().unwrap_or_else(|| member.json()),
     };
     // Host code has no known panic to trigger; tests reach the recovery
     // path through this action, which exists only in test builds.
@@ -389,7 +439,7 @@ async fn serve(
     }
     let fields = Fields::read(frame.body);
     let queue = if needs_identity && action != Action::QueueList && !action.is_pooling_admin() {
-        let Some(name) = frame::as_string(fields.queue_name) else {
+        let Some(name) = fields.queue_name.and_then(Member::as_string) else {
             return schema_failed(out);
         };
         match QueueName::parse(&name, &project) {
@@ -411,7 +461,7 @@ async fn serve(
         }
         _ => None,
     };
-    let id = match id_field.map(frame::as_string) {
+    let id = match id_field.map(|member| member.and_then(Member::as_string)) {
         None => None,
         Some(Some(id)) => Some(id.into_owned()),
         Some(None) => return schema_failed(out),
@@ -427,7 +477,8 @@ async fn serve(
         admin,
     };
     if let Some(extension) = extension {
-        return match socket::serve(api, extension, &caller, frame.body, connection, out) {
+        let body = frame.body.map(Member::raw);
+        return match socket::serve(api, extension, &caller, body.as_deref(), connection, out) {
             Ok(status) => status,
             Err(error) => failure(out, &error),
         };
@@ -442,7 +493,7 @@ async fn serve(
                 api,
                 &caller,
                 queue,
-                frame.body.map(|raw| raw.get().as_bytes()),
+                frame.body.map(Member::json).as_deref().map(str::as_bytes),
                 connection,
                 binary,
             )

@@ -146,12 +146,17 @@ pub async fn serve(
         return;
     };
     socket.get_mut().handshaking = false;
-    // Kept for the socket's life: exactly as large as needed.
-    let upgrade_headers: Box<[Header]> =
-        std::mem::take(&mut *captured_headers.lock().unwrap_or_else(|e| e.into_inner()))
-            .into_boxed_slice();
+    // Kept for the socket's life: exactly as large as needed, without the
+    // upgrade's content type (each frame carries its own).
+    let mut upgrade_headers =
+        std::mem::take(&mut *captured_headers.lock().unwrap_or_else(|e| e.into_inner()));
+    upgrade_headers.retain(|h| h.name.as_str() != "content-type");
+    let upgrade_headers = upgrade_headers.into_boxed_slice();
     drop(captured_headers);
     let connection = RString::from(uuid::Uuid::new_v4().to_string());
+    // Formatted once: an address's text costs more than the rest of a
+    // frame's envelope.
+    let peer = RString::from(peer.to_string());
     let (close, mut closing) = watch::channel::<Option<CloseReason>>(None);
     let outbox = Arc::new(Outbox::new(
         stream.clone(),
@@ -219,8 +224,8 @@ pub async fn serve(
             // Pongs only prove liveness.
             Some(Ok(_)) => continue,
         };
-        let mut headers: RVec<Header> = upgrade_headers.iter().cloned().collect();
-        headers.retain(|h| h.name.as_str() != "content-type");
+        let mut headers = RVec::with_capacity(upgrade_headers.len() + 1);
+        headers.extend(upgrade_headers.iter().cloned());
         headers.push(Header::new("content-type", content_type));
         let request = ApiRequest {
             protocol: Protocol::WEBSOCKET,
@@ -229,7 +234,7 @@ pub async fn serve(
             query: RString::new(),
             headers,
             body: payload,
-            peer: peer.to_string().into(),
+            peer: peer.clone(),
             connection: connection.clone(),
         };
         // Pushes queued behind a blocked socket keep draining while the
