@@ -140,9 +140,10 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
     let packed_members = binary
         .then(|| echoed.and_then(|_| packed::members(&request.body)))
         .flatten();
-    let echo = match binary {
-        true => Echo::Packed(packed_members.as_ref()),
-        false => Echo::Json(echoed),
+    let echo = if binary {
+        Echo::Packed(packed_members.as_ref())
+    } else {
+        Echo::Json(echoed)
     };
     answer(request, echo, hide, &result, status)
 }
@@ -293,9 +294,10 @@ pub fn internal_error(request: &ApiRequest) -> HttpResponse {
     let members = binary
         .then(|| frame.as_ref().and_then(|_| packed::members(&request.body)))
         .flatten();
-    let echo = match binary {
-        true => Echo::Packed(members.as_ref()),
-        false => Echo::Json(frame.as_ref()),
+    let echo = if binary {
+        Echo::Packed(members.as_ref())
+    } else {
+        Echo::Json(frame.as_ref())
     };
     answer(request, echo, false, &result, status)
 }
