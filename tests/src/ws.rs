@@ -88,12 +88,17 @@ impl WsClient {
         }
     }
 
-    /// The next binary frame's bytes, undecoded (for replies that echo
-    /// MessagePack values JSON has no room for).
-    pub fn recv_binary(&mut self, timeout: Duration) -> Vec<u8> {
+    /// How long the next read waits.
+    fn read_timeout(&mut self, timeout: Duration) {
         if let MaybeTlsStream::Plain(stream) = self.socket.get_mut() {
             stream.set_read_timeout(Some(timeout)).expect("timeout");
         }
+    }
+
+    /// The next binary frame's bytes, undecoded (for replies that echo
+    /// MessagePack values JSON has no room for).
+    pub fn recv_binary(&mut self, timeout: Duration) -> Vec<u8> {
+        self.read_timeout(timeout);
         loop {
             match self.socket.read().expect("a frame") {
                 Message::Binary(bytes) => return bytes.to_vec(),
@@ -119,9 +124,7 @@ impl WsClient {
 
     /// The next frame, waiting at most `timeout`.
     pub fn recv(&mut self, timeout: Duration) -> Frame {
-        if let MaybeTlsStream::Plain(stream) = self.socket.get_mut() {
-            stream.set_read_timeout(Some(timeout)).expect("timeout");
-        }
+        self.read_timeout(timeout);
         loop {
             match self.socket.read() {
                 Ok(Message::Text(text)) => {

@@ -37,10 +37,7 @@ pub fn members(payload: &[u8]) -> Option<PackedFrame<'_>> {
 /// bytes, each member read where it lies, and reads exactly as its JSON
 /// text would. `None` for any other frame, which is transcoded whole.
 pub fn plain_members(payload: &[u8]) -> Option<PackedFrame<'_>> {
-    let mut reader = Reader {
-        bytes: payload,
-        at: 0,
-    };
+    let mut reader = Reader::new(payload);
     check_plain(&mut reader, 0)?;
     members(payload)
 }
@@ -52,7 +49,7 @@ pub fn each_entry<'a>(
     bytes: &'a [u8],
     mut visit: impl FnMut(Option<&'a [u8]>, &'a [u8]),
 ) -> Option<()> {
-    let mut reader = Reader { bytes, at: 0 };
+    let mut reader = Reader::new(bytes);
     let entries = reader.map_len()?;
     for _ in 0..entries {
         let key = reader.str()?;
@@ -65,10 +62,7 @@ pub fn each_entry<'a>(
 
 /// A value's text if it is a UTF-8 string.
 pub fn as_str(value: &[u8]) -> Option<&str> {
-    let mut reader = Reader {
-        bytes: value,
-        at: 0,
-    };
+    let mut reader = Reader::new(value);
     let marker = reader.byte()?;
     match reader.head(marker)? {
         Head::Str(len) => std::str::from_utf8(reader.take(len)?).ok(),
@@ -89,26 +83,25 @@ pub fn is_null(value: &[u8]) -> bool {
 /// value under the cursor.
 fn check_plain(reader: &mut Reader<'_>, depth: usize) -> Option<()> {
     let marker = reader.byte()?;
-    match marker {
-        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => {}
-        0xcc | 0xd0 => drop(reader.take(1)?),
-        0xcd | 0xd1 => drop(reader.take(2)?),
-        0xce | 0xd2 | 0xca => drop(reader.take(4)?),
-        0xcf | 0xd3 | 0xcb => drop(reader.take(8)?),
-        _ => match reader.head(marker)? {
-            Head::Str(len) => drop(std::str::from_utf8(reader.take(len)?).ok()?),
-            head @ (Head::Array(len) | Head::Map(len)) => {
-                if depth >= MAX_FRAME_DEPTH || len > reader.bytes.len() - reader.at {
-                    return None;
-                }
-                for _ in 0..len {
-                    if matches!(head, Head::Map(_)) {
-                        std::str::from_utf8(reader.str()??).ok()?;
-                    }
-                    check_plain(reader, depth + 1)?;
-                }
+    match reader.head(marker)? {
+        Head::Str(len) => drop(std::str::from_utf8(reader.take(len)?).ok()?),
+        head @ (Head::Array(len) | Head::Map(len)) => {
+            if depth >= MAX_FRAME_DEPTH || len > reader.bytes.len() - reader.at {
+                return None;
             }
-            Head::Other => return None,
+            for _ in 0..len {
+                if matches!(head, Head::Map(_)) {
+                    std::str::from_utf8(reader.str()??).ok()?;
+                }
+                check_plain(reader, depth + 1)?;
+            }
+        }
+        // Nil, booleans, integers and floats; not binary or extensions.
+        Head::Other => match marker {
+            0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 | 0xca..=0xd3 => {
+                reader.nested(marker, Head::Other)?;
+            }
+            _ => return None,
         },
     }
     Some(())
@@ -184,10 +177,7 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
 /// transcodes the general way, errors included. Like that transcoding, it
 /// reads the first value and ignores what follows.
 pub fn to_json(payload: &[u8]) -> Option<Vec<u8>> {
-    let mut reader = Reader {
-        bytes: payload,
-        at: 0,
-    };
+    let mut reader = Reader::new(payload);
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 2);
     write_json(&mut reader, &mut out, 0)?;
     Some(out)
@@ -276,6 +266,10 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, at: 0 }
+    }
+
     fn take(&mut self, len: usize) -> Option<&'a [u8]> {
         let end = self.at.checked_add(len)?;
         let taken = self.bytes.get(self.at..end)?;
@@ -547,10 +541,7 @@ mod tests {
                 bytes.truncate(bytes.len().saturating_sub((seed % 3) as usize));
                 // cut short, maybe
             }
-            let mut reader = Reader {
-                bytes: &bytes,
-                at: 0,
-            };
+            let mut reader = Reader::new(&bytes);
             assert_eq!(
                 check_plain(&mut reader, 0).is_some(),
                 to_json(&bytes).is_some(),

@@ -94,7 +94,7 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
             route,
         )
         .await;
-        return answer(request, Echo::Packed(Some(&frame)), hide, &result, status);
+        return answer(request, Echo::Packed(Some(frame)), hide, &result, status);
     }
     let transcoded;
     let text: Result<&[u8], String> = if binary {
@@ -134,17 +134,7 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
             (Some(frame), hide, status)
         }
     };
-    // A MessagePack frame was read as JSON transcoded from its bytes, so
-    // they start with a whole map; its members are found again here
-    // without a second transcode.
-    let packed_members = binary
-        .then(|| echoed.and_then(|_| packed::members(&request.body)))
-        .flatten();
-    let echo = if binary {
-        Echo::Packed(packed_members.as_ref())
-    } else {
-        Echo::Json(echoed)
-    };
+    let echo = Echo::of_decoded(request, binary, echoed);
     answer(request, echo, hide, &result, status)
 }
 
@@ -205,7 +195,21 @@ fn is_msgpack(request: &ApiRequest) -> bool {
 /// frame could not be read).
 enum Echo<'a> {
     Json(Option<&'a Frame<'a>>),
-    Packed(Option<&'a PackedFrame<'a>>),
+    Packed(Option<PackedFrame<'a>>),
+}
+
+impl<'a> Echo<'a> {
+    /// The echo of a frame read through its JSON text (`None`: it could
+    /// not be read). A MessagePack frame read that way was transcoded from
+    /// the bytes the client sent, so they start with a whole map: its
+    /// members are found again there without a second transcode.
+    fn of_decoded(request: &'a ApiRequest, binary: bool, frame: Option<&'a Frame<'a>>) -> Self {
+        if binary {
+            Echo::Packed(frame.and_then(|_| packed::members(&request.body)))
+        } else {
+            Echo::Json(frame)
+        }
+    }
 }
 
 /// The answer envelope in the frame's encoding: echoing `echo` (`hide`
@@ -220,7 +224,8 @@ fn answer(
 ) -> HttpResponse {
     let (body, status, content_type) = match echo {
         Echo::Packed(members) => {
-            let (body, status) = packed_answer(members, request.body.len(), hide, result, status);
+            let (body, status) =
+                packed_answer(members.as_ref(), request.body.len(), hide, result, status);
             (body, status, MSGPACK)
         }
         Echo::Json(echoed) => {
@@ -291,14 +296,7 @@ pub fn internal_error(request: &ApiRequest) -> HttpResponse {
         &mut result,
         &ApiError::Internal("The request could not be served."),
     );
-    let members = binary
-        .then(|| frame.as_ref().and_then(|_| packed::members(&request.body)))
-        .flatten();
-    let echo = if binary {
-        Echo::Packed(members.as_ref())
-    } else {
-        Echo::Json(frame.as_ref())
-    };
+    let echo = Echo::of_decoded(request, binary, frame.as_ref());
     answer(request, echo, false, &result, status)
 }
 

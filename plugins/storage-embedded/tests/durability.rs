@@ -187,21 +187,14 @@ async fn every_acknowledged_post_survives_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let mut acknowledged: HashMap<String, (usize, String)> = HashMap::new();
     for round in 0..3 {
-        let (mut child, lines) = spawn_child("post", dir.path());
-        wait_for(&lines, "READY");
         let target = acknowledged.len() + 300 + round * 100;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while acknowledged.len() < target && Instant::now() < deadline {
-            if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
-                record(&mut acknowledged, &line);
-            }
-        }
-        child.kill().expect("SIGKILL the child mid-load");
-        let _ = child.wait();
-        // Lines already written before the kill were acknowledged too.
-        while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
-            record(&mut acknowledged, &line);
-        }
+        post_then_sigkill(
+            "post",
+            dir.path(),
+            &mut acknowledged,
+            Duration::from_secs(30),
+            |acknowledged| acknowledged.len() >= target,
+        );
         assert!(
             acknowledged.len() >= target.min(100),
             "the child made progress"
@@ -230,26 +223,46 @@ async fn acknowledged_posts_survive_sigkill_after_journal_checkpoints() {
             .min()
     };
     let mut acknowledged: HashMap<String, (usize, String)> = HashMap::new();
-    let (mut child, lines) = spawn_child("post-large", dir.path());
-    wait_for(&lines, "READY");
-    let deadline = Instant::now() + Duration::from_secs(50);
     // Two segments retired: the oldest left is the third or later.
-    while oldest_segment().unwrap_or(0) < 2 && Instant::now() < deadline {
-        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
-            record(&mut acknowledged, &line);
-        }
-    }
-    child.kill().expect("SIGKILL the child mid-load");
-    let _ = child.wait();
-    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
-        record(&mut acknowledged, &line);
-    }
+    post_then_sigkill(
+        "post-large",
+        dir.path(),
+        &mut acknowledged,
+        Duration::from_secs(50),
+        |_| oldest_segment().unwrap_or(0) >= 2,
+    );
     assert!(
         oldest_segment().unwrap_or(0) >= 2,
         "checkpoints retired segments within the time ({} posts acknowledged)",
         acknowledged.len()
     );
     verify(dir.path(), &acknowledged).await;
+}
+
+/// Starts a child posting in `mode` on `dir`, records what it
+/// acknowledges until `done` says so or `within` has passed, then kills it
+/// with SIGKILL and records the acknowledgements it wrote before dying.
+fn post_then_sigkill(
+    mode: &str,
+    dir: &Path,
+    acknowledged: &mut HashMap<String, (usize, String)>,
+    within: Duration,
+    mut done: impl FnMut(&HashMap<String, (usize, String)>) -> bool,
+) {
+    let (mut child, lines) = spawn_child(mode, dir);
+    wait_for(&lines, "READY");
+    let deadline = Instant::now() + within;
+    while !done(acknowledged) && Instant::now() < deadline {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(100)) {
+            record(acknowledged, &line);
+        }
+    }
+    child.kill().expect("SIGKILL the child mid-load");
+    let _ = child.wait();
+    // Lines already written before the kill were acknowledged too.
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(5)) {
+        record(acknowledged, &line);
+    }
 }
 
 fn record(acknowledged: &mut HashMap<String, (usize, String)>, line: &str) {
