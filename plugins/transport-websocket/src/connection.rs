@@ -7,7 +7,7 @@
 //! replies it would send by itself) are dropped: this task sends them.
 
 use std::{
-    io,
+    io::{self, Read},
     net::SocketAddr,
     pin::Pin,
     sync::{Arc, Mutex},
@@ -21,7 +21,7 @@ use plugin_api::{
     types::{RString, RVec},
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
+    io::{AsyncRead, AsyncWrite, Interest, ReadBuf},
     net::TcpStream,
     sync::watch,
     time::Instant,
@@ -70,14 +70,33 @@ impl AsyncRead for ReadSide {
     ) -> Poll<io::Result<()>> {
         loop {
             ready!(self.stream.poll_read_ready(cx))?;
-            match self.stream.try_read(buf.initialize_unfilled()) {
-                Ok(read) => {
-                    buf.advance(read);
-                    return Poll::Ready(Ok(()));
+            let unfilled = buf.initialize_unfilled();
+            let wanted = unfilled.len();
+            let mut read = 0;
+            // A read that leaves room in the buffer took all the kernel
+            // had: the socket's readiness is cleared then, as tokio's own
+            // `poll_read` does, so that the next read waits for the next
+            // readiness event instead of making a `recv` that can only
+            // fail with WouldBlock (one `recv` per frame instead of two).
+            // Clearing through `try_io`'s WouldBlock is race-free: it
+            // clears only the readiness observed before this read, not one
+            // that more data brought since.
+            let outcome = self.stream.try_io(Interest::READABLE, || {
+                let mut socket: &socket2::Socket = &socket2::SockRef::from(&*self.stream);
+                read = socket.read(unfilled)?;
+                if read > 0 && read < wanted {
+                    return Err(io::ErrorKind::WouldBlock.into());
                 }
+                Ok(())
+            });
+            match outcome {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock && read > 0 => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(error) => return Poll::Ready(Err(error)),
             }
+            buf.advance(read);
+            return Poll::Ready(Ok(()));
         }
     }
 }
