@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Where a post's server CPU goes, thread by thread: zaqar-server (release,
+# embedded store) and the durable floor for the same transport (`zaqar-load
+# reference-server --durable-dir`: each post written and fdatasynced in
+# groups before its answer, nothing else), each driven by the same
+# zaqar-load run, alternating for ROUNDS rounds. After WARMUP seconds of
+# load, the user and system CPU of every thread of the server over WINDOW
+# seconds (/proc/PID/task/*/stat) is summed by thread name and divided by
+# the posts answered in that window; voluntary and involuntary context
+# switches per second come from /proc/PID/task/*/status. This is how the
+# per-thread tables of docs/BENCHMARKS.md are made ("What a log of our own
+# would save, by the wall clock").
+#
+# Usage: bash bench/thread-cpu.sh
+# Environment (all optional):
+#   TRANSPORT=msgpack   http | ws (JSON frames) | msgpack (WebSocket MessagePack)
+#   PRODUCERS=64        concurrent producers, one small message per post
+#   MESSAGE_SIZE=148    message body bytes
+#   ROUNDS=2            rounds, each ours then the floor
+#   WARMUP=2 WINDOW=5   seconds of load before and during the measurement
+#   FLOOR=1             0: zaqar-server only
+#   BENCH_BUILD=1       build first (0: use target/release as it is)
+#   BENCH_SERVER_BIN, BENCH_LOAD_BIN   use these binaries instead
+#   BENCH_SERVER_ENV    extra VAR=value words for zaqar-server's environment
+#                       (e.g. a switch of a build made for a measurement)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+TRANSPORT="${TRANSPORT:-msgpack}"
+PRODUCERS="${PRODUCERS:-64}"
+MESSAGE_SIZE="${MESSAGE_SIZE:-148}"
+ROUNDS="${ROUNDS:-2}"
+WARMUP="${WARMUP:-2}"
+WINDOW="${WINDOW:-5}"
+FLOOR="${FLOOR:-1}"
+OUT="${BENCH_OUT:-$ROOT/target/thread-cpu/$(date +%Y%m%d-%H%M%S)}"
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+
+case $TRANSPORT in
+http | ws | msgpack) ;;
+*) die "TRANSPORT is http, ws or msgpack" ;;
+esac
+build_binaries
+
+# target_args URL-KIND ADDRESS: zaqar-load's arguments for TRANSPORT.
+target_args() {
+    case $TRANSPORT in
+    http) echo "--url http://$1" ;;
+    ws) echo "--ws ws://$1" ;;
+    msgpack) echo "--ws ws://$1 --msgpack" ;;
+    esac
+}
+
+# One line per thread: name (spaces as _), utime, stime, voluntary and
+# involuntary context switches.
+thread_snapshot() { # pid
+    local task
+    for task in /proc/"$1"/task/*; do
+        printf '%s %s %s\n' \
+            "$(tr ' ' _ <"$task/comm")" \
+            "$(awk '{ sub(/.*\) /, ""); split($0, f, " "); print f[12], f[13] }' "$task/stat")" \
+            "$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ { printf "%s ", $2 }' "$task/status")"
+    done 2>/dev/null || true
+}
+
+# measure LABEL PID ADDRESS: drives the server at ADDRESS and prints its
+# per-thread CPU per post as table rows.
+measure() {
+    local label=$1 pid=$2 address=$3 before after load_pid summary posts_before posts_after
+    # shellcheck disable=SC2046
+    "$LOAD" $(target_args "$address") --producers "$PRODUCERS" --consumers 0 \
+        --message-size "$MESSAGE_SIZE" --duration "$((WARMUP + WINDOW + 1))s" \
+        --quiet --json >"$OUT/$label.json" 2>"$OUT/$label.err" &
+    load_pid=$!
+    CHILDREN+=("$load_pid")
+    sleep "$WARMUP"
+    before="$(thread_snapshot "$pid")"
+    posts_before="$(date +%s.%N)"
+    sleep "$WINDOW"
+    after="$(thread_snapshot "$pid")"
+    posts_after="$(date +%s.%N)"
+    foreground "$load_pid" || die "zaqar-load failed against $label (see $OUT/$label.err)"
+    summary="$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); p=s["operations"]["post"]; print(p["requests_per_s"], p["latency_ms"]["p50"], p["latency_ms"]["p99"])' "$OUT/$label.json")"
+    read -r rate p50 p99 <<<"$summary"
+    # The rate over the whole run stands for the window's (the window is
+    # inside the run, after the warm-up).
+    posts=$(python3 -c "print($rate * ($posts_after - $posts_before))")
+    paste <(echo "$before") <(echo "$after") | awk -v label="$label" -v posts="$posts" \
+        -v secs="$(python3 -c "print($posts_after - $posts_before)")" -v rate="$rate" -v p50="$p50" -v p99="$p99" '
+        {
+            name = $1; cpu[name] += ($7 + $8) - ($2 + $3); user[name] += $7 - $2; sys[name] += $8 - $3
+            vol[name] += $9 - $4; invol[name] += $10 - $5
+        }
+        END {
+            total = 0
+            for (n in cpu) total += cpu[n]
+            printf "| %s | %d | %.2f / %.2f | total | %.1f | | |\n", label, rate, p50, p99, total * 10000 / posts
+            for (n in cpu) if (cpu[n] > 0)
+                printf "| | | | %s | %.2f (user %.2f, system %.2f) | %d | %d |\n", n, cpu[n] * 10000 / posts, user[n] * 10000 / posts, sys[n] * 10000 / posts, vol[n] / secs, invol[n] / secs
+        }'
+}
+
+embedded_config "$WORK/zaqar.toml" "wsgi websocket"
+printf '\n%s, %d producers, %d-byte messages; µs of CPU per post, context switches per second\n' \
+    "$TRANSPORT" "$PRODUCERS" "$MESSAGE_SIZE"
+echo '| server | posts/s | p50 / p99 ms | thread | µs per post | voluntary cs/s | involuntary cs/s |'
+echo '|---|---:|---:|---|---:|---:|---:|'
+for round in $(seq 1 "$ROUNDS"); do
+    rm -rf "$WORK/data"
+    # shellcheck disable=SC2086
+    start_server "server-$round" "$WORK/zaqar.toml" env ${BENCH_SERVER_ENV:-}
+    server_pid=$SERVER_PID
+    if [[ $TRANSPORT == http ]]; then
+        address="$(listening_addr "server-$round" 'transport wsgi listening on' 60)"
+    else
+        address="$(listening_addr "server-$round" 'transport websocket listening on' 60)"
+    fi
+    measure "zaqar-server-$round" "$server_pid" "$address"
+    kill "$server_pid"
+    wait "$server_pid" 2>/dev/null || true
+
+    [[ $FLOOR == 1 ]] || continue
+    rm -rf "$WORK/floor"
+    mkdir -p "$WORK/floor"
+    floor_args=(reference-server --port 0 --durable-dir "$WORK/floor")
+    [[ $TRANSPORT == http ]] || floor_args+=(--websocket)
+    "$LOAD" "${floor_args[@]}" >"$OUT/floor-$round.out" 2>&1 &
+    floor_pid=$!
+    PIDS+=("$floor_pid")
+    measure "durable-floor-$round" "$floor_pid" "$(listening_addr "floor-$round" 'listening on' 60)"
+    kill "$floor_pid"
+    wait "$floor_pid" 2>/dev/null || true
+done
+echo "files: $OUT"
