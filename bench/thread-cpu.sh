@@ -9,7 +9,7 @@
 # the posts answered in that window; voluntary and involuntary context
 # switches per second come from /proc/PID/task/*/status. This is how the
 # per-thread tables of docs/BENCHMARKS.md are made ("What a log of our own
-# would save, by the wall clock").
+# would save, by the wall clock; one `recv` per WebSocket frame").
 #
 # Usage: bash bench/thread-cpu.sh
 # Environment (all optional):
@@ -43,7 +43,7 @@ http | ws | msgpack) ;;
 esac
 build_binaries
 
-# target_args URL-KIND ADDRESS: zaqar-load's arguments for TRANSPORT.
+# target_args ADDRESS: zaqar-load's arguments for TRANSPORT.
 target_args() {
     case $TRANSPORT in
     http) echo "--url http://$1" ;;
@@ -52,12 +52,13 @@ target_args() {
     esac
 }
 
-# One line per thread: name (spaces as _), utime, stime, voluntary and
-# involuntary context switches.
+# One line per thread: id, name (spaces as _), user and system CPU in
+# ticks, voluntary and involuntary context switches.
 thread_snapshot() { # pid
     local task
     for task in /proc/"$1"/task/*; do
-        printf '%s %s %s\n' \
+        printf '%s %s %s %s\n' \
+            "${task##*/}" \
             "$(tr ' ' _ <"$task/comm")" \
             "$(awk '{ sub(/.*\) /, ""); split($0, f, " "); print f[12], f[13] }' "$task/stat")" \
             "$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ { printf "%s ", $2 }' "$task/status")"
@@ -67,7 +68,7 @@ thread_snapshot() { # pid
 # measure LABEL PID ADDRESS: drives the server at ADDRESS and prints its
 # per-thread CPU per post as table rows.
 measure() {
-    local label=$1 pid=$2 address=$3 before after load_pid summary posts_before posts_after
+    local label=$1 pid=$2 address=$3 before after load_pid summary window_start window_end
     # shellcheck disable=SC2046
     "$LOAD" $(target_args "$address") --producers "$PRODUCERS" --consumers 0 \
         --message-size "$MESSAGE_SIZE" --duration "$((WARMUP + WINDOW + 1))s" \
@@ -76,29 +77,31 @@ measure() {
     CHILDREN+=("$load_pid")
     sleep "$WARMUP"
     before="$(thread_snapshot "$pid")"
-    posts_before="$(date +%s.%N)"
+    window_start="$(date +%s.%N)"
     sleep "$WINDOW"
     after="$(thread_snapshot "$pid")"
-    posts_after="$(date +%s.%N)"
+    window_end="$(date +%s.%N)"
     foreground "$load_pid" || die "zaqar-load failed against $label (see $OUT/$label.err)"
     summary="$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); p=s["operations"]["post"]; print(p["requests_per_s"], p["latency_ms"]["p50"], p["latency_ms"]["p99"])' "$OUT/$label.json")"
     read -r rate p50 p99 <<<"$summary"
-    # The rate over the whole run stands for the window's (the window is
-    # inside the run, after the warm-up).
-    posts=$(python3 -c "print($rate * ($posts_after - $posts_before))")
-    paste <(echo "$before") <(echo "$after") | awk -v label="$label" -v posts="$posts" \
-        -v secs="$(python3 -c "print($posts_after - $posts_before)")" -v rate="$rate" -v p50="$p50" -v p99="$p99" '
+    # Threads are matched by id (one started during the window counts from
+    # zero). The rate over the whole run stands for the window's: the
+    # window lies inside the run, after the warm-up.
+    awk -v label="$label" -v secs="$(awk -v a="$window_start" -v b="$window_end" 'BEGIN { print b - a }')" \
+        -v rate="$rate" -v p50="$p50" -v p99="$p99" '
+        NR == FNR { was[$1] = $3 " " $4 " " $5 " " $6; next }
         {
-            name = $1; cpu[name] += ($7 + $8) - ($2 + $3); user[name] += $7 - $2; sys[name] += $8 - $3
-            vol[name] += $9 - $4; invol[name] += $10 - $5
+            split(($1 in was) ? was[$1] : "0 0 0 0", b, " ")
+            name = $2; user[name] += $3 - b[1]; sys[name] += $4 - b[2]
+            vol[name] += $5 - b[3]; invol[name] += $6 - b[4]
         }
         END {
-            total = 0
-            for (n in cpu) total += cpu[n]
+            posts = rate * secs; total = 0
+            for (n in user) total += user[n] + sys[n]
             printf "| %s | %d | %.2f / %.2f | total | %.1f | | |\n", label, rate, p50, p99, total * 10000 / posts
-            for (n in cpu) if (cpu[n] > 0)
-                printf "| | | | %s | %.2f (user %.2f, system %.2f) | %d | %d |\n", n, cpu[n] * 10000 / posts, user[n] * 10000 / posts, sys[n] * 10000 / posts, vol[n] / secs, invol[n] / secs
-        }'
+            for (n in user) if (user[n] + sys[n] > 0)
+                printf "| | | | %s | %.2f (user %.2f, system %.2f) | %d | %d |\n", n, (user[n] + sys[n]) * 10000 / posts, user[n] * 10000 / posts, sys[n] * 10000 / posts, vol[n] / secs, invol[n] / secs
+        }' <(echo "$before") <(echo "$after")
 }
 
 embedded_config "$WORK/zaqar.toml" "wsgi websocket"
