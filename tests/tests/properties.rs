@@ -42,7 +42,7 @@ proptest! {
         prop_assert_eq!(read.len(), messages.len());
         for (incoming, (body, ttl)) in read.iter().zip(&messages) {
             // The body is kept as the client wrote it, byte for byte.
-            prop_assert_eq!(incoming.body.get(), serde_json::to_string(body).unwrap());
+            prop_assert_eq!(incoming.body, serde_json::to_string(body).unwrap());
             prop_assert_eq!(incoming.ttl, *ttl);
         }
     }

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 
 use super::{
     errors::{ApiError, ApiResult},
+    post_body::MessagesText,
     router::Action,
     validation::QueueName,
     Api,
@@ -135,7 +136,7 @@ pub enum PostBody<'a> {
     Document(Option<&'a [u8]>),
     /// The JSON text of a frame's `messages` field (WebSocket), `None` when
     /// absent.
-    Messages(Option<&'a str>),
+    Messages(Option<&'a MessagesText<'a>>),
 }
 
 /// Where a request's typed fields come from: one implementation per front

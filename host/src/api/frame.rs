@@ -17,6 +17,7 @@ use serde_json::{value::RawValue, Number};
 use super::{
     command::{Document, Param, PostBody, Source},
     errors::{ApiError, ApiResult, ParamKind},
+    post_body::{read_post_messages, MessagesText},
 };
 
 /// A decoded frame: its three members as received (`None` when absent).
@@ -42,7 +43,7 @@ pub enum Decoded<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum Member<'a> {
     Json(&'a RawValue),
-    Packed(&'a [u8]),
+    Packed(super::packed::Plain<'a>),
 }
 
 impl<'a> Member<'a> {
@@ -51,9 +52,7 @@ impl<'a> Member<'a> {
     pub fn json(self) -> Cow<'a, str> {
         match self {
             Member::Json(raw) => Cow::Borrowed(raw.get()),
-            Member::Packed(bytes) => {
-                Cow::Owned(super::packed::to_json_text(bytes).unwrap_or_else(|| "null".into()))
-            }
+            Member::Packed(plain) => Cow::Owned(plain.to_json_text()),
         }
     }
 
@@ -61,7 +60,7 @@ impl<'a> Member<'a> {
     pub fn as_string(self) -> Option<Cow<'a, str>> {
         match self {
             Member::Json(raw) => as_string(Some(raw)),
-            Member::Packed(bytes) => super::packed::as_str(bytes).map(Cow::Borrowed),
+            Member::Packed(plain) => plain.as_str().map(Cow::Borrowed),
         }
     }
 
@@ -69,7 +68,7 @@ impl<'a> Member<'a> {
     pub fn is_null(self) -> bool {
         match self {
             Member::Json(raw) => raw.get() == "null",
-            Member::Packed(bytes) => super::packed::is_null(bytes),
+            Member::Packed(plain) => super::packed::is_null(plain.bytes()),
         }
     }
 
@@ -77,7 +76,7 @@ impl<'a> Member<'a> {
     pub fn is_object(self) -> bool {
         match self {
             Member::Json(raw) => is_object(raw),
-            Member::Packed(bytes) => super::packed::is_map(bytes),
+            Member::Packed(plain) => super::packed::is_map(plain.bytes()),
         }
     }
 
@@ -112,7 +111,7 @@ impl<'a> Members<'a> {
     }
 
     /// A MessagePack frame's, from [`super::packed::plain_members`].
-    pub fn packed(frame: &super::packed::PackedFrame<'a>) -> Self {
+    pub fn packed(frame: &super::packed::PlainFrame<'a>) -> Self {
         Members {
             action: frame.action.map(Member::Packed),
             headers: frame.headers.map(Member::Packed),
@@ -160,8 +159,9 @@ pub fn describe(members: &Members<'_>) -> String {
     }
     let _ = writeln!(
         out,
-        "messages {:?}\nids {:?}\nsubscriber {}",
-        fields.messages,
+        "messages {:?} {:?}\nids {:?}\nsubscriber {}",
+        fields.messages.as_ref().map(|m| &m.text),
+        read_post_messages(fields.messages.as_ref()),
         [
             fields.queue_name,
             fields.message_id,
@@ -242,8 +242,12 @@ pub fn json_to_msgpack(text: &[u8]) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Appends JSON text transcoded into MessagePack, value by value.
+/// Appends JSON text transcoded into MessagePack, value by value (in one
+/// pass where [`super::json_packed::append`] can).
 pub fn append_json_as_msgpack(text: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
+    if super::json_packed::append(text, out).is_some() {
+        return Ok(());
+    }
     let mut deserializer = serde_json::Deserializer::from_slice(text);
     let mut serializer = rmp_serde::Serializer::new(out);
     serde_transcode::transcode(&mut deserializer, &mut serializer).map_err(|e| e.to_string())
@@ -365,13 +369,9 @@ fn read_object<'a, T: Default + Deserialize<'a>>(
 ) -> T {
     match member.filter(|m| m.is_object()) {
         Some(Member::Json(raw)) => serde_json::from_str(raw.get()).unwrap_or_default(),
-        Some(Member::Packed(bytes)) => {
+        Some(Member::Packed(plain)) => {
             let mut object = T::default();
-            super::packed::each_entry(bytes, |key, value| {
-                if let Some(key) = key.and_then(|k| std::str::from_utf8(k).ok()) {
-                    set(&mut object, key, Member::Packed(value));
-                }
-            });
+            plain.each_entry(|key, value| set(&mut object, key, Member::Packed(value)));
             object
         }
         None => T::default(),
@@ -485,7 +485,7 @@ pub struct Fields<'a> {
     pop: Option<Member<'a>>,
     metadata: Option<Member<'a>>,
     /// JSON text: the one member read whole, by the post's own reader.
-    messages: Option<Cow<'a, str>>,
+    messages: Option<MessagesText<'a>>,
     ttl: Option<Member<'a>>,
     grace: Option<Member<'a>>,
     pub subscriber: Option<Member<'a>>,
@@ -528,7 +528,10 @@ impl<'a> Fields<'a> {
             FieldKey::Pop => &mut self.pop,
             FieldKey::Metadata => &mut self.metadata,
             FieldKey::Messages => {
-                self.messages = Some(value.json());
+                self.messages = Some(match value {
+                    Member::Json(raw) => MessagesText::json(raw.get()),
+                    Member::Packed(plain) => plain.messages_text(),
+                });
                 return;
             }
             FieldKey::Ttl => &mut self.ttl,
@@ -689,7 +692,7 @@ impl Source for Fields<'_> {
     }
 
     fn post_body(&self) -> PostBody<'_> {
-        PostBody::Messages(self.messages.as_deref())
+        PostBody::Messages(self.messages.as_ref())
     }
 }
 
@@ -940,6 +943,40 @@ mod tests {
         };
     }
 
+    /// A post's `messages` list, mostly of the shape a post has.
+    fn random_messages(next: &mut impl FnMut() -> u64, out: &mut Vec<u8>) {
+        use rmp::encode as put;
+        let len = next() % 4;
+        let _ = put::write_array_len(out, len as u32);
+        for _ in 0..len {
+            if next().is_multiple_of(9) {
+                random_member(next, out, 2);
+                continue;
+            }
+            let keys = 1 + next() % 4;
+            let _ = put::write_map_len(out, keys as u32);
+            for key in 0..keys {
+                let name = match key {
+                    0 if !next().is_multiple_of(7) => "body",
+                    _ => ["ttl", "delay", "body", "other"][next() as usize % 4],
+                };
+                let _ = put::write_str(out, name);
+                let n = next();
+                let _ = match (name, n % 8) {
+                    ("ttl" | "delay", 0) => put::write_u64(out, u64::MAX - n % 2).map_err(drop),
+                    ("ttl" | "delay", 1) => put::write_i8(out, -5).map_err(drop),
+                    ("ttl" | "delay", 2..=5) => {
+                        put::write_uint(out, n % 100_000).map(drop).map_err(drop)
+                    }
+                    _ => {
+                        random_member(next, out, 2);
+                        Ok(())
+                    }
+                };
+            }
+        }
+    }
+
     #[test]
     fn a_plain_msgpack_frame_reads_as_its_json_text_does() {
         use rmp::encode as put;
@@ -984,8 +1021,8 @@ mod tests {
             "other",
         ];
         let header_names = ["Client-ID", "X-Project-ID", "X-Roles", "client-id", "Other"];
-        let (mut plain, mut compared) = (0, 0);
-        for _ in 0..3_000 {
+        let (mut plain, mut compared, mut read_on_the_way) = (0, 0, 0);
+        for _ in 0..6_000 {
             let mut payload = Vec::new();
             let _ = put::write_map_len(&mut payload, 3);
             let _ = put::write_str(&mut payload, "action");
@@ -1003,12 +1040,20 @@ mod tests {
             for _ in 0..fields {
                 let name = field_names[next() as usize % field_names.len()];
                 let _ = put::write_str(&mut payload, name);
-                random_member(&mut next, &mut payload, 1);
+                if name == "messages" && !next().is_multiple_of(3) {
+                    random_messages(&mut next, &mut payload);
+                } else {
+                    random_member(&mut next, &mut payload, 1);
+                }
             }
             let Some(frame) = crate::api::packed::plain_members(&payload) else {
                 continue;
             };
             plain += 1;
+            if let Some(Member::Packed(body)) = Members::packed(&frame).body {
+                let fields = Fields::read(Some(Member::Packed(body)));
+                read_on_the_way += usize::from(fields.messages.is_some_and(|m| m.read.is_some()));
+            }
             let text = msgpack_to_json(&payload).unwrap();
             let Ok(Decoded::Frame(decoded)) = decode(&text) else {
                 panic!("a plain frame's JSON text is an object: {payload:x?}");
@@ -1021,7 +1066,11 @@ mod tests {
             );
             compared += 1;
         }
-        assert!(plain > 300 && compared == plain, "{plain} plain frames");
+        assert!(plain > 600 && compared == plain, "{plain} plain frames");
+        assert!(
+            read_on_the_way > 100,
+            "{read_on_the_way} lists read on the way"
+        );
         // Bytes JSON has no value for are left to the general transcoding.
         let bin = rmp_serde::to_vec_named(&serde_json::json!({"action": "x"})).unwrap();
         assert!(crate::api::packed::plain_members(&bin).is_some());

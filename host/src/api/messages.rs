@@ -83,7 +83,7 @@ pub async fn post(
         messages.push(NewMessage {
             ttl,
             delay,
-            body: RVec::from(message.body.get().as_bytes()),
+            body: RVec::from(message.body.as_bytes()),
         });
     }
     let posted = metrics::timed(
@@ -251,7 +251,9 @@ fn post_size(body: &PostBody<'_>) -> u64 {
     match body {
         PostBody::Document(document) => document.map_or(0, <[u8]>::len) as u64,
         PostBody::Messages(None) => 2,
-        PostBody::Messages(Some(messages)) => (messages.len() + r#"{"messages":}"#.len()) as u64,
+        PostBody::Messages(Some(messages)) => {
+            (messages.text.len() + r#"{"messages":}"#.len()) as u64
+        }
     }
 }
 

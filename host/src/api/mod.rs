@@ -28,6 +28,7 @@ pub mod health;
 pub mod homedoc;
 pub mod http;
 pub mod http_render;
+pub mod json_packed;
 pub mod messages;
 pub mod metadata;
 pub mod packed;
@@ -278,7 +279,6 @@ impl Api {
     /// before anything runs, so it changes nothing.
     async fn respond(&self, request: ApiRequest, body: BodyState) -> ApiResponse {
         let started = std::time::Instant::now();
-        let request_id = format!("req-{}", uuid::Uuid::new_v4());
         let refused = match body {
             BodyState::COMPLETE => None,
             BodyState::TOO_LARGE => Some(ApiError::BodyTooLarge),
@@ -313,7 +313,11 @@ impl Api {
             (response.status, response.headers, response.body)
         };
         metrics::global().request(route, transport, status, started.elapsed());
-        headers.push(("x-openstack-request-id", request_id));
+        // An HTTP answer names its request, as Zaqar's do; a WebSocket
+        // answer travels in a frame, which has no headers to carry it.
+        if transport == Transport::Http {
+            headers.push(("x-openstack-request-id", request_id()));
+        }
         ApiResponse {
             status,
             headers: headers
@@ -323,6 +327,18 @@ impl Api {
             body: RVec::from(body),
         }
     }
+}
+
+/// `req-<uuid>`, written without `format!`.
+fn request_id() -> String {
+    let mut id = String::with_capacity(40);
+    id.push_str("req-");
+    id.push_str(
+        uuid::Uuid::new_v4()
+            .hyphenated()
+            .encode_lower(&mut uuid::Uuid::encode_buffer()),
+    );
+    id
 }
 
 impl Api {

@@ -7,7 +7,12 @@
 //! are made of, where a generic transcode through serde costs a third of a
 //! MessagePack post's request path.
 
-use super::frame::MAX_FRAME_DEPTH;
+use std::borrow::Cow;
+
+use super::{
+    frame::MAX_FRAME_DEPTH,
+    post_body::{IntField, MessagesText, ReadMessage},
+};
 
 /// The byte spans of a MessagePack frame's members (`None`: absent).
 #[derive(Debug, Default, PartialEq)]
@@ -32,14 +37,222 @@ pub fn members(payload: &[u8]) -> Option<PackedFrame<'_>> {
     Some(frame)
 }
 
+/// A MessagePack value made only of the values [`to_json`] writes
+/// directly, every string in it found to be UTF-8 by [`check_plain`]. Only
+/// [`plain_members`] makes one, so its strings are read without being
+/// checked again (a post's frame had each string checked four times).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plain<'a>(&'a [u8]);
+
+/// The members of a frame that is a plain MessagePack map.
+#[derive(Debug, Default, PartialEq)]
+pub struct PlainFrame<'a> {
+    pub action: Option<Plain<'a>>,
+    pub headers: Option<Plain<'a>>,
+    pub body: Option<Plain<'a>>,
+}
+
+impl<'a> PlainFrame<'a> {
+    /// Where its members lie, for the answer's echo.
+    pub fn spans(&self) -> PackedFrame<'a> {
+        PackedFrame {
+            action: self.action.map(Plain::bytes),
+            headers: self.headers.map(Plain::bytes),
+            body: self.body.map(Plain::bytes),
+        }
+    }
+}
+
+impl<'a> Plain<'a> {
+    /// Its MessagePack bytes.
+    pub fn bytes(self) -> &'a [u8] {
+        self.0
+    }
+
+    /// Its text if it is a string.
+    pub fn as_str(self) -> Option<&'a str> {
+        let mut reader = Reader::new(self.0);
+        let marker = reader.byte()?;
+        match reader.head(marker)? {
+            Head::Str(len) => Some(checked_str(reader.take(len)?)),
+            _ => None,
+        }
+    }
+
+    /// Calls `visit` with each entry if it is a map (every key of a plain
+    /// map is a string).
+    pub fn each_entry(self, mut visit: impl FnMut(&'a str, Plain<'a>)) {
+        let _ = each_entry(self.0, |key, value| {
+            if let Some(key) = key {
+                visit(checked_str(key), Plain(value));
+            }
+        });
+    }
+
+    /// Its JSON text (what [`to_json`] writes).
+    pub fn to_json_text(self) -> String {
+        let mut reader = Reader::new(self.0);
+        let mut out = Vec::with_capacity(self.0.len() + self.0.len() / 2);
+        if write_json(&mut reader, &mut out, 0, Strings::Checked).is_none() {
+            return "null".into();
+        }
+        debug_assert!(std::str::from_utf8(&out).is_ok());
+        // SAFETY: `write_json` writes ASCII and the value's strings, which
+        // `check_plain` found to be UTF-8.
+        unsafe { String::from_utf8_unchecked(out) }
+    }
+}
+
+impl Plain<'_> {
+    /// A post's `messages` as JSON text; if it is a list of maps that
+    /// each have a `body` and whose `ttl` and `delay` are integers, with
+    /// each message read on the way (the last of a repeated key counts,
+    /// as when the text is parsed). Any other shape is left to the post
+    /// reader to parse and judge.
+    pub fn messages_text(self) -> MessagesText<'static> {
+        let mut out = Vec::with_capacity(self.0.len() + self.0.len() / 2);
+        let Some(read) = write_messages(&mut Reader::new(self.0), &mut out) else {
+            return MessagesText {
+                text: Cow::Owned(self.to_json_text()),
+                read: None,
+            };
+        };
+        debug_assert!(std::str::from_utf8(&out).is_ok());
+        MessagesText {
+            // SAFETY: as in `to_json_text`: ASCII and checked strings.
+            text: Cow::Owned(unsafe { String::from_utf8_unchecked(out) }),
+            read: Some(read),
+        }
+    }
+}
+
+/// Writes a list of messages as [`write_json`] would, reading each
+/// message's body span and integer fields on the way; `None` (`out` then
+/// holds part of the text) if the list does not have a post's shape.
+fn write_messages(reader: &mut Reader<'_>, out: &mut Vec<u8>) -> Option<Vec<ReadMessage>> {
+    let marker = reader.byte()?;
+    let Head::Array(len) = reader.head(marker)? else {
+        return None;
+    };
+    let mut read = Vec::with_capacity(len.min(64));
+    out.push(b'[');
+    for index in 0..len {
+        if index > 0 {
+            out.push(b',');
+        }
+        let marker = reader.byte()?;
+        let Head::Map(entries) = reader.head(marker)? else {
+            return None;
+        };
+        let mut message = ReadMessage {
+            body: 0..0,
+            ttl: None,
+            delay: None,
+        };
+        let mut has_body = false;
+        out.push(b'{');
+        for entry in 0..entries {
+            if entry > 0 {
+                out.push(b',');
+            }
+            let key = reader.str()??;
+            push_json_str(out, key, Strings::Checked)?;
+            out.push(b':');
+            match key {
+                b"body" => {
+                    let start = out.len();
+                    write_json(reader, out, 2, Strings::Checked)?;
+                    message.body = start..out.len();
+                    has_body = true;
+                }
+                b"ttl" | b"delay" => {
+                    let value = integer(reader.bytes.get(reader.at..)?)?;
+                    write_json(reader, out, 2, Strings::Checked)?;
+                    *(if key == b"ttl" {
+                        &mut message.ttl
+                    } else {
+                        &mut message.delay
+                    }) = Some(value);
+                }
+                _ => write_json(reader, out, 2, Strings::Checked)?,
+            }
+        }
+        out.push(b'}');
+        has_body.then_some(())?;
+        read.push(message);
+    }
+    out.push(b']');
+    Some(read)
+}
+
+/// The integer a value starts with, as the post reader sees its JSON
+/// text; `None` if it is not an integer.
+fn integer(value: &[u8]) -> Option<IntField> {
+    let mut reader = Reader::new(value);
+    let marker = reader.byte()?;
+    let value = match marker {
+        0x00..=0x7f => i64::from(marker),
+        0xe0..=0xff => i64::from(marker as i8),
+        0xcc => reader.length(1)? as i64,
+        0xcd => reader.length(2)? as i64,
+        0xce => reader.length(4)? as i64,
+        0xcf => {
+            let value = u64::from_be_bytes(reader.take(8)?.try_into().ok()?);
+            return Some(i64::try_from(value).map_or(IntField::TooLarge, IntField::Int));
+        }
+        0xd0 => i64::from(reader.length(1)? as u8 as i8),
+        0xd1 => i64::from(reader.length(2)? as u16 as i16),
+        0xd2 => i64::from(reader.length(4)? as u32 as i32),
+        0xd3 => i64::from_be_bytes(reader.take(8)?.try_into().ok()?),
+        _ => return None,
+    };
+    Some(IntField::Int(value))
+}
+
+/// Whether a string is UTF-8: the short ASCII strings frames are made of
+/// are settled without the general check, which costs them several times
+/// as much.
+fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
+}
+
+/// A string already found to be UTF-8: one of a [`Plain`] value, which
+/// [`check_plain`] checked, or one just checked.
+fn checked_str(bytes: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: only called on the strings of a `Plain` value, each of which
+    // `check_plain` validated as UTF-8 before the value was made, and on
+    // strings `push_json_str` has just validated.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
 /// The members of a frame that is a MessagePack map made only of the
-/// values [`to_json`] writes directly: such a frame is served from its
-/// bytes, each member read where it lies, and reads exactly as its JSON
-/// text would. `None` for any other frame, which is transcoded whole.
-pub fn plain_members(payload: &[u8]) -> Option<PackedFrame<'_>> {
+/// values [`to_json`] writes directly, found in the same pass that checks
+/// it: such a frame is served from its bytes, each member read where it
+/// lies, and reads exactly as its JSON text would. `None` for any other
+/// frame, which is transcoded whole. A repeated member keeps its last
+/// value and bytes after the map are ignored, as in [`members`].
+pub fn plain_members(payload: &[u8]) -> Option<PlainFrame<'_>> {
     let mut reader = Reader::new(payload);
-    check_plain(&mut reader, 0)?;
-    members(payload)
+    let entries = reader.map_len()?;
+    if entries > payload.len() - reader.at {
+        return None;
+    }
+    let mut frame = PlainFrame::default();
+    for _ in 0..entries {
+        let key = reader.str()??;
+        is_utf8(key).then_some(())?;
+        let start = reader.at;
+        check_plain(&mut reader, 1)?;
+        let value = Some(Plain(&payload[start..reader.at]));
+        match key {
+            b"action" => frame.action = value,
+            b"headers" => frame.headers = value,
+            b"body" => frame.body = value,
+            _ => {}
+        }
+    }
+    Some(frame)
 }
 
 /// Calls `visit` with each entry of the map `bytes` starts with: the key's
@@ -60,16 +273,6 @@ pub fn each_entry<'a>(
     Some(())
 }
 
-/// A value's text if it is a UTF-8 string.
-pub fn as_str(value: &[u8]) -> Option<&str> {
-    let mut reader = Reader::new(value);
-    let marker = reader.byte()?;
-    match reader.head(marker)? {
-        Head::Str(len) => std::str::from_utf8(reader.take(len)?).ok(),
-        _ => None,
-    }
-}
-
 /// Whether a value is nil, or a float JSON writes as `null` (not finite).
 pub fn is_null(value: &[u8]) -> bool {
     match value.first() {
@@ -84,14 +287,14 @@ pub fn is_null(value: &[u8]) -> bool {
 fn check_plain(reader: &mut Reader<'_>, depth: usize) -> Option<()> {
     let marker = reader.byte()?;
     match reader.head(marker)? {
-        Head::Str(len) => drop(std::str::from_utf8(reader.take(len)?).ok()?),
+        Head::Str(len) => is_utf8(reader.take(len)?).then_some(())?,
         head @ (Head::Array(len) | Head::Map(len)) => {
             if depth >= MAX_FRAME_DEPTH || len > reader.bytes.len() - reader.at {
                 return None;
             }
             for _ in 0..len {
                 if matches!(head, Head::Map(_)) {
-                    std::str::from_utf8(reader.str()??).ok()?;
+                    is_utf8(reader.str()??).then_some(())?;
                 }
                 check_plain(reader, depth + 1)?;
             }
@@ -179,17 +382,23 @@ fn write_str(out: &mut Vec<u8>, text: &str) {
 pub fn to_json(payload: &[u8]) -> Option<Vec<u8>> {
     let mut reader = Reader::new(payload);
     let mut out = Vec::with_capacity(payload.len() + payload.len() / 2);
-    write_json(&mut reader, &mut out, 0)?;
+    write_json(&mut reader, &mut out, 0, Strings::Unchecked)?;
     Some(out)
 }
 
-/// [`to_json`] as a string.
-pub fn to_json_text(value: &[u8]) -> Option<String> {
-    // What `write_json` writes is UTF-8: it copies only checked strings.
-    String::from_utf8(to_json(value)?).ok()
+/// Whether the strings of a value were already found to be UTF-8.
+#[derive(Clone, Copy, PartialEq)]
+enum Strings {
+    Checked,
+    Unchecked,
 }
 
-fn write_json(reader: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Option<()> {
+fn write_json(
+    reader: &mut Reader<'_>,
+    out: &mut Vec<u8>,
+    depth: usize,
+    strings: Strings,
+) -> Option<()> {
     let marker = reader.byte()?;
     match marker {
         0x00..=0x7f => push_integer(out, marker),
@@ -215,7 +424,7 @@ fn write_json(reader: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Optio
             serde_json::to_writer(&mut *out, &value).ok()?;
         }
         _ => match reader.head(marker)? {
-            Head::Str(len) => push_json_str(out, reader.take(len)?)?,
+            Head::Str(len) => push_json_str(out, reader.take(len)?, strings)?,
             head @ (Head::Array(len) | Head::Map(len)) => {
                 if depth >= MAX_FRAME_DEPTH {
                     return None;
@@ -227,10 +436,10 @@ fn write_json(reader: &mut Reader<'_>, out: &mut Vec<u8>, depth: usize) -> Optio
                         out.push(b',');
                     }
                     if map {
-                        push_json_str(out, reader.str()??)?;
+                        push_json_str(out, reader.str()??, strings)?;
                         out.push(b':');
                     }
-                    write_json(reader, out, depth + 1)?;
+                    write_json(reader, out, depth + 1, strings)?;
                 }
                 out.push(if map { b'}' } else { b']' });
             }
@@ -246,10 +455,12 @@ fn push_integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
 
 /// A MessagePack string as a JSON string, escaped as serde_json escapes;
 /// `None` if it is not UTF-8.
-fn push_json_str(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
-    let text = std::str::from_utf8(bytes).ok()?;
+fn push_json_str(out: &mut Vec<u8>, bytes: &[u8], strings: Strings) -> Option<()> {
+    if strings == Strings::Unchecked {
+        is_utf8(bytes).then_some(())?;
+    }
     if super::render::needs_escaping(bytes) {
-        serde_json::to_writer(&mut *out, text).ok()?;
+        serde_json::to_writer(&mut *out, checked_str(bytes)).ok()?;
     } else {
         out.push(b'"');
         out.extend_from_slice(bytes);

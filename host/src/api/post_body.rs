@@ -4,7 +4,7 @@
 //! checks afterwards (shape, field types) is recorded during the pass and
 //! judged in Zaqar's order by [`read_post`].
 
-use std::fmt;
+use std::{borrow::Cow, fmt, ops::Range};
 
 use serde::{
     de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor},
@@ -18,10 +18,10 @@ use super::{
 };
 
 /// One message of a post, with its fields checked for type (not range).
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct IncomingMessage<'a> {
-    /// The body, as received.
-    pub body: &'a RawValue,
+    /// The body, as received (JSON text).
+    pub body: &'a str,
     /// `ttl`, if given.
     pub ttl: Option<i64>,
     /// `delay`, if given.
@@ -37,14 +37,58 @@ pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
     judge(document.messages)
 }
 
+/// A WebSocket frame's `messages` field as JSON text; for a MessagePack
+/// frame whose list has the shape of a post, also each message as it was
+/// read while the text was written, so the text is not parsed again.
+#[derive(Debug)]
+pub struct MessagesText<'a> {
+    pub text: Cow<'a, str>,
+    pub read: Option<Vec<ReadMessage>>,
+}
+
+impl<'a> MessagesText<'a> {
+    /// A JSON frame's field, as received.
+    pub fn json(text: &'a str) -> Self {
+        MessagesText {
+            text: Cow::Borrowed(text),
+            read: None,
+        }
+    }
+}
+
+/// A message of a list read as it was written as JSON text: where its
+/// body lies in that text, and its integer fields.
+#[derive(Debug)]
+pub struct ReadMessage {
+    pub body: Range<usize>,
+    pub ttl: Option<IntField>,
+    pub delay: Option<IntField>,
+}
+
 /// Reads the `messages` field of a WebSocket frame (`None`: absent) with
 /// the same rules as [`read_post`]: the frame was already decoded, so its
 /// messages parse.
-pub fn read_post_messages(messages: Option<&str>) -> ApiResult<Vec<IncomingMessage<'_>>> {
-    let messages = messages
-        .map(serde_json::from_str::<MessagesField<'_>>)
-        .transpose()
-        .map_err(|_| unparsable())?;
+pub fn read_post_messages<'a>(
+    messages: Option<&'a MessagesText<'_>>,
+) -> ApiResult<Vec<IncomingMessage<'a>>> {
+    let messages = match messages {
+        Some(MessagesText {
+            text,
+            read: Some(read),
+        }) => Some(MessagesField::List(
+            read.iter()
+                .map(|message| MessageDocument::Object {
+                    body: text.get(message.body.clone()),
+                    ttl: message.ttl,
+                    delay: message.delay,
+                })
+                .collect(),
+        )),
+        Some(MessagesText { text, read: None }) => {
+            Some(serde_json::from_str::<MessagesField<'_>>(text).map_err(|_| unparsable())?)
+        }
+        None => None,
+    };
     judge(messages)
 }
 
@@ -71,7 +115,7 @@ fn judge(messages: Option<MessagesField<'_>>) -> ApiResult<Vec<IncomingMessage<'
             let ttl = int_field(ttl, "ttl")?;
             let body = body.ok_or_else(|| ApiError::body("Missing \"body\" field."))?;
             let delay = int_field(delay, "delay")?;
-            check_body(body.get())?;
+            check_body(body)?;
             Ok(IncomingMessage { body, ttl, delay })
         })
         .collect()
@@ -199,7 +243,8 @@ enum MessagesField<'a> {
 
 enum MessageDocument<'a> {
     Object {
-        body: Option<&'a RawValue>,
+        /// JSON text.
+        body: Option<&'a str>,
         ttl: Option<IntField>,
         delay: Option<IntField>,
     },
@@ -207,7 +252,8 @@ enum MessageDocument<'a> {
 }
 
 /// An integer field as Zaqar's `sanitize` sees it.
-enum IntField {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum IntField {
     Int(i64),
     TooLarge,
     WrongType,
@@ -315,7 +361,7 @@ impl<'de> Visitor<'de> for MessageVisitor {
         // A repeated key keeps its last value, as Python's json does.
         while let Some(key) = map.next_key::<Key>()? {
             match key {
-                Key::Body => body = Some(map.next_value::<&'de RawValue>()?),
+                Key::Body => body = Some(map.next_value::<&'de RawValue>()?.get()),
                 Key::Ttl => ttl = Some(map.next_value::<IntField>()?),
                 Key::Delay => delay = Some(map.next_value::<IntField>()?),
                 Key::Messages | Key::Other => {
@@ -462,7 +508,7 @@ mod tests {
         let body = br#"{"messages": [{"ttl": 300, "body": {"b": [1, 2]}, "x": 1}, {"body": "s", "delay": 5}]}"#;
         let messages = read_post(Some(body)).unwrap();
         assert_eq!(messages.len(), 2);
-        assert_eq!(messages[0].body.get(), r#"{"b": [1, 2]}"#);
+        assert_eq!(messages[0].body, r#"{"b": [1, 2]}"#);
         assert_eq!((messages[0].ttl, messages[0].delay), (Some(300), None));
         assert_eq!((messages[1].ttl, messages[1].delay), (None, Some(5)));
     }
@@ -470,7 +516,7 @@ mod tests {
     #[test]
     fn null_body_is_a_body() {
         let messages = read_post(Some(br#"{"messages": [{"body": null}]}"#)).unwrap();
-        assert_eq!(messages[0].body.get(), "null");
+        assert_eq!(messages[0].body, "null");
     }
 
     #[test]
@@ -580,6 +626,6 @@ mod tests {
     #[test]
     fn escaped_keys_are_recognised() {
         let messages = read_post(Some(br#"{"me\u0073sages": [{"b\u006fdy": 1}]}"#)).unwrap();
-        assert_eq!(messages[0].body.get(), "1");
+        assert_eq!(messages[0].body, "1");
     }
 }

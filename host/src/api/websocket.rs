@@ -94,7 +94,13 @@ pub async fn handle(api: &Api, request: &ApiRequest, route: &mut Route) -> HttpR
             route,
         )
         .await;
-        return answer(request, Echo::Packed(Some(frame)), hide, &result, status);
+        return answer(
+            request,
+            Echo::Packed(Some(frame.spans())),
+            hide,
+            &result,
+            status,
+        );
     }
     let transcoded;
     let text: Result<&[u8], String> = if binary {
