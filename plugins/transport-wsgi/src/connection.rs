@@ -221,6 +221,8 @@ fn translate_response(served: ServedResponse) -> Response<Body> {
     http
 }
 
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-openstack-request-id");
+
 /// A response header's name: the ones the host sends with every answer
 /// are constants (parsing a name checks and hashes it byte by byte).
 fn header_name(name: &str) -> Result<HeaderName, hyper::http::header::InvalidHeaderName> {
@@ -229,6 +231,7 @@ fn header_name(name: &str) -> Result<HeaderName, hyper::http::header::InvalidHea
         "content-type" => header::CONTENT_TYPE,
         "location" => header::LOCATION,
         "content-length" => header::CONTENT_LENGTH,
+        "x-openstack-request-id" => REQUEST_ID,
         _ => return HeaderName::from_bytes(name.as_bytes()),
     })
 }
