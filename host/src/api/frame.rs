@@ -185,7 +185,14 @@ pub fn decode(text: &[u8]) -> Result<Decoded<'_>, String> {
     if may_nest_deeper_than(text, MAX_FRAME_DEPTH) && nesting_depth(text) > MAX_FRAME_DEPTH {
         return Err("recursion limit exceeded".into());
     }
-    serde_json::from_slice(text).map_err(|e| e.to_string())
+    // Text read as a `str` is not checked for UTF-8 string by string, nor
+    // each member again as it is kept: one check of the whole frame, which
+    // settles ASCII a word at a time. Bytes that are not UTF-8 (a text
+    // frame never is) are read as bytes, for serde_json's own error.
+    match std::str::from_utf8(text) {
+        Ok(text) => serde_json::from_str(text).map_err(|e| e.to_string()),
+        Err(_) => serde_json::from_slice(text).map_err(|e| e.to_string()),
+    }
 }
 
 /// Whether JSON text has more than `depth` brackets that open (counted
