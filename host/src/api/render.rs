@@ -152,16 +152,19 @@ pub fn push_message(out: &mut Vec<u8>, view: MessageView<'_>, message: &StoredMe
 /// `,"ttl":..,"age":..,"body":..[,"checksum":..]`, shared by every
 /// message shape.
 pub fn push_ttl_age_body(out: &mut Vec<u8>, view: MessageView<'_>, message: &StoredMessage) {
-    out.extend_from_slice(
-        format!(
-            ",\"ttl\":{},\"age\":{},\"body\":",
-            message.ttl,
-            age_seconds(view.now_ms, message.created_ms)
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(b",\"ttl\":");
+    push_int(out, message.ttl);
+    out.extend_from_slice(b",\"age\":");
+    push_int(out, age_seconds(view.now_ms, message.created_ms));
+    out.extend_from_slice(b",\"body\":");
     push_body(out, &message.body);
     push_checksum(out, view, &message.body);
+}
+
+/// An integer as JSON text, written without `format!` (answers write
+/// several per message).
+pub fn push_int(out: &mut Vec<u8>, value: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// A message body as stored (`null` if empty, which the host never stores).
@@ -208,14 +211,11 @@ pub fn push_subscription(out: &mut Vec<u8>, now_ms: u64, subscription: &Subscrip
     out.push(b',');
     push_key(out, "subscriber");
     push_str(out, &subscription.subscriber);
-    out.extend_from_slice(
-        format!(
-            ",\"ttl\":{},\"age\":{},\"options\":",
-            subscription.ttl,
-            age_seconds(now_ms, subscription.created_ms)
-        )
-        .as_bytes(),
-    );
+    out.extend_from_slice(b",\"ttl\":");
+    push_int(out, subscription.ttl);
+    out.extend_from_slice(b",\"age\":");
+    push_int(out, age_seconds(now_ms, subscription.created_ms));
+    out.extend_from_slice(b",\"options\":");
     push_raw(out, &subscription.options);
     out.extend_from_slice(if subscription.confirmed {
         b",\"confirmed\":true}"

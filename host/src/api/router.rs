@@ -325,12 +325,28 @@ pub fn route(raw_path: &str, admin_mode: bool) -> Option<Route> {
     route_with(raw_path, admin_mode, false)
 }
 
+/// A path's segments between slashes, found byte by byte: a path has a
+/// handful of short segments, for which `str::split`'s searcher costs
+/// more than the search.
+fn segments(path: &str) -> Vec<&str> {
+    let mut segments = Vec::with_capacity(6);
+    let mut start = 0;
+    for (at, byte) in path.bytes().enumerate() {
+        if byte == b'/' {
+            segments.push(&path[start..at]);
+            start = at + 1;
+        }
+    }
+    segments.push(&path[start..]);
+    segments
+}
+
 /// [`route`], with the pools and flavors routes when `admin_mode` and
 /// `pooling` are both on (Zaqar's private endpoints).
 pub fn route_with(raw_path: &str, admin_mode: bool, pooling: bool) -> Option<Route> {
     let admin_pooling = admin_mode && pooling;
     let path = super::params::percent_decoded(raw_path);
-    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let segments = segments(path.strip_prefix('/')?);
     let field = |index: usize| Some(segments[index].to_string());
     let (resource, queue, id) = match segments.as_slice() {
         [""] => (Resource::Versions, None, None),

@@ -26,7 +26,10 @@ use super::{
     http::HttpResponse,
     http_render::push_health,
     packed::{self, PackedFrame},
-    render::{age_seconds, push_body, push_key, push_raw, push_str, push_subscription, push_value},
+    render::{
+        age_seconds, push_body, push_int, push_key, push_raw, push_str, push_subscription,
+        push_value,
+    },
     router::Action,
     subscriptions,
     validation::{ClientId, ProjectId, QueueName},
@@ -323,7 +326,7 @@ fn envelope(out: &mut Vec<u8>, frame: &Frame<'_>, hide: bool, result: &[u8], sta
     out.extend_from_slice(b",\"api\":\"v2\"},\"body\":");
     out.extend_from_slice(result);
     out.extend_from_slice(b",\"headers\":{\"status\":");
-    out.extend_from_slice(status.to_string().as_bytes());
+    push_int(out, status);
     out.extend_from_slice(b"}}");
     status
 }
@@ -530,18 +533,14 @@ fn push_message(out: &mut Vec<u8>, message: &StoredMessage, now_ms: u64, popped:
         _ => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"ttl\":");
-    out.extend_from_slice(message.ttl.to_string().as_bytes());
+    push_int(out, message.ttl);
     out.extend_from_slice(b",\"age\":");
-    out.extend_from_slice(
-        age_seconds(now_ms, message.created_ms)
-            .to_string()
-            .as_bytes(),
-    );
+    push_int(out, age_seconds(now_ms, message.created_ms));
     out.extend_from_slice(b",\"body\":");
     push_body(out, &message.body);
     if popped {
         out.extend_from_slice(b",\"claim_count\":");
-        out.extend_from_slice(message.claim_count.to_string().as_bytes());
+        push_int(out, message.claim_count);
     }
     out.push(b'}');
 }
