@@ -225,6 +225,31 @@ fn a_silent_client_is_closed_after_the_idle_timeout() {
 }
 
 #[test]
+fn a_client_that_keeps_talking_outlives_the_idle_timeout() {
+    let server = server_with("idle_timeout = 1\nping_interval = 60");
+    let mut client = WsClient::connect(server.address("websocket"));
+    // Three idle periods, a request every 0.4 s: the socket stays open.
+    for _ in 0..8 {
+        assert_eq!(status(&client.request("queue_list", json!({}))), 200);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    // Then silence closes it, one idle period after the last frame.
+    let silent = std::time::Instant::now();
+    match client.recv(Duration::from_secs(10)) {
+        Frame::Closed(code, reason) => {
+            assert_eq!(code, 1000);
+            assert!(reason.contains("idle"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    assert!(
+        silent.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        silent.elapsed()
+    );
+}
+
+#[test]
 fn a_subscribed_socket_gets_messages_posted_over_http() {
     let server = server();
     let mut subscriber = WsClient::connect(server.address("websocket"));

@@ -198,6 +198,11 @@ pub async fn serve(
     let write_limit = Duration::from_secs(config.write_timeout);
     let idle = Duration::from_secs(config.idle_timeout.max(1));
     let mut last_heard = Instant::now();
+    // The idle timer is moved on when it fires, to the last frame heard
+    // plus the idle time, not at every frame: re-arming a timer per frame
+    // cost each request more than reading its frame's header.
+    let idle_timer = tokio::time::sleep_until(last_heard + idle);
+    tokio::pin!(idle_timer);
     let mut ping = tokio::time::interval(Duration::from_secs(config.ping_interval.max(1)));
     ping.reset();
     let reason = loop {
@@ -209,10 +214,17 @@ pub async fn serve(
                 reason: "server shutting down".into(),
             }),
             blocked = keep_flushing(&outbox, write_limit) => break Some(blocked),
-            _ = tokio::time::sleep_until(last_heard + idle) => break Some(CloseReason {
-                code: CloseCode::Normal,
-                reason: format!("idle for {} s", idle.as_secs()),
-            }),
+            _ = &mut idle_timer => {
+                let deadline = last_heard + idle;
+                if deadline > Instant::now() {
+                    idle_timer.as_mut().reset(deadline);
+                    continue;
+                }
+                break Some(CloseReason {
+                    code: CloseCode::Normal,
+                    reason: format!("idle for {} s", idle.as_secs()),
+                });
+            }
             _ = ping.tick() => {
                 // A ping behind a full queue is not needed: the queue
                 // drains or the socket is closed.
