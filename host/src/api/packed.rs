@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use super::{
     frame::MAX_FRAME_DEPTH,
     post_body::{IntField, MessagesText, ReadMessage},
+    render::push_int,
 };
 
 /// The byte spans of a MessagePack frame's members (`None`: absent).
@@ -96,19 +97,13 @@ impl<'a> Plain<'a> {
         if write_json(&mut reader, &mut out, 0, Strings::Checked).is_none() {
             return "null".into();
         }
-        debug_assert!(std::str::from_utf8(&out).is_ok());
-        // SAFETY: `write_json` writes ASCII and the value's strings, which
-        // `check_plain` found to be UTF-8.
-        unsafe { String::from_utf8_unchecked(out) }
+        written_text(out)
     }
-}
 
-impl Plain<'_> {
     /// A post's `messages` as JSON text; if it is a list of maps that
-    /// each have a `body` and whose `ttl` and `delay` are integers, with
-    /// each message read on the way (the last of a repeated key counts,
-    /// as when the text is parsed). Any other shape is left to the post
-    /// reader to parse and judge.
+    /// each have a `body`, with each message read on the way (the last of
+    /// a repeated key counts, as when the text is parsed). Any other shape
+    /// is left to the post reader to parse and judge.
     pub fn messages_text(self) -> MessagesText<'static> {
         let mut out = Vec::with_capacity(self.0.len() + self.0.len() / 2);
         let Some(read) = write_messages(&mut Reader::new(self.0), &mut out) else {
@@ -117,17 +112,24 @@ impl Plain<'_> {
                 read: None,
             };
         };
-        debug_assert!(std::str::from_utf8(&out).is_ok());
         MessagesText {
-            // SAFETY: as in `to_json_text`: ASCII and checked strings.
-            text: Cow::Owned(unsafe { String::from_utf8_unchecked(out) }),
+            text: Cow::Owned(written_text(out)),
             read: Some(read),
         }
     }
 }
 
+/// The JSON text [`write_json`] wrote from a [`Plain`] value's bytes.
+fn written_text(out: Vec<u8>) -> String {
+    debug_assert!(std::str::from_utf8(&out).is_ok());
+    // SAFETY: `write_json` writes ASCII and the value's strings, which
+    // `check_plain` found to be UTF-8.
+    unsafe { String::from_utf8_unchecked(out) }
+}
+
 /// Writes a list of messages as [`write_json`] would, reading each
-/// message's body span and integer fields on the way; `None` (`out` then
+/// message's body span and its `ttl` and `delay` (as the post reader reads
+/// them) on the way; `None` (`out` then
 /// holds part of the text) if the list does not have a post's shape.
 fn write_messages(reader: &mut Reader<'_>, out: &mut Vec<u8>) -> Option<Vec<ReadMessage>> {
     let marker = reader.byte()?;
@@ -166,8 +168,11 @@ fn write_messages(reader: &mut Reader<'_>, out: &mut Vec<u8>) -> Option<Vec<Read
                     has_body = true;
                 }
                 b"ttl" | b"delay" => {
-                    let value = integer(reader.bytes.get(reader.at..)?)?;
+                    let start = out.len();
                     write_json(reader, out, 2, Strings::Checked)?;
+                    // Read from the text just written, by the post
+                    // reader's own rule for an integer field.
+                    let value = serde_json::from_slice::<IntField>(&out[start..]).ok()?;
                     *(if key == b"ttl" {
                         &mut message.ttl
                     } else {
@@ -183,30 +188,6 @@ fn write_messages(reader: &mut Reader<'_>, out: &mut Vec<u8>) -> Option<Vec<Read
     }
     out.push(b']');
     Some(read)
-}
-
-/// The integer a value starts with, as the post reader sees its JSON
-/// text; `None` if it is not an integer.
-fn integer(value: &[u8]) -> Option<IntField> {
-    let mut reader = Reader::new(value);
-    let marker = reader.byte()?;
-    let value = match marker {
-        0x00..=0x7f => i64::from(marker),
-        0xe0..=0xff => i64::from(marker as i8),
-        0xcc => reader.length(1)? as i64,
-        0xcd => reader.length(2)? as i64,
-        0xce => reader.length(4)? as i64,
-        0xcf => {
-            let value = u64::from_be_bytes(reader.take(8)?.try_into().ok()?);
-            return Some(i64::try_from(value).map_or(IntField::TooLarge, IntField::Int));
-        }
-        0xd0 => i64::from(reader.length(1)? as u8 as i8),
-        0xd1 => i64::from(reader.length(2)? as u16 as i16),
-        0xd2 => i64::from(reader.length(4)? as u32 as i32),
-        0xd3 => i64::from_be_bytes(reader.take(8)?.try_into().ok()?),
-        _ => return None,
-    };
-    Some(IntField::Int(value))
 }
 
 /// Whether a string is UTF-8: the short ASCII strings frames are made of
@@ -401,19 +382,19 @@ fn write_json(
 ) -> Option<()> {
     let marker = reader.byte()?;
     match marker {
-        0x00..=0x7f => push_integer(out, marker),
-        0xe0..=0xff => push_integer(out, marker as i8),
+        0x00..=0x7f => push_int(out, marker),
+        0xe0..=0xff => push_int(out, marker as i8),
         0xc0 => out.extend_from_slice(b"null"),
         0xc2 => out.extend_from_slice(b"false"),
         0xc3 => out.extend_from_slice(b"true"),
-        0xcc => push_integer(out, reader.length(1)? as u8),
-        0xcd => push_integer(out, reader.length(2)? as u16),
-        0xce => push_integer(out, reader.length(4)? as u32),
-        0xcf => push_integer(out, u64::from_be_bytes(reader.take(8)?.try_into().ok()?)),
-        0xd0 => push_integer(out, reader.length(1)? as u8 as i8),
-        0xd1 => push_integer(out, reader.length(2)? as u16 as i16),
-        0xd2 => push_integer(out, reader.length(4)? as u32 as i32),
-        0xd3 => push_integer(out, i64::from_be_bytes(reader.take(8)?.try_into().ok()?)),
+        0xcc => push_int(out, reader.length(1)? as u8),
+        0xcd => push_int(out, reader.length(2)? as u16),
+        0xce => push_int(out, reader.length(4)? as u32),
+        0xcf => push_int(out, u64::from_be_bytes(reader.take(8)?.try_into().ok()?)),
+        0xd0 => push_int(out, reader.length(1)? as u8 as i8),
+        0xd1 => push_int(out, reader.length(2)? as u16 as i16),
+        0xd2 => push_int(out, reader.length(4)? as u32 as i32),
+        0xd3 => push_int(out, i64::from_be_bytes(reader.take(8)?.try_into().ok()?)),
         // serde_json's own number formatting (and `null` where not finite).
         0xca => {
             let value = f32::from_be_bytes(reader.take(4)?.try_into().ok()?);
@@ -447,10 +428,6 @@ fn write_json(
         },
     }
     Some(())
-}
-
-fn push_integer(out: &mut Vec<u8>, value: impl itoa::Integer) {
-    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 /// A MessagePack string as a JSON string, escaped as serde_json escapes;

@@ -57,7 +57,8 @@ impl<'a> MessagesText<'a> {
 }
 
 /// A message of a list read as it was written as JSON text: where its
-/// body lies in that text, and its integer fields.
+/// body lies in that text, and its integer fields as [`IntField`] reads
+/// them.
 #[derive(Debug)]
 pub struct ReadMessage {
     pub body: Range<usize>,
