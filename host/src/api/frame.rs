@@ -17,7 +17,7 @@ use serde_json::{value::RawValue, Number};
 use super::{
     command::{Document, Param, PostBody, Source},
     errors::{ApiError, ApiResult, ParamKind},
-    post_body::{read_post_messages, MessagesText},
+    post_body::{read_post_messages, MessagesIn, MessagesText},
 };
 
 /// A decoded frame: its three members as received (`None` when absent).
@@ -159,8 +159,7 @@ pub fn describe(members: &Members<'_>) -> String {
     }
     let _ = writeln!(
         out,
-        "messages {:?} {:?}\nids {:?}\nsubscriber {}",
-        fields.messages.as_ref().map(|m| &m.text),
+        "messages {:?}\nids {:?}\nsubscriber {}",
         read_post_messages(fields.messages.as_ref()),
         [
             fields.queue_name,
@@ -510,9 +509,29 @@ pub struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Reads the `body` member (anything but an object has no fields).
     pub fn read(member: Option<Member<'a>>) -> Self {
+        if let Some(Member::Json(raw)) = member.filter(|m| m.is_object()) {
+            // A post's messages are read in this same pass; a list of
+            // another shape, or one the post reader cannot read, fails it
+            // and the body is read again with `messages` kept as text.
+            if let Some(fields) = Self::read_json(raw.get(), Some(raw.get())) {
+                return fields;
+            }
+            return Self::read_json(raw.get(), None).unwrap_or_default();
+        }
         read_object(member, |fields: &mut Self, key, value| {
             fields.set(FieldKey::from_name(key), value);
         })
+    }
+
+    /// Reads a JSON body; `messages_in`: read `messages` on the way (see
+    /// [`MessagesIn`]).
+    fn read_json(text: &'a str, messages_in: Option<&'a str>) -> Option<Self> {
+        let mut deserializer = serde_json::Deserializer::from_str(text);
+        let fields = deserializer
+            .deserialize_map(FieldsVisitor { messages_in })
+            .ok()?;
+        deserializer.end().ok()?;
+        Some(fields)
     }
 
     /// Keeps a member's value; a repeated member keeps its last value.
@@ -705,25 +724,37 @@ impl Source for Fields<'_> {
 
 impl<'de> Deserialize<'de> for Fields<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldsVisitor;
-        impl<'de> Visitor<'de> for FieldsVisitor {
-            type Value = Fields<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
-                let mut fields = Fields::default();
-                while let Some(key) = map.next_key::<FieldKey>()? {
-                    if let FieldKey::Other = key {
-                        map.next_value::<IgnoredAny>()?;
-                    } else {
-                        fields.set(key, Member::Json(map.next_value::<&'de RawValue>()?));
-                    }
+        deserializer.deserialize_map(FieldsVisitor { messages_in: None })
+    }
+}
+
+/// Reads a JSON body's members; with `messages_in` (the body's text), reads
+/// `messages` as a post's list on the way, failing if it is not one.
+struct FieldsVisitor<'de> {
+    messages_in: Option<&'de str>,
+}
+
+impl<'de> Visitor<'de> for FieldsVisitor<'de> {
+    type Value = Fields<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut fields = Fields::default();
+        while let Some(key) = map.next_key::<FieldKey>()? {
+            match (key, self.messages_in) {
+                (FieldKey::Other, _) => {
+                    map.next_value::<IgnoredAny>()?;
                 }
-                Ok(fields)
+                (FieldKey::Messages, Some(base)) => {
+                    let messages = map.next_value_seed(MessagesIn { base })?;
+                    fields.messages =
+                        Some(messages.ok_or_else(|| de::Error::custom("not a post's list"))?);
+                }
+                (key, _) => fields.set(key, Member::Json(map.next_value::<&'de RawValue>()?)),
             }
         }
-        deserializer.deserialize_map(FieldsVisitor)
+        Ok(fields)
     }
 }
 
@@ -843,6 +874,58 @@ mod tests {
         assert!(matches!(decode(quoted.as_bytes()), Ok(Decoded::Frame(_))));
         assert!(!may_nest_deeper_than(b"[[[]]]", 3));
         assert!(may_nest_deeper_than(b"[[[[]]]]", 3));
+    }
+
+    /// A JSON post's messages are read in the pass that reads the body;
+    /// every other `messages` is read afterwards, and either way the post
+    /// reader answers exactly as it does for the same text over HTTP.
+    #[test]
+    fn a_json_post_is_read_in_one_pass_and_any_other_list_as_before() {
+        let read = |body: &str| {
+            let raw: &RawValue = serde_json::from_str(body).unwrap();
+            let fields = Fields::read(Some(Member::Json(raw)));
+            let on_the_way = fields.messages.as_ref().is_some_and(|m| m.read.is_some());
+            let queue = fields
+                .queue_name
+                .and_then(Member::as_string)
+                .map(Cow::into_owned);
+            let messages = format!("{:?}", read_post_messages(fields.messages.as_ref()));
+            (on_the_way, queue, messages)
+        };
+        let over_http = |body: &str| {
+            format!(
+                "{:?}",
+                super::super::post_body::read_post(Some(body.as_bytes()))
+            )
+        };
+        let post = r#"{"queue_name": "q", "messages": [{"body": {"a": [1, 2]}, "ttl": 60},
+            {"delay": 5, "body": "x\"y", "body": [true]}], "messages_count": 1}"#;
+        let (on_the_way, queue, messages) = read(post);
+        assert!(on_the_way);
+        assert_eq!(queue.as_deref(), Some("q"));
+        assert_eq!(messages, over_http(post));
+        assert!(
+            messages.contains(r#"body: "{\"a\": [1, 2]}", ttl: Some(60)"#),
+            "{messages}"
+        );
+        assert!(
+            messages.contains(r#"body: "[true]", ttl: None, delay: Some(5)"#),
+            "{messages}"
+        );
+        for other in [
+            r#"{"queue_name": "q", "messages": [{"body": 1, "ttl": 1e400}]}"#,
+            r#"{"queue_name": "q", "messages": {"body": 1}}"#,
+            r#"{"queue_name": "q", "messages": [{"ttl": 5}]}"#,
+            r#"{"queue_name": "q", "messages": [{"body": 1}, 7]}"#,
+            r#"{"queue_name": "q", "messages": "text"}"#,
+            r#"{"queue_name": "q", "messages": []}"#,
+        ] {
+            let (on_the_way, queue, messages) = read(other);
+            assert!(!on_the_way || other.contains("[]"), "{other}");
+            assert_eq!(queue.as_deref(), Some("q"), "{other}");
+            assert_eq!(messages, over_http(other), "{other}");
+            assert!(messages.starts_with("Err("), "{other}: {messages}");
+        }
     }
 
     #[test]
@@ -1028,7 +1111,8 @@ mod tests {
             "other",
         ];
         let header_names = ["Client-ID", "X-Project-ID", "X-Roles", "client-id", "Other"];
-        let (mut plain, mut compared, mut read_on_the_way) = (0, 0, 0);
+        let (mut plain, mut compared, mut read_on_the_way, mut json_read_in_one_pass) =
+            (0, 0, 0, 0);
         for _ in 0..6_000 {
             let mut payload = Vec::new();
             let _ = put::write_map_len(&mut payload, 3);
@@ -1071,12 +1155,19 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(&text)
             );
+            let json_fields = Fields::read(Members::json(&decoded).body);
+            json_read_in_one_pass +=
+                usize::from(json_fields.messages.is_some_and(|m| m.read.is_some()));
             compared += 1;
         }
         assert!(plain > 600 && compared == plain, "{plain} plain frames");
         assert!(
             read_on_the_way > 100,
             "{read_on_the_way} lists read on the way"
+        );
+        assert!(
+            json_read_in_one_pass > 100,
+            "{json_read_in_one_pass} JSON lists read with their body"
         );
         // Bytes JSON has no value for are left to the general transcoding.
         let bin = rmp_serde::to_vec_named(&serde_json::json!({"action": "x"})).unwrap();

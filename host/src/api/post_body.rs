@@ -7,7 +7,7 @@
 use std::{borrow::Cow, fmt, ops::Range};
 
 use serde::{
-    de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor},
+    de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor},
     Deserialize, Deserializer,
 };
 use serde_json::value::RawValue;
@@ -37,9 +37,11 @@ pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
     judge(document.messages)
 }
 
-/// A WebSocket frame's `messages` field as JSON text; for a MessagePack
-/// frame whose list has the shape of a post, also each message as it was
-/// read while the text was written, so the text is not parsed again.
+/// A WebSocket frame's `messages` field as JSON text; for a list that has
+/// the shape of a post, also each message as it was read while the text
+/// was written (a MessagePack frame) or while the frame's body was read (a
+/// JSON frame, whose `text` is then that whole body), so the text is not
+/// parsed again.
 #[derive(Debug)]
 pub struct MessagesText<'a> {
     pub text: Cow<'a, str>,
@@ -53,6 +55,51 @@ impl<'a> MessagesText<'a> {
             text: Cow::Borrowed(text),
             read: None,
         }
+    }
+}
+
+/// Reads a JSON frame's `messages` value in the same pass as the rest of
+/// the frame's body, `base`, which the value lies in: each message's body
+/// is then a span of `base`. `None` when the list does not have a post's
+/// shape (every member an object with a `body`): the caller then keeps the
+/// value's text for [`read_post_messages`], whose errors stay its own.
+pub struct MessagesIn<'a> {
+    pub base: &'a str,
+}
+
+impl<'de> DeserializeSeed<'de> for MessagesIn<'de> {
+    type Value = Option<MessagesText<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        let MessagesField::List(documents) = MessagesField::deserialize(deserializer)? else {
+            return Ok(None);
+        };
+        let base = self.base.as_ptr() as usize;
+        let read = documents
+            .into_iter()
+            .map(|document| match document {
+                MessageDocument::Object {
+                    body: Some(body),
+                    ttl,
+                    delay,
+                } => {
+                    // A borrowed body lies inside `base`; anything else
+                    // reads the general way.
+                    let start = (body.as_ptr() as usize).checked_sub(base)?;
+                    let end = start + body.len();
+                    (end <= self.base.len()).then_some(ReadMessage {
+                        body: start..end,
+                        ttl,
+                        delay,
+                    })
+                }
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>();
+        Ok(read.map(|read| MessagesText {
+            text: Cow::Borrowed(self.base),
+            read: Some(read),
+        }))
     }
 }
 
