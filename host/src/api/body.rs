@@ -1,7 +1,8 @@
 //! Reading JSON request bodies with Zaqar's errors (`transport/utils.py
 //! read_json`, `transport/wsgi/utils.py deserialize/sanitize`).
-//! Message posts have their own zero-copy reader in `messages.rs`.
+//! Message posts have their own zero-copy reader in `post_body.rs`.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::errors::{ApiError, ApiResult};
@@ -14,6 +15,17 @@ pub fn empty_body() -> ApiError {
 /// `Request body could not be parsed.`
 pub fn unparsable() -> ApiError {
     ApiError::body("Request body could not be parsed.")
+}
+
+/// Reads JSON text as a `str`, after one UTF-8 check of the whole text
+/// (which settles ASCII a word at a time) rather than serde_json's check of
+/// each string and of each member kept raw. Bytes that are not UTF-8 are
+/// read as bytes, for serde_json's own outcome and error.
+pub fn from_json_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::Result<T> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    }
 }
 
 /// Parses a mandatory body: an object or an array.

@@ -15,6 +15,7 @@ use serde::{
 use serde_json::{value::RawValue, Number};
 
 use super::{
+    body::from_json_bytes,
     command::{Document, Param, PostBody, Source},
     errors::{ApiError, ApiResult, ParamKind},
     post_body::{read_post_messages, MessagesIn, MessagesText},
@@ -184,14 +185,7 @@ pub fn decode(text: &[u8]) -> Result<Decoded<'_>, String> {
     if may_nest_deeper_than(text, MAX_FRAME_DEPTH) && nesting_depth(text) > MAX_FRAME_DEPTH {
         return Err("recursion limit exceeded".into());
     }
-    // Text read as a `str` is not checked for UTF-8 string by string, nor
-    // each member again as it is kept: one check of the whole frame, which
-    // settles ASCII a word at a time. Bytes that are not UTF-8 (a text
-    // frame never is) are read as bytes, for serde_json's own error.
-    match std::str::from_utf8(text) {
-        Ok(text) => serde_json::from_str(text).map_err(|e| e.to_string()),
-        Err(_) => serde_json::from_slice(text).map_err(|e| e.to_string()),
-    }
+    from_json_bytes(text).map_err(|e| e.to_string())
 }
 
 /// Whether JSON text has more than `depth` brackets that open (counted
@@ -513,20 +507,21 @@ impl<'a> Fields<'a> {
             // A post's messages are read in this same pass; a list of
             // another shape, or one the post reader cannot read, fails it
             // and the body is read again with `messages` kept as text.
-            if let Some(fields) = Self::read_json(raw.get(), Some(raw.get())) {
+            if let Some(fields) = Self::read_json(raw.get(), true) {
                 return fields;
             }
-            return Self::read_json(raw.get(), None).unwrap_or_default();
+            return Self::read_json(raw.get(), false).unwrap_or_default();
         }
         read_object(member, |fields: &mut Self, key, value| {
             fields.set(FieldKey::from_name(key), value);
         })
     }
 
-    /// Reads a JSON body; `messages_in`: read `messages` on the way (see
+    /// Reads a JSON body; `with_messages`: read `messages` on the way (see
     /// [`MessagesIn`]).
-    fn read_json(text: &'a str, messages_in: Option<&'a str>) -> Option<Self> {
+    fn read_json(text: &'a str, with_messages: bool) -> Option<Self> {
         let mut deserializer = serde_json::Deserializer::from_str(text);
+        let messages_in = with_messages.then_some(text);
         let fields = deserializer
             .deserialize_map(FieldsVisitor { messages_in })
             .ok()?;

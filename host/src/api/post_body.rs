@@ -13,7 +13,7 @@ use serde::{
 use serde_json::value::RawValue;
 
 use super::{
-    body::{empty_body, unparsable},
+    body::{empty_body, from_json_bytes, unparsable},
     errors::{ApiError, ApiResult},
 };
 
@@ -33,14 +33,7 @@ pub struct IncomingMessage<'a> {
 /// message: not an object, `ttl` type, missing `body`, `delay` type.
 pub fn read_post(body: Option<&[u8]>) -> ApiResult<Vec<IncomingMessage<'_>>> {
     let body = body.filter(|b| !b.is_empty()).ok_or_else(empty_body)?;
-    // One UTF-8 check of the whole body rather than serde_json's string by
-    // string; bytes that are not UTF-8 are read as before, for the same
-    // outcome.
-    let document: PostDocument<'_> = match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text),
-        Err(_) => serde_json::from_slice(body),
-    }
-    .map_err(|_| unparsable())?;
+    let document: PostDocument<'_> = from_json_bytes(body).map_err(|_| unparsable())?;
     judge(document.messages)
 }
 
