@@ -31,7 +31,7 @@ pub fn from_json_bytes<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> serde_json::R
 /// Parses a mandatory body: an object or an array.
 pub fn parse_document(body: Option<&[u8]>) -> ApiResult<Value> {
     let body = body.filter(|b| !b.is_empty()).ok_or_else(empty_body)?;
-    let value: Value = serde_json::from_slice(body).map_err(|_| unparsable())?;
+    let value: Value = from_json_bytes(body).map_err(|_| unparsable())?;
     if !value.is_object() && !value.is_array() {
         return Err(unparsable());
     }
