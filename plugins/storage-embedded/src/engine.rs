@@ -29,7 +29,9 @@ use crate::{
     group_commit::{GroupCommit, WriteTables},
     journal::JournaledFile,
     journal_sync::JournalSync,
+    messages,
     metadata_cache::{Cached, MetadataCache},
+    post_log::{LoggedPost, PostLog},
     queue_state, queues, schema, subscriptions, sweeper,
 };
 use plugin_api::storage::QueueRef;
@@ -76,6 +78,7 @@ impl Engine {
             return Ok(engine);
         }
         let (db, sync) = open_database(&dir, config.cache_size_mb)?;
+        let post_log = open_post_log(&db, &dir)?;
         let db = Arc::new(db);
         let feed = Arc::new(Feed::default());
         let metadata = Arc::new(MetadataCache::default());
@@ -84,6 +87,7 @@ impl Engine {
             Arc::clone(&feed),
             Arc::clone(&metadata),
             Some(Arc::clone(&sync)),
+            Some(post_log),
         )
         .map_err(|e| {
             PluginError::unavailable(format!(
@@ -140,6 +144,17 @@ impl Engine {
         T: Send + 'static,
     {
         self.inner().writer.write(op).await
+    }
+
+    /// Runs `op`, which applies `post`, in the next group commit; resolves
+    /// once it is durable (by the post log when it is the only write in
+    /// flight, see [`crate::post_log`]).
+    pub(crate) async fn post<T, F>(&self, post: Arc<LoggedPost>, op: F) -> PluginResult<T>
+    where
+        F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.inner().writer.write_logged(Some(post), op).await
     }
 
     /// Runs `f` in a read transaction: a consistent snapshot of the last
@@ -311,6 +326,65 @@ fn open_database(dir: &Path, cache_size_mb: u64) -> PluginResult<(Database, Arc<
         )),
     })?;
     Ok((db, sync))
+}
+
+/// Opens the post log of `dir` and applies to `db` the posts it holds that
+/// `db` lacks (those a crash took from redb's non-durable commits, see
+/// [`crate::post_log`]), in one durable commit; the log then starts over.
+fn open_post_log(db: &Database, dir: &Path) -> PluginResult<PostLog> {
+    let failed = |what: &str, e: &dyn std::fmt::Display| {
+        PluginError::unavailable(format!(
+            "embedded store: {what} the post log {}: {e}",
+            dir.join(crate::post_log::FILE).display()
+        ))
+    };
+    let (mut log, records) = PostLog::open(dir).map_err(|e| failed("cannot open", &e))?;
+    let applied = db
+        .begin_read()
+        .map_err(|e| failed("cannot read what is applied of", &e))?
+        .open_table(schema::META)
+        .and_then(|meta| Ok(meta.get(schema::META_POST_LOG_APPLIED)?.map(|v| v.value())))
+        .map_err(|e| failed("cannot read what is applied of", &e))?
+        .unwrap_or(0);
+    let missing: Vec<_> = records
+        .into_iter()
+        .filter(|(lsn, _)| *lsn > applied)
+        .collect();
+    let mut last = applied;
+    if let Some((newest, _)) = missing.last() {
+        let count = missing.len();
+        last = *newest;
+        let apply = || -> Result<(), String> {
+            let txn = db.begin_write().map_err(|e| e.to_string())?;
+            {
+                let mut tables = WriteTables::new(&txn);
+                for (lsn, payload) in &missing {
+                    let post = LoggedPost::decode(payload)
+                        .map_err(|e| format!("post {lsn}: {}", e.into_plugin().message))?;
+                    match messages::post_logged(&mut tables, &post) {
+                        Ok(_) => {}
+                        // It failed its caller the same way the first time.
+                        Err(crate::error::OpError::Caller(_)) => {}
+                        Err(e) => return Err(format!("post {lsn}: {}", e.into_plugin().message)),
+                    }
+                }
+                tables
+                    .meta
+                    .insert(schema::META_POST_LOG_APPLIED, last)
+                    .map_err(|e| e.to_string())?;
+                tables
+                    .finish()
+                    .map_err(|e| e.into_plugin().message.to_string())?;
+            }
+            txn.commit().map_err(|e| e.to_string())
+        };
+        apply().map_err(|e| failed("cannot apply", &e))?;
+        crate::log::info(&format!(
+            "applied {count} posts of the post log that the database file lacked (up to post {last})"
+        ));
+    }
+    log.restart(last + 1);
+    Ok(log)
 }
 
 /// Turns redb's open errors into messages an operator can act on.

@@ -468,7 +468,7 @@ mod tests {
     }
 
     #[test]
-    fn a_format_4_file_opens_as_format_5_and_its_messages_still_expire() {
+    fn a_format_4_file_is_upgraded_at_open_and_its_messages_still_expire() {
         use plugin_api::storage::MessageStore;
 
         use crate::{test_support, EmbeddedMessageStore, DATABASE_FILE};
@@ -516,6 +516,6 @@ mod tests {
             let stats = store.queue_stats(q.clone(), T0 + 60_000).await.unwrap();
             assert_eq!(stats.total, 1);
         });
-        assert_eq!(test_support::format_of(&file), 5);
+        assert_eq!(test_support::format_of(&file), schema::FORMAT_VERSION);
     }
 }

@@ -12,7 +12,8 @@
 //!
 //! A write that arrives while no other is in flight skips the writer
 //! thread: its caller's thread commits it as a batch of one (see
-//! [`Committer::commit_if_lone`]).
+//! [`Committer::commit_if_lone`]); a lone post is made durable by the post
+//! log instead of a durable redb commit (see [`crate::post_log`]).
 //!
 //! Rules of a batch:
 //! * an operation that fails for its caller (`CLAIM_NOT_FOUND`, ...) checks
@@ -45,6 +46,7 @@ use crate::{
     gather::Gather,
     journal_sync::JournalSync,
     metadata_cache::MetadataCache,
+    post_log::{LoggedPost, PostLog},
     queue_state::QueueStates,
     schema,
 };
@@ -312,6 +314,9 @@ struct Committer {
     in_flight: AtomicUsize,
     /// How many writers there are lately, to gather their writes.
     gather: Gather,
+    /// Where lone posts are made durable, when the database has the
+    /// journal (see [`crate::post_log`]).
+    post_log: Option<Mutex<PostLog>>,
 }
 
 impl Committer {
@@ -345,6 +350,7 @@ impl Committer {
             &self.claim_cursors,
             batch,
             more,
+            None,
         );
         self.gather.batch_done();
     }
@@ -365,7 +371,13 @@ impl Committer {
     /// write commits on its caller's thread"). With other writes in flight,
     /// the writer thread batches them and the callers' threads stay free to
     /// serve requests.
-    fn commit_if_lone(&self, job: Box<dyn Pending>) -> Result<(), Box<dyn Pending>> {
+    ///
+    /// `logged` is the job's post, if it is a post.
+    fn commit_if_lone(
+        &self,
+        job: Box<dyn Pending>,
+        logged: Option<&LoggedPost>,
+    ) -> Result<(), Box<dyn Pending>> {
         if self.in_flight.load(Ordering::Acquire) != 1 || self.gather.writers() > 1 {
             return Err(job);
         }
@@ -376,9 +388,108 @@ impl Committer {
         if let Some(sync) = &self.sync {
             sync.set_deferred(false);
         }
+        let job = match logged {
+            Some(post) => match self.commit_logged(job, post) {
+                Ok(()) => return Ok(()),
+                Err(job) => job,
+            },
+            None => job,
+        };
         self.commit_batch(vec![job], &mut || None);
         Ok(())
     }
+
+    /// Commits the lone post `job` without durability after writing and
+    /// syncing `post`, what it applies, to the post log; gives it back when
+    /// the store has no post log or the post is too large for it. The caller
+    /// holds `committing` and syncs inline.
+    fn commit_logged(
+        &self,
+        job: Box<dyn Pending>,
+        post: &LoggedPost,
+    ) -> Result<(), Box<dyn Pending>> {
+        let (Some(log), Some(sync)) = (&self.post_log, &self.sync) else {
+            return Err(job);
+        };
+        let payload = post.encode();
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        if !log.takes(payload.len()) && log.holds_posts() {
+            // The log starts over once a durable commit holds its posts.
+            if let Err(e) = durable_empty_commit(&self.db).and_then(|()| {
+                sync.wait_idle()
+                    .map_err(|e| format!("the journal failed: {e}"))
+            }) {
+                crate::log::warn(&format!(
+                    "embedded store: cannot start the post log over ({e}); committing durably"
+                ));
+                return Err(job);
+            }
+            log.restart(0);
+        }
+        if !log.takes(payload.len()) {
+            // Larger than the whole log: a durable commit of its own.
+            return Err(job);
+        }
+        let lsn = log.next_lsn();
+        // Before the commit, so that what readers see of it is durable: the
+        // record takes a journal ticket, which reads wait for. Written here
+        // rather than by the sync thread while this one applies the post:
+        // the hand-off's two wake-ups cost what the overlap saves
+        // (docs/storage-embedded.md, "Lone posts through the post log").
+        if let Err(e) = sync.run_inline(|| log.append(&payload).map(|_| ())) {
+            job.complete(Err(PluginError::unavailable(format!(
+                "embedded store: cannot write the post log: {e}"
+            ))));
+            return Ok(());
+        }
+        drop(log);
+        run_batch(
+            &self.db,
+            &self.feed,
+            &self.metadata,
+            Some((sync, &self.gather)),
+            &self.claim_cursors,
+            vec![job],
+            &mut || None,
+            Some(lsn),
+        );
+        self.gather.batch_done();
+        Ok(())
+    }
+}
+
+impl Committer {
+    /// On a clean close: a durable commit takes in the posts only the post
+    /// log holds, so that the database file alone holds every answered
+    /// write (redb drops what non-durable commits left when it closes).
+    fn take_in_logged_posts(&self) {
+        let Some(log) = &self.post_log else { return };
+        // In the order `commit_logged` takes them.
+        let _committing = self.committing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        if !log.holds_posts() {
+            return;
+        }
+        if let Some(sync) = &self.sync {
+            sync.set_deferred(false);
+        }
+        match durable_empty_commit(&self.db) {
+            Ok(()) => log.restart(0),
+            // They are still in the log, which the next open applies.
+            Err(e) => crate::log::warn(&format!(
+                "embedded store: cannot commit the logged posts at close ({e}); the next open applies them from the post log"
+            )),
+        }
+    }
+}
+
+/// Commits an empty transaction durably: every commit before it is then
+/// durable too.
+fn durable_empty_commit(db: &Database) -> Result<(), String> {
+    let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(|e| e.to_string())?;
+    txn.commit().map_err(|e| e.to_string())
 }
 
 struct InFlight<'a>(&'a AtomicUsize);
@@ -398,6 +509,7 @@ impl GroupCommit {
         feed: Arc<Feed>,
         metadata: Arc<MetadataCache>,
         sync: Option<Arc<JournalSync>>,
+        post_log: Option<PostLog>,
     ) -> std::io::Result<Self> {
         let committer = Arc::new(Committer {
             db,
@@ -408,6 +520,7 @@ impl GroupCommit {
             committing: Mutex::new(()),
             in_flight: AtomicUsize::new(0),
             gather: Gather::default(),
+            post_log: post_log.map(Mutex::new),
         });
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = {
@@ -436,6 +549,21 @@ impl GroupCommit {
         F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
         T: Send + 'static,
     {
+        self.write_logged(None, op).await
+    }
+
+    /// The same for a post: `logged` is the post `op` applies, which the
+    /// post log makes durable instead of redb when it is the only write in
+    /// flight (see [`crate::post_log`]).
+    pub(crate) async fn write_logged<T, F>(
+        &self,
+        logged: Option<Arc<LoggedPost>>,
+        op: F,
+    ) -> PluginResult<T>
+    where
+        F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
+        T: Send + 'static,
+    {
         let sender = self.sender.as_ref().ok_or_else(closed)?;
         let (reply, mut answer) = oneshot::channel();
         let job: Box<dyn Pending> = Box::new(Job {
@@ -444,7 +572,7 @@ impl GroupCommit {
             reply,
         });
         let _in_flight = self.committer.in_flight();
-        let job = match self.committer.commit_if_lone(job) {
+        let job = match self.committer.commit_if_lone(job, logged.as_deref()) {
             Ok(()) => return answer.try_recv().map_err(|_| closed())?,
             Err(job) => job,
         };
@@ -467,6 +595,7 @@ impl Drop for GroupCommit {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+        self.committer.take_in_logged_posts();
     }
 }
 
@@ -497,6 +626,7 @@ fn writer_loop(committer: &Committer, mut receiver: mpsc::Receiver<Box<dyn Pendi
 // Kept out of line: `bench/callgrind-profile.sh` counts the store's commit
 // as this function's inclusive cost.
 #[inline(never)]
+#[allow(clippy::too_many_arguments)] // the committer's parts, apart so that tests can run a batch on a bare database
 fn run_batch(
     db: &Database,
     feed: &Feed,
@@ -505,6 +635,7 @@ fn run_batch(
     claim_cursors: &ClaimCursors,
     mut batch: Vec<Box<dyn Pending>>,
     more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
+    logged: Option<u64>,
 ) {
     let sync = journal.map(|(sync, _)| sync);
     let sinks = feed.sinks();
@@ -514,8 +645,13 @@ fn run_batch(
             Err(e) => return fail_all(batch, &format!("cannot begin a write: {e}")),
         };
         // Immediate is redb's default; spelled out because a 2xx must mean
-        // the write survives `kill -9` and power loss.
-        if let Err(e) = txn.set_durability(Durability::Immediate) {
+        // the write survives `kill -9` and power loss. A post of the post
+        // log is durable already.
+        let durability = match logged {
+            Some(_) => Durability::None,
+            None => Durability::Immediate,
+        };
+        if let Err(e) = txn.set_durability(durability) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
         let (poisoned, finished, changes, metadata_changed, cursors_changed) = {
@@ -527,7 +663,9 @@ fn run_batch(
             // Writing what the operations kept in memory fails only with
             // the database, not because of one operation: it fails them all.
             let finished = match poisoned {
-                None => tables.finish().map_err(|e| e.into_plugin().message),
+                None => note_logged(&mut tables, logged)
+                    .and_then(|()| tables.finish())
+                    .map_err(|e| e.into_plugin().message),
                 Some(_) => Ok(()),
             };
             let metadata_changed = std::mem::take(&mut tables.metadata_changed);
@@ -577,6 +715,15 @@ fn run_batch(
             (_, outcome) => complete(outcome),
         }
     }
+}
+
+/// Records in the batch's transaction that it holds the post-log post
+/// `logged`.
+fn note_logged(tables: &mut WriteTables<'_>, logged: Option<u64>) -> OpResult<()> {
+    if let Some(lsn) = logged {
+        tables.meta.insert(schema::META_POST_LOG_APPLIED, lsn)?;
+    }
+    Ok(())
 }
 
 /// Applies each operation; returns the first one that poisoned the
@@ -717,6 +864,7 @@ mod tests {
             &ClaimCursors::default(),
             vec![first, refused, panics, last],
             &mut || None,
+            None,
         );
 
         assert_eq!(first_answer.blocking_recv().unwrap(), Ok(()));
@@ -757,6 +905,7 @@ mod tests {
                 &cursors,
                 batch,
                 &mut || None,
+                None,
             )
         };
         let q = QueueRef::new("p", "q");
@@ -837,6 +986,7 @@ mod tests {
             &ClaimCursors::default(),
             batch,
             &mut || None,
+            None,
         );
 
         let txn = db.begin_read().unwrap();
@@ -900,6 +1050,7 @@ mod tests {
             &ClaimCursors::default(),
             vec![first, refused, panics, last],
             &mut || None,
+            None,
         );
         let names: Vec<String> = seen
             .lock()
@@ -929,6 +1080,7 @@ mod tests {
             &ClaimCursors::default(),
             vec![after],
             &mut || None,
+            None,
         );
         assert_eq!(
             seen.lock().unwrap().len(),
@@ -958,7 +1110,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
         let writer =
-            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap();
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None, None)
+                .unwrap();
         let ran_on = std::thread::Builder::new()
             .name("caller".into())
             .spawn(move || current_thread_runtime().block_on(writer.write(put_noting_thread("x"))))
@@ -979,7 +1132,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
         let writer =
-            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap();
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None, None)
+                .unwrap();
         let _other = writer.committer.in_flight();
         let ran_on = current_thread_runtime().block_on(writer.write(put_noting_thread("x")));
         assert_eq!(ran_on.unwrap(), "zaqar-embedded-writer");
@@ -990,7 +1144,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = Arc::new(Database::create(dir.path().join("t.redb")).unwrap());
         let writer = Arc::new(
-            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap(),
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None, None)
+                .unwrap(),
         );
         // A lone write that holds the commit until told to finish.
         let (entered, wait_entered) = std::sync::mpsc::channel();
@@ -1047,9 +1202,14 @@ mod tests {
                 Ok(())
             }
         });
-        let writer =
-            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), Some(sync))
-                .unwrap();
+        let writer = GroupCommit::start(
+            Arc::clone(&db),
+            Arc::default(),
+            Arc::default(),
+            Some(sync),
+            None,
+        )
+        .unwrap();
         (db, Arc::new(writer), release)
     }
 
@@ -1103,7 +1263,8 @@ mod tests {
         let path = dir.path().join("t.redb");
         let db = Arc::new(Database::create(&path).unwrap());
         let writer =
-            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None).unwrap();
+            GroupCommit::start(Arc::clone(&db), Arc::default(), Arc::default(), None, None)
+                .unwrap();
         current_thread_runtime()
             .block_on(writer.write(put("x")))
             .unwrap();

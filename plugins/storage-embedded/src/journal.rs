@@ -80,7 +80,7 @@ const MAGIC: u32 = 0x5a51_4a33; // "ZQJ3"
 const PACKED_MAGIC: u32 = 0x5a51_4a32; // "ZQJ2"
 /// What direct I/O needs aligned; 4 KiB covers disks with 512-byte and
 /// with 4 KiB sectors.
-const ALIGN: usize = 4096;
+pub(crate) const ALIGN: usize = 4096;
 const WRITE: u8 = 1;
 const SET_LEN: u8 = 2;
 /// A write whose trailing zeros are not in the record. Versions before it
@@ -131,14 +131,14 @@ struct State {
 /// A reusable buffer whose slices start at an [`ALIGN`]ed address, for
 /// direct I/O.
 #[derive(Default)]
-struct AlignedBuffer {
+pub(crate) struct AlignedBuffer {
     bytes: Vec<u8>,
 }
 
 impl AlignedBuffer {
     /// Fills the buffer with `record` padded with zeros to a multiple of
     /// [`ALIGN`]; returns the padded length.
-    fn fill(&mut self, record: &[u8]) -> usize {
+    pub(crate) fn fill(&mut self, record: &[u8]) -> usize {
         let len = record.len().div_ceil(ALIGN) * ALIGN;
         if self.bytes.len() < len + ALIGN {
             self.bytes.resize(len + ALIGN, 0);
@@ -152,7 +152,7 @@ impl AlignedBuffer {
 
     /// The first `len` bytes [`AlignedBuffer::fill`] wrote, at an aligned
     /// address.
-    fn filled(&self, len: usize) -> &[u8] {
+    pub(crate) fn filled(&self, len: usize) -> &[u8] {
         let start = self.bytes.as_ptr().align_offset(ALIGN);
         &self.bytes[start..start + len]
     }
@@ -160,7 +160,7 @@ impl AlignedBuffer {
 
 /// Opens a journal segment for writing, with direct I/O when the file
 /// system supports it (tmpfs, for one, does not).
-fn open_segment(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+pub(crate) fn open_segment(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
     use std::os::unix::fs::OpenOptionsExt;
     match options.clone().custom_flags(libc::O_DIRECT).open(path) {
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => options.open(path),
@@ -205,7 +205,7 @@ fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(found)
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 

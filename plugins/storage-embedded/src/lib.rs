@@ -50,6 +50,7 @@ mod management;
 mod messages;
 mod metadata_cache;
 mod notification_log;
+mod post_log;
 mod post_target;
 mod queue_state;
 mod queues;

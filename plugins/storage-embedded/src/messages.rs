@@ -22,7 +22,9 @@ use crate::{
     error::{caller, OpResult},
     expiry,
     group_commit::WriteTables,
-    ids, notification_log, post_target, queue_state, queues, schema,
+    ids, notification_log,
+    post_log::LoggedPost,
+    post_target, queue_state, queues, schema,
 };
 
 /// The ttl reported for a message: its remaining-consistent lifetime,
@@ -97,6 +99,7 @@ pub(crate) fn reserve_seqs(t: &mut WriteTables<'_>, qid: u64, n: u64) -> OpResul
 /// Enqueues `messages` in order, creating the queue if needed; logs them
 /// for notification if the queue has a live subscription; announces the
 /// queue's new last seq.
+#[cfg(test)]
 pub(crate) fn post(
     t: &mut WriteTables<'_>,
     q: &QueueRef,
@@ -104,11 +107,44 @@ pub(crate) fn post(
     messages: &[NewMessage],
     now_ms: u64,
 ) -> OpResult<Vec<PostedMessage>> {
+    post_tagged(t, q, client_id, messages, now_ms, |_| ids::new_tag())
+}
+
+/// The same for a post of the post log: its ids take the tags it was
+/// logged with, so that applying it again after a crash gives it the ids
+/// its caller was answered with.
+pub(crate) fn post_logged(
+    t: &mut WriteTables<'_>,
+    post: &LoggedPost,
+) -> OpResult<Vec<PostedMessage>> {
+    if post.tags.len() != post.messages.len() {
+        return Err(crate::error::corrupt(
+            "a logged post without a tag per message",
+        ));
+    }
+    post_tagged(
+        t,
+        &post.queue,
+        &post.client_id,
+        &post.messages,
+        post.now_ms,
+        |index| post.tags[index],
+    )
+}
+
+fn post_tagged(
+    t: &mut WriteTables<'_>,
+    q: &QueueRef,
+    client_id: &str,
+    messages: &[NewMessage],
+    now_ms: u64,
+    mut tag_of: impl FnMut(usize) -> u32,
+) -> OpResult<Vec<PostedMessage>> {
     let (qid, logged) = post_target::resolve(t, q, now_ms)?;
     let first = reserve_seqs(t, qid, messages.len() as u64)?;
     let mut posted = Vec::with_capacity(messages.len());
-    for (seq, m) in (first..).zip(messages) {
-        let tag = ids::new_tag();
+    for (index, (seq, m)) in (first..).zip(messages).enumerate() {
+        let tag = tag_of(index);
         let expires_ms = now_ms + u64::from(m.ttl) * 1000;
         let visible_ms = now_ms + u64::from(m.delay) * 1000;
         let record = encode_message(

@@ -87,11 +87,16 @@ pub(crate) const LEASES: TableDefinition<&str, &[u8]> = TableDefinition::new("le
 /// still has to remove.
 pub(crate) const DOOMED: TableDefinition<u64, ()> = TableDefinition::new("doomed_queues");
 
-/// Counters and markers: [`META_NEXT_QID`], [`META_FORMAT`].
+/// Counters and markers: [`META_NEXT_QID`], [`META_FORMAT`],
+/// [`META_POST_LOG_APPLIED`].
 pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The next queue id to hand out.
 pub(crate) const META_NEXT_QID: &str = "next_qid";
+
+/// The LSN of the last post of the post log ([`crate::post_log`]) this
+/// state holds; the log's later posts are applied again at open.
+pub(crate) const META_POST_LOG_APPLIED: &str = "post_log_applied";
 
 /// The on-disk format version, checked at open.
 pub(crate) const META_FORMAT: &str = "format";
@@ -127,11 +132,18 @@ pub(crate) const META_FORMAT: &str = "format";
 ///   one message per entry and keep the rest of each run for ever, so it
 ///   refuses a format 5 file instead.
 ///
+/// * 6: a lone post may be committed without durability, made durable by
+///   the post log (`posts.log`, [`crate::post_log`]) and applied again from
+///   it at open. A format 5 file has no such posts, so the upgrade at open
+///   only records the new format. A build that reads format 5 would open
+///   the file without applying the log and lose the posts only the log
+///   holds, so it refuses a format 6 file instead.
+///
 /// Tables added later without changing any existing record (the
 /// notification log and leases) do not change the format: an older build
 /// of the same format ignores them. Bump the format only when a record or
 /// key an older build reads changes meaning.
-pub(crate) const FORMAT_VERSION: u64 = 5;
+pub(crate) const FORMAT_VERSION: u64 = 6;
 
 /// The oldest format this build upgrades at open.
 pub(crate) const FORMAT_UPGRADABLE: u64 = 1;

@@ -15,7 +15,10 @@ use plugin_api::{
     PluginResult,
 };
 
-use crate::{claims, engine::Engine, leases, messages, notification_log, queues, subscriptions};
+use crate::{
+    claims, engine::Engine, ids, leases, messages, notification_log, post_log::LoggedPost, queues,
+    subscriptions,
+};
 
 /// The embedded message store.
 pub struct EmbeddedMessageStore {
@@ -126,8 +129,18 @@ impl MessageStore for EmbeddedMessageStore {
         messages: RVec<NewMessage>,
         now_ms: u64,
     ) -> PluginResult<RVec<PostedMessage>> {
+        let tags = messages.iter().map(|_| ids::new_tag()).collect();
+        let post = Arc::new(LoggedPost {
+            queue,
+            client_id,
+            now_ms,
+            messages,
+            tags,
+        });
         self.engine
-            .write(move |t| Ok(messages::post(t, &queue, &client_id, &messages, now_ms)?.into()))
+            .post(Arc::clone(&post), move |t| {
+                Ok(messages::post_logged(t, &post)?.into())
+            })
             .await
     }
 

@@ -22,7 +22,8 @@ use plugin_api::{
 };
 use storage_embedded::{EmbeddedConfig, EmbeddedMessageStore};
 
-/// Set (to `hold:<dir>` or `post:<dir>`) in the child process.
+/// Set (to `hold:<dir>`, `post:<dir>`, `post-large:<dir>` or
+/// `post-lone:<dir>`) in the child process.
 const CHILD_ENV: &str = "ZAQAR_EMBEDDED_TEST_CHILD";
 
 /// Concurrent posters in the child.
@@ -82,8 +83,11 @@ fn child_process() {
             return;
         }
         let deadline = Instant::now() + CHILD_LIFETIME;
+        // One poster: each post is the only write in flight, which the
+        // post log makes durable instead of a durable redb commit.
+        let posters = if what == "post-lone" { 1 } else { POSTERS };
         let mut tasks = Vec::new();
-        for poster in 0..POSTERS {
+        for poster in 0..posters {
             let store = Arc::clone(&store);
             let padding = padding.clone();
             tasks.push(tokio::spawn(async move {
@@ -197,6 +201,33 @@ async fn every_acknowledged_post_survives_sigkill() {
         );
         assert!(
             acknowledged.len() >= target.min(100),
+            "the child made progress"
+        );
+        verify(dir.path(), &acknowledged).await;
+    }
+}
+
+/// One poster, so that every post is made durable by the post log and
+/// committed in redb without durability, a durable commit taking them in
+/// every few dozen posts: after each kill, the posts only the log held are
+/// applied again with the ids they were answered with.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_acknowledged_lone_post_survives_sigkill_with_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged: HashMap<String, (usize, String)> = HashMap::new();
+    for round in 0..3 {
+        // Not a multiple of the log's cycle, so that some posts are only in
+        // the log when the kill comes.
+        let target = acknowledged.len() + 150 + round * 37;
+        post_then_sigkill(
+            "post-lone",
+            dir.path(),
+            &mut acknowledged,
+            Duration::from_secs(30),
+            |acknowledged| acknowledged.len() >= target,
+        );
+        assert!(
+            acknowledged.len() >= target.min(50),
             "the child made progress"
         );
         verify(dir.path(), &acknowledged).await;

@@ -1,0 +1,436 @@
+//! The post log: how a lone post is made durable without a durable redb
+//! commit.
+//!
+//! A durable redb commit does fixed work whatever it carries (it records
+//! the pages the commit frees and allocates in redb's system tables, frees
+//! those of earlier commits, and runs a second commit to do so): ~150,000 of
+//! the ~295,000 instructions a lone post cost, half of a single client's
+//! wait (docs/storage-embedded.md, "Lone posts through the post log"). So a
+//! post that is the only write in flight is written here first, as the
+//! post's inputs (queue, client id, time, messages and the random part of
+//! their ids), and synced; then it is applied in a redb commit that is *not*
+//! durable, which also records the post's log sequence number (LSN) in the
+//! `meta` table. Every 128 posts a durable redb commit takes in all
+//! of them and the log starts over.
+//!
+//! After a crash, redb comes back at its last durable commit, whose `meta`
+//! row names the last logged post it holds; the posts logged after it are
+//! applied again, in order, to that same state, so each gets the same
+//! sequence number and id it was answered with. Nothing but logged posts is
+//! ever committed without durability, so nothing else can have come between
+//! them.
+//!
+//! The file is allocated and zero-filled once and overwritten from its
+//! start after each durable commit; records are written with direct I/O
+//! where the file system allows it, as the journal's are. A record is valid
+//! when its checksum holds and its LSN follows the one before it (the first
+//! may have any): records left from before the last restart of the log
+//! carry LSNs no higher than the one the durable commit recorded, so they
+//! are skipped, and a record torn by a crash ends the scan.
+//!
+//! Record: `MAGIC u32 | lsn u64 | payload length u32 | crc32 u32 | payload`,
+//! padded with zeros to a multiple of [`ALIGN`]; the crc covers the LSN,
+//! the length and the payload.
+
+use std::{
+    fs::{self, File, OpenOptions},
+    io,
+    os::unix::fs::FileExt,
+    path::Path,
+};
+
+use plugin_api::{
+    storage::{NewMessage, QueueRef},
+    types::{RString, RVec},
+};
+
+use crate::{
+    codec::{Reader, Writer},
+    error::OpError,
+    journal::{open_segment, sync_dir, AlignedBuffer, ALIGN},
+};
+
+/// The log's file in the data directory.
+pub(crate) const FILE: &str = "posts.log";
+/// The file's size. Records of posts too large for what is left go through
+/// a durable commit instead.
+const CAPACITY: u64 = 1024 * 1024;
+/// At most this many posts are logged between two durable commits: each
+/// non-durable commit leaves redb a list of freed pages to keep in memory
+/// (and pages the file cannot reuse) until the next durable one records
+/// them, which makes that commit slower the more there are. One post in
+/// this many waits for it, so above 100 it stays out of the 99th
+/// percentile; the cost per post hardly falls beyond 64 (callgrind, one
+/// producer: 185,700 instructions a post at 16, 176,700 at 64, 175,200 at
+/// 128, 174,100 at 256).
+pub(crate) const POSTS_PER_CYCLE: u32 = 128;
+
+const MAGIC: u32 = 0x5a51_504c; // "ZQPL"
+const HEADER: usize = 20;
+const PAYLOAD_V1: u8 = 1;
+
+/// A post as the log keeps it: everything its application depends on.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LoggedPost {
+    pub queue: QueueRef,
+    pub client_id: RString,
+    pub now_ms: u64,
+    pub messages: RVec<NewMessage>,
+    /// The random part of each message's id, in order.
+    pub tags: Vec<u32>,
+}
+
+impl LoggedPost {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let bodies: usize = self.messages.iter().map(|m| m.body.len() + 16).sum();
+        let mut w = Writer::with_capacity(64 + bodies);
+        w.u8(PAYLOAD_V1)
+            .bytes(self.queue.project.as_bytes())
+            .bytes(self.queue.name.as_bytes())
+            .bytes(self.client_id.as_bytes())
+            .u64(self.now_ms)
+            .u32(u32::try_from(self.messages.len()).expect("a post holds few messages"));
+        for (m, tag) in self.messages.iter().zip(&self.tags) {
+            w.u32(m.ttl).u32(m.delay).u32(*tag).bytes(&m.body);
+        }
+        w.finish()
+    }
+
+    pub(crate) fn decode(payload: &[u8]) -> Result<Self, OpError> {
+        let mut r = Reader::new(payload);
+        r.version(PAYLOAD_V1)?;
+        let queue = QueueRef::new(r.str()?, r.str()?);
+        let client_id = RString::from(r.str()?);
+        let now_ms = r.u64()?;
+        let count = r.u32()? as usize;
+        let mut messages = Vec::with_capacity(count.min(1024));
+        let mut tags = Vec::with_capacity(count.min(1024));
+        for _ in 0..count {
+            let ttl = r.u32()?;
+            let delay = r.u32()?;
+            tags.push(r.u32()?);
+            messages.push(NewMessage {
+                ttl,
+                delay,
+                body: r.bytes()?.to_vec().into(),
+            });
+        }
+        Ok(Self {
+            queue,
+            client_id,
+            now_ms,
+            messages: messages.into(),
+            tags,
+        })
+    }
+}
+
+/// A record as found: its LSN and payload.
+pub(crate) type Record = (u64, Vec<u8>);
+
+/// The open log: where the next record goes.
+pub(crate) struct PostLog {
+    file: File,
+    /// Where the next record goes.
+    end: u64,
+    /// The LSN the next record takes.
+    next_lsn: u64,
+    /// Records since the log last started over.
+    logged: u32,
+    buffer: AlignedBuffer,
+}
+
+impl PostLog {
+    /// Opens the log in `dir` (creating and zero-filling it if needed) and
+    /// returns it with the records it holds, oldest first. The log goes on
+    /// after the last of them until [`PostLog::restart`].
+    pub(crate) fn open(dir: &Path) -> io::Result<(Self, Vec<Record>)> {
+        let path = dir.join(FILE);
+        if !fs::metadata(&path).is_ok_and(|m| m.len() >= CAPACITY) {
+            create(dir)?;
+        }
+        let contents = fs::read(&path)?;
+        let records = scan(&contents);
+        let end = records.iter().map(|r| r.1).sum::<usize>() as u64;
+        let next_lsn = records.last().map_or(1, |r| r.0 .0 + 1);
+        let file = open_segment(OpenOptions::new().write(true), &path)?;
+        let log = Self {
+            file,
+            end,
+            next_lsn,
+            logged: u32::try_from(records.len()).unwrap_or(u32::MAX),
+            buffer: AlignedBuffer::default(),
+        };
+        Ok((log, records.into_iter().map(|(record, _)| record).collect()))
+    }
+
+    /// Whether a record of `payload_len` bytes is taken now; if not, the
+    /// caller commits durably and [`PostLog::restart`]s the log.
+    pub(crate) fn takes(&self, payload_len: usize) -> bool {
+        self.logged < POSTS_PER_CYCLE && self.end + padded(payload_len) <= CAPACITY
+    }
+
+    /// Whether posts were logged since the log last started over.
+    pub(crate) fn holds_posts(&self) -> bool {
+        self.logged > 0
+    }
+
+    /// The LSN the next record takes.
+    pub(crate) fn next_lsn(&self) -> u64 {
+        self.next_lsn
+    }
+
+    /// Writes `payload` as the next record and syncs it; returns its LSN.
+    /// The caller has checked [`PostLog::takes`].
+    pub(crate) fn append(&mut self, payload: &[u8]) -> io::Result<u64> {
+        let lsn = self.next_lsn;
+        let mut record = Vec::with_capacity(HEADER + payload.len());
+        record.extend_from_slice(&MAGIC.to_le_bytes());
+        record.extend_from_slice(&lsn.to_le_bytes());
+        let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
+        record.extend_from_slice(&len.to_le_bytes());
+        record.extend_from_slice(&checksum(lsn, payload).to_le_bytes());
+        record.extend_from_slice(payload);
+        let written = self.buffer.fill(&record);
+        self.file
+            .write_all_at(self.buffer.filled(written), self.end)?;
+        self.file.sync_data()?;
+        self.end += written as u64;
+        self.next_lsn += 1;
+        self.logged += 1;
+        Ok(lsn)
+    }
+
+    /// Starts the log over from its beginning, once a durable commit holds
+    /// every post logged so far; the next record takes `next_lsn` (at
+    /// least the one it would have taken).
+    pub(crate) fn restart(&mut self, next_lsn: u64) {
+        self.end = 0;
+        self.logged = 0;
+        self.next_lsn = self.next_lsn.max(next_lsn);
+    }
+}
+
+fn padded(payload_len: usize) -> u64 {
+    ((HEADER + payload_len).div_ceil(ALIGN) * ALIGN) as u64
+}
+
+fn checksum(lsn: u64, payload: &[u8]) -> u32 {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&lsn.to_le_bytes());
+    crc.update(&(payload.len() as u32).to_le_bytes());
+    crc.update(payload);
+    crc.finalize()
+}
+
+/// The valid records from the start of `contents`: `((lsn, payload),
+/// bytes taken)`, each LSN one more than the last.
+fn scan(contents: &[u8]) -> Vec<(Record, usize)> {
+    let mut found: Vec<(Record, usize)> = Vec::new();
+    let mut at = 0;
+    while let Some(header) = contents.get(at..at + HEADER) {
+        let field = |from: usize, len: usize| &header[from..from + len];
+        let magic = u32::from_le_bytes(field(0, 4).try_into().expect("4 bytes"));
+        let lsn = u64::from_le_bytes(field(4, 8).try_into().expect("8 bytes"));
+        let len = u32::from_le_bytes(field(12, 4).try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(field(16, 4).try_into().expect("4 bytes"));
+        let follows = found.last().is_none_or(|((last, _), _)| lsn == last + 1);
+        let Some(payload) = contents.get(at + HEADER..at + HEADER + len) else {
+            break;
+        };
+        if magic != MAGIC || !follows || checksum(lsn, payload) != crc {
+            break;
+        }
+        let taken = padded(len) as usize;
+        found.push(((lsn, payload.to_vec()), taken));
+        at += taken;
+    }
+    found
+}
+
+/// Creates the log file zero-filled, under a temporary name first so that a
+/// crash never leaves a short one.
+fn create(dir: &Path) -> io::Result<()> {
+    let temporary = dir.join("posts.tmp");
+    let file = File::create(&temporary)?;
+    file.write_all_at(&vec![0u8; CAPACITY as usize], 0)?;
+    file.sync_all()?;
+    fs::rename(&temporary, dir.join(FILE))?;
+    sync_dir(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(body: &str, tag: u32) -> LoggedPost {
+        LoggedPost {
+            queue: QueueRef::new("p", "q"),
+            client_id: "c".into(),
+            now_ms: 42,
+            messages: vec![NewMessage {
+                ttl: 60,
+                delay: 3,
+                body: body.as_bytes().to_vec().into(),
+            }]
+            .into(),
+            tags: vec![tag],
+        }
+    }
+
+    #[test]
+    fn a_logged_post_decodes_to_itself() {
+        let logged = post("\"hello\"", 7);
+        assert_eq!(LoggedPost::decode(&logged.encode()).unwrap(), logged);
+        assert!(LoggedPost::decode(&logged.encode()[..10]).is_err());
+    }
+
+    #[test]
+    fn records_are_found_again_in_order_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, found) = PostLog::open(dir.path()).unwrap();
+        assert!(found.is_empty());
+        assert_eq!(log.append(b"one").unwrap(), 1);
+        assert_eq!(log.append(&[7u8; 5000]).unwrap(), 2);
+        drop(log);
+        let (log, found) = PostLog::open(dir.path()).unwrap();
+        assert_eq!(found, vec![(1, b"one".to_vec()), (2, vec![7u8; 5000])]);
+        assert_eq!(log.next_lsn(), 3);
+    }
+
+    #[test]
+    fn after_a_restart_older_records_past_the_new_ones_are_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PostLog::open(dir.path()).unwrap();
+        for payload in [b"a", b"b", b"c"] {
+            log.append(payload).unwrap();
+        }
+        log.restart(4);
+        assert_eq!(log.append(b"d").unwrap(), 4);
+        drop(log);
+        // "b" (LSN 2) and "c" (LSN 3) still lie after "d" in the file.
+        let (_, found) = PostLog::open(dir.path()).unwrap();
+        assert_eq!(found, vec![(4, b"d".to_vec())]);
+    }
+
+    #[test]
+    fn a_torn_record_ends_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PostLog::open(dir.path()).unwrap();
+        for payload in [b"a", b"b", b"c"] {
+            log.append(payload).unwrap();
+        }
+        drop(log);
+        let path = dir.path().join(FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[ALIGN + HEADER] ^= 0xff; // the payload of "b"
+        fs::write(&path, &bytes).unwrap();
+        let (log, found) = PostLog::open(dir.path()).unwrap();
+        assert_eq!(found, vec![(1, b"a".to_vec())]);
+        assert_eq!(log.next_lsn(), 2);
+    }
+
+    /// The messages of queue `p/q`, claimed and delayed ones included, at
+    /// `now_ms`: `(id, body)`.
+    fn listed(
+        store: &crate::EmbeddedMessageStore,
+        runtime: &tokio::runtime::Runtime,
+        now_ms: u64,
+    ) -> Vec<(String, Vec<u8>)> {
+        use plugin_api::{
+            storage::{MessageListQuery, MessageStore},
+            types::ROption::RNone,
+        };
+
+        let query = MessageListQuery {
+            after_seq: RNone,
+            limit: 10,
+            exclude_client: RNone,
+            include_claimed: true,
+            include_delayed: true,
+        };
+        runtime
+            .block_on(store.message_list(QueueRef::new("p", "q"), query, now_ms))
+            .unwrap()
+            .iter()
+            .map(|m| (m.id.to_string(), m.body.to_vec()))
+            .collect()
+    }
+
+    /// What a crash leaves: posts in the log that the database file lacks.
+    /// The next open applies them with the ids they were answered with,
+    /// and only once.
+    #[test]
+    fn posts_only_the_log_holds_are_applied_at_open_with_their_ids() {
+        use crate::{ids, test_support, EmbeddedMessageStore};
+
+        let (_dir, config, runtime) = test_support::data_dir();
+        drop(EmbeddedMessageStore::open(&config).unwrap());
+        {
+            let (mut log, found) = PostLog::open(&config.path).unwrap();
+            assert!(found.is_empty(), "a clean close leaves nothing to apply");
+            log.append(&post("\"first\"", 0xa1).encode()).unwrap();
+            log.append(&post("\"second\"", 0xb2).encode()).unwrap();
+        }
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        let expected = vec![
+            (ids::message_id(1, 0xa1), b"\"first\"".to_vec()),
+            (ids::message_id(2, 0xb2), b"\"second\"".to_vec()),
+        ];
+        assert_eq!(listed(&store, &runtime, 50), expected);
+        drop(store);
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        assert_eq!(
+            listed(&store, &runtime, 50),
+            expected,
+            "applied once, not again"
+        );
+    }
+
+    /// A post larger than the whole log is committed durably instead, and
+    /// the log goes on with the posts after it.
+    #[test]
+    fn a_post_larger_than_the_log_is_committed_durably() {
+        use plugin_api::storage::MessageStore;
+
+        use crate::{test_support, EmbeddedMessageStore};
+
+        let (_dir, config, runtime) = test_support::data_dir();
+        let large = format!("\"{}\"", "x".repeat(CAPACITY as usize + 1000));
+        let bodies = ["\"before\"", large.as_str(), "\"after\""];
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        for body in bodies {
+            let message = NewMessage {
+                ttl: 60,
+                delay: 0,
+                body: body.as_bytes().to_vec().into(),
+            };
+            let queue = QueueRef::new("p", "q");
+            runtime
+                .block_on(store.message_post(queue, "c".into(), vec![message].into(), 50))
+                .unwrap();
+        }
+        drop(store);
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        let found: Vec<Vec<u8>> = listed(&store, &runtime, 60)
+            .into_iter()
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(found, bodies.map(|b| b.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn a_full_cycle_or_a_full_file_is_refused_until_the_log_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PostLog::open(dir.path()).unwrap();
+        assert!(!log.takes(CAPACITY as usize));
+        for _ in 0..POSTS_PER_CYCLE {
+            assert!(log.takes(10));
+            log.append(b"x").unwrap();
+        }
+        assert!(!log.takes(10));
+        log.restart(0);
+        assert!(log.takes(10));
+        assert_eq!(log.append(b"y").unwrap(), u64::from(POSTS_PER_CYCLE) + 1);
+    }
+}
