@@ -52,8 +52,9 @@ use crate::{
 
 /// The log's file in the data directory.
 pub(crate) const FILE: &str = "posts.log";
-/// The file's size. Records of posts too large for what is left go through
-/// a durable commit instead.
+/// The size of a new log file. Records of posts too large for what is left
+/// go through a durable commit instead. A file of another size (made by a
+/// build with another size) is used as it is, so that its records are kept.
 const CAPACITY: u64 = 1024 * 1024;
 /// At most this many posts are logged between two durable commits: each
 /// non-durable commit leaves redb a list of freed pages to keep in memory
@@ -131,6 +132,8 @@ pub(crate) type Record = (u64, Vec<u8>);
 /// The open log: where the next record goes.
 pub(crate) struct PostLog {
     file: File,
+    /// The file's size, in whole blocks.
+    capacity: u64,
     /// Where the next record goes.
     end: u64,
     /// The LSN the next record takes.
@@ -146,16 +149,19 @@ impl PostLog {
     /// after the last of them until [`PostLog::restart`].
     pub(crate) fn open(dir: &Path) -> io::Result<(Self, Vec<Record>)> {
         let path = dir.join(FILE);
-        if !fs::metadata(&path).is_ok_and(|m| m.len() >= CAPACITY) {
+        if !path.exists() {
             create(dir)?;
         }
         let contents = fs::read(&path)?;
+        // Whole blocks only: direct I/O writes whole blocks.
+        let capacity = contents.len() as u64 / ALIGN as u64 * ALIGN as u64;
         let records = scan(&contents);
         let end = records.iter().map(|r| r.1).sum::<usize>() as u64;
         let next_lsn = records.last().map_or(1, |r| r.0 .0 + 1);
         let file = open_segment(OpenOptions::new().write(true), &path)?;
         let log = Self {
             file,
+            capacity,
             end,
             next_lsn,
             logged: u32::try_from(records.len()).unwrap_or(u32::MAX),
@@ -167,7 +173,7 @@ impl PostLog {
     /// Whether a record of `payload_len` bytes is taken now; if not, the
     /// caller commits durably and [`PostLog::restart`]s the log.
     pub(crate) fn takes(&self, payload_len: usize) -> bool {
-        self.logged < POSTS_PER_CYCLE && self.end + padded(payload_len) <= CAPACITY
+        self.logged < POSTS_PER_CYCLE && self.end + padded(payload_len) <= self.capacity
     }
 
     /// Whether posts were logged since the log last started over.
@@ -417,6 +423,27 @@ mod tests {
             .map(|(_, body)| body)
             .collect();
         assert_eq!(found, bodies.map(|b| b.as_bytes().to_vec()));
+    }
+
+    #[test]
+    fn a_log_file_of_another_size_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PostLog::open(dir.path()).unwrap();
+        log.append(b"kept").unwrap();
+        drop(log);
+        let file = dir.path().join(FILE);
+        File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(4 * ALIGN as u64)
+            .unwrap();
+        let (mut log, found) = PostLog::open(dir.path()).unwrap();
+        assert_eq!(found, vec![(1, b"kept".to_vec())]);
+        log.append(b"second").unwrap();
+        log.append(b"third").unwrap();
+        log.append(b"fourth").unwrap();
+        assert!(!log.takes(1), "four blocks hold four records");
     }
 
     #[test]
