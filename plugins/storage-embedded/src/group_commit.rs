@@ -414,17 +414,12 @@ impl Committer {
         let payload = post.encode();
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         if !log.takes(payload.len()) && log.holds_posts() {
-            // The log starts over once a durable commit holds its posts.
-            if let Err(e) = durable_empty_commit(&self.db).and_then(|()| {
-                sync.wait_idle()
-                    .map_err(|e| format!("the journal failed: {e}"))
-            }) {
+            if let Err(e) = self.restart_post_log(&mut log) {
                 crate::log::warn(&format!(
                     "embedded store: cannot start the post log over ({e}); committing durably"
                 ));
                 return Err(job);
             }
-            log.restart(0);
         }
         if !log.takes(payload.len()) {
             // Larger than the whole log: a durable commit of its own.
@@ -456,9 +451,19 @@ impl Committer {
         self.gather.batch_done();
         Ok(())
     }
-}
 
-impl Committer {
+    /// Starts the post log over once a durable commit holds its posts. The
+    /// caller holds `committing` and syncs inline.
+    fn restart_post_log(&self, log: &mut PostLog) -> Result<(), String> {
+        durable_empty_commit(&self.db)?;
+        if let Some(sync) = &self.sync {
+            sync.wait_idle()
+                .map_err(|e| format!("the journal failed: {e}"))?;
+        }
+        log.restart(0);
+        Ok(())
+    }
+
     /// On a clean close: a durable commit takes in the posts only the post
     /// log holds, so that the database file alone holds every answered
     /// write (redb drops what non-durable commits left when it closes).
@@ -473,12 +478,11 @@ impl Committer {
         if let Some(sync) = &self.sync {
             sync.set_deferred(false);
         }
-        match durable_empty_commit(&self.db) {
-            Ok(()) => log.restart(0),
+        if let Err(e) = self.restart_post_log(&mut log) {
             // They are still in the log, which the next open applies.
-            Err(e) => crate::log::warn(&format!(
+            crate::log::warn(&format!(
                 "embedded store: cannot commit the logged posts at close ({e}); the next open applies them from the post log"
-            )),
+            ));
         }
     }
 }

@@ -8,8 +8,8 @@
 
 use plugin_api::{
     storage::{
-        ClaimStamp, MessageListQuery, MessageSummary, NewMessage, PostedMessage, QueueChange,
-        QueueRef, QueueStats, StoredMessage,
+        ClaimStamp, MessageListQuery, MessageSummary, PostedMessage, QueueChange, QueueRef,
+        QueueStats, StoredMessage,
     },
     types::{ROption, RString},
     ErrorCode,
@@ -104,15 +104,21 @@ pub(crate) fn post(
     t: &mut WriteTables<'_>,
     q: &QueueRef,
     client_id: &str,
-    messages: &[NewMessage],
+    messages: &[plugin_api::storage::NewMessage],
     now_ms: u64,
 ) -> OpResult<Vec<PostedMessage>> {
-    post_tagged(t, q, client_id, messages, now_ms, |_| ids::new_tag())
+    let post = LoggedPost::new(
+        q.clone(),
+        client_id.into(),
+        now_ms,
+        messages.to_vec().into(),
+    );
+    post_logged(t, &post)
 }
 
-/// The same for a post of the post log: its ids take the tags it was
-/// logged with, so that applying it again after a crash gives it the ids
-/// its caller was answered with.
+/// The same for a post as the post log keeps it: its ids take the tags it
+/// carries, so that applying it again after a crash gives it the ids its
+/// caller was answered with.
 pub(crate) fn post_logged(
     t: &mut WriteTables<'_>,
     post: &LoggedPost,
@@ -122,29 +128,12 @@ pub(crate) fn post_logged(
             "a logged post without a tag per message",
         ));
     }
-    post_tagged(
-        t,
-        &post.queue,
-        &post.client_id,
-        &post.messages,
-        post.now_ms,
-        |index| post.tags[index],
-    )
-}
-
-fn post_tagged(
-    t: &mut WriteTables<'_>,
-    q: &QueueRef,
-    client_id: &str,
-    messages: &[NewMessage],
-    now_ms: u64,
-    mut tag_of: impl FnMut(usize) -> u32,
-) -> OpResult<Vec<PostedMessage>> {
+    let (q, client_id, messages, now_ms) =
+        (&post.queue, &post.client_id, &post.messages, post.now_ms);
     let (qid, logged) = post_target::resolve(t, q, now_ms)?;
     let first = reserve_seqs(t, qid, messages.len() as u64)?;
     let mut posted = Vec::with_capacity(messages.len());
-    for (index, (seq, m)) in (first..).zip(messages).enumerate() {
-        let tag = tag_of(index);
+    for ((seq, m), &tag) in (first..).zip(messages.iter()).zip(&post.tags) {
         let expires_ms = now_ms + u64::from(m.ttl) * 1000;
         let visible_ms = now_ms + u64::from(m.delay) * 1000;
         let record = encode_message(

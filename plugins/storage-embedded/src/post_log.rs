@@ -82,6 +82,24 @@ pub(crate) struct LoggedPost {
 }
 
 impl LoggedPost {
+    /// A post of `messages`, with the random part of each message's id
+    /// drawn now.
+    pub(crate) fn new(
+        queue: QueueRef,
+        client_id: RString,
+        now_ms: u64,
+        messages: RVec<NewMessage>,
+    ) -> Self {
+        let tags = messages.iter().map(|_| crate::ids::new_tag()).collect();
+        Self {
+            queue,
+            client_id,
+            now_ms,
+            messages,
+            tags,
+        }
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let bodies: usize = self.messages.iter().map(|m| m.body.len() + 16).sum();
         let mut w = Writer::with_capacity(64 + bodies);
@@ -155,19 +173,18 @@ impl PostLog {
         let contents = fs::read(&path)?;
         // Whole blocks only: direct I/O writes whole blocks.
         let capacity = contents.len() as u64 / ALIGN as u64 * ALIGN as u64;
-        let records = scan(&contents);
-        let end = records.iter().map(|r| r.1).sum::<usize>() as u64;
-        let next_lsn = records.last().map_or(1, |r| r.0 .0 + 1);
+        let (records, end) = scan(&contents);
+        let next_lsn = records.last().map_or(1, |(lsn, _)| lsn + 1);
         let file = open_segment(OpenOptions::new().write(true), &path)?;
         let log = Self {
             file,
             capacity,
-            end,
+            end: end as u64,
             next_lsn,
             logged: u32::try_from(records.len()).unwrap_or(u32::MAX),
             buffer: AlignedBuffer::default(),
         };
-        Ok((log, records.into_iter().map(|(record, _)| record).collect()))
+        Ok((log, records))
     }
 
     /// Whether a record of `payload_len` bytes is taken now; if not, the
@@ -229,10 +246,10 @@ fn checksum(lsn: u64, payload: &[u8]) -> u32 {
     crc.finalize()
 }
 
-/// The valid records from the start of `contents`: `((lsn, payload),
-/// bytes taken)`, each LSN one more than the last.
-fn scan(contents: &[u8]) -> Vec<(Record, usize)> {
-    let mut found: Vec<(Record, usize)> = Vec::new();
+/// The valid records from the start of `contents`, each LSN one more than
+/// the last, and where the bytes they take end.
+fn scan(contents: &[u8]) -> (Vec<Record>, usize) {
+    let mut found: Vec<Record> = Vec::new();
     let mut at = 0;
     while let Some(header) = contents.get(at..at + HEADER) {
         let field = |from: usize, len: usize| &header[from..from + len];
@@ -240,18 +257,17 @@ fn scan(contents: &[u8]) -> Vec<(Record, usize)> {
         let lsn = u64::from_le_bytes(field(4, 8).try_into().expect("8 bytes"));
         let len = u32::from_le_bytes(field(12, 4).try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(field(16, 4).try_into().expect("4 bytes"));
-        let follows = found.last().is_none_or(|((last, _), _)| lsn == last + 1);
+        let follows = found.last().is_none_or(|(last, _)| lsn == last + 1);
         let Some(payload) = contents.get(at + HEADER..at + HEADER + len) else {
             break;
         };
         if magic != MAGIC || !follows || checksum(lsn, payload) != crc {
             break;
         }
-        let taken = padded(len) as usize;
-        found.push(((lsn, payload.to_vec()), taken));
-        at += taken;
+        found.push((lsn, payload.to_vec()));
+        at += padded(len) as usize;
     }
-    found
+    (found, at)
 }
 
 /// Creates the log file zero-filled, under a temporary name first so that a

@@ -16,7 +16,7 @@ use plugin_api::{
 };
 
 use crate::{
-    claims, engine::Engine, ids, leases, messages, notification_log, post_log::LoggedPost, queues,
+    claims, engine::Engine, leases, messages, notification_log, post_log::LoggedPost, queues,
     subscriptions,
 };
 
@@ -129,14 +129,7 @@ impl MessageStore for EmbeddedMessageStore {
         messages: RVec<NewMessage>,
         now_ms: u64,
     ) -> PluginResult<RVec<PostedMessage>> {
-        let tags = messages.iter().map(|_| ids::new_tag()).collect();
-        let post = Arc::new(LoggedPost {
-            queue,
-            client_id,
-            now_ms,
-            messages,
-            tags,
-        });
+        let post = Arc::new(LoggedPost::new(queue, client_id, now_ms, messages));
         self.engine
             .post(Arc::clone(&post), move |t| {
                 Ok(messages::post_logged(t, &post)?.into())
