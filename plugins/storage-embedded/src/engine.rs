@@ -174,6 +174,7 @@ impl Engine {
     /// The same, answering at once: for what is not shown to a client as
     /// it is (or settles otherwise).
     fn read_now<T>(&self, f: impl FnOnce(&ReadTransaction) -> OpResult<T>) -> PluginResult<T> {
+        self.inner().writer.finish_late_commit();
         let txn = self.inner().db.begin_read().map_err(|e| {
             PluginError::unavailable(format!("embedded store: cannot begin a read: {e}"))
         })?;
@@ -193,6 +194,7 @@ impl Engine {
         T: Send + 'static,
         F: FnOnce(&ReadTransaction) -> OpResult<T> + Send + 'static,
     {
+        self.inner().writer.finish_late_commit();
         let db = Arc::clone(&self.inner().db);
         let found = plugin_api::runtime::handle()
             .spawn_blocking(move || {
@@ -219,6 +221,7 @@ impl Engine {
     /// Every post asks for it, so it settles only on the last change of
     /// metadata, not on every commit (see [`MetadataCache::changed_at`]).
     pub(crate) async fn queue_metadata(&self, queue: &QueueRef) -> PluginResult<Cached> {
+        self.inner().writer.finish_late_commit();
         let found = match self.metadata.get(&queue.project, &queue.name) {
             Some(known) => known,
             None => {

@@ -13,7 +13,8 @@
 //! A write that arrives while no other is in flight skips the writer
 //! thread: its caller's thread commits it as a batch of one (see
 //! [`Committer::commit_if_lone`]); a lone post is made durable by the post
-//! log instead of a durable redb commit (see [`crate::post_log`]).
+//! log instead of a durable redb commit (see [`crate::post_log`]), and
+//! committed after its answer (see [`crate::late_commit`]).
 //!
 //! Rules of a batch:
 //! * an operation that fails for its caller (`CLAIM_NOT_FOUND`, ...) checks
@@ -44,7 +45,8 @@ use crate::{
     error::{OpError, OpResult},
     feed::{self, Feed},
     gather::Gather,
-    journal_sync::JournalSync,
+    journal_sync::{JournalSync, Ticket},
+    late_commit::{LateCommit, Uncommitted},
     metadata_cache::MetadataCache,
     post_log::{LoggedPost, PostLog},
     queue_state::QueueStates,
@@ -317,6 +319,8 @@ struct Committer {
     /// Where lone posts are made durable, when the database has the
     /// journal (see [`crate::post_log`]).
     post_log: Option<Mutex<PostLog>>,
+    /// A lone post answered before its commit (see [`crate::late_commit`]).
+    late: LateCommit,
 }
 
 impl Committer {
@@ -342,6 +346,8 @@ impl Committer {
         batch: Vec<Box<dyn Pending>>,
         more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
     ) {
+        // Its transaction holds redb's write lock until it commits.
+        self.finish_late();
         run_batch(
             &self.db,
             &self.feed,
@@ -350,7 +356,6 @@ impl Committer {
             &self.claim_cursors,
             batch,
             more,
-            None,
         );
         self.gather.batch_done();
     }
@@ -374,7 +379,7 @@ impl Committer {
     ///
     /// `logged` is the job's post, if it is a post.
     fn commit_if_lone(
-        &self,
+        self: &Arc<Self>,
         job: Box<dyn Pending>,
         logged: Option<&LoggedPost>,
     ) -> Result<(), Box<dyn Pending>> {
@@ -399,18 +404,23 @@ impl Committer {
         Ok(())
     }
 
-    /// Commits the lone post `job` without durability after writing and
-    /// syncing `post`, what it applies, to the post log; gives it back when
-    /// the store has no post log or the post is too large for it. The caller
-    /// holds `committing` and syncs inline.
+    /// Applies the lone post `job` after writing and syncing `post`, what
+    /// it applies, to the post log, answers it, and leaves its commit
+    /// without durability for after the answer (see
+    /// [`crate::late_commit`]); gives it back when the store has no post
+    /// log or the post is too large for it. The caller holds `committing`
+    /// and syncs inline.
     fn commit_logged(
-        &self,
+        self: &Arc<Self>,
         job: Box<dyn Pending>,
         post: &LoggedPost,
     ) -> Result<(), Box<dyn Pending>> {
         let (Some(log), Some(sync)) = (&self.post_log, &self.sync) else {
             return Err(job);
         };
+        // The last post's commit first: the log's records and redb's
+        // commits go in the same order.
+        self.finish_late();
         let payload = post.encode();
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         if !log.takes(payload.len()) && log.holds_posts() {
@@ -438,23 +448,73 @@ impl Committer {
             return Ok(());
         }
         drop(log);
-        run_batch(
-            &self.db,
-            &self.feed,
-            &self.metadata,
-            Some((sync, &self.gather)),
-            &self.claim_cursors,
-            vec![job],
-            &mut || None,
-            Some(lsn),
-        );
+        self.apply_logged(job, sync.submitted(), lsn);
         self.gather.batch_done();
         Ok(())
+    }
+
+    /// Applies the post `job`, logged as `lsn` with journal ticket
+    /// `ticket`, in a transaction without durability, answers it, and
+    /// leaves the commit to a task of its own.
+    fn apply_logged(self: &Arc<Self>, mut job: Box<dyn Pending>, ticket: Ticket, lsn: u64) {
+        let sinks = self.feed.sinks();
+        let mut txn = match self.db.begin_write() {
+            Ok(txn) => txn,
+            Err(e) => return fail_all(vec![job], &format!("cannot begin a write: {e}")),
+        };
+        if let Err(e) = txn.set_durability(Durability::None) {
+            return fail_all(vec![job], &format!("cannot begin a write: {e}"));
+        }
+        let (applied, metadata_changed, cursors_changed, changes) = {
+            let mut tables = WriteTables::new(&txn).with_claim_cursors(&self.claim_cursors);
+            tables.changes = (!sinks.is_empty()).then(Vec::new);
+            let applied = apply_one(&mut tables, &mut job).and_then(|()| {
+                note_logged(&mut tables, lsn)
+                    .and_then(|()| tables.finish())
+                    .map_err(|e| e.into_plugin())
+            });
+            (
+                applied,
+                std::mem::take(&mut tables.metadata_changed),
+                tables.claim_cursors.take_changes(),
+                tables.changes.take(),
+            )
+        };
+        if let Err(e) = applied {
+            let _ = txn.abort();
+            return job.fail(e);
+        }
+        self.late.leave(Uncommitted {
+            txn,
+            metadata_changed,
+            cursors_changed,
+            changes,
+            sinks,
+            ticket,
+        });
+        job.complete(Ok(()));
+        // Weak: a store closed meanwhile has committed it as it closed, and
+        // must not be kept open by a task that may never run.
+        let committer = Arc::downgrade(self);
+        plugin_api::runtime::spawn(async move {
+            if let Some(committer) = committer.upgrade() {
+                committer.finish_late();
+            }
+        });
+    }
+
+    /// Commits the post answered before its commit, if there is one;
+    /// returns once it is visible (see [`crate::late_commit`]).
+    fn finish_late(&self) {
+        if let Some(sync) = &self.sync {
+            self.late.finish(&self.metadata, &self.claim_cursors, sync);
+        }
     }
 
     /// Starts the post log over once a durable commit holds its posts. The
     /// caller holds `committing` and syncs inline.
     fn restart_post_log(&self, log: &mut PostLog) -> Result<(), String> {
+        self.finish_late();
         durable_empty_commit(&self.db)?;
         if let Some(sync) = &self.sync {
             sync.wait_idle()
@@ -470,6 +530,7 @@ impl Committer {
     fn take_in_logged_posts(&self) {
         let Some(log) = &self.post_log else { return };
         // In the order `commit_logged` takes them.
+        self.finish_late();
         let _committing = self.committing.lock().unwrap_or_else(|e| e.into_inner());
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         if !log.holds_posts() {
@@ -525,6 +586,7 @@ impl GroupCommit {
             in_flight: AtomicUsize::new(0),
             gather: Gather::default(),
             post_log: post_log.map(Mutex::new),
+            late: LateCommit::default(),
         });
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let thread = {
@@ -585,6 +647,12 @@ impl GroupCommit {
         answer.await.map_err(|_| closed())?
     }
 
+    /// Commits the post answered before its commit, if there is one: what
+    /// reads the store calls first, so that it finds every answered write.
+    pub(crate) fn finish_late_commit(&self) {
+        self.committer.finish_late();
+    }
+
     /// Whether the writer thread is still accepting work.
     pub(crate) fn is_running(&self) -> bool {
         self.sender.as_ref().is_some_and(|s| !s.is_closed())
@@ -639,7 +707,6 @@ fn run_batch(
     claim_cursors: &ClaimCursors,
     mut batch: Vec<Box<dyn Pending>>,
     more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
-    logged: Option<u64>,
 ) {
     let sync = journal.map(|(sync, _)| sync);
     let sinks = feed.sinks();
@@ -649,13 +716,8 @@ fn run_batch(
             Err(e) => return fail_all(batch, &format!("cannot begin a write: {e}")),
         };
         // Immediate is redb's default; spelled out because a 2xx must mean
-        // the write survives `kill -9` and power loss. A post of the post
-        // log is durable already.
-        let durability = match logged {
-            Some(_) => Durability::None,
-            None => Durability::Immediate,
-        };
-        if let Err(e) = txn.set_durability(durability) {
+        // the write survives `kill -9` and power loss.
+        if let Err(e) = txn.set_durability(Durability::Immediate) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
         let (poisoned, finished, changes, metadata_changed, cursors_changed) = {
@@ -667,9 +729,7 @@ fn run_batch(
             // Writing what the operations kept in memory fails only with
             // the database, not because of one operation: it fails them all.
             let finished = match poisoned {
-                None => note_logged(&mut tables, logged)
-                    .and_then(|()| tables.finish())
-                    .map_err(|e| e.into_plugin().message),
+                None => tables.finish().map_err(|e| e.into_plugin().message),
                 Some(_) => Ok(()),
             };
             let metadata_changed = std::mem::take(&mut tables.metadata_changed);
@@ -721,12 +781,9 @@ fn run_batch(
     }
 }
 
-/// Records in the batch's transaction that it holds the post-log post
-/// `logged`.
-fn note_logged(tables: &mut WriteTables<'_>, logged: Option<u64>) -> OpResult<()> {
-    if let Some(lsn) = logged {
-        tables.meta.insert(schema::META_POST_LOG_APPLIED, lsn)?;
-    }
+/// Records in the transaction that it holds the post-log post `lsn`.
+fn note_logged(tables: &mut WriteTables<'_>, lsn: u64) -> OpResult<()> {
+    tables.meta.insert(schema::META_POST_LOG_APPLIED, lsn)?;
     Ok(())
 }
 
@@ -868,7 +925,6 @@ mod tests {
             &ClaimCursors::default(),
             vec![first, refused, panics, last],
             &mut || None,
-            None,
         );
 
         assert_eq!(first_answer.blocking_recv().unwrap(), Ok(()));
@@ -909,7 +965,6 @@ mod tests {
                 &cursors,
                 batch,
                 &mut || None,
-                None,
             )
         };
         let q = QueueRef::new("p", "q");
@@ -990,7 +1045,6 @@ mod tests {
             &ClaimCursors::default(),
             batch,
             &mut || None,
-            None,
         );
 
         let txn = db.begin_read().unwrap();
@@ -1054,7 +1108,6 @@ mod tests {
             &ClaimCursors::default(),
             vec![first, refused, panics, last],
             &mut || None,
-            None,
         );
         let names: Vec<String> = seen
             .lock()
@@ -1084,7 +1137,6 @@ mod tests {
             &ClaimCursors::default(),
             vec![after],
             &mut || None,
-            None,
         );
         assert_eq!(
             seen.lock().unwrap().len(),

@@ -149,16 +149,32 @@ impl JournalSync {
         let mut progress = self.progress();
         match outcome {
             Ok(()) => self.durable.store(ticket, Ordering::Release),
-            Err(e) => {
-                let reason =
-                    format!("a journal write failed, writing is stopped until restart: {e}");
-                crate::log::warn(&format!("embedded store: {reason}"));
-                progress.failed.get_or_insert(reason);
-                self.stopped.store(true, Ordering::Release);
-            }
+            Err(e) => self.stopped_by(
+                &mut progress,
+                format!("a journal write failed, writing is stopped until restart: {e}"),
+            ),
         }
         drop(progress);
         self.changed.notify_all();
+    }
+
+    /// Stops writing until restart because of `what`: every write and
+    /// every read then fails with it.
+    pub(crate) fn stop_writing(&self, what: &str) {
+        let mut progress = self.progress();
+        self.stopped_by(
+            &mut progress,
+            format!("{what}; writing is stopped until restart"),
+        );
+        drop(progress);
+        self.changed.notify_all();
+        self.complete_due();
+    }
+
+    fn stopped_by(&self, progress: &mut Progress, reason: String) {
+        crate::log::warn(&format!("embedded store: {reason}"));
+        progress.failed.get_or_insert(reason);
+        self.stopped.store(true, Ordering::Release);
     }
 
     /// Whether records are handed to the sync thread.

@@ -44,6 +44,7 @@ mod group_commit;
 mod ids;
 mod journal;
 mod journal_sync;
+mod late_commit;
 mod leases;
 mod log;
 mod management;
