@@ -113,7 +113,7 @@ impl LateCommit {
 #[cfg(test)]
 mod tests {
     use plugin_api::{
-        storage::{ClaimRequest, MessageListQuery, MessageStore, NewMessage, QueueRef},
+        storage::{ClaimRequest, MessageStore, NewMessage, QueueRef},
         types::ROption::RNone,
     };
 
@@ -140,13 +140,7 @@ mod tests {
                 .message_post(queue.clone(), "c".into(), vec![message("1")].into(), 10)
                 .await
                 .unwrap();
-            let query = MessageListQuery {
-                after_seq: RNone,
-                limit: 10,
-                exclude_client: RNone,
-                include_claimed: true,
-                include_delayed: true,
-            };
+            let query = test_support::every_message();
             let listed = store.message_list(queue.clone(), query, 10).await.unwrap();
             assert_eq!(listed.len(), 1, "a read finds the answered post");
             assert_eq!(listed[0].id, posted[0].id);

@@ -359,18 +359,9 @@ mod tests {
         runtime: &tokio::runtime::Runtime,
         now_ms: u64,
     ) -> Vec<(String, Vec<u8>)> {
-        use plugin_api::{
-            storage::{MessageListQuery, MessageStore},
-            types::ROption::RNone,
-        };
+        use plugin_api::storage::MessageStore;
 
-        let query = MessageListQuery {
-            after_seq: RNone,
-            limit: 10,
-            exclude_client: RNone,
-            include_claimed: true,
-            include_delayed: true,
-        };
+        let query = crate::test_support::every_message();
         runtime
             .block_on(store.message_list(QueueRef::new("p", "q"), query, now_ms))
             .unwrap()

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use plugin_api::{storage::MessageListQuery, types::ROption::RNone};
 use redb::{Database, ReadableDatabase};
 
 use crate::{schema, EmbeddedConfig};
@@ -30,4 +31,16 @@ pub(crate) fn format_of(file: &Path) -> u64 {
     let meta = txn.open_table(schema::META).unwrap();
     let format = meta.get(schema::META_FORMAT).unwrap().unwrap().value();
     format
+}
+
+/// A listing of up to ten messages from the first, claimed and delayed ones
+/// included.
+pub(crate) fn every_message() -> MessageListQuery {
+    MessageListQuery {
+        after_seq: RNone,
+        limit: 10,
+        exclude_client: RNone,
+        include_claimed: true,
+        include_delayed: true,
+    }
 }
