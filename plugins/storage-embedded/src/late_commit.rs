@@ -91,22 +91,26 @@ impl LateCommit {
         } = uncommitted;
         let outcome = txn.commit();
         metadata.invalidate(&metadata_changed, ticket);
-        match outcome {
+        let announce = match outcome {
             Ok(()) => {
                 claim_cursors.apply(cursors_changed);
-                if let Some(changes) = changes {
-                    feed::deliver(&sinks, changes);
-                }
+                changes
             }
             Err(e) => {
                 claim_cursors.clear();
                 sync.stop_writing(&format!(
                     "the commit of an answered post failed ({e}); the next open applies it from the post log"
                 ));
+                None
             }
-        }
+        };
         self.pending.store(false, Ordering::Release);
         drop(left);
+        // Outside the lock: a sink that reads the store would otherwise
+        // wait on it forever.
+        if let Some(changes) = announce {
+            feed::deliver(&sinks, changes);
+        }
     }
 }
 
