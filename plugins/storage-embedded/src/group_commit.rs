@@ -530,7 +530,6 @@ impl Committer {
     fn take_in_logged_posts(&self) {
         let Some(log) = &self.post_log else { return };
         // In the order `commit_logged` takes them.
-        self.finish_late();
         let _committing = self.committing.lock().unwrap_or_else(|e| e.into_inner());
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         if !log.holds_posts() {
@@ -698,7 +697,6 @@ fn writer_loop(committer: &Committer, mut receiver: mpsc::Receiver<Box<dyn Pendi
 // Kept out of line: `bench/callgrind-profile.sh` counts the store's commit
 // as this function's inclusive cost.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)] // the committer's parts, apart so that tests can run a batch on a bare database
 fn run_batch(
     db: &Database,
     feed: &Feed,

@@ -158,8 +158,8 @@ impl JournalSync {
         self.changed.notify_all();
     }
 
-    /// Stops writing until restart because of `what`: every write and
-    /// every read then fails with it.
+    /// Stops writing until restart because of `what`: every write then
+    /// fails with it, and the store reports itself unhealthy.
     pub(crate) fn stop_writing(&self, what: &str) {
         let mut progress = self.progress();
         self.stopped_by(

@@ -9,8 +9,9 @@
 //! post that is the only write in flight is written here first, as the
 //! post's inputs (queue, client id, time, messages and the random part of
 //! their ids), and synced; then it is applied in a redb commit that is *not*
-//! durable, which also records the post's log sequence number (LSN) in the
-//! `meta` table. Every 128 posts a durable redb commit takes in all
+//! durable (made after the post's answer, see [`crate::late_commit`]),
+//! which also records the post's log sequence number (LSN) in the `meta`
+//! table. Every 128 posts a durable redb commit takes in all
 //! of them and the log starts over.
 //!
 //! After a crash, redb comes back at its last durable commit, whose `meta`
