@@ -67,8 +67,11 @@ type SyncJob = Box<dyn FnOnce() -> io::Result<()> + Send>;
 /// The records handed over and made durable, and the sync thread.
 pub(crate) struct JournalSync {
     state: Mutex<Progress>,
-    /// Signalled when a record is handed over, made durable or fails, and
-    /// on stop.
+    /// Signalled when a record is handed over, and on stop: what the sync
+    /// thread waits for.
+    handed: Condvar,
+    /// Signalled when a record is made durable or fails, if anyone waits
+    /// (see [`Progress::watchers`]).
     changed: Condvar,
     /// Held while completions run, so that they run one at a time in order.
     completing: Mutex<()>,
@@ -92,6 +95,10 @@ struct Progress {
     job: Option<(Ticket, SyncJob)>,
     completions: VecDeque<(Ticket, Completion)>,
     stop: bool,
+    /// Threads waiting on `changed`. A lone post's record is synced inline
+    /// and nobody waits for it; signalling anyway costs a system call per
+    /// post, and used to wake the sync thread for nothing.
+    watchers: usize,
 }
 
 impl JournalSync {
@@ -99,6 +106,7 @@ impl JournalSync {
     pub(crate) fn start() -> io::Result<Arc<Self>> {
         let sync = Arc::new(Self {
             state: Mutex::new(Progress::default()),
+            handed: Condvar::new(),
             changed: Condvar::new(),
             completing: Mutex::new(()),
             submitted: AtomicU64::new(0),
@@ -134,7 +142,7 @@ impl JournalSync {
                         return;
                     }
                     progress = self
-                        .changed
+                        .handed
                         .wait(progress)
                         .unwrap_or_else(|e| e.into_inner());
                 }
@@ -154,8 +162,40 @@ impl JournalSync {
                 format!("a journal write failed, writing is stopped until restart: {e}"),
             ),
         }
+        self.announce(progress);
+    }
+
+    /// Wakes whoever waits for progress, once `progress` (the lock, held
+    /// while it was made) is released.
+    fn announce(&self, progress: MutexGuard<'_, Progress>) {
+        let watched = progress.watchers > 0;
         drop(progress);
-        self.changed.notify_all();
+        if watched {
+            self.changed.notify_all();
+        }
+    }
+
+    /// Waits on `changed` for progress, or until `timeout` passes.
+    fn watch<'a>(
+        &self,
+        mut progress: MutexGuard<'a, Progress>,
+        timeout: Option<std::time::Duration>,
+    ) -> MutexGuard<'a, Progress> {
+        progress.watchers += 1;
+        let mut progress = match timeout {
+            Some(timeout) => {
+                self.changed
+                    .wait_timeout(progress, timeout)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+            None => self
+                .changed
+                .wait(progress)
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        progress.watchers -= 1;
+        progress
     }
 
     /// Stops writing until restart because of `what`: every write then
@@ -166,8 +206,7 @@ impl JournalSync {
             &mut progress,
             format!("{what}; writing is stopped until restart"),
         );
-        drop(progress);
-        self.changed.notify_all();
+        self.announce(progress);
         self.complete_due();
     }
 
@@ -204,7 +243,7 @@ impl JournalSync {
     pub(crate) fn wait_idle_for(&self, timeout: std::time::Duration) {
         let progress = self.progress();
         if self.syncing() {
-            let _ = self.changed.wait_timeout(progress, timeout);
+            drop(self.watch(progress, Some(timeout)));
         }
     }
 
@@ -230,10 +269,7 @@ impl JournalSync {
             if self.durable.load(Ordering::Acquire) >= ticket {
                 return Ok(());
             }
-            progress = self
-                .changed
-                .wait(progress)
-                .unwrap_or_else(|e| e.into_inner());
+            progress = self.watch(progress, None);
         }
     }
 
@@ -257,7 +293,7 @@ impl JournalSync {
         self.submitted.store(ticket, Ordering::Release);
         progress.job = Some((ticket, Box::new(job)));
         drop(progress);
-        self.changed.notify_all();
+        self.handed.notify_one();
     }
 
     /// Runs `job` (write and sync the next record) on this thread, after
@@ -357,7 +393,7 @@ impl JournalSync {
     pub(crate) fn stop(&self) {
         let _ = self.wait_idle();
         self.progress().stop = true;
-        self.changed.notify_all();
+        self.handed.notify_all();
         let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(thread) = thread {
             let _ = thread.join();
