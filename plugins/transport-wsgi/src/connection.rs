@@ -26,6 +26,7 @@ use crate::{
     config::{WsgiConfig, HYPER_DEFAULT_MAX_HEADERS},
     head_clock::{HeadClock, HeadWatchedIo},
     listener::Log,
+    repoll::Repoll,
 };
 
 /// A response body: whole, or streamed (server-sent events).
@@ -83,14 +84,15 @@ pub async fn serve(
     if config.max_headers != HYPER_DEFAULT_MAX_HEADERS {
         builder.max_headers(config.max_headers);
     }
-    let connection = builder.serve_connection(
+    // Boxed once per connection, to be moved into the re-poller (see
+    // `crate::repoll`).
+    let mut connection = Repoll::new(Box::pin(builder.serve_connection(
         TokioIo::new(HeadWatchedIo::new(stream, clock.clone())),
         service,
-    );
-    tokio::pin!(connection);
+    )));
     let header_timeout = Duration::from_secs(config.header_timeout);
     tokio::select! {
-        _ = connection.as_mut() => {}
+        _ = &mut connection => {}
         _ = clock.overdue(header_timeout) => {
             (shared.log)(LogLevel::DEBUG, &format!(
                 "closed the connection of {peer}: headers not received within {} s",
@@ -98,7 +100,7 @@ pub async fn serve(
             ));
         }
         _ = stopped.changed() => {
-            connection.as_mut().graceful_shutdown();
+            connection.get_mut().as_mut().graceful_shutdown();
             let _ = connection.await;
         }
     }

@@ -12,6 +12,7 @@ mod config;
 mod connection;
 mod head_clock;
 mod listener;
+mod repoll;
 
 pub use config::WsgiConfig;
 pub use listener::WsgiTransport;
