@@ -10,8 +10,8 @@
 //! The watchdog is woken by its own timer only, never by a request: a
 //! wake-up per request would make the connection's task wake itself while
 //! it is being polled, which tokio answers by rescheduling the task and
-//! waking an idle worker thread to steal it (measured: a third of a lone
-//! client's wake-ups, ~15 % of its post's round trip). So the phase and the
+//! waking an idle worker thread to steal it (see [`crate::repoll`], which
+//! deals with hyper's own wake-up of the same kind). So the phase and the
 //! time its head began share one atomic word, and the watchdog looks at it
 //! when a head begun then could first be overdue.
 

@@ -6,9 +6,10 @@
 //! during its own poll for one that yielded: it queues it behind the others
 //! and wakes an idle worker thread to steal it. So every post moved its
 //! connection to the other thread and woke a sleeping one (measured with
-//! one client posting: ~0.9 of the server's 2.3 thread wake-ups a request;
-//! docs/BENCHMARKS.md, "A connection that woke itself"). Polling again here
-//! keeps the connection where it runs; wake-ups from elsewhere pass through.
+//! one client posting: one of the server's 2.3 thread wake-ups a request,
+//! and a quarter of its CPU; docs/BENCHMARKS.md, "A connection that woke
+//! itself"). Polling again here keeps the connection where it runs;
+//! wake-ups from elsewhere pass through.
 
 use std::{
     future::Future,
