@@ -8,7 +8,8 @@
 #     stores nothing, answers like a post) — the ratio ours ÷ hyper — and
 #     against the durable floor (the same server with `--durable-dir`: each
 #     post's body written and fdatasynced, in groups by one thread, before
-#     its answer: the least any durable server does) — ours ÷ durable;
+#     its answer: the least any durable server does) — ours ÷ durable, and
+#     our p99 beside the durable floor's;
 #   * 64 consumers (claim 10, delete each with its claim id) on the backlog
 #     the posts left, in messages/s ÷ hyper's post rate in the same round,
 #     and ÷ the durable floor's consume (its claims hand out canned
@@ -147,9 +148,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
     read -r our_rate _ our_p50 our_p99 <"$WORK/last"
     zaqar_load "$round" load-post-durable "$DURABLE" --producers "$CLIENTS" --consumers 0 \
         --queue-prefix "durable-$round"
-    read -r durable_rate _ _ _ <"$WORK/last"
+    read -r durable_rate _ _ durable_p99 <"$WORK/last"
     record "$round" "post, zaqar-load" hyper "$ref_rate" hyper_p99 "$ref_p99" \
-        durable "$durable_rate" ours "$our_rate" ours_p50 "$our_p50" ours_p99 "$our_p99"
+        durable "$durable_rate" durable_p99 "$durable_p99" ours "$our_rate" ours_p50 "$our_p50" \
+        ours_p99 "$our_p99"
     zaqar_load "$round" load-consume-ours "$OURS" --producers 0 --consumers "$CLIENTS" \
         --claim-limit 10 --queue-prefix "floor-$round"
     read -r _ consumed claim_p50 claim_p99 <"$WORK/last"
@@ -164,9 +166,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
         wrk_post "$round" wrk-post-ours "$OURS"
         read -r wrk_ours wrk_p50 wrk_p99 <"$WORK/last"
         wrk_post "$round" wrk-post-durable "$DURABLE"
-        read -r wrk_durable _ _ <"$WORK/last"
+        read -r wrk_durable _ wrk_durable_p99 <"$WORK/last"
         record "$round" "post, wrk" hyper "$wrk_ref" hyper_p99 "$wrk_ref_p99" \
-            durable "$wrk_durable" ours "$wrk_ours" ours_p50 "$wrk_p50" ours_p99 "$wrk_p99"
+            durable "$wrk_durable" durable_p99 "$wrk_durable_p99" ours "$wrk_ours" \
+            ours_p50 "$wrk_p50" ours_p99 "$wrk_p99"
     fi
     disk_floor_p50 5
     read -r floor <"$WORK/last"
@@ -196,8 +199,8 @@ names = []
 for r in rows:
     if r["name"] not in names:
         names.append(r["name"])
-print("| run | round | hyper /s | durable floor /s | ours /s | ours ÷ hyper | ours ÷ durable | ours p50 ms | ours p99 ms | floor p50 ms | ours p50 ÷ floor |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| run | round | hyper /s | durable floor /s | ours /s | ours ÷ hyper | ours ÷ durable | ours p50 ms | ours p99 ms | durable floor p99 ms | floor p50 ms | ours p50 ÷ floor |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 def cell(v, fmt):
     return "–" if v is None else fmt.format(v)
 worst = {}
@@ -209,6 +212,7 @@ for name in names:
         print(f"| {name} | {r['round']} | {cell(r.get('hyper'), '{:,.0f}')} | {cell(r.get('durable'), '{:,.0f}')} | "
               f"{r['ours']:,.0f} | {cell(ratio, '{:.2f}')} | {cell(durable, '{:.2f}')} | "
               f"{cell(r.get('ours_p50'), '{:.2f}')} | {cell(r.get('ours_p99'), '{:.2f}')} | "
+              f"{cell(r.get('durable_p99'), '{:.2f}')} | "
               f"{cell(r.get('floor_p50'), '{:.3f}')} | {cell(floor, '{:.2f}')} |")
         w = worst.setdefault(name, {})
         if ratio is not None:
@@ -219,10 +223,14 @@ for name in names:
             w["floor"] = max(w.get("floor", floor), floor)
         if "ours_p99" in r:
             w["p99"] = max(w.get("p99", 0), r["ours_p99"])
+        if "durable_p99" in r:
+            tail = r["ours_p99"] / r["durable_p99"]
+            w["tail"] = max(w.get("tail", tail), tail)
 print()
-print("| run | worst ours ÷ hyper | worst ours ÷ durable | worst p99 ms | worst p50 ÷ floor |")
-print("|---|---:|---:|---:|---:|")
+print("| run | worst ours ÷ hyper | worst ours ÷ durable | worst p99 ms | worst p99 ÷ durable floor's | worst p50 ÷ floor |")
+print("|---|---:|---:|---:|---:|---:|")
 for name, w in worst.items():
-    print(f"| {name} | {cell(w.get('ratio'), '{:.2f}')} | {cell(w.get('durable'), '{:.2f}')} | {cell(w.get('p99'), '{:.2f}')} | {cell(w.get('floor'), '{:.2f}')} |")
+    print(f"| {name} | {cell(w.get('ratio'), '{:.2f}')} | {cell(w.get('durable'), '{:.2f}')} | {cell(w.get('p99'), '{:.2f}')} | "
+          f"{cell(w.get('tail'), '{:.2f}')} | {cell(w.get('floor'), '{:.2f}')} |")
 PY
 log "results in $OUT"
