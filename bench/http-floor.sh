@@ -223,7 +223,7 @@ for name in names:
             w["floor"] = max(w.get("floor", floor), floor)
         if "ours_p99" in r:
             w["p99"] = max(w.get("p99", 0), r["ours_p99"])
-        if "durable_p99" in r:
+        if r.get("durable_p99"):
             tail = r["ours_p99"] / r["durable_p99"]
             w["tail"] = max(w.get("tail", tail), tail)
 print()
