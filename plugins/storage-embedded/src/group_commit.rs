@@ -25,6 +25,7 @@
 //! * if the commit fails, every caller of the batch gets `UNAVAILABLE`.
 
 use std::{
+    collections::HashMap,
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -41,7 +42,7 @@ use redb::{Database, Durability, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
-    claim_cursor::{BatchCursors, ClaimCursors},
+    claim_cursor::{BatchCursors, ClaimCursors, Cursor},
     error::{OpError, OpResult},
     feed::{self, Feed},
     gather::Gather,
@@ -203,11 +204,33 @@ write_tables! {
     flavors: FLAVORS => ((&'static str, &'static str), &'static [u8]),
 }
 
-impl WriteTables<'_> {
+impl<'t> WriteTables<'t> {
+    /// The tables of `txn` for the writes of a batch: reading and changing
+    /// the committed claim cursors, and recording the changes to announce
+    /// when `announcing` (some sink watches).
+    fn for_batch(
+        txn: &'t WriteTransaction,
+        claim_cursors: &'t ClaimCursors,
+        announcing: bool,
+    ) -> Self {
+        let mut tables = Self::new(txn).with_claim_cursors(claim_cursors);
+        tables.changes = announcing.then(Vec::new);
+        tables
+    }
+
     /// Writes what the batch kept in memory (the queue states) to its
     /// tables; the transaction must not commit without it.
     pub(crate) fn finish(&mut self) -> OpResult<()> {
         self.queue_state.flush()
+    }
+
+    /// Takes what the writes so far leave for after the commit.
+    fn aftermath(&mut self) -> Aftermath {
+        Aftermath {
+            metadata_changed: std::mem::take(&mut self.metadata_changed),
+            cursors_changed: self.claim_cursors.take_changes(),
+            changes: self.changes.take(),
+        }
     }
 
     /// Notes that the queue's metadata, or whether it exists, changes in
@@ -233,6 +256,39 @@ impl WriteTables<'_> {
     fn forget_announced_after(&mut self, len: usize) {
         if let Some(changes) = &mut self.changes {
             changes.truncate(len);
+        }
+    }
+}
+
+/// What a transaction's writes leave for once its commit is over: the
+/// queues whose cached metadata is stale, the claim cursors they moved and
+/// the changes they announce.
+pub(crate) struct Aftermath {
+    metadata_changed: Vec<(String, String)>,
+    cursors_changed: HashMap<u64, Option<Cursor>>,
+    changes: Option<Vec<QueueChange>>,
+}
+
+impl Aftermath {
+    /// Brings the caches in line with the commit that took journal ticket
+    /// `ticket` and `committed` or not; returns the changes to announce, if
+    /// it committed.
+    pub(crate) fn settle(
+        self,
+        committed: bool,
+        ticket: Ticket,
+        metadata: &MetadataCache,
+        claim_cursors: &ClaimCursors,
+    ) -> Option<Vec<QueueChange>> {
+        // Also after a failed commit: whether it reached the file is unknown.
+        metadata.invalidate(&self.metadata_changed, ticket);
+        if committed {
+            claim_cursors.apply(self.cursors_changed);
+            self.changes
+        } else {
+            // Whether it reached the file is unknown: trust no cursor.
+            claim_cursors.clear();
+            None
         }
     }
 }
@@ -465,20 +521,14 @@ impl Committer {
         if let Err(e) = txn.set_durability(Durability::None) {
             return fail_all(vec![job], &format!("cannot begin a write: {e}"));
         }
-        let (applied, metadata_changed, cursors_changed, changes) = {
-            let mut tables = WriteTables::new(&txn).with_claim_cursors(&self.claim_cursors);
-            tables.changes = (!sinks.is_empty()).then(Vec::new);
+        let (applied, aftermath) = {
+            let mut tables = WriteTables::for_batch(&txn, &self.claim_cursors, !sinks.is_empty());
             let applied = apply_one(&mut tables, &mut job).and_then(|()| {
                 note_logged(&mut tables, lsn)
                     .and_then(|()| tables.finish())
                     .map_err(|e| e.into_plugin())
             });
-            (
-                applied,
-                std::mem::take(&mut tables.metadata_changed),
-                tables.claim_cursors.take_changes(),
-                tables.changes.take(),
-            )
+            (applied, tables.aftermath())
         };
         if let Err(e) = applied {
             let _ = txn.abort();
@@ -486,9 +536,7 @@ impl Committer {
         }
         self.late.leave(Uncommitted {
             txn,
-            metadata_changed,
-            cursors_changed,
-            changes,
+            aftermath,
             sinks,
             ticket,
         });
@@ -718,9 +766,8 @@ fn run_batch(
         if let Err(e) = txn.set_durability(Durability::Immediate) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
-        let (poisoned, finished, changes, metadata_changed, cursors_changed) = {
-            let mut tables = WriteTables::new(&txn).with_claim_cursors(claim_cursors);
-            tables.changes = (!sinks.is_empty()).then(Vec::new);
+        let (poisoned, finished, aftermath) = {
+            let mut tables = WriteTables::for_batch(&txn, claim_cursors, !sinks.is_empty());
             let poisoned = apply_all(&mut tables, &mut batch)
                 .or_else(|| absorb_while_syncing(&mut tables, &mut batch, sync, more))
                 .or_else(|| gather_writers(&mut tables, &mut batch, journal, more));
@@ -730,15 +777,7 @@ fn run_batch(
                 None => tables.finish().map_err(|e| e.into_plugin().message),
                 Some(_) => Ok(()),
             };
-            let metadata_changed = std::mem::take(&mut tables.metadata_changed);
-            let cursors_changed = tables.claim_cursors.take_changes();
-            (
-                poisoned,
-                finished,
-                tables.changes.take(),
-                metadata_changed,
-                cursors_changed,
-            )
+            (poisoned, finished, tables.aftermath())
         };
         if let Some((index, error)) = poisoned {
             // redb rolls back what the batch wrote; the others run again.
@@ -755,17 +794,11 @@ fn run_batch(
             .map_err(|e| PluginError::unavailable(format!("embedded store: commit failed: {e}")));
         // The record covering this commit (the last one handed over).
         let ticket = sync.map_or(0, |sync| sync.submitted());
-        // Also after a failed commit: whether it reached the file is unknown.
-        metadata.invalidate(&metadata_changed, ticket);
-        match outcome {
-            Ok(()) => claim_cursors.apply(cursors_changed),
-            // Whether it reached the file is unknown: trust no cursor.
-            Err(_) => claim_cursors.clear(),
-        }
+        let changes = aftermath.settle(outcome.is_ok(), ticket, metadata, claim_cursors);
         let batch = std::mem::take(&mut batch);
         let sinks = sinks.clone();
         let complete = move |outcome: Result<(), PluginError>| {
-            if let (Ok(()), Some(changes)) = (&outcome, changes) {
+            if let Some(changes) = changes {
                 feed::deliver(&sinks, changes);
             }
             for job in batch {

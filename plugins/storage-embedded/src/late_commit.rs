@@ -12,20 +12,17 @@
 //! (whoever comes first commits it; the others wait on the lock until it is
 //! done), so a client that reads after its post finds it, as before.
 
-use std::{
-    collections::HashMap,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Mutex,
-    },
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Mutex,
 };
 
-use plugin_api::storage::QueueChange;
 use redb::WriteTransaction;
 
 use crate::{
-    claim_cursor::{ClaimCursors, Cursor},
+    claim_cursor::ClaimCursors,
     feed::{self, Sinks},
+    group_commit::Aftermath,
     journal_sync::{JournalSync, Ticket},
     metadata_cache::MetadataCache,
 };
@@ -34,9 +31,7 @@ use crate::{
 /// the rest of the store.
 pub(crate) struct Uncommitted {
     pub(crate) txn: WriteTransaction,
-    pub(crate) metadata_changed: Vec<(String, String)>,
-    pub(crate) cursors_changed: HashMap<u64, Option<Cursor>>,
-    pub(crate) changes: Option<Vec<QueueChange>>,
+    pub(crate) aftermath: Aftermath,
     pub(crate) sinks: Sinks,
     /// The journal ticket the post's record took.
     pub(crate) ticket: Ticket,
@@ -83,27 +78,17 @@ impl LateCommit {
         };
         let Uncommitted {
             txn,
-            metadata_changed,
-            cursors_changed,
-            changes,
+            aftermath,
             sinks,
             ticket,
         } = uncommitted;
         let outcome = txn.commit();
-        metadata.invalidate(&metadata_changed, ticket);
-        let announce = match outcome {
-            Ok(()) => {
-                claim_cursors.apply(cursors_changed);
-                changes
-            }
-            Err(e) => {
-                claim_cursors.clear();
-                sync.stop_writing(&format!(
-                    "the commit of an answered post failed ({e}); the next open applies it from the post log"
-                ));
-                None
-            }
-        };
+        let announce = aftermath.settle(outcome.is_ok(), ticket, metadata, claim_cursors);
+        if let Err(e) = outcome {
+            sync.stop_writing(&format!(
+                "the commit of an answered post failed ({e}); the next open applies it from the post log"
+            ));
+        }
         self.pending.store(false, Ordering::Release);
         drop(left);
         // Outside the lock: a sink that reads the store would otherwise
