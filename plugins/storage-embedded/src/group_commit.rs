@@ -798,7 +798,9 @@ fn run_batch(
         let batch = std::mem::take(&mut batch);
         let sinks = sinks.clone();
         let complete = move |outcome: Result<(), PluginError>| {
-            if let Some(changes) = changes {
+            // `outcome` is also the journal's: a batch whose sync failed
+            // was committed but is not durable, and announces nothing.
+            if let (Ok(()), Some(changes)) = (&outcome, changes) {
                 feed::deliver(&sinks, changes);
             }
             for job in batch {
