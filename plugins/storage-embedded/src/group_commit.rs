@@ -1280,6 +1280,16 @@ mod tests {
         dir: &Path,
         fails: bool,
     ) -> (Arc<Database>, Arc<GroupCommit>, std::sync::mpsc::Sender<()>) {
+        writer_announcing_to(dir, fails, Arc::default())
+    }
+
+    /// [`writer_with_a_record_in_flight`], announcing what it commits to
+    /// `feed`.
+    fn writer_announcing_to(
+        dir: &Path,
+        fails: bool,
+        feed: Arc<Feed>,
+    ) -> (Arc<Database>, Arc<GroupCommit>, std::sync::mpsc::Sender<()>) {
         let db = Arc::new(Database::create(dir.join("t.redb")).unwrap());
         let sync = JournalSync::start().unwrap();
         let (release, held) = std::sync::mpsc::channel::<()>();
@@ -1291,14 +1301,8 @@ mod tests {
                 Ok(())
             }
         });
-        let writer = GroupCommit::start(
-            Arc::clone(&db),
-            Arc::default(),
-            Arc::default(),
-            Some(sync),
-            None,
-        )
-        .unwrap();
+        let writer =
+            GroupCommit::start(Arc::clone(&db), feed, Arc::default(), Some(sync), None).unwrap();
         (db, Arc::new(writer), release)
     }
 
@@ -1344,6 +1348,44 @@ mod tests {
         let error = answer.join().unwrap().unwrap_err();
         assert_eq!(error.code, ErrorCode::UNAVAILABLE);
         assert!(error.message.contains("disk on fire"), "{}", error.message);
+    }
+
+    /// A batch commits in redb before its journal record is durable; if
+    /// that record then fails, its callers get an error, so subscribers
+    /// must not hear of its changes either.
+    #[test]
+    fn a_batch_announces_its_changes_only_once_its_record_is_durable() {
+        for fails in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let feed = Arc::new(Feed::default());
+            let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+            feed.watch(plugin_api::storage::wrap_change_sink(Collect(Arc::clone(
+                &seen,
+            ))));
+            let (_db, writer, release) = writer_announcing_to(dir.path(), fails, feed);
+            let answer = std::thread::spawn(move || {
+                let _other = writer.committer.in_flight();
+                current_thread_runtime().block_on(writer.write(announcing("q", 1)))
+            });
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            assert!(
+                seen.lock().unwrap().is_empty(),
+                "nothing is announced before the record is durable"
+            );
+            release.send(()).unwrap();
+            let answer = answer.join().unwrap();
+            let announced = seen.lock().unwrap().len();
+            if fails {
+                assert_eq!(answer.unwrap_err().code, ErrorCode::UNAVAILABLE);
+                assert_eq!(
+                    announced, 0,
+                    "a batch whose record failed announces nothing"
+                );
+            } else {
+                assert_eq!(answer, Ok(()));
+                assert_eq!(announced, 1, "a durable batch announces its change");
+            }
+        }
     }
 
     #[test]
