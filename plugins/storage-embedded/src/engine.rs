@@ -355,20 +355,26 @@ fn open_post_log(db: &Database, dir: &Path) -> PluginResult<PostLog> {
         .collect();
     let mut last = applied;
     if let Some((newest, _)) = missing.last() {
-        let count = missing.len();
+        let records = missing.len();
         last = *newest;
-        let apply = || -> Result<(), String> {
+        let mut count = 0;
+        let mut apply = || -> Result<(), String> {
             let txn = db.begin_write().map_err(|e| e.to_string())?;
             {
                 let mut tables = WriteTables::new(&txn);
                 for (lsn, payload) in &missing {
-                    let post = LoggedPost::decode(payload)
+                    let posts = LoggedPost::decode_record(payload)
                         .map_err(|e| format!("post {lsn}: {}", e.into_plugin().message))?;
-                    match messages::post_logged(&mut tables, &post) {
-                        Ok(_) => {}
-                        // It failed its caller the same way the first time.
-                        Err(crate::error::OpError::Caller(_)) => {}
-                        Err(e) => return Err(format!("post {lsn}: {}", e.into_plugin().message)),
+                    count += posts.len();
+                    for post in &posts {
+                        match messages::post_logged(&mut tables, post) {
+                            Ok(_) => {}
+                            // It failed its caller the same way the first time.
+                            Err(crate::error::OpError::Caller(_)) => {}
+                            Err(e) => {
+                                return Err(format!("post {lsn}: {}", e.into_plugin().message))
+                            }
+                        }
                     }
                 }
                 tables
@@ -383,7 +389,7 @@ fn open_post_log(db: &Database, dir: &Path) -> PluginResult<PostLog> {
         };
         apply().map_err(|e| failed("cannot apply", &e))?;
         crate::log::info(&format!(
-            "applied {count} posts of the post log that the database file lacked (up to post {last})"
+            "applied {count} posts of the post log that the database file lacked ({records} records, up to record {last})"
         ));
     }
     log.restart(last + 1);

@@ -29,7 +29,7 @@ use std::{
     panic::{catch_unwind, AssertUnwindSafe},
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Mutex,
+        Arc, Mutex, MutexGuard,
     },
     thread::JoinHandle,
 };
@@ -44,7 +44,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::{
     claim_cursor::{BatchCursors, ClaimCursors, Cursor},
     error::{OpError, OpResult},
-    feed::{self, Feed},
+    feed::{self, Feed, Sinks},
     gather::Gather,
     journal_sync::{JournalSync, Ticket},
     late_commit::{LateCommit, Uncommitted},
@@ -302,6 +302,9 @@ trait Pending: Send {
     fn complete(self: Box<Self>, commit: Result<(), PluginError>);
     /// Answers the caller with an error of its own (it will not be retried).
     fn fail(self: Box<Self>, error: PluginError);
+    /// The post this operation applies, if it is a post the post log can
+    /// hold.
+    fn logged(&self) -> Option<&LoggedPost>;
 }
 
 /// A write operation with its caller's reply channel.
@@ -309,6 +312,7 @@ struct Job<F, T> {
     op: F,
     result: Option<PluginResult<T>>,
     reply: oneshot::Sender<PluginResult<T>>,
+    logged: Option<Arc<LoggedPost>>,
 }
 
 impl<F, T> Pending for Job<F, T>
@@ -344,6 +348,10 @@ where
 
     fn fail(self: Box<Self>, error: PluginError) {
         let _ = self.reply.send(Err(error));
+    }
+
+    fn logged(&self) -> Option<&LoggedPost> {
+        self.logged.as_deref()
     }
 }
 
@@ -408,7 +416,11 @@ impl Committer {
             &self.db,
             &self.feed,
             &self.metadata,
-            self.sync.as_ref().map(|sync| (sync, &self.gather)),
+            self.sync.as_ref().map(|sync| Journal {
+                sync,
+                gather: &self.gather,
+                post_log: self.post_log.as_ref(),
+            }),
             &self.claim_cursors,
             batch,
             more,
@@ -479,6 +491,12 @@ impl Committer {
         self.finish_late();
         let payload = post.encode();
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ticket) = log.taken_in() {
+            // A durable batch commit holds the posts logged so far.
+            if sync.wait_durable(ticket).is_ok() {
+                log.restart(0);
+            }
+        }
         if !log.takes(payload.len()) && log.holds_posts() {
             if let Err(e) = self.restart_post_log(&mut log) {
                 crate::log::warn(&format!(
@@ -679,13 +697,15 @@ impl GroupCommit {
     {
         let sender = self.sender.as_ref().ok_or_else(closed)?;
         let (reply, mut answer) = oneshot::channel();
+        let lone = logged.clone();
         let job: Box<dyn Pending> = Box::new(Job {
             op,
             result: None,
             reply,
+            logged,
         });
         let _in_flight = self.committer.in_flight();
-        let job = match self.committer.commit_if_lone(job, logged.as_deref()) {
+        let job = match self.committer.commit_if_lone(job, lone.as_deref()) {
             Ok(()) => return answer.try_recv().map_err(|_| closed())?,
             Err(job) => job,
         };
@@ -749,12 +769,12 @@ fn run_batch(
     db: &Database,
     feed: &Feed,
     metadata: &MetadataCache,
-    journal: Option<(&Arc<JournalSync>, &Gather)>,
+    journal: Option<Journal<'_>>,
     claim_cursors: &ClaimCursors,
     mut batch: Vec<Box<dyn Pending>>,
     more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
 ) {
-    let sync = journal.map(|(sync, _)| sync);
+    let sync = journal.as_ref().map(|journal| journal.sync);
     let sinks = feed.sinks();
     while !batch.is_empty() {
         let mut txn = match db.begin_write() {
@@ -766,15 +786,25 @@ fn run_batch(
         if let Err(e) = txn.set_durability(Durability::Immediate) {
             return fail_all(batch, &format!("cannot make the write durable: {e}"));
         }
+        let mut logged = None;
         let (poisoned, finished, aftermath) = {
             let mut tables = WriteTables::for_batch(&txn, claim_cursors, !sinks.is_empty());
             let poisoned = apply_all(&mut tables, &mut batch)
                 .or_else(|| absorb_while_syncing(&mut tables, &mut batch, sync, more))
-                .or_else(|| gather_writers(&mut tables, &mut batch, journal, more));
+                .or_else(|| gather_writers(&mut tables, &mut batch, journal.as_ref(), more));
             // Writing what the operations kept in memory fails only with
             // the database, not because of one operation: it fails them all.
             let finished = match poisoned {
-                None => tables.finish().map_err(|e| e.into_plugin().message),
+                None => {
+                    logged = journal
+                        .as_ref()
+                        .and_then(|journal| PostsToLog::of(journal, &batch));
+                    logged
+                        .as_ref()
+                        .map_or(Ok(()), |posts| note_logged(&mut tables, posts.lsn))
+                        .and_then(|()| tables.finish())
+                        .map_err(|e| e.into_plugin().message)
+                }
                 Some(_) => Ok(()),
             };
             (poisoned, finished, tables.aftermath())
@@ -789,11 +819,29 @@ fn run_batch(
             let _ = txn.abort();
             return fail_all(batch, &format!("cannot write the queue states: {message}"));
         }
+        if let (Some(posts), Some(journal)) = (logged, journal.as_ref()) {
+            let batch = std::mem::take(&mut batch);
+            commit_logged_batch(
+                txn,
+                posts,
+                journal,
+                aftermath,
+                metadata,
+                claim_cursors,
+                &sinks,
+                batch,
+            );
+            continue;
+        }
         let outcome = txn
             .commit()
             .map_err(|e| PluginError::unavailable(format!("embedded store: commit failed: {e}")));
         // The record covering this commit (the last one handed over).
         let ticket = sync.map_or(0, |sync| sync.submitted());
+        if let (Ok(()), Some(log)) = (&outcome, journal.as_ref().and_then(|j| j.post_log)) {
+            // A durable commit holds every post logged before it.
+            lock(log).taken_in_by(ticket);
+        }
         let changes = aftermath.settle(outcome.is_ok(), ticket, metadata, claim_cursors);
         let batch = std::mem::take(&mut batch);
         let sinks = sinks.clone();
@@ -812,6 +860,124 @@ fn run_batch(
             (_, outcome) => complete(outcome),
         }
     }
+}
+
+/// The journal's parts the writer commits with.
+struct Journal<'a> {
+    sync: &'a Arc<JournalSync>,
+    gather: &'a Gather,
+    post_log: Option<&'a Mutex<PostLog>>,
+}
+
+fn lock(log: &Mutex<PostLog>) -> MutexGuard<'_, PostLog> {
+    log.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A batch of posts only, made durable by one post-log record instead of a
+/// durable redb commit (see [`crate::post_log`]): the record's payload and
+/// the LSN it takes.
+struct PostsToLog {
+    payload: Vec<u8>,
+    posts: u32,
+    lsn: u64,
+}
+
+impl PostsToLog {
+    /// The record for `batch` if every operation in it is a post, the writer
+    /// thread commits it, and the log takes it.
+    fn of(journal: &Journal<'_>, batch: &[Box<dyn Pending>]) -> Option<Self> {
+        let log = journal.post_log?;
+        if !journal.sync.deferred() || batch.iter().any(|job| job.logged().is_none()) {
+            return None;
+        }
+        let posts = u32::try_from(batch.len()).ok()?;
+        let posts_of_batch: Vec<&LoggedPost> =
+            batch.iter().filter_map(|job| job.logged()).collect();
+        let payload = LoggedPost::encode_batch(&posts_of_batch);
+        let mut log = lock(log);
+        if let Some(ticket) = log.taken_in() {
+            // Only once the commit holding them is durable may their
+            // records be overwritten.
+            journal.sync.wait_durable(ticket).ok()?;
+            log.restart(0);
+        }
+        // Otherwise the batch commits durably, which takes in the posts
+        // logged so far and lets the log start over.
+        log.takes_posts(posts, payload.len()).then(|| Self {
+            payload,
+            posts,
+            lsn: log.next_lsn(),
+        })
+    }
+}
+
+/// Batches committed through the post log, for tests to see that they were.
+#[cfg(test)]
+pub(crate) static LOGGED_BATCHES: AtomicUsize = AtomicUsize::new(0);
+
+/// Hands the record of `posts` to the sync thread, commits `txn` (which
+/// holds them and notes their LSN) without durability, and answers the
+/// batch once the record is durable; the writer goes on with the next
+/// batch meanwhile, as after a durable commit.
+#[allow(clippy::too_many_arguments)]
+fn commit_logged_batch(
+    mut txn: redb::WriteTransaction,
+    posts: PostsToLog,
+    journal: &Journal<'_>,
+    aftermath: Aftermath,
+    metadata: &MetadataCache,
+    claim_cursors: &ClaimCursors,
+    sinks: &Sinks,
+    batch: Vec<Box<dyn Pending>>,
+) {
+    let log = journal.post_log.expect("a logged batch has the post log");
+    let sync = journal.sync;
+    #[cfg(test)]
+    LOGGED_BATCHES.fetch_add(1, Ordering::Relaxed);
+    let prepared = txn
+        .set_durability(Durability::None)
+        .map_err(|e| format!("cannot commit a logged batch: {e}"))
+        // One record in flight at a time.
+        .and_then(|()| {
+            sync.wait_idle()
+                .map_err(|e| format!("the journal failed: {e}"))
+        })
+        .and_then(|()| {
+            let mut log = lock(log);
+            debug_assert_eq!(log.next_lsn(), posts.lsn, "one writer appends");
+            log.reserve(&posts.payload, posts.posts)
+                .map_err(|e| format!("cannot write the post log: {e}"))
+        });
+    let write = match prepared {
+        Ok(write) => write,
+        Err(message) => {
+            let _ = txn.abort();
+            aftermath.settle(false, sync.submitted(), metadata, claim_cursors);
+            return fail_all(batch, &message);
+        }
+    };
+    // Handed over before the commit, so that what readers see of it is
+    // durable: the record takes a journal ticket, which reads wait for.
+    sync.submit(move || write.run());
+    let ticket = sync.submitted();
+    let outcome = txn.commit().map_err(|e| {
+        // The record may still become durable, and the next open would
+        // apply these posts: nothing more may be written before it.
+        sync.stop_writing(&format!("the commit of a logged batch failed ({e})"));
+        PluginError::unavailable(format!("embedded store: commit failed: {e}"))
+    });
+    let changes = aftermath.settle(outcome.is_ok(), ticket, metadata, claim_cursors);
+    let sinks = sinks.clone();
+    let complete = move |durable: Result<(), PluginError>| {
+        let outcome = outcome.and(durable);
+        if let (Ok(()), Some(changes)) = (&outcome, changes) {
+            feed::deliver(&sinks, changes);
+        }
+        for job in batch {
+            job.complete(outcome.clone());
+        }
+    };
+    sync.after_durable(ticket, Box::new(complete));
 }
 
 /// Records in the transaction that it holds the post-log post `lsn`.
@@ -877,10 +1043,10 @@ fn absorb_while_syncing(
 fn gather_writers(
     tables: &mut WriteTables<'_>,
     batch: &mut Vec<Box<dyn Pending>>,
-    journal: Option<(&Arc<JournalSync>, &Gather)>,
+    journal: Option<&Journal<'_>>,
     more: &mut dyn FnMut() -> Option<Box<dyn Pending>>,
 ) -> Option<(usize, PluginError)> {
-    let (sync, gather) = journal?;
+    let Journal { sync, gather, .. } = journal?;
     let target = gather.target()?;
     if !sync.deferred() || batch.len() >= target {
         return None;
@@ -924,6 +1090,7 @@ mod tests {
             op,
             result: None,
             reply,
+            logged: None,
         };
         (Box::new(job), answer)
     }

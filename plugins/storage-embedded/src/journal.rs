@@ -56,7 +56,7 @@ use std::{
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc, Arc, Mutex,
     },
     thread::JoinHandle,
@@ -64,7 +64,7 @@ use std::{
 
 use redb::{backends::FileBackend, BackendError, StorageBackend};
 
-use crate::journal_sync::JournalSync;
+use crate::journal_sync::{JournalSync, Ticket};
 
 /// A segment this large is closed and checkpointed; also the size of the
 /// preallocated spare.
@@ -105,6 +105,10 @@ pub(crate) struct JournaledFile {
     checkpoints: Mutex<Option<Checkpointer>>,
     /// Where records are written and synced, and who waits for them.
     sync: Arc<JournalSync>,
+    /// The ticket of this journal's last record. Pages are written in
+    /// place once it is durable; a post-log record in flight after it (see
+    /// [`crate::post_log`]) changes no page, so it is not waited for.
+    pages_record: AtomicU64,
 }
 
 struct State {
@@ -322,6 +326,7 @@ impl JournaledFile {
             spare_ready,
             checkpoints: Mutex::new(Some(checkpointer)),
             sync,
+            pages_record: AtomicU64::new(0),
         })
     }
 
@@ -329,6 +334,14 @@ impl JournaledFile {
     /// its callers and readers settle through it.
     pub(crate) fn sync(&self) -> Arc<JournalSync> {
         Arc::clone(&self.sync)
+    }
+
+    /// Waits until the last record of this journal is durable: the pages
+    /// a commit writes in place are free only as of the last commit redb
+    /// was told is durable, whose record that is.
+    fn wait_pages_free(&self) -> io::Result<()> {
+        let record: Ticket = self.pages_record.load(Ordering::Acquire);
+        self.sync.wait_settled(record)
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -580,7 +593,7 @@ impl StorageBackend for JournaledFile {
 
     fn set_len(&self, len: u64) -> Result<(), io::Error> {
         let mut state = self.state();
-        self.sync.wait_idle()?;
+        self.wait_pages_free()?;
         self.inner.set_len(len)?;
         state.pending.push(SET_LEN);
         state.pending.extend_from_slice(&len.to_le_bytes());
@@ -591,7 +604,7 @@ impl StorageBackend for JournaledFile {
         let mut state = self.state();
         // The pages this commit overwrites are free only as of the last
         // durable commit (see crate::journal_sync).
-        self.sync.wait_idle()?;
+        self.wait_pages_free()?;
         self.inner.write(offset, data)?;
         let length = u32::try_from(data.len()).map_err(io::Error::other)?;
         let kept = without_zero_tail(data);
@@ -659,12 +672,15 @@ impl StorageBackend for JournaledFile {
                 .push(buffer);
             written
         };
-        if self.sync.deferred() {
+        let outcome = if self.sync.deferred() {
             self.sync.submit(write);
             Ok(())
         } else {
             self.sync.run_inline(write)
-        }
+        };
+        self.pages_record
+            .store(self.sync.submitted(), Ordering::Release);
+        outcome
     }
 
     fn close(&self) -> Result<(), io::Error> {

@@ -17,7 +17,10 @@
 //!   commit may reuse pages the previous durable state still needs: its
 //!   in-place writes therefore wait until the record in flight is durable
 //!   ([`JournalSync::wait_idle`]). The next batch's apply (the B-tree work,
-//!   in memory) is what overlaps the sync.
+//!   in memory) is what overlaps the sync. A batch of posts only is made
+//!   durable by a post-log record instead (see [`crate::post_log`]) and
+//!   committed without durability: that record tells redb nothing, so the
+//!   page writes that follow wait only for the journal's own last record.
 //! * **Answers in record order, only once durable** ([`JournalSync::after_durable`]):
 //!   completions run in the order their records were handed over, on
 //!   whichever thread sees their record durable first.
@@ -275,7 +278,12 @@ impl JournalSync {
 
     /// Waits until no record is in flight (and fails once writing stopped).
     pub(crate) fn wait_idle(&self) -> io::Result<()> {
-        self.wait_durable(self.submitted())?;
+        self.wait_settled(self.submitted())
+    }
+
+    /// Waits until `ticket` is durable (and fails once writing stopped).
+    pub(crate) fn wait_settled(&self, ticket: Ticket) -> io::Result<()> {
+        self.wait_durable(ticket)?;
         // Every page write comes here: the lock only once writing stopped.
         if self.stopped.load(Ordering::Acquire) {
             return Err(Self::stopped_error(&self.failure().unwrap_or_default()));
@@ -285,7 +293,8 @@ impl JournalSync {
 
     /// Hands `job` (write and sync the next record) to the sync thread.
     /// The caller has waited until no record is in flight, and holds the
-    /// journal's lock (records are handed over one at a time).
+    /// journal's lock or the writer's commit lock (records are handed over
+    /// one at a time).
     pub(crate) fn submit(&self, job: impl FnOnce() -> io::Result<()> + Send + 'static) {
         let mut progress = self.progress();
         debug_assert!(progress.job.is_none(), "one record in flight at most");

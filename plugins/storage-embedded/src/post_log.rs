@@ -11,8 +11,17 @@
 //! their ids), and synced; then it is applied in a redb commit that is *not*
 //! durable (made after the post's answer, see [`crate::late_commit`]),
 //! which also records the post's log sequence number (LSN) in the `meta`
-//! table. Every 128 posts a durable redb commit takes in all
-//! of them and the log starts over.
+//! table. Every 512 posts (or once the file is full) a durable redb commit
+//! takes in all of them and the log starts over.
+//!
+//! The writer thread does the same for a batch made of posts only (a few
+//! writers or more posting at once): one record holds the batch's posts,
+//! handed to the journal's sync thread as a journal record would be, the
+//! batch is committed without durability, and its callers are answered once
+//! the record is durable. Any other batch commits durably, which takes in
+//! every post logged before it: the log starts over once that commit's
+//! record is durable (docs/storage-embedded.md, "Batches of posts through
+//! the post log").
 //!
 //! After a crash, redb comes back at its last durable commit, whose `meta`
 //! row names the last logged post it holds; the posts logged after it are
@@ -38,6 +47,7 @@ use std::{
     io,
     os::unix::fs::FileExt,
     path::Path,
+    sync::Arc,
 };
 
 use plugin_api::{
@@ -62,14 +72,22 @@ const CAPACITY: u64 = 1024 * 1024;
 /// (and pages the file cannot reuse) until the next durable one records
 /// them, which makes that commit slower the more there are. One post in
 /// this many waits for it, so above 100 it stays out of the 99th
-/// percentile; the cost per post hardly falls beyond 64 (callgrind, one
-/// producer: 185,700 instructions a post at 16, 176,700 at 64, 175,200 at
-/// 128, 174,100 at 256).
-pub(crate) const POSTS_PER_CYCLE: u32 = 128;
+/// percentile; for a lone writer the cost per post hardly falls beyond 64
+/// (callgrind, one producer: 185,700 instructions a post at 16, 176,700 at
+/// 64, 175,200 at 128, 174,100 at 256; lone posts, one block each, fill the
+/// file at 256). Batches of posts gain more: at 64 producers, 512 instead
+/// of 128 gave 3-13 % more posts/s in three alternating rounds of three
+/// (docs/BENCHMARKS.md, "Batches of posts through the post log").
+pub(crate) const POSTS_PER_CYCLE: u32 = 512;
 
 const MAGIC: u32 = 0x5a51_504c; // "ZQPL"
 const HEADER: usize = 20;
+/// A record of one post.
 const PAYLOAD_V1: u8 = 1;
+/// A record of a batch's posts: their count, then each one's version 1
+/// payload, length-prefixed. Builds before it refuse to open a log that
+/// holds one not yet taken in by a durable commit.
+const PAYLOAD_BATCH: u8 = 2;
 
 /// A post as the log keeps it: everything its application depends on.
 #[derive(Clone, Debug, PartialEq)]
@@ -116,6 +134,32 @@ impl LoggedPost {
         w.finish()
     }
 
+    /// One record for `posts`, in the order they were applied.
+    pub(crate) fn encode_batch(posts: &[&LoggedPost]) -> Vec<u8> {
+        let mut w = Writer::with_capacity(8 + posts.len() * 256);
+        w.u8(PAYLOAD_BATCH)
+            .u32(u32::try_from(posts.len()).expect("a batch holds few posts"));
+        for post in posts {
+            w.bytes(&post.encode());
+        }
+        w.finish()
+    }
+
+    /// The posts of a record, of one post or of a batch.
+    pub(crate) fn decode_record(payload: &[u8]) -> Result<Vec<Self>, OpError> {
+        if payload.first() != Some(&PAYLOAD_BATCH) {
+            return Self::decode(payload).map(|post| vec![post]);
+        }
+        let mut r = Reader::new(payload);
+        r.version(PAYLOAD_BATCH)?;
+        let count = r.u32()? as usize;
+        let mut posts = Vec::with_capacity(count.min(4096));
+        for _ in 0..count {
+            posts.push(Self::decode(r.bytes()?)?);
+        }
+        Ok(posts)
+    }
+
     pub(crate) fn decode(payload: &[u8]) -> Result<Self, OpError> {
         let mut r = Reader::new(payload);
         r.version(PAYLOAD_V1)?;
@@ -150,16 +194,19 @@ pub(crate) type Record = (u64, Vec<u8>);
 
 /// The open log: where the next record goes.
 pub(crate) struct PostLog {
-    file: File,
+    file: Arc<File>,
     /// The file's size, in whole blocks.
     capacity: u64,
     /// Where the next record goes.
     end: u64,
     /// The LSN the next record takes.
     next_lsn: u64,
-    /// Records since the log last started over.
+    /// Posts since the log last started over.
     logged: u32,
     buffer: AlignedBuffer,
+    /// A durable commit that holds every post logged so far: the log may
+    /// start over once that commit's journal record is durable.
+    taken_in_by: Option<crate::journal_sync::Ticket>,
 }
 
 impl PostLog {
@@ -176,7 +223,7 @@ impl PostLog {
         let capacity = contents.len() as u64 / ALIGN as u64 * ALIGN as u64;
         let (records, end) = scan(&contents);
         let next_lsn = records.last().map_or(1, |(lsn, _)| lsn + 1);
-        let file = open_segment(OpenOptions::new().write(true), &path)?;
+        let file = Arc::new(open_segment(OpenOptions::new().write(true), &path)?);
         let log = Self {
             file,
             capacity,
@@ -184,6 +231,7 @@ impl PostLog {
             next_lsn,
             logged: u32::try_from(records.len()).unwrap_or(u32::MAX),
             buffer: AlignedBuffer::default(),
+            taken_in_by: None,
         };
         Ok((log, records))
     }
@@ -191,7 +239,27 @@ impl PostLog {
     /// Whether a record of `payload_len` bytes is taken now; if not, the
     /// caller commits durably and [`PostLog::restart`]s the log.
     pub(crate) fn takes(&self, payload_len: usize) -> bool {
-        self.logged < POSTS_PER_CYCLE && self.end + padded(payload_len) <= self.capacity
+        self.takes_posts(1, payload_len)
+    }
+
+    /// The same for a record of `posts` posts.
+    pub(crate) fn takes_posts(&self, posts: u32, payload_len: usize) -> bool {
+        self.logged.saturating_add(posts) <= POSTS_PER_CYCLE
+            && self.end + padded(payload_len) <= self.capacity
+    }
+
+    /// Notes that the durable commit whose journal record is `ticket` holds
+    /// every post logged so far.
+    pub(crate) fn taken_in_by(&mut self, ticket: crate::journal_sync::Ticket) {
+        if self.holds_posts() {
+            self.taken_in_by = Some(ticket);
+        }
+    }
+
+    /// The durable commit noted by [`PostLog::taken_in_by`], if any: once
+    /// its record is durable, the log may [`PostLog::restart`].
+    pub(crate) fn taken_in(&self) -> Option<crate::journal_sync::Ticket> {
+        self.taken_in_by
     }
 
     /// Whether posts were logged since the log last started over.
@@ -207,22 +275,42 @@ impl PostLog {
     /// Writes `payload` as the next record and syncs it; returns its LSN.
     /// The caller has checked [`PostLog::takes`].
     pub(crate) fn append(&mut self, payload: &[u8]) -> io::Result<u64> {
+        self.append_posts(payload, 1)
+    }
+
+    /// The same for a record of `posts` posts.
+    pub(crate) fn append_posts(&mut self, payload: &[u8], posts: u32) -> io::Result<u64> {
         let lsn = self.next_lsn;
-        let mut record = Vec::with_capacity(HEADER + payload.len());
-        record.extend_from_slice(&MAGIC.to_le_bytes());
-        record.extend_from_slice(&lsn.to_le_bytes());
-        let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
-        record.extend_from_slice(&len.to_le_bytes());
-        record.extend_from_slice(&checksum(lsn, payload).to_le_bytes());
-        record.extend_from_slice(payload);
+        let record = record(lsn, payload)?;
         let written = self.buffer.fill(&record);
         self.file
             .write_all_at(self.buffer.filled(written), self.end)?;
         self.file.sync_data()?;
         self.end += written as u64;
         self.next_lsn += 1;
-        self.logged += 1;
+        self.logged = self.logged.saturating_add(posts);
         Ok(lsn)
+    }
+
+    /// Takes the place of the next record, of `posts` posts, and returns
+    /// the write that puts it there and syncs it, to run on another thread
+    /// (the caller has checked [`PostLog::takes_posts`]). Until the write
+    /// has run, the record is not durable; if it fails, writing stops (see
+    /// [`crate::journal_sync`]), so the place is never reused.
+    pub(crate) fn reserve(&mut self, payload: &[u8], posts: u32) -> io::Result<LogWrite> {
+        let record = record(self.next_lsn, payload)?;
+        let mut buffer = AlignedBuffer::default();
+        let len = buffer.fill(&record);
+        let write = LogWrite {
+            file: Arc::clone(&self.file),
+            offset: self.end,
+            buffer,
+            len,
+        };
+        self.end += len as u64;
+        self.next_lsn += 1;
+        self.logged = self.logged.saturating_add(posts);
+        Ok(write)
     }
 
     /// Starts the log over from its beginning, once a durable commit holds
@@ -231,8 +319,38 @@ impl PostLog {
     pub(crate) fn restart(&mut self, next_lsn: u64) {
         self.end = 0;
         self.logged = 0;
+        self.taken_in_by = None;
         self.next_lsn = self.next_lsn.max(next_lsn);
     }
+}
+
+/// A record's write, made by [`PostLog::reserve`].
+pub(crate) struct LogWrite {
+    file: Arc<File>,
+    offset: u64,
+    buffer: AlignedBuffer,
+    len: usize,
+}
+
+impl LogWrite {
+    /// Writes the record and syncs it.
+    pub(crate) fn run(self) -> io::Result<()> {
+        self.file
+            .write_all_at(self.buffer.filled(self.len), self.offset)?;
+        self.file.sync_data()
+    }
+}
+
+/// Record `lsn` holding `payload`, without its padding.
+fn record(lsn: u64, payload: &[u8]) -> io::Result<Vec<u8>> {
+    let mut record = Vec::with_capacity(HEADER + payload.len());
+    record.extend_from_slice(&MAGIC.to_le_bytes());
+    record.extend_from_slice(&lsn.to_le_bytes());
+    let len = u32::try_from(payload.len()).map_err(io::Error::other)?;
+    record.extend_from_slice(&len.to_le_bytes());
+    record.extend_from_slice(&checksum(lsn, payload).to_le_bytes());
+    record.extend_from_slice(payload);
+    Ok(record)
 }
 
 fn padded(payload_len: usize) -> u64 {
@@ -306,6 +424,39 @@ mod tests {
         let logged = post("\"hello\"", 7);
         assert_eq!(LoggedPost::decode(&logged.encode()).unwrap(), logged);
         assert!(LoggedPost::decode(&logged.encode()[..10]).is_err());
+    }
+
+    #[test]
+    fn a_batch_record_decodes_to_its_posts_and_a_single_post_to_itself() {
+        let (first, second) = (post("\"one\"", 1), post("\"two\"", 2));
+        let batch = LoggedPost::encode_batch(&[&first, &second]);
+        assert_eq!(
+            LoggedPost::decode_record(&batch).unwrap(),
+            vec![first.clone(), second]
+        );
+        assert_eq!(
+            LoggedPost::decode_record(&first.encode()).unwrap(),
+            vec![first]
+        );
+        assert!(LoggedPost::decode_record(&batch[..batch.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn a_reserved_record_is_found_once_its_write_has_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut log, _) = PostLog::open(dir.path()).unwrap();
+        log.append(b"one").unwrap();
+        let write = log.reserve(b"two", 3).unwrap();
+        assert_eq!(log.next_lsn(), 3, "the place is taken at once");
+        assert!(
+            !log.takes_posts(POSTS_PER_CYCLE - 3, 1),
+            "and its posts count"
+        );
+        let (_, found) = PostLog::open(dir.path()).unwrap();
+        assert_eq!(found, vec![(1, b"one".to_vec())], "not written yet");
+        write.run().unwrap();
+        let (_, found) = PostLog::open(dir.path()).unwrap();
+        assert_eq!(found, vec![(1, b"one".to_vec()), (2, b"two".to_vec())]);
     }
 
     #[test]
@@ -401,6 +552,103 @@ mod tests {
         );
     }
 
+    /// The same for a record of a batch's posts, written by the writer
+    /// thread under load: each gets the id it was answered with.
+    #[test]
+    fn a_batch_only_the_log_holds_is_applied_at_open_with_its_ids() {
+        use crate::{ids, test_support, EmbeddedMessageStore};
+
+        let (_dir, config, runtime) = test_support::data_dir();
+        drop(EmbeddedMessageStore::open(&config).unwrap());
+        {
+            let (mut log, _) = PostLog::open(&config.path).unwrap();
+            let (first, second) = (post("\"first\"", 0xa1), post("\"second\"", 0xb2));
+            log.append_posts(&LoggedPost::encode_batch(&[&first, &second]), 2)
+                .unwrap();
+            log.append(&post("\"third\"", 0xc3).encode()).unwrap();
+        }
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        assert_eq!(
+            listed(&store, &runtime, 50),
+            vec![
+                (ids::message_id(1, 0xa1), b"\"first\"".to_vec()),
+                (ids::message_id(2, 0xb2), b"\"second\"".to_vec()),
+                (ids::message_id(3, 0xc3), b"\"third\"".to_vec()),
+            ]
+        );
+    }
+
+    /// Many writers at once: their posts go to the log in batches, a
+    /// durable commit takes them in every cycle and the log starts over,
+    /// and each post is there once after reopening, with the id it was
+    /// answered with.
+    #[test]
+    fn posts_of_many_writers_cycle_through_the_log_and_are_kept_once() {
+        use std::sync::{atomic::Ordering, Arc};
+
+        use plugin_api::storage::MessageStore;
+
+        use crate::{group_commit::LOGGED_BATCHES, test_support, EmbeddedMessageStore};
+
+        let (_dir, config, _) = test_support::data_dir();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap();
+        let store = Arc::new(EmbeddedMessageStore::open(&config).unwrap());
+        let before = LOGGED_BATCHES.load(Ordering::Relaxed);
+        let writers: Vec<_> = (0..8)
+            .map(|writer| {
+                let store = Arc::clone(&store);
+                runtime.spawn(async move {
+                    let mut answered = Vec::new();
+                    for n in 0..POSTS_PER_CYCLE / 2 {
+                        let body = format!("\"{writer}-{n}\"").into_bytes();
+                        let message = NewMessage {
+                            ttl: 60,
+                            delay: 0,
+                            body: body.clone().into(),
+                        };
+                        let posted = store
+                            .message_post(
+                                QueueRef::new("p", "q"),
+                                "c".into(),
+                                vec![message].into(),
+                                10,
+                            )
+                            .await
+                            .unwrap();
+                        answered.push((posted[0].id.to_string(), body));
+                    }
+                    answered
+                })
+            })
+            .collect();
+        let mut answered: Vec<(String, Vec<u8>)> = Vec::new();
+        for writer in writers {
+            answered.extend(runtime.block_on(writer).unwrap());
+        }
+        assert!(
+            LOGGED_BATCHES.load(Ordering::Relaxed) > before,
+            "some batches went through the post log"
+        );
+        drop(Arc::into_inner(store).expect("the writers are done"));
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        let mut query = test_support::every_message();
+        query.limit = 8 * POSTS_PER_CYCLE;
+        let mut listed: Vec<(String, Vec<u8>)> = runtime
+            .block_on(store.message_list(QueueRef::new("p", "q"), query, 50))
+            .unwrap()
+            .iter()
+            .map(|m| (m.id.to_string(), m.body.to_vec()))
+            .collect();
+        listed.sort();
+        answered.sort();
+        assert_eq!(answered.len(), 4 * POSTS_PER_CYCLE as usize);
+        assert_eq!(listed, answered);
+    }
+
     /// A post larger than the whole log is committed durably instead, and
     /// the log goes on with the posts after it.
     #[test]
@@ -459,13 +707,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (mut log, _) = PostLog::open(dir.path()).unwrap();
         assert!(!log.takes(CAPACITY as usize));
-        for _ in 0..POSTS_PER_CYCLE {
-            assert!(log.takes(10));
-            log.append(b"x").unwrap();
+        // A cycle's worth of posts, in records of a batch of 8 each.
+        for _ in 0..POSTS_PER_CYCLE / 8 {
+            assert!(log.takes_posts(8, 10));
+            log.append_posts(b"x", 8).unwrap();
         }
-        assert!(!log.takes(10));
+        assert!(!log.takes(10), "the cycle is full");
         log.restart(0);
         assert!(log.takes(10));
-        assert_eq!(log.append(b"y").unwrap(), u64::from(POSTS_PER_CYCLE) + 1);
+        assert_eq!(
+            log.append(b"y").unwrap(),
+            u64::from(POSTS_PER_CYCLE / 8) + 1
+        );
+        // Records of one post, one block each, fill the file first.
+        for _ in 1..CAPACITY / ALIGN as u64 {
+            log.append(b"z").unwrap();
+        }
+        assert!(!log.takes(10), "the file is full");
     }
 }

@@ -139,11 +139,17 @@ pub(crate) const META_FORMAT: &str = "format";
 ///   the file without applying the log and lose the posts only the log
 ///   holds, so it refuses a format 6 file instead.
 ///
+/// * 7: a batch of posts only may be committed without durability too,
+///   made durable by one post-log record of all its posts. A format 6 file
+///   has no such records, so the upgrade at open only records the new
+///   format. A build that reads format 6 could not decode such a record
+///   left by a crash, so it refuses a format 7 file instead.
+///
 /// Tables added later without changing any existing record (the
 /// notification log and leases) do not change the format: an older build
 /// of the same format ignores them. Bump the format only when a record or
 /// key an older build reads changes meaning.
-pub(crate) const FORMAT_VERSION: u64 = 6;
+pub(crate) const FORMAT_VERSION: u64 = 7;
 
 /// The oldest format this build upgrades at open.
 pub(crate) const FORMAT_UPGRADABLE: u64 = 1;
