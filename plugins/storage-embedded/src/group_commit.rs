@@ -491,12 +491,8 @@ impl Committer {
         self.finish_late();
         let payload = post.encode();
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ticket) = log.taken_in() {
-            // A durable batch commit holds the posts logged so far.
-            if sync.wait_durable(ticket).is_ok() {
-                log.restart(0);
-            }
-        }
+        // Failing, writing has stopped, and the post's commit fails too.
+        let _ = log.restart_if_taken_in(sync);
         if !log.takes(payload.len()) && log.holds_posts() {
             if let Err(e) = self.restart_post_log(&mut log) {
                 crate::log::warn(&format!(
@@ -887,20 +883,17 @@ impl PostsToLog {
     /// thread commits it, and the log takes it.
     fn of(journal: &Journal<'_>, batch: &[Box<dyn Pending>]) -> Option<Self> {
         let log = journal.post_log?;
-        if !journal.sync.deferred() || batch.iter().any(|job| job.logged().is_none()) {
+        if !journal.sync.deferred() {
             return None;
         }
-        let posts = u32::try_from(batch.len()).ok()?;
-        let posts_of_batch: Vec<&LoggedPost> =
-            batch.iter().filter_map(|job| job.logged()).collect();
+        let posts_of_batch: Vec<&LoggedPost> = batch
+            .iter()
+            .map(|job| job.logged())
+            .collect::<Option<_>>()?;
+        let posts = u32::try_from(posts_of_batch.len()).ok()?;
         let payload = LoggedPost::encode_batch(&posts_of_batch);
         let mut log = lock(log);
-        if let Some(ticket) = log.taken_in() {
-            // Only once the commit holding them is durable may their
-            // records be overwritten.
-            journal.sync.wait_durable(ticket).ok()?;
-            log.restart(0);
-        }
+        log.restart_if_taken_in(journal.sync).ok()?;
         // Otherwise the batch commits durably, which takes in the posts
         // logged so far and lets the log start over.
         log.takes_posts(posts, payload.len()).then(|| Self {

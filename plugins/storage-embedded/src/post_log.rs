@@ -256,10 +256,18 @@ impl PostLog {
         }
     }
 
-    /// The durable commit noted by [`PostLog::taken_in_by`], if any: once
-    /// its record is durable, the log may [`PostLog::restart`].
-    pub(crate) fn taken_in(&self) -> Option<crate::journal_sync::Ticket> {
-        self.taken_in_by
+    /// Starts the log over if a durable commit noted by
+    /// [`PostLog::taken_in_by`] holds its posts, once that commit's record
+    /// is durable: only then may their records be overwritten.
+    pub(crate) fn restart_if_taken_in(
+        &mut self,
+        sync: &crate::journal_sync::JournalSync,
+    ) -> io::Result<()> {
+        if let Some(ticket) = self.taken_in_by {
+            sync.wait_durable(ticket)?;
+            self.restart(0);
+        }
+        Ok(())
     }
 
     /// Whether posts were logged since the log last started over.
