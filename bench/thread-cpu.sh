@@ -15,6 +15,10 @@
 # Environment (all optional):
 #   TRANSPORT=msgpack   http | ws (JSON frames) | msgpack (WebSocket MessagePack)
 #   PRODUCERS=64        concurrent producers, one small message per post
+#   OPERATION=post      post | consume: 64 consumers (PRODUCERS of them)
+#                       claiming 10 and deleting each with its claim id, on a
+#                       backlog that as many producers post first for
+#                       BACKLOG seconds (default 12); per consumed message
 #   MESSAGE_SIZE=148    message body bytes
 #   ROUNDS=2            rounds, each ours then the floor
 #   WARMUP=2 WINDOW=5   seconds of load before and during the measurement
@@ -33,6 +37,8 @@ ROUNDS="${ROUNDS:-2}"
 WARMUP="${WARMUP:-2}"
 WINDOW="${WINDOW:-5}"
 FLOOR="${FLOOR:-1}"
+OPERATION="${OPERATION:-post}"
+BACKLOG="${BACKLOG:-12}"
 OUT="${BENCH_OUT:-$ROOT/target/thread-cpu/$(date +%Y%m%d-%H%M%S)}"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
@@ -40,6 +46,11 @@ source "$ROOT/bench/lib.sh"
 case $TRANSPORT in
 http | ws | msgpack) ;;
 *) die "TRANSPORT is http, ws or msgpack" ;;
+esac
+case $OPERATION in
+post) ;;
+consume) [[ $TRANSPORT == http ]] || die "OPERATION=consume is measured over HTTP" ;;
+*) die "OPERATION is post or consume" ;;
 esac
 build_binaries
 
@@ -69,8 +80,19 @@ thread_snapshot() { # pid
 # per-thread CPU per post as table rows.
 measure() {
     local label=$1 pid=$2 address=$3 before after load_pid summary window_start window_end
+    local clients=(--producers "$PRODUCERS" --consumers 0)
+    if [[ $OPERATION == consume ]]; then
+        # The floor hands out canned messages and needs no backlog.
+        # shellcheck disable=SC2046
+        [[ $label == durable-floor-* ]] || "$LOAD" $(target_args "$address") \
+            --producers "$PRODUCERS" --consumers 0 --message-size "$MESSAGE_SIZE" \
+            --duration "${BACKLOG}s" --keep-queues --queue-prefix backlog --quiet --json \
+            >"$OUT/$label-backlog.json" 2>"$OUT/$label-backlog.err" ||
+            die "zaqar-load could not post the backlog to $label (see $OUT/$label-backlog.err)"
+        clients=(--producers 0 --consumers "$PRODUCERS" --claim-limit 10 --queue-prefix backlog)
+    fi
     # shellcheck disable=SC2046
-    "$LOAD" $(target_args "$address") --producers "$PRODUCERS" --consumers 0 \
+    "$LOAD" $(target_args "$address") "${clients[@]}" \
         --message-size "$MESSAGE_SIZE" --duration "$((WARMUP + WINDOW + 1))s" \
         --quiet --json >"$OUT/$label.json" 2>"$OUT/$label.err" &
     load_pid=$!
@@ -82,7 +104,16 @@ measure() {
     after="$(thread_snapshot "$pid")"
     window_end="$(date +%s.%N)"
     foreground "$load_pid" || die "zaqar-load failed against $label (see $OUT/$label.err)"
-    summary="$(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); p=s["operations"]["post"]; print(p["requests_per_s"], p["latency_ms"]["p50"], p["latency_ms"]["p99"])' "$OUT/$label.json")"
+    summary="$(python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+if sys.argv[2] == "post":
+    p = s["operations"]["post"]
+    print(p["requests_per_s"], p["latency_ms"]["p50"], p["latency_ms"]["p99"])
+else:
+    d = s["operations"]["delete"]
+    print(s["totals"]["consumed_per_s"], d["latency_ms"]["p50"], d["latency_ms"]["p99"])
+' "$OUT/$label.json" "$OPERATION")"
     read -r rate p50 p99 <<<"$summary"
     # Threads are matched by id (one started during the window counts from
     # zero). The rate over the whole run stands for the window's: the
@@ -105,9 +136,15 @@ measure() {
 }
 
 embedded_config "$WORK/zaqar.toml" "wsgi websocket"
-printf '\n%s, %d producers, %d-byte messages; µs of CPU per post, context switches per second\n' \
-    "$TRANSPORT" "$PRODUCERS" "$MESSAGE_SIZE"
-echo '| server | posts/s | p50 / p99 ms | thread | µs per post | voluntary cs/s | involuntary cs/s |'
+if [[ $OPERATION == post ]]; then
+    printf '\n%s, %d producers, %d-byte messages; µs of CPU per post, context switches per second\n' \
+        "$TRANSPORT" "$PRODUCERS" "$MESSAGE_SIZE"
+    echo '| server | posts/s | p50 / p99 ms | thread | µs per post | voluntary cs/s | involuntary cs/s |'
+else
+    printf '\n%s, %d consumers (claim 10, delete each), %d-byte messages; µs of CPU per consumed message, context switches per second; p50 / p99 of a delete\n' \
+        "$TRANSPORT" "$PRODUCERS" "$MESSAGE_SIZE"
+    echo '| server | consumed/s | p50 / p99 ms | thread | µs per message | voluntary cs/s | involuntary cs/s |'
+fi
 echo '|---|---:|---:|---|---:|---:|---:|'
 for round in $(seq 1 "$ROUNDS"); do
     rm -rf "$WORK/data"

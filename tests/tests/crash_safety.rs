@@ -1,5 +1,6 @@
 //! A 2xx means durable: kill -9 the real server in the middle of a load and
-//! every acknowledged message is there, exactly once, after a restart.
+//! every acknowledged message is there, exactly once, after a restart; and
+//! every acknowledged delete stays done.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -16,6 +17,9 @@ use zaqar_tests::{Client, TestServer};
 
 const POSTERS: usize = 8;
 const QUEUE: &str = "/v2/queues/crash/messages";
+const CONSUMERS: usize = 8;
+const BACKLOG: usize = 4000;
+const CONSUMED: &str = "/v2/queues/consumed/messages";
 
 /// Posts one message at a time until `stop`, returning the `(poster, n)` →
 /// id of every message the server acknowledged with 201.
@@ -46,10 +50,10 @@ fn post_until_stopped(
     acknowledged
 }
 
-/// Every message of the queue, following `next` links.
-fn all_messages(client: &Client) -> Vec<Value> {
+/// Every message of `queue` (its messages path), following `next` links.
+fn all_messages(client: &Client, queue: &str) -> Vec<Value> {
     let mut messages = Vec::new();
-    let mut path = format!("{QUEUE}?echo=true&include_claimed=true&limit=20");
+    let mut path = format!("{queue}?echo=true&include_claimed=true&limit=20");
     loop {
         let response = client.get(&path).send();
         assert_eq!(response.status, 200, "{}", response.text());
@@ -98,7 +102,7 @@ fn every_acknowledged_post_survives_sigkill_exactly_once() {
     );
 
     server.restart();
-    let stored = all_messages(&server.client());
+    let stored = all_messages(&server.client(), QUEUE);
     // The embedded store brought its database file up to date from the
     // journal the killed server left, and says so in the host's log.
     let log = server.log();
@@ -128,6 +132,127 @@ fn every_acknowledged_post_survives_sigkill_exactly_once() {
         assert!(
             seen_ids.contains(id),
             "acknowledged message {key:?} changed id"
+        );
+    }
+}
+
+/// What one consumer saw before the server died: the ids it deleted with a
+/// 204, and the one whose delete had no answer (it may or may not be done).
+#[derive(Default)]
+struct Consumed {
+    deleted: Vec<String>,
+    unanswered: Option<String>,
+}
+
+/// Claims five at a time and deletes each with its claim id until `stop`
+/// or the server dies.
+fn consume_until_stopped(client: Client, stop: Arc<AtomicBool>) -> Consumed {
+    let mut consumed = Consumed::default();
+    let claims = CONSUMED.replace("/messages", "/claims?limit=5");
+    while !stop.load(Ordering::Relaxed) {
+        let claimed = match client
+            .post(&claims)
+            .json(&json!({"ttl": 300, "grace": 60}))
+            .try_send()
+        {
+            Ok(response) if response.status == 201 => response.json(),
+            Ok(response) if response.status == 204 => continue,
+            Ok(response) => panic!("unexpected {}: {}", response.status, response.text()),
+            Err(_) => return consumed,
+        };
+        for message in claimed["messages"].as_array().unwrap() {
+            let href = message["href"].as_str().unwrap();
+            let id = href.split('?').next().unwrap().rsplit('/').next().unwrap();
+            match client.delete(href).try_send() {
+                Ok(response) if response.status == 204 => consumed.deleted.push(id.to_string()),
+                Ok(response) => panic!("unexpected {}: {}", response.status, response.text()),
+                Err(_) => {
+                    consumed.unanswered = Some(id.to_string());
+                    return consumed;
+                }
+            }
+        }
+    }
+    consumed
+}
+
+#[test]
+fn every_acknowledged_delete_survives_sigkill_and_nothing_else_is_lost() {
+    let mut server = TestServer::start();
+    let client = server.client();
+    let mut posted = HashSet::new();
+    for batch in 0..BACKLOG / 10 {
+        let messages: Vec<Value> = (0..10)
+            .map(|n| json!({"body": {"n": batch * 10 + n}, "ttl": 3600}))
+            .collect();
+        let response = client
+            .post(CONSUMED)
+            .json(&json!({ "messages": messages }))
+            .send();
+        assert_eq!(response.status, 201, "{}", response.text());
+        for href in response.json()["resources"].as_array().unwrap() {
+            posted.insert(
+                href.as_str()
+                    .unwrap()
+                    .rsplit('/')
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|_| {
+            let (client, stop) = (server.client(), stop.clone());
+            thread::spawn(move || consume_until_stopped(client, stop))
+        })
+        .collect();
+
+    // Let the consumers get going, then crash the server under them.
+    let started = Instant::now();
+    let probe = server.client();
+    while started.elapsed() < Duration::from_secs(20) {
+        let stats = probe.get("/v2/queues/consumed/stats").send().json();
+        if stats["messages"]["total"]
+            .as_u64()
+            .unwrap_or(BACKLOG as u64)
+            <= (BACKLOG - 1000) as u64
+        {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    stop.store(true, Ordering::Relaxed);
+    let (mut deleted, mut unanswered) = (HashSet::new(), HashSet::new());
+    for consumer in consumers {
+        let consumed = consumer.join().expect("consumer thread");
+        deleted.extend(consumed.deleted);
+        unanswered.extend(consumed.unanswered);
+    }
+    assert!(
+        deleted.len() >= 500,
+        "too little load to be a test: {} deletes",
+        deleted.len()
+    );
+
+    server.restart();
+    let stored: HashSet<String> = all_messages(&server.client(), CONSUMED)
+        .iter()
+        .map(|message| message["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &stored {
+        assert!(posted.contains(id), "a message that was never posted: {id}");
+        assert!(
+            !deleted.contains(id),
+            "acknowledged delete of {id} was lost"
+        );
+    }
+    for id in &posted {
+        assert!(
+            stored.contains(id) || deleted.contains(id) || unanswered.contains(id),
+            "message {id} was lost without an acknowledged delete"
         );
     }
 }

@@ -48,14 +48,16 @@ fn not_found() -> OpError {
     caller(ErrorCode::CLAIM_NOT_FOUND, "claim not found (or expired)")
 }
 
-/// Claims up to `request.limit` takeable messages, oldest first.
+/// Claims up to `request.limit` takeable messages, oldest first, under the
+/// new claim `claim` ([`ids::new_claim`], drawn by the caller so that the
+/// post log can apply the same claim again after a crash).
 pub(crate) fn create(
     t: &mut WriteTables<'_>,
     q: &QueueRef,
     request: &ClaimRequest,
     now_ms: u64,
+    claim: u128,
 ) -> OpResult<StoredClaim> {
-    let claim = ids::new_claim();
     let expires_ms = now_ms + u64::from(request.ttl) * 1000;
     let mut result = StoredClaim {
         id: ids::claim_id(claim).into(),
@@ -418,7 +420,9 @@ mod tests {
             limit,
             dead_letter: None.into(),
         };
-        let claim = commit(db, cursors, |t| create(t, q, &request, at));
+        let claim = commit(db, cursors, |t| {
+            create(t, q, &request, at, ids::new_claim())
+        });
         let seqs = claim.messages.iter().map(|m| m.seq).collect();
         (claim.id.to_string(), seqs)
     }

@@ -29,9 +29,8 @@ use crate::{
     group_commit::{GroupCommit, WriteTables},
     journal::JournaledFile,
     journal_sync::JournalSync,
-    messages,
     metadata_cache::{Cached, MetadataCache},
-    post_log::{LoggedPost, PostLog},
+    post_log::{LoggedOp, PostLog},
     queue_state, queues, schema, subscriptions, sweeper,
 };
 use plugin_api::storage::QueueRef;
@@ -146,15 +145,16 @@ impl Engine {
         self.inner().writer.write(op).await
     }
 
-    /// Runs `op`, which applies `post`, in the next group commit; resolves
-    /// once it is durable (by the post log when it is the only write in
-    /// flight, see [`crate::post_log`]).
-    pub(crate) async fn post<T, F>(&self, post: Arc<LoggedPost>, op: F) -> PluginResult<T>
+    /// Runs `op`, which applies `logged`, in the next group commit;
+    /// resolves once it is durable (by the post log when it is a post
+    /// alone in flight, or in a batch of such writes only, see
+    /// [`crate::post_log`]).
+    pub(crate) async fn write_logged<T, F>(&self, logged: LoggedOp, op: F) -> PluginResult<T>
     where
         F: FnMut(&mut WriteTables<'_>) -> OpResult<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.inner().writer.write_logged(Some(post), op).await
+        self.inner().writer.write_logged(Some(logged), op).await
     }
 
     /// Runs `f` in a read transaction: a consistent snapshot of the last
@@ -363,16 +363,16 @@ fn open_post_log(db: &Database, dir: &Path) -> PluginResult<PostLog> {
             {
                 let mut tables = WriteTables::new(&txn);
                 for (lsn, payload) in &missing {
-                    let posts = LoggedPost::decode_record(payload)
-                        .map_err(|e| format!("post {lsn}: {}", e.into_plugin().message))?;
-                    count += posts.len();
-                    for post in &posts {
-                        match messages::post_logged(&mut tables, post) {
-                            Ok(_) => {}
+                    let ops = LoggedOp::decode_record(payload)
+                        .map_err(|e| format!("record {lsn}: {}", e.into_plugin().message))?;
+                    count += ops.len();
+                    for op in &ops {
+                        match op.replay(&mut tables) {
+                            Ok(()) => {}
                             // It failed its caller the same way the first time.
                             Err(crate::error::OpError::Caller(_)) => {}
                             Err(e) => {
-                                return Err(format!("post {lsn}: {}", e.into_plugin().message))
+                                return Err(format!("record {lsn}: {}", e.into_plugin().message))
                             }
                         }
                     }
@@ -389,7 +389,7 @@ fn open_post_log(db: &Database, dir: &Path) -> PluginResult<PostLog> {
         };
         apply().map_err(|e| failed("cannot apply", &e))?;
         crate::log::info(&format!(
-            "applied {count} posts of the post log that the database file lacked ({records} records, up to record {last})"
+            "applied {count} writes (posts, claims, deletes) of the post log that the database file lacked ({records} records, up to record {last})"
         ));
     }
     log.restart(last + 1);

@@ -393,7 +393,9 @@ mod tests {
             limit: 2,
             dead_letter: plugin_api::types::ROption::RNone,
         };
-        let taken = f.write(|t, q| claims::create(t, q, &claim, T0 + 1_000).unwrap());
+        let taken = f.write(|t, q| {
+            claims::create(t, q, &claim, T0 + 1_000, crate::ids::new_claim()).unwrap()
+        });
         assert_eq!(taken.messages.len(), 2);
         let moved_to = T0 + 1_000 + 360_000;
         assert_eq!(f.stats_total(T0 + 60_000), 2);
@@ -417,7 +419,7 @@ mod tests {
         };
         f.write(|t, q| {
             messages::post(t, q, "c", &[message(60)], T0).unwrap();
-            claims::create(t, q, &claim, T0).unwrap();
+            claims::create(t, q, &claim, T0, crate::ids::new_claim()).unwrap();
             messages::post(t, q, "c", &[message(60)], T0).unwrap();
         });
         assert_eq!(f.stats_total(T0 + 60_000), 1);

@@ -49,7 +49,7 @@ use crate::{
     journal_sync::{JournalSync, Ticket},
     late_commit::{LateCommit, Uncommitted},
     metadata_cache::MetadataCache,
-    post_log::{LoggedPost, PostLog},
+    post_log::{LoggedOp, LoggedPost, PostLog},
     queue_state::QueueStates,
     schema,
 };
@@ -302,9 +302,9 @@ trait Pending: Send {
     fn complete(self: Box<Self>, commit: Result<(), PluginError>);
     /// Answers the caller with an error of its own (it will not be retried).
     fn fail(self: Box<Self>, error: PluginError);
-    /// The post this operation applies, if it is a post the post log can
+    /// What this operation applies, if it is a write the post log can
     /// hold.
-    fn logged(&self) -> Option<&LoggedPost>;
+    fn logged(&self) -> Option<&LoggedOp>;
 }
 
 /// A write operation with its caller's reply channel.
@@ -312,7 +312,7 @@ struct Job<F, T> {
     op: F,
     result: Option<PluginResult<T>>,
     reply: oneshot::Sender<PluginResult<T>>,
-    logged: Option<Arc<LoggedPost>>,
+    logged: Option<LoggedOp>,
 }
 
 impl<F, T> Pending for Job<F, T>
@@ -350,8 +350,8 @@ where
         let _ = self.reply.send(Err(error));
     }
 
-    fn logged(&self) -> Option<&LoggedPost> {
-        self.logged.as_deref()
+    fn logged(&self) -> Option<&LoggedOp> {
+        self.logged.as_ref()
     }
 }
 
@@ -445,11 +445,13 @@ impl Committer {
     /// the writer thread batches them and the callers' threads stay free to
     /// serve requests.
     ///
-    /// `logged` is the job's post, if it is a post.
+    /// `logged` is what the job applies, if the post log can hold it; a
+    /// lone post goes through the log, a lone claim or delete commits
+    /// durably.
     fn commit_if_lone(
         self: &Arc<Self>,
         job: Box<dyn Pending>,
-        logged: Option<&LoggedPost>,
+        logged: Option<&LoggedOp>,
     ) -> Result<(), Box<dyn Pending>> {
         if self.in_flight.load(Ordering::Acquire) != 1 || self.gather.writers() > 1 {
             return Err(job);
@@ -462,11 +464,11 @@ impl Committer {
             sync.set_deferred(false);
         }
         let job = match logged {
-            Some(post) => match self.commit_logged(job, post) {
+            Some(LoggedOp::Post(post)) => match self.commit_logged(job, post) {
                 Ok(()) => return Ok(()),
                 Err(job) => job,
             },
-            None => job,
+            _ => job,
         };
         self.commit_batch(vec![job], &mut || None);
         Ok(())
@@ -679,12 +681,13 @@ impl GroupCommit {
         self.write_logged(None, op).await
     }
 
-    /// The same for a post: `logged` is the post `op` applies, which the
-    /// post log makes durable instead of redb when it is the only write in
-    /// flight (see [`crate::post_log`]).
+    /// The same for a write the post log can hold: `logged` is what `op`
+    /// applies, which the post log makes durable instead of redb when it
+    /// is a post alone in flight or in a batch of such writes only (see
+    /// [`crate::post_log`]).
     pub(crate) async fn write_logged<T, F>(
         &self,
-        logged: Option<Arc<LoggedPost>>,
+        logged: Option<LoggedOp>,
         op: F,
     ) -> PluginResult<T>
     where
@@ -701,7 +704,7 @@ impl GroupCommit {
             logged,
         });
         let _in_flight = self.committer.in_flight();
-        let job = match self.committer.commit_if_lone(job, lone.as_deref()) {
+        let job = match self.committer.commit_if_lone(job, lone.as_ref()) {
             Ok(()) => return answer.try_recv().map_err(|_| closed())?,
             Err(job) => job,
         };
@@ -794,10 +797,10 @@ fn run_batch(
                 None => {
                     logged = journal
                         .as_ref()
-                        .and_then(|journal| PostsToLog::of(journal, &batch));
+                        .and_then(|journal| BatchToLog::of(journal, &batch));
                     logged
                         .as_ref()
-                        .map_or(Ok(()), |posts| note_logged(&mut tables, posts.lsn))
+                        .map_or(Ok(()), |record| note_logged(&mut tables, record.lsn))
                         .and_then(|()| tables.finish())
                         .map_err(|e| e.into_plugin().message)
                 }
@@ -815,11 +818,11 @@ fn run_batch(
             let _ = txn.abort();
             return fail_all(batch, &format!("cannot write the queue states: {message}"));
         }
-        if let (Some(posts), Some(journal)) = (logged, journal.as_ref()) {
+        if let (Some(record), Some(journal)) = (logged, journal.as_ref()) {
             let batch = std::mem::take(&mut batch);
             commit_logged_batch(
                 txn,
-                posts,
+                record,
                 journal,
                 aftermath,
                 metadata,
@@ -869,36 +872,37 @@ fn lock(log: &Mutex<PostLog>) -> MutexGuard<'_, PostLog> {
     log.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A batch of posts only, made durable by one post-log record instead of a
-/// durable redb commit (see [`crate::post_log`]): the record's payload and
-/// the LSN it takes.
-struct PostsToLog {
+/// A batch of writes the post log can hold only (posts, and claims and
+/// deletes of messages), made durable by one post-log record instead of a
+/// durable redb commit (see [`crate::post_log`]): the record's payload, how
+/// many writes it holds and the LSN it takes.
+struct BatchToLog {
     payload: Vec<u8>,
-    posts: u32,
+    ops: u32,
     lsn: u64,
 }
 
-impl PostsToLog {
-    /// The record for `batch` if every operation in it is a post, the writer
-    /// thread commits it, and the log takes it.
+impl BatchToLog {
+    /// The record for `batch` if the log can hold every operation in it,
+    /// the writer thread commits it, and the log takes it.
     fn of(journal: &Journal<'_>, batch: &[Box<dyn Pending>]) -> Option<Self> {
         let log = journal.post_log?;
         if !journal.sync.deferred() {
             return None;
         }
-        let posts_of_batch: Vec<&LoggedPost> = batch
+        let ops: Vec<&LoggedOp> = batch
             .iter()
             .map(|job| job.logged())
             .collect::<Option<_>>()?;
-        let posts = u32::try_from(posts_of_batch.len()).ok()?;
-        let payload = LoggedPost::encode_batch(&posts_of_batch);
+        let count = LoggedOp::count(&ops);
+        let payload = LoggedOp::encode_batch(&ops);
         let mut log = lock(log);
         log.restart_if_taken_in(journal.sync).ok()?;
-        // Otherwise the batch commits durably, which takes in the posts
+        // Otherwise the batch commits durably, which takes in the writes
         // logged so far and lets the log start over.
-        log.takes_posts(posts, payload.len()).then(|| Self {
+        log.takes_posts(count, payload.len()).then(|| Self {
             payload,
-            posts,
+            ops: count,
             lsn: log.next_lsn(),
         })
     }
@@ -908,14 +912,14 @@ impl PostsToLog {
 #[cfg(test)]
 pub(crate) static LOGGED_BATCHES: AtomicUsize = AtomicUsize::new(0);
 
-/// Hands the record of `posts` to the sync thread, commits `txn` (which
-/// holds them and notes their LSN) without durability, and answers the
+/// Hands `record`, of the batch's writes, to the sync thread, commits
+/// `txn` (which holds them and notes the record's LSN) without durability, and answers the
 /// batch once the record is durable; the writer goes on with the next
 /// batch meanwhile, as after a durable commit.
 #[allow(clippy::too_many_arguments)]
 fn commit_logged_batch(
     mut txn: redb::WriteTransaction,
-    posts: PostsToLog,
+    record: BatchToLog,
     journal: &Journal<'_>,
     aftermath: Aftermath,
     metadata: &MetadataCache,
@@ -937,8 +941,8 @@ fn commit_logged_batch(
         })
         .and_then(|()| {
             let mut log = lock(log);
-            debug_assert_eq!(log.next_lsn(), posts.lsn, "one writer appends");
-            log.reserve(&posts.payload, posts.posts)
+            debug_assert_eq!(log.next_lsn(), record.lsn, "one writer appends");
+            log.reserve(&record.payload, record.ops)
                 .map_err(|e| format!("cannot write the post log: {e}"))
         });
     let write = match prepared {
@@ -1182,7 +1186,7 @@ mod tests {
         let claim = |panics: bool| {
             let (q, request) = (q.clone(), request.clone());
             job(move |t| {
-                let claimed = crate::claims::create(t, &q, &request, now)?;
+                let claimed = crate::claims::create(t, &q, &request, now, crate::ids::new_claim())?;
                 assert!(!panics, "boom after claiming {}", claimed.messages.len());
                 Ok(claimed.messages.len())
             })

@@ -14,21 +14,25 @@
 //! table. Every 512 posts (or once the file is full) a durable redb commit
 //! takes in all of them and the log starts over.
 //!
-//! The writer thread does the same for a batch made of posts only (a few
-//! writers or more posting at once): one record holds the batch's posts,
+//! The writer thread does the same for a batch made only of posts, claims
+//! (without a dead-letter policy) and deletes of a message, what producers
+//! and consumers send: one record holds the batch's writes ([`LoggedOp`]),
 //! handed to the journal's sync thread as a journal record would be, the
 //! batch is committed without durability, and its callers are answered once
 //! the record is durable. Any other batch commits durably, which takes in
-//! every post logged before it: the log starts over once that commit's
+//! every write logged before it: the log starts over once that commit's
 //! record is durable (docs/storage-embedded.md, "Batches of posts through
-//! the post log").
+//! the post log" and "Claims and deletes through the post log"). A lone
+//! claim or delete commits durably, as before.
 //!
 //! After a crash, redb comes back at its last durable commit, whose `meta`
-//! row names the last logged post it holds; the posts logged after it are
-//! applied again, in order, to that same state, so each gets the same
-//! sequence number and id it was answered with. Nothing but logged posts is
-//! ever committed without durability, so nothing else can have come between
-//! them.
+//! row names the last logged record it holds; the writes logged after it
+//! are applied again, in order, to that same state: each post gets the
+//! sequence number and id it was answered with, each claim (whose id was
+//! drawn before it was logged) takes the same messages, and each delete
+//! removes what it removed. Each depends only on that state and the time
+//! it carries. Nothing but logged writes is ever committed without
+//! durability, so nothing else can have come between them.
 //!
 //! The file is allocated and zero-filled once and overwritten from its
 //! start after each durable commit; records are written with direct I/O
@@ -51,13 +55,14 @@ use std::{
 };
 
 use plugin_api::{
-    storage::{NewMessage, QueueRef},
-    types::{RString, RVec},
+    storage::{ClaimRequest, NewMessage, QueueRef, StoredClaim},
+    types::{ROption, RString, RVec},
 };
 
 use crate::{
     codec::{Reader, Writer},
-    error::OpError,
+    error::{OpError, OpResult},
+    group_commit::WriteTables,
     journal::{open_segment, sync_dir, AlignedBuffer, ALIGN},
 };
 
@@ -77,7 +82,8 @@ const CAPACITY: u64 = 1024 * 1024;
 /// 64, 175,200 at 128, 174,100 at 256; lone posts, one block each, fill the
 /// file at 256). Batches of posts gain more: at 64 producers, 512 instead
 /// of 128 gave 3-13 % more posts/s in three alternating rounds of three
-/// (docs/BENCHMARKS.md, "Batches of posts through the post log").
+/// (docs/BENCHMARKS.md, "Batches of posts through the post log"). A claim
+/// or a delete counts as one post.
 pub(crate) const POSTS_PER_CYCLE: u32 = 512;
 
 const MAGIC: u32 = 0x5a51_504c; // "ZQPL"
@@ -86,8 +92,197 @@ const HEADER: usize = 20;
 const PAYLOAD_V1: u8 = 1;
 /// A record of a batch's posts: their count, then each one's version 1
 /// payload, length-prefixed. Builds before it refuse to open a log that
-/// holds one not yet taken in by a durable commit.
+/// holds one not yet taken in by a durable commit. Still read; no longer
+/// written.
 const PAYLOAD_BATCH: u8 = 2;
+/// A record of a batch's operations (posts, deletes of a message, claims):
+/// their count, then each one's kind and its payload, length-prefixed.
+/// Builds before it refuse to open a log that holds one not yet taken in.
+const PAYLOAD_OPS: u8 = 3;
+const OP_POST: u8 = 1;
+const OP_DELETE: u8 = 2;
+const OP_CLAIM: u8 = 3;
+
+/// A write the post log can make durable, as it keeps it: everything its
+/// application depends on, so that applying it again after a crash, in
+/// order and to the same state, does exactly what was answered.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum LoggedOp {
+    Post(Arc<LoggedPost>),
+    Delete(Arc<LoggedDelete>),
+    Claim(Arc<LoggedClaim>),
+}
+
+impl LoggedOp {
+    /// Applies the operation again at open; what it answers is dropped.
+    pub(crate) fn replay(&self, t: &mut WriteTables<'_>) -> OpResult<()> {
+        match self {
+            Self::Post(post) => crate::messages::post_logged(t, post).map(|_| ()),
+            Self::Delete(delete) => delete.apply(t),
+            Self::Claim(claim) => claim.apply(t).map(|_| ()),
+        }
+    }
+
+    /// How many operations `ops` count for in a cycle of the log (see
+    /// [`POSTS_PER_CYCLE`]).
+    pub(crate) fn count(ops: &[&LoggedOp]) -> u32 {
+        u32::try_from(ops.len()).unwrap_or(u32::MAX)
+    }
+
+    /// One record for `ops`, in the order they were applied.
+    pub(crate) fn encode_batch(ops: &[&LoggedOp]) -> Vec<u8> {
+        let mut w = Writer::with_capacity(8 + ops.len() * 256);
+        w.u8(PAYLOAD_OPS).u32(Self::count(ops));
+        for op in ops {
+            match op {
+                Self::Post(post) => w.u8(OP_POST).bytes(&post.encode()),
+                Self::Delete(delete) => w.u8(OP_DELETE).bytes(&delete.encode()),
+                Self::Claim(claim) => w.u8(OP_CLAIM).bytes(&claim.encode()),
+            };
+        }
+        w.finish()
+    }
+
+    /// The operations of a record: of one post, of a batch's posts, or of a
+    /// batch's operations.
+    pub(crate) fn decode_record(payload: &[u8]) -> Result<Vec<Self>, OpError> {
+        match payload.first() {
+            Some(&PAYLOAD_OPS) => {}
+            Some(&PAYLOAD_BATCH) => {
+                let posts = LoggedPost::decode_batch(payload)?;
+                return Ok(posts
+                    .into_iter()
+                    .map(|post| Self::Post(Arc::new(post)))
+                    .collect());
+            }
+            _ => return Ok(vec![Self::Post(Arc::new(LoggedPost::decode(payload)?))]),
+        }
+        let mut r = Reader::new(payload);
+        r.version(PAYLOAD_OPS)?;
+        let count = r.u32()? as usize;
+        let mut ops = Vec::with_capacity(count.min(4096));
+        for _ in 0..count {
+            let kind = r.u8()?;
+            let payload = r.bytes()?;
+            ops.push(match kind {
+                OP_POST => Self::Post(Arc::new(LoggedPost::decode(payload)?)),
+                OP_DELETE => Self::Delete(Arc::new(LoggedDelete::decode(payload)?)),
+                OP_CLAIM => Self::Claim(Arc::new(LoggedClaim::decode(payload)?)),
+                other => {
+                    return Err(crate::error::corrupt(format!(
+                        "a post-log record holds an operation of unknown kind {other}"
+                    )))
+                }
+            });
+        }
+        Ok(ops)
+    }
+}
+
+/// The delete of one message, as the log keeps it. Whether its claim
+/// allows it depends only on the state it is applied to and `now_ms`.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LoggedDelete {
+    pub queue: QueueRef,
+    pub id: RString,
+    pub claim_id: Option<RString>,
+    pub now_ms: u64,
+}
+
+impl LoggedDelete {
+    pub(crate) fn apply(&self, t: &mut WriteTables<'_>) -> OpResult<()> {
+        let claim_id = self.claim_id.as_ref().map(RString::as_str);
+        crate::messages::delete(t, &self.queue, &self.id, claim_id, self.now_ms)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(96);
+        w.bytes(self.queue.project.as_bytes())
+            .bytes(self.queue.name.as_bytes())
+            .bytes(self.id.as_bytes())
+            .u8(u8::from(self.claim_id.is_some()))
+            .bytes(self.claim_id.as_ref().map_or(&[][..], |c| c.as_bytes()))
+            .u64(self.now_ms);
+        w.finish()
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, OpError> {
+        let mut r = Reader::new(payload);
+        let queue = QueueRef::new(r.str()?, r.str()?);
+        let id = RString::from(r.str()?);
+        let has_claim = r.u8()? != 0;
+        let claim_id = r.str()?;
+        Ok(Self {
+            queue,
+            id,
+            claim_id: has_claim.then(|| RString::from(claim_id)),
+            now_ms: r.u64()?,
+        })
+    }
+}
+
+/// A claim, as the log keeps it: with its id drawn beforehand, the messages
+/// it takes depend only on the state it is applied to and `now_ms`. Only a
+/// claim without a dead-letter policy is logged: moving a message to a
+/// dead-letter queue draws the random part of its new id.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct LoggedClaim {
+    pub queue: QueueRef,
+    pub ttl: u32,
+    pub grace: u32,
+    pub limit: u32,
+    pub now_ms: u64,
+    pub claim: u128,
+}
+
+impl LoggedClaim {
+    /// The claim `request` makes of `queue`, with a new id; `None` if it
+    /// has a dead-letter policy.
+    pub(crate) fn of(queue: QueueRef, request: &ClaimRequest, now_ms: u64) -> Option<Self> {
+        request.dead_letter.is_none().then(|| Self {
+            queue,
+            ttl: request.ttl,
+            grace: request.grace,
+            limit: request.limit,
+            now_ms,
+            claim: crate::ids::new_claim(),
+        })
+    }
+
+    pub(crate) fn apply(&self, t: &mut WriteTables<'_>) -> OpResult<StoredClaim> {
+        let request = ClaimRequest {
+            ttl: self.ttl,
+            grace: self.grace,
+            limit: self.limit,
+            dead_letter: ROption::RNone,
+        };
+        crate::claims::create(t, &self.queue, &request, self.now_ms, self.claim)
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::with_capacity(80);
+        w.bytes(self.queue.project.as_bytes())
+            .bytes(self.queue.name.as_bytes())
+            .u32(self.ttl)
+            .u32(self.grace)
+            .u32(self.limit)
+            .u64(self.now_ms)
+            .u128(self.claim);
+        w.finish()
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, OpError> {
+        let mut r = Reader::new(payload);
+        Ok(Self {
+            queue: QueueRef::new(r.str()?, r.str()?),
+            ttl: r.u32()?,
+            grace: r.u32()?,
+            limit: r.u32()?,
+            now_ms: r.u64()?,
+            claim: r.u128()?,
+        })
+    }
+}
 
 /// A post as the log keeps it: everything its application depends on.
 #[derive(Clone, Debug, PartialEq)]
@@ -134,22 +329,9 @@ impl LoggedPost {
         w.finish()
     }
 
-    /// One record for `posts`, in the order they were applied.
-    pub(crate) fn encode_batch(posts: &[&LoggedPost]) -> Vec<u8> {
-        let mut w = Writer::with_capacity(8 + posts.len() * 256);
-        w.u8(PAYLOAD_BATCH)
-            .u32(u32::try_from(posts.len()).expect("a batch holds few posts"));
-        for post in posts {
-            w.bytes(&post.encode());
-        }
-        w.finish()
-    }
-
-    /// The posts of a record, of one post or of a batch.
-    pub(crate) fn decode_record(payload: &[u8]) -> Result<Vec<Self>, OpError> {
-        if payload.first() != Some(&PAYLOAD_BATCH) {
-            return Self::decode(payload).map(|post| vec![post]);
-        }
+    /// The posts of a record of a batch's posts (written by builds before
+    /// [`PAYLOAD_OPS`]).
+    fn decode_batch(payload: &[u8]) -> Result<Vec<Self>, OpError> {
         let mut r = Reader::new(payload);
         r.version(PAYLOAD_BATCH)?;
         let count = r.u32()? as usize;
@@ -434,19 +616,64 @@ mod tests {
         assert!(LoggedPost::decode(&logged.encode()[..10]).is_err());
     }
 
+    /// A record of a batch's posts as builds of format 7 wrote it.
+    fn batch_of_posts(posts: &[&LoggedPost]) -> Vec<u8> {
+        let mut w = Writer::with_capacity(512);
+        w.u8(PAYLOAD_BATCH).u32(posts.len() as u32);
+        for post in posts {
+            w.bytes(&post.encode());
+        }
+        w.finish()
+    }
+
+    fn delete(id: &str, claim_id: Option<&str>, now_ms: u64) -> LoggedOp {
+        LoggedOp::Delete(Arc::new(LoggedDelete {
+            queue: QueueRef::new("p", "q"),
+            id: id.into(),
+            claim_id: claim_id.map(RString::from),
+            now_ms,
+        }))
+    }
+
+    fn claim(claim: u128, limit: u32, now_ms: u64) -> LoggedOp {
+        LoggedOp::Claim(Arc::new(LoggedClaim {
+            queue: QueueRef::new("p", "q"),
+            ttl: 60,
+            grace: 30,
+            limit,
+            now_ms,
+            claim,
+        }))
+    }
+
     #[test]
-    fn a_batch_record_decodes_to_its_posts_and_a_single_post_to_itself() {
+    fn a_record_decodes_to_its_operations_whichever_build_wrote_it() {
         let (first, second) = (post("\"one\"", 1), post("\"two\"", 2));
-        let batch = LoggedPost::encode_batch(&[&first, &second]);
+        let ops = vec![
+            LoggedOp::Post(Arc::new(first.clone())),
+            claim(0xc1a1, 10, 43),
+            delete("0000000000000001000000a1", Some("0000000000000000c1a1"), 44),
+            delete("0000000000000002000000b2", None, 45),
+            LoggedOp::Post(Arc::new(second.clone())),
+        ];
+        let record = LoggedOp::encode_batch(&ops.iter().collect::<Vec<_>>());
+        assert_eq!(LoggedOp::decode_record(&record).unwrap(), ops);
+        assert!(LoggedOp::decode_record(&record[..record.len() - 1]).is_err());
+        let as_posts = |posts: Vec<LoggedPost>| {
+            posts
+                .into_iter()
+                .map(|post| LoggedOp::Post(Arc::new(post)))
+                .collect::<Vec<_>>()
+        };
+        let old_batch = batch_of_posts(&[&first, &second]);
         assert_eq!(
-            LoggedPost::decode_record(&batch).unwrap(),
-            vec![first.clone(), second]
+            LoggedOp::decode_record(&old_batch).unwrap(),
+            as_posts(vec![first.clone(), second])
         );
         assert_eq!(
-            LoggedPost::decode_record(&first.encode()).unwrap(),
-            vec![first]
+            LoggedOp::decode_record(&first.encode()).unwrap(),
+            as_posts(vec![first])
         );
-        assert!(LoggedPost::decode_record(&batch[..batch.len() - 1]).is_err());
     }
 
     #[test]
@@ -571,7 +798,7 @@ mod tests {
         {
             let (mut log, _) = PostLog::open(&config.path).unwrap();
             let (first, second) = (post("\"first\"", 0xa1), post("\"second\"", 0xb2));
-            log.append_posts(&LoggedPost::encode_batch(&[&first, &second]), 2)
+            log.append_posts(&batch_of_posts(&[&first, &second]), 2)
                 .unwrap();
             log.append(&post("\"third\"", 0xc3).encode()).unwrap();
         }
@@ -584,6 +811,176 @@ mod tests {
                 (ids::message_id(3, 0xc3), b"\"third\"".to_vec()),
             ]
         );
+    }
+
+    /// A runtime whose tasks run in parallel, so that writes meet in the
+    /// writer's batches.
+    fn four_worker_runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(4)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    /// What a crash leaves of consumers' work: claims and deletes in the
+    /// log that the database file lacks. The next open applies them in
+    /// order, after the posts before them: the claim takes the same
+    /// messages under the id it was answered with, each delete removes
+    /// what it removed the first time, and all of it only once.
+    #[test]
+    fn claims_and_deletes_only_the_log_holds_are_applied_at_open() {
+        use plugin_api::storage::MessageStore;
+
+        use crate::{ids, test_support, EmbeddedMessageStore};
+
+        let (_dir, config, runtime) = test_support::data_dir();
+        drop(EmbeddedMessageStore::open(&config).unwrap());
+        let (one, two, three) = (
+            ids::message_id(1, 0xa1),
+            ids::message_id(2, 0xb2),
+            ids::message_id(3, 0xc3),
+        );
+        let claim_id = 0x00c1_a1c1_a1c1_a1c1_a1c1_a1c1_u128;
+        {
+            let (mut log, _) = PostLog::open(&config.path).unwrap();
+            let posts = [
+                post("\"one\"", 0xa1),
+                post("\"two\"", 0xb2),
+                post("\"three\"", 0xc3),
+            ];
+            let posts: Vec<LoggedOp> = posts
+                .into_iter()
+                .map(|post| LoggedOp::Post(Arc::new(post)))
+                .collect();
+            log.append_posts(
+                &LoggedOp::encode_batch(&posts.iter().collect::<Vec<_>>()),
+                3,
+            )
+            .unwrap();
+            let consumed = [
+                claim(claim_id, 2, 5_000),
+                delete(&one, Some(&ids::claim_id(claim_id)), 5_001),
+                // Refused the first time (claimed, and no claim id given):
+                // refused again.
+                delete(&two, None, 5_002),
+                delete(&three, None, 5_003),
+            ];
+            log.append_posts(
+                &LoggedOp::encode_batch(&consumed.iter().collect::<Vec<_>>()),
+                4,
+            )
+            .unwrap();
+        }
+        for _ in 0..2 {
+            let store = EmbeddedMessageStore::open(&config).unwrap();
+            assert_eq!(
+                listed(&store, &runtime, 6_000),
+                vec![(two.clone(), b"\"two\"".to_vec())]
+            );
+            let held = runtime
+                .block_on(store.claim_get(
+                    QueueRef::new("p", "q"),
+                    ids::claim_id(claim_id).into(),
+                    6_000,
+                ))
+                .unwrap()
+                .into_option()
+                .expect("the claim is there under the id it was answered with");
+            let held: Vec<String> = held.messages.iter().map(|m| m.id.to_string()).collect();
+            assert_eq!(held, vec![two.clone()]);
+            let stats = runtime
+                .block_on(store.queue_stats(QueueRef::new("p", "q"), 6_000))
+                .unwrap();
+            assert_eq!((stats.claimed, stats.free, stats.total), (1, 0, 1));
+        }
+    }
+
+    /// Consumers at once: their claims and deletes go to the log in
+    /// batches, and after reopening every message was consumed once: none
+    /// is left, none was claimed by two consumers.
+    #[test]
+    fn claims_and_deletes_of_many_consumers_go_through_the_log() {
+        use std::{
+            collections::HashSet,
+            sync::{atomic::Ordering, Arc},
+        };
+
+        use plugin_api::storage::MessageStore;
+
+        use crate::{group_commit::LOGGED_BATCHES, test_support, EmbeddedMessageStore};
+
+        let (_dir, config, _) = test_support::data_dir();
+        let runtime = four_worker_runtime();
+        let store = Arc::new(EmbeddedMessageStore::open(&config).unwrap());
+        let queue = QueueRef::new("p", "q");
+        let total = 2 * POSTS_PER_CYCLE as usize;
+        let messages: Vec<NewMessage> = (0..total)
+            .map(|n| NewMessage {
+                ttl: 600,
+                delay: 0,
+                body: format!("{n}").into_bytes().into(),
+            })
+            .collect();
+        for chunk in messages.chunks(20) {
+            runtime
+                .block_on(store.message_post(queue.clone(), "c".into(), chunk.to_vec().into(), 10))
+                .unwrap();
+        }
+        let before = LOGGED_BATCHES.load(Ordering::Relaxed);
+        let consumers: Vec<_> = (0..8)
+            .map(|_| {
+                let (store, queue) = (Arc::clone(&store), queue.clone());
+                runtime.spawn(async move {
+                    let mut consumed = Vec::new();
+                    loop {
+                        let request = ClaimRequest {
+                            ttl: 60,
+                            grace: 0,
+                            limit: 5,
+                            dead_letter: ROption::RNone,
+                        };
+                        let claim = store
+                            .claim_create(queue.clone(), request, 20)
+                            .await
+                            .unwrap();
+                        if claim.messages.is_empty() {
+                            return consumed;
+                        }
+                        for m in claim.messages.iter() {
+                            store
+                                .message_delete(
+                                    queue.clone(),
+                                    m.id.clone(),
+                                    ROption::RSome(claim.id.clone()),
+                                    21,
+                                )
+                                .await
+                                .unwrap();
+                            consumed.push(m.id.to_string());
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut consumed = Vec::new();
+        for consumer in consumers {
+            consumed.extend(runtime.block_on(consumer).unwrap());
+        }
+        assert!(
+            LOGGED_BATCHES.load(Ordering::Relaxed) > before,
+            "some batches of claims and deletes went through the post log"
+        );
+        assert_eq!(consumed.len(), total);
+        assert_eq!(
+            consumed.iter().collect::<HashSet<_>>().len(),
+            total,
+            "no message was claimed by two consumers"
+        );
+        drop(Arc::into_inner(store).expect("the consumers are done"));
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        let stats = runtime.block_on(store.queue_stats(queue, 30)).unwrap();
+        assert_eq!((stats.claimed, stats.free, stats.total), (0, 0, 0));
     }
 
     /// Many writers at once: their posts go to the log in batches, a
@@ -599,11 +996,7 @@ mod tests {
         use crate::{group_commit::LOGGED_BATCHES, test_support, EmbeddedMessageStore};
 
         let (_dir, config, _) = test_support::data_dir();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = four_worker_runtime();
         let store = Arc::new(EmbeddedMessageStore::open(&config).unwrap());
         let before = LOGGED_BATCHES.load(Ordering::Relaxed);
         let writers: Vec<_> = (0..8)

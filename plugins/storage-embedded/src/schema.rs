@@ -94,8 +94,9 @@ pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta")
 /// The next queue id to hand out.
 pub(crate) const META_NEXT_QID: &str = "next_qid";
 
-/// The LSN of the last post of the post log ([`crate::post_log`]) this
-/// state holds; the log's later posts are applied again at open.
+/// The LSN of the last record of the post log ([`crate::post_log`]) this
+/// state holds; the writes of the log's later records are applied again at
+/// open.
 pub(crate) const META_POST_LOG_APPLIED: &str = "post_log_applied";
 
 /// The on-disk format version, checked at open.
@@ -145,11 +146,18 @@ pub(crate) const META_FORMAT: &str = "format";
 ///   format. A build that reads format 6 could not decode such a record
 ///   left by a crash, so it refuses a format 7 file instead.
 ///
+/// * 8: a batch of posts, claims (without a dead-letter policy) and deletes
+///   of a message may be committed without durability, made durable by one
+///   post-log record of all of them. A format 7 file has no such records,
+///   so the upgrade at open only records the new format. A build that
+///   reads format 7 could not decode such a record left by a crash, so it
+///   refuses a format 8 file instead.
+///
 /// Tables added later without changing any existing record (the
 /// notification log and leases) do not change the format: an older build
 /// of the same format ignores them. Bump the format only when a record or
 /// key an older build reads changes meaning.
-pub(crate) const FORMAT_VERSION: u64 = 7;
+pub(crate) const FORMAT_VERSION: u64 = 8;
 
 /// The oldest format this build upgrades at open.
 pub(crate) const FORMAT_UPGRADABLE: u64 = 1;

@@ -16,8 +16,11 @@ use plugin_api::{
 };
 
 use crate::{
-    claims, engine::Engine, leases, messages, notification_log, post_log::LoggedPost, queues,
-    subscriptions,
+    claims,
+    engine::Engine,
+    ids, leases, messages, notification_log,
+    post_log::{LoggedClaim, LoggedDelete, LoggedOp, LoggedPost},
+    queues, subscriptions,
 };
 
 /// The embedded message store.
@@ -131,7 +134,7 @@ impl MessageStore for EmbeddedMessageStore {
     ) -> PluginResult<RVec<PostedMessage>> {
         let post = Arc::new(LoggedPost::new(queue, client_id, now_ms, messages));
         self.engine
-            .post(Arc::clone(&post), move |t| {
+            .write_logged(LoggedOp::Post(Arc::clone(&post)), move |t| {
                 Ok(messages::post_logged(t, &post)?.into())
             })
             .await
@@ -166,10 +169,15 @@ impl MessageStore for EmbeddedMessageStore {
         claim_id: ROption<RString>,
         now_ms: u64,
     ) -> PluginResult<()> {
+        let delete = Arc::new(LoggedDelete {
+            queue,
+            id,
+            claim_id: claim_id.into_option(),
+            now_ms,
+        });
         self.engine
-            .write(move |t| {
-                let claim = claim_id.as_ref().map(|c| c.as_str()).into_option();
-                messages::delete(t, &queue, &id, claim, now_ms)
+            .write_logged(LoggedOp::Delete(Arc::clone(&delete)), move |t| {
+                delete.apply(t)
             })
             .await
     }
@@ -206,8 +214,15 @@ impl MessageStore for EmbeddedMessageStore {
         request: ClaimRequest,
         now_ms: u64,
     ) -> PluginResult<StoredClaim> {
+        let Some(claim) = LoggedClaim::of(queue.clone(), &request, now_ms) else {
+            return self
+                .engine
+                .write(move |t| claims::create(t, &queue, &request, now_ms, ids::new_claim()))
+                .await;
+        };
+        let claim = Arc::new(claim);
         self.engine
-            .write(move |t| claims::create(t, &queue, &request, now_ms))
+            .write_logged(LoggedOp::Claim(Arc::clone(&claim)), move |t| claim.apply(t))
             .await
     }
 

@@ -101,6 +101,7 @@ macro_rules! message_store_suite {
             claim_delete_of_unknown_claim_succeeds,
             claimed_message_cannot_be_deleted_without_claim_id,
             claimed_message_cannot_be_deleted_with_another_claims_id,
+            refused_deletes_change_nothing,
             claimed_message_is_deleted_with_its_claim_id,
             deleting_unclaimed_message_with_unknown_claim_id_is_claim_not_found,
             deleting_unclaimed_message_with_live_claim_id_is_message_not_claimed,

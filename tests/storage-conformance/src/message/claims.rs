@@ -257,6 +257,44 @@ pub async fn claimed_message_cannot_be_deleted_with_another_claims_id(s: Store) 
     );
 }
 
+/// A refused delete changes nothing: the message keeps its body and its
+/// claim, and the queue's stats stay as they were.
+pub async fn refused_deletes_change_nothing(s: Store) {
+    let t = now();
+    let posted = post(&s, &q("a"), "c", &["1", "2"], t).await;
+    let c = claim(&s, &q("a"), claim_request(60, 0, 1), t).await;
+    let before = s.queue_stats(q("a"), t).await.unwrap();
+    assert_eq!((before.claimed, before.free, before.total), (1, 1, 2));
+    let refused = [
+        (posted[0].id.clone(), RNone, ErrorCode::MESSAGE_IS_CLAIMED),
+        (
+            posted[0].id.clone(),
+            RSome("garbage".into()),
+            ErrorCode::MESSAGE_IS_CLAIMED,
+        ),
+        (
+            posted[1].id.clone(),
+            RSome(c.id.clone()),
+            ErrorCode::MESSAGE_NOT_CLAIMED,
+        ),
+    ];
+    for (id, claim_id, code) in refused {
+        assert_code(s.message_delete(q("a"), id, claim_id, t).await, code);
+    }
+    let after = s.queue_stats(q("a"), t).await.unwrap();
+    assert_eq!(after, before);
+    let held = get_one(&s, &q("a"), &posted[0].id, t).await.unwrap();
+    assert_eq!((held.body.as_slice(), held.claim_count), (&b"1"[..], 1));
+    assert!(held.is_claimed(t));
+    let free = get_one(&s, &q("a"), &posted[1].id, t).await.unwrap();
+    assert!(!free.is_claimed(t));
+    s.message_delete(q("a"), posted[0].id.clone(), RSome(c.id), t)
+        .await
+        .unwrap();
+    let stats = s.queue_stats(q("a"), t).await.unwrap();
+    assert_eq!((stats.claimed, stats.free, stats.total), (0, 1, 1));
+}
+
 /// A message under a live claim is deleted with its claim's id.
 pub async fn claimed_message_is_deleted_with_its_claim_id(s: Store) {
     let t = now();
