@@ -913,9 +913,9 @@ impl BatchToLog {
 pub(crate) static LOGGED_BATCHES: AtomicUsize = AtomicUsize::new(0);
 
 /// Hands `record`, of the batch's writes, to the sync thread, commits
-/// `txn` (which holds them and notes the record's LSN) without durability, and answers the
-/// batch once the record is durable; the writer goes on with the next
-/// batch meanwhile, as after a durable commit.
+/// `txn` (which holds them and notes the record's LSN) without durability,
+/// and answers the batch once the record is durable; the writer goes on
+/// with the next batch meanwhile, as after a durable commit.
 #[allow(clippy::too_many_arguments)]
 fn commit_logged_batch(
     mut txn: redb::WriteTransaction,
