@@ -34,11 +34,7 @@ fn post_until_stopped(
         let body = json!({"messages": [{"body": {"poster": poster, "n": n}, "ttl": 3600}]});
         match client.post(QUEUE).json(&body).try_send() {
             Ok(response) if response.status == 201 => {
-                let href = response.json()["resources"][0]
-                    .as_str()
-                    .unwrap()
-                    .to_string();
-                let id = href.rsplit('/').next().unwrap().to_string();
+                let id = message_id(response.json()["resources"][0].as_str().unwrap());
                 acknowledged.insert((poster, n), id);
             }
             Ok(response) => panic!("unexpected {}: {}", response.status, response.text()),
@@ -48,6 +44,12 @@ fn post_until_stopped(
         n += 1;
     }
     acknowledged
+}
+
+/// The message id at the end of a message's href (its query left out).
+fn message_id(href: &str) -> String {
+    let path = href.split('?').next().unwrap();
+    path.rsplit('/').next().unwrap().to_string()
 }
 
 /// Every message of `queue` (its messages path), following `next` links.
@@ -162,12 +164,12 @@ fn consume_until_stopped(client: Client, stop: Arc<AtomicBool>) -> Consumed {
         };
         for message in claimed["messages"].as_array().unwrap() {
             let href = message["href"].as_str().unwrap();
-            let id = href.split('?').next().unwrap().rsplit('/').next().unwrap();
+            let id = message_id(href);
             match client.delete(href).try_send() {
-                Ok(response) if response.status == 204 => consumed.deleted.push(id.to_string()),
+                Ok(response) if response.status == 204 => consumed.deleted.push(id),
                 Ok(response) => panic!("unexpected {}: {}", response.status, response.text()),
                 Err(_) => {
-                    consumed.unanswered = Some(id.to_string());
+                    consumed.unanswered = Some(id);
                     return consumed;
                 }
             }
@@ -191,14 +193,7 @@ fn every_acknowledged_delete_survives_sigkill_and_nothing_else_is_lost() {
             .send();
         assert_eq!(response.status, 201, "{}", response.text());
         for href in response.json()["resources"].as_array().unwrap() {
-            posted.insert(
-                href.as_str()
-                    .unwrap()
-                    .rsplit('/')
-                    .next()
-                    .unwrap()
-                    .to_string(),
-            );
+            posted.insert(message_id(href.as_str().unwrap()));
         }
     }
     let stop = Arc::new(AtomicBool::new(false));

@@ -894,7 +894,8 @@ impl BatchToLog {
             .iter()
             .map(|job| job.logged())
             .collect::<Option<_>>()?;
-        let count = LoggedOp::count(&ops);
+        // A claim or a delete counts as one post in the log's cycle.
+        let count = u32::try_from(ops.len()).ok()?;
         let payload = LoggedOp::encode_batch(&ops);
         let mut log = lock(log);
         log.restart_if_taken_in(journal.sync).ok()?;

@@ -123,16 +123,11 @@ impl LoggedOp {
         }
     }
 
-    /// How many operations `ops` count for in a cycle of the log (see
-    /// [`POSTS_PER_CYCLE`]).
-    pub(crate) fn count(ops: &[&LoggedOp]) -> u32 {
-        u32::try_from(ops.len()).unwrap_or(u32::MAX)
-    }
-
     /// One record for `ops`, in the order they were applied.
     pub(crate) fn encode_batch(ops: &[&LoggedOp]) -> Vec<u8> {
         let mut w = Writer::with_capacity(8 + ops.len() * 256);
-        w.u8(PAYLOAD_OPS).u32(Self::count(ops));
+        w.u8(PAYLOAD_OPS)
+            .u32(u32::try_from(ops.len()).expect("a batch holds few writes"));
         for op in ops {
             match op {
                 Self::Post(post) => w.u8(OP_POST).bytes(&post.encode()),
