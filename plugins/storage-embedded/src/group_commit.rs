@@ -482,15 +482,12 @@ impl Committer {
     /// and syncs inline.
     fn commit_logged(
         self: &Arc<Self>,
-        job: Box<dyn Pending>,
+        mut job: Box<dyn Pending>,
         post: &LoggedPost,
     ) -> Result<(), Box<dyn Pending>> {
         let (Some(log), Some(sync)) = (&self.post_log, &self.sync) else {
             return Err(job);
         };
-        // The last post's commit first: the log's records and redb's
-        // commits go in the same order.
-        self.finish_late();
         let payload = post.encode();
         let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
         // Failing, writing has stopped, and the post's commit fails too.
@@ -508,48 +505,92 @@ impl Committer {
             return Err(job);
         }
         let lsn = log.next_lsn();
-        // Before the commit, so that what readers see of it is durable: the
-        // record takes a journal ticket, which reads wait for. Written here
-        // rather than by the sync thread while this one applies the post:
-        // the hand-off's two wake-ups cost what the overlap saves
-        // (docs/storage-embedded.md, "Lone posts through the post log").
-        if let Err(e) = sync.run_inline(|| log.append(&payload).map(|_| ())) {
-            job.complete(Err(PluginError::unavailable(format!(
-                "embedded store: cannot write the post log: {e}"
-            ))));
-            return Ok(());
-        }
+        let mut applied = None;
+        // The record takes a journal ticket before the post's commit, so
+        // that reads wait for it to be durable. It is written on this
+        // thread rather than by the sync thread: the hand-off's two
+        // wake-ups cost what the overlap saved (docs/storage-embedded.md,
+        // "Lone posts through the post log"). Handed to the kernel, its
+        // write and sync go on while this thread applies the post.
+        let logged = sync.run_inline(|| {
+            let appending = log.start_append(&payload, 1)?;
+            // The last post's commit first, if its task has not made it
+            // yet: redb commits the logged posts in the order of their
+            // records.
+            self.finish_late();
+            // If that commit failed, writing has stopped, and this post's
+            // transaction would begin without the last post and answer
+            // ids its replay at the next open would not give.
+            if !sync.writing_stopped() {
+                applied = Some(self.apply_logged(&mut job, lsn));
+            }
+            appending.finish()
+        });
         drop(log);
-        self.apply_logged(job, sync.submitted(), lsn);
+        match (logged, applied) {
+            (Ok(()), Some(Ok((txn, aftermath, sinks)))) => {
+                self.answer_before_commit(job, txn, aftermath, sinks, sync.submitted());
+            }
+            (Ok(()), Some(Err(e))) => job.fail(e),
+            (outcome, applied) => {
+                if let Some(Ok((txn, ..))) = applied {
+                    let _ = txn.abort();
+                }
+                let why = outcome
+                    .err()
+                    .map_or_else(|| sync.failure().unwrap_or_default(), |e| e.to_string());
+                job.complete(Err(PluginError::unavailable(format!(
+                    "embedded store: cannot write the post log: {why}"
+                ))));
+            }
+        }
         self.gather.batch_done();
         Ok(())
     }
 
-    /// Applies the post `job`, logged as `lsn` with journal ticket
-    /// `ticket`, in a transaction without durability, answers it, and
-    /// leaves the commit to a task of its own.
-    fn apply_logged(self: &Arc<Self>, mut job: Box<dyn Pending>, ticket: Ticket, lsn: u64) {
-        let sinks = self.feed.sinks();
-        let mut txn = match self.db.begin_write() {
-            Ok(txn) => txn,
-            Err(e) => return fail_all(vec![job], &format!("cannot begin a write: {e}")),
+    /// Applies the post `job`, logged as `lsn`, in a transaction without
+    /// durability; gives back the transaction, uncommitted, with what its
+    /// commit changes and whom it tells.
+    fn apply_logged(
+        &self,
+        job: &mut Box<dyn Pending>,
+        lsn: u64,
+    ) -> Result<(WriteTransaction, Aftermath, Sinks), PluginError> {
+        let cannot_begin = |e: &dyn std::fmt::Display| {
+            PluginError::unavailable(format!("embedded store: cannot begin a write: {e}"))
         };
-        if let Err(e) = txn.set_durability(Durability::None) {
-            return fail_all(vec![job], &format!("cannot begin a write: {e}"));
-        }
+        let sinks = self.feed.sinks();
+        let mut txn = self.db.begin_write().map_err(|e| cannot_begin(&e))?;
+        txn.set_durability(Durability::None)
+            .map_err(|e| cannot_begin(&e))?;
         let (applied, aftermath) = {
             let mut tables = WriteTables::for_batch(&txn, &self.claim_cursors, !sinks.is_empty());
-            let applied = apply_one(&mut tables, &mut job).and_then(|()| {
+            let applied = apply_one(&mut tables, job).and_then(|()| {
                 note_logged(&mut tables, lsn)
                     .and_then(|()| tables.finish())
                     .map_err(|e| e.into_plugin())
             });
             (applied, tables.aftermath())
         };
-        if let Err(e) = applied {
-            let _ = txn.abort();
-            return job.fail(e);
+        match applied {
+            Ok(()) => Ok((txn, aftermath, sinks)),
+            Err(e) => {
+                let _ = txn.abort();
+                Err(e)
+            }
         }
+    }
+
+    /// Answers the logged post `job`, durable with journal ticket
+    /// `ticket`, and leaves its transaction's commit to a task of its own.
+    fn answer_before_commit(
+        self: &Arc<Self>,
+        job: Box<dyn Pending>,
+        txn: WriteTransaction,
+        aftermath: Aftermath,
+        sinks: Sinks,
+        ticket: Ticket,
+    ) {
         self.late.leave(Uncommitted {
             txn,
             aftermath,

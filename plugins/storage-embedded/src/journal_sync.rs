@@ -250,6 +250,11 @@ impl JournalSync {
         }
     }
 
+    /// Whether writing stopped (see [`JournalSync::failure`] for why).
+    pub(crate) fn writing_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
     /// Why writing stopped, if it did.
     pub(crate) fn failure(&self) -> Option<String> {
         self.progress().failed.clone()

@@ -47,6 +47,7 @@ mod journal_sync;
 mod late_commit;
 mod leases;
 mod log;
+mod log_ring;
 mod management;
 mod messages;
 mod metadata_cache;

@@ -6,10 +6,12 @@
 //! those of earlier commits, and runs a second commit to do so): ~150,000 of
 //! the ~295,000 instructions a lone post cost, half of a single client's
 //! wait (docs/storage-embedded.md, "Lone posts through the post log"). So a
-//! post that is the only write in flight is written here first, as the
-//! post's inputs (queue, client id, time, messages and the random part of
-//! their ids), and synced; then it is applied in a redb commit that is *not*
-//! durable (made after the post's answer, see [`crate::late_commit`]),
+//! post that is the only write in flight is written here, as the post's
+//! inputs (queue, client id, time, messages and the random part of their
+//! ids), and synced before it is answered (the kernel writes it while the
+//! post is applied, see [`crate::log_ring`]); it is applied in a redb
+//! commit that is *not* durable (made after the answer, see
+//! [`crate::late_commit`]),
 //! which also records the post's log sequence number (LSN) in the `meta`
 //! table. Every 512 posts (or once the file is full) a durable redb commit
 //! takes in all of them and the log starts over.
@@ -64,6 +66,7 @@ use crate::{
     error::{OpError, OpResult},
     group_commit::WriteTables,
     journal::{open_segment, sync_dir, AlignedBuffer, ALIGN},
+    log_ring::{LogRing, WriteInFlight},
 };
 
 /// The log's file in the data directory.
@@ -381,6 +384,9 @@ pub(crate) struct PostLog {
     /// Posts since the log last started over.
     logged: u32,
     buffer: AlignedBuffer,
+    /// Where a lone post's record is written, if the kernel lets us (see
+    /// [`crate::log_ring`]); `pwrite` and `fdatasync` otherwise.
+    ring: Option<LogRing>,
     /// A durable commit that holds every post logged so far: the log may
     /// start over once that commit's journal record is durable.
     taken_in_by: Option<crate::journal_sync::Ticket>,
@@ -401,6 +407,13 @@ impl PostLog {
         let (records, end) = scan(&contents);
         let next_lsn = records.last().map_or(1, |(lsn, _)| lsn + 1);
         let file = Arc::new(open_segment(OpenOptions::new().write(true), &path)?);
+        let ring = LogRing::new()
+            .inspect_err(|why| {
+                crate::log::info(&format!(
+                    "embedded store: the post log writes with pwrite and fdatasync: {why}"
+                ))
+            })
+            .ok();
         let log = Self {
             file,
             capacity,
@@ -408,6 +421,7 @@ impl PostLog {
             next_lsn,
             logged: u32::try_from(records.len()).unwrap_or(u32::MAX),
             buffer: AlignedBuffer::default(),
+            ring,
             taken_in_by: None,
         };
         Ok((log, records))
@@ -459,22 +473,42 @@ impl PostLog {
 
     /// Writes `payload` as the next record and syncs it; returns its LSN.
     /// The caller has checked [`PostLog::takes`].
+    #[cfg(test)]
     pub(crate) fn append(&mut self, payload: &[u8]) -> io::Result<u64> {
         self.append_posts(payload, 1)
     }
 
     /// The same for a record of `posts` posts.
+    #[cfg(test)]
     pub(crate) fn append_posts(&mut self, payload: &[u8], posts: u32) -> io::Result<u64> {
         let lsn = self.next_lsn;
-        let record = record(lsn, payload)?;
-        let written = self.buffer.fill(&record);
-        self.file
-            .write_all_at(self.buffer.filled(written), self.end)?;
-        self.file.sync_data()?;
-        self.end += written as u64;
+        self.start_append(payload, posts)?.finish()?;
+        Ok(lsn)
+    }
+
+    /// Starts writing `payload`, of `posts` posts, as the next record,
+    /// synced: through the ring if there is one, so that the caller works
+    /// on while the disk syncs; at once otherwise. The record is durable
+    /// once [`Appending::finish`] returns `Ok` (the caller has checked
+    /// [`PostLog::takes_posts`]). Its place is taken either way: if the
+    /// write fails, writing stops (see [`crate::journal_sync`]), so the
+    /// place is never reused.
+    pub(crate) fn start_append(&mut self, payload: &[u8], posts: u32) -> io::Result<Appending<'_>> {
+        let record = record(self.next_lsn, payload)?;
+        let len = self.buffer.fill(&record);
+        let offset = self.end;
+        self.end += len as u64;
         self.next_lsn += 1;
         self.logged = self.logged.saturating_add(posts);
-        Ok(lsn)
+        let bytes = self.buffer.filled(len);
+        Ok(match &mut self.ring {
+            Some(ring) => Appending::InFlight(ring.start(&self.file, bytes, offset)?),
+            None => Appending::Done(
+                self.file
+                    .write_all_at(bytes, offset)
+                    .and_then(|()| self.file.sync_data()),
+            ),
+        })
     }
 
     /// Takes the place of the next record, of `posts` posts, and returns
@@ -506,6 +540,22 @@ impl PostLog {
         self.logged = 0;
         self.taken_in_by = None;
         self.next_lsn = self.next_lsn.max(next_lsn);
+    }
+}
+
+/// A record's write started by [`PostLog::start_append`].
+pub(crate) enum Appending<'a> {
+    InFlight(WriteInFlight<'a>),
+    Done(io::Result<()>),
+}
+
+impl Appending<'_> {
+    /// Waits for the write; `Ok` once the record is durable.
+    pub(crate) fn finish(self) -> io::Result<()> {
+        match self {
+            Self::InFlight(write) => write.finish(),
+            Self::Done(outcome) => outcome,
+        }
     }
 }
 
