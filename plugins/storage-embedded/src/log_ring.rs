@@ -50,18 +50,20 @@ impl LogRing {
             .offset(offset)
             .rw_flags(libc::RWF_DSYNC)
             .build();
-        // SAFETY: `bytes` and `file` are borrowed by the returned value,
-        // which does not let go of them before the kernel has answered
-        // (its drop waits for that answer).
+        // SAFETY: `bytes` and `file` are borrowed by the value made just
+        // below, which does not let go of them before the kernel has
+        // answered (its drop waits for that answer, submitting the entry
+        // first if it is still queued).
         unsafe { self.ring.submission().push(&entry) }
             .map_err(|_| io::Error::other("the post log's ring is full"))?;
-        submit(&self.ring, 0)?;
-        Ok(WriteInFlight {
+        let in_flight = WriteInFlight {
             ring: &mut self.ring,
             len: bytes.len(),
             answered: false,
             _borrowed: PhantomData,
-        })
+        };
+        submit(in_flight.ring, 0)?;
+        Ok(in_flight)
     }
 }
 
