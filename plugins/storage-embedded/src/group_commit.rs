@@ -536,11 +536,15 @@ impl Committer {
                 if let Some(Ok((txn, ..))) = applied {
                     let _ = txn.abort();
                 }
-                let why = outcome
-                    .err()
-                    .map_or_else(|| sync.failure().unwrap_or_default(), |e| e.to_string());
+                // Its record may be durable, and is then applied at the
+                // next open: the post's outcome is unknown to the client,
+                // as after a lost connection.
+                let why = match outcome {
+                    Err(e) => format!("cannot write the post log: {e}"),
+                    Ok(()) => sync.failure().unwrap_or_default(),
+                };
                 job.complete(Err(PluginError::unavailable(format!(
-                    "embedded store: cannot write the post log: {why}"
+                    "embedded store: {why}"
                 ))));
             }
         }

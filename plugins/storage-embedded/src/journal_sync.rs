@@ -237,8 +237,7 @@ impl JournalSync {
 
     /// Whether a record is in flight (and writing has not stopped).
     pub(crate) fn syncing(&self) -> bool {
-        !self.stopped.load(Ordering::Acquire)
-            && self.durable.load(Ordering::Acquire) < self.submitted()
+        !self.writing_stopped() && self.durable.load(Ordering::Acquire) < self.submitted()
     }
 
     /// Waits until no record is in flight, writing stopped, or `timeout`
@@ -290,7 +289,7 @@ impl JournalSync {
     pub(crate) fn wait_settled(&self, ticket: Ticket) -> io::Result<()> {
         self.wait_durable(ticket)?;
         // Every page write comes here: the lock only once writing stopped.
-        if self.stopped.load(Ordering::Acquire) {
+        if self.writing_stopped() {
             return Err(Self::stopped_error(&self.failure().unwrap_or_default()));
         }
         Ok(())

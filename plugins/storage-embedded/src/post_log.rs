@@ -496,18 +496,11 @@ impl PostLog {
     pub(crate) fn start_append(&mut self, payload: &[u8], posts: u32) -> io::Result<Appending<'_>> {
         let record = record(self.next_lsn, payload)?;
         let len = self.buffer.fill(&record);
-        let offset = self.end;
-        self.end += len as u64;
-        self.next_lsn += 1;
-        self.logged = self.logged.saturating_add(posts);
+        let offset = self.take_place(len, posts);
         let bytes = self.buffer.filled(len);
         Ok(match &mut self.ring {
             Some(ring) => Appending::InFlight(ring.start(&self.file, bytes, offset)?),
-            None => Appending::Done(
-                self.file
-                    .write_all_at(bytes, offset)
-                    .and_then(|()| self.file.sync_data()),
-            ),
+            None => Appending::Done(write_synced(&self.file, bytes, offset)),
         })
     }
 
@@ -520,16 +513,23 @@ impl PostLog {
         let record = record(self.next_lsn, payload)?;
         let mut buffer = AlignedBuffer::default();
         let len = buffer.fill(&record);
-        let write = LogWrite {
+        let offset = self.take_place(len, posts);
+        Ok(LogWrite {
             file: Arc::clone(&self.file),
-            offset: self.end,
+            offset,
             buffer,
             len,
-        };
+        })
+    }
+
+    /// Gives the next record, `len` bytes padded, of `posts` posts, its
+    /// place and LSN; returns its offset.
+    fn take_place(&mut self, len: usize, posts: u32) -> u64 {
+        let offset = self.end;
         self.end += len as u64;
         self.next_lsn += 1;
         self.logged = self.logged.saturating_add(posts);
-        Ok(write)
+        offset
     }
 
     /// Starts the log over from its beginning, once a durable commit holds
@@ -570,10 +570,14 @@ pub(crate) struct LogWrite {
 impl LogWrite {
     /// Writes the record and syncs it.
     pub(crate) fn run(self) -> io::Result<()> {
-        self.file
-            .write_all_at(self.buffer.filled(self.len), self.offset)?;
-        self.file.sync_data()
+        write_synced(&self.file, self.buffer.filled(self.len), self.offset)
     }
+}
+
+/// Writes `bytes` at `offset` and syncs them.
+fn write_synced(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    file.write_all_at(bytes, offset)?;
+    file.sync_data()
 }
 
 /// Record `lsn` holding `payload`, without its padding.
