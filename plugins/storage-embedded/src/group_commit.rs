@@ -531,7 +531,21 @@ impl Committer {
             (Ok(()), Some(Ok((txn, aftermath, sinks)))) => {
                 self.answer_before_commit(job, txn, aftermath, sinks, sync.submitted());
             }
-            (Ok(()), Some(Err(e))) => job.fail(e),
+            (Ok(()), Some(Err(e))) => match self.skip_in_replay(lsn) {
+                Ok(()) => job.fail(e),
+                Err(why) => {
+                    // The next open would apply what its client is told
+                    // failed, and give the posts after it other ids than
+                    // they were answered with: nothing more may be written.
+                    sync.stop_writing(&format!(
+                        "cannot record that a failed post's record is not to be applied ({why})"
+                    ));
+                    job.complete(Err(PluginError::unavailable(format!(
+                        "embedded store: {}",
+                        sync.failure().unwrap_or_default()
+                    ))));
+                }
+            },
             (outcome, applied) => {
                 if let Some(Ok((txn, ..))) = applied {
                     let _ = txn.abort();
@@ -574,6 +588,8 @@ impl Committer {
                     .and_then(|()| tables.finish())
                     .map_err(|e| e.into_plugin())
             });
+            #[cfg(test)]
+            let applied = applied.and_then(|()| injected_failure());
             (applied, tables.aftermath())
         };
         match applied {
@@ -583,6 +599,23 @@ impl Committer {
                 Err(e)
             }
         }
+    }
+
+    /// Records durably that the post log's record `lsn` is applied, for a
+    /// post whose transaction failed after its record was written: the
+    /// next open applies only the records after it. Every commit before
+    /// this one becomes durable with it, and they hold every record before.
+    fn skip_in_replay(&self, lsn: u64) -> Result<(), String> {
+        let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| e.to_string())?;
+        txn.open_table(schema::META)
+            .and_then(|mut meta| {
+                meta.insert(schema::META_POST_LOG_APPLIED, lsn)?;
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+        txn.commit().map_err(|e| e.to_string())
     }
 
     /// Answers the logged post `job`, durable with journal ticket
@@ -952,6 +985,22 @@ impl BatchToLog {
             lsn: log.next_lsn(),
         })
     }
+}
+
+/// Set by a test to make the next lone post fail after it was applied in
+/// its transaction, as a database error would make it fail.
+#[cfg(test)]
+pub(crate) static FAIL_NEXT_LONE_POST: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(test)]
+fn injected_failure() -> Result<(), PluginError> {
+    if FAIL_NEXT_LONE_POST.swap(false, Ordering::AcqRel) {
+        return Err(PluginError::unavailable(
+            "embedded store: a failure injected by a test",
+        ));
+    }
+    Ok(())
 }
 
 /// Batches committed through the post log, for tests to see that they were.

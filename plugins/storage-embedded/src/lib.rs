@@ -38,6 +38,8 @@ pub mod config;
 mod engine;
 mod error;
 mod expiry;
+#[cfg(test)]
+mod failed_lone_post_tests;
 mod feed;
 mod gather;
 mod group_commit;
