@@ -42,16 +42,7 @@ OUT="${BENCH_OUT:-$ROOT/target/bench-http-floor/$(date +%Y%m%d-%H%M%S)}"
 source "$ROOT/bench/lib.sh"
 
 build_binaries
-embedded_config "$WORK/zaqar.toml" wsgi
-start_server zaqar-server "$WORK/zaqar.toml"
-OURS="http://$(listening_addr zaqar-server 'transport wsgi listening on')"
-"$LOAD" reference-server --port 0 >"$OUT/reference-server.out" 2>&1 &
-PIDS+=($!)
-HYPER="http://$(listening_addr reference-server 'listening on')"
-mkdir -p "$WORK/floor"
-"$LOAD" reference-server --port 0 --durable-dir "$WORK/floor" >"$OUT/durable-server.out" 2>&1 &
-PIDS+=($!)
-DURABLE="http://$(listening_addr durable-server 'listening on')"
+start_http_servers
 
 HAVE_WRK=0
 if command -v wrk >/dev/null; then

@@ -1,6 +1,7 @@
 # Shared by the bench scripts (sourced, not run): logging, clean-up of every
 # process a bench starts, free ports, CPU time of a process, building the
-# release binaries, and starting zaqar-server on the embedded store.
+# release binaries, starting zaqar-server on the embedded store, and the
+# HTTP floors beside it.
 #
 # The sourcing script sets ROOT and OUT first. It then adds the pid of every
 # long-running process it starts to PIDS (stopped on exit, last first), of
@@ -165,4 +166,21 @@ listening_addr() {
         sleep 0.1
     done
     die "no '$pattern' from $name within ${3:-60} s (see $OUT/$name.err)"
+}
+
+# start_http_servers: zaqar-server serving HTTP on the embedded store in
+# $WORK/data, the bare hyper reference server and the durable floor
+# (`zaqar-load reference-server --durable-dir $WORK/floor`); sets OURS, HYPER
+# and DURABLE to their base URLs. Needs build_binaries first.
+start_http_servers() {
+    embedded_config "$WORK/zaqar.toml" wsgi
+    start_server zaqar-server "$WORK/zaqar.toml"
+    OURS="http://$(listening_addr zaqar-server 'transport wsgi listening on')"
+    "$LOAD" reference-server --port 0 >"$OUT/reference-server.out" 2>&1 &
+    PIDS+=($!)
+    HYPER="http://$(listening_addr reference-server 'listening on')"
+    mkdir -p "$WORK/floor"
+    "$LOAD" reference-server --port 0 --durable-dir "$WORK/floor" >"$OUT/durable-server.out" 2>&1 &
+    PIDS+=($!)
+    DURABLE="http://$(listening_addr durable-server 'listening on')"
 }

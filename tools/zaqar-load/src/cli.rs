@@ -106,6 +106,11 @@ pub struct LoadArgs {
     /// Claim grace in seconds.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub claim_grace: u64,
+    /// Pause before each post: a producer idles this long between its
+    /// answer and its next post, so that each post meets an idle server
+    /// (the latency a client of a quiet queue sees). Default: none.
+    #[arg(long, default_value = "0s", value_parser = parse_duration, value_name = "TIME")]
+    pub post_pause: Duration,
     /// Pause after a claim that found nothing.
     #[arg(long, default_value = "1ms", value_parser = parse_duration, value_name = "TIME")]
     pub empty_claim_backoff: Duration,
@@ -245,6 +250,7 @@ impl LoadArgs {
             claim_grace: self.claim_grace,
             bulk_delete: self.bulk_delete,
             list_limit: self.list_limit,
+            post_pause: self.post_pause,
             empty_claim_backoff: self.empty_claim_backoff,
             timeout: self.timeout,
             progress: if self.quiet {

@@ -44,6 +44,8 @@ pub struct LoadConfig {
     pub claim_grace: u64,
     pub bulk_delete: bool,
     pub list_limit: usize,
+    /// A producer's idle time before each post.
+    pub post_pause: Duration,
     pub empty_claim_backoff: Duration,
     pub timeout: Duration,
     pub progress: ProgressMode,
@@ -377,6 +379,15 @@ impl Worker {
                     .post_slots
                     .fetch_add(batch, Ordering::Relaxed);
                 if first >= limit {
+                    break;
+                }
+            }
+            if !self.config.post_pause.is_zero() {
+                let pause = tokio::time::sleep(self.config.post_pause);
+                if within(&self.recorder.control, &mut self.stop, pause)
+                    .await
+                    .is_none()
+                {
                     break;
                 }
             }

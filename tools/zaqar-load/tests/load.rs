@@ -94,6 +94,38 @@ async fn one_second_against_the_reference_server() {
     assert_eq!(summary.totals.errors, 0);
 }
 
+/// `--post-pause` idles a producer before each post: at 200 ms a pause, a
+/// one-second run holds at most five posts, where an unpaced one holds
+/// hundreds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_pause_spaces_a_producers_posts() {
+    let addr = start_reference().await;
+    let url = format!("http://{addr}");
+    let config = config(&[
+        "--url",
+        &url,
+        "--duration",
+        "1s",
+        "--producers",
+        "1",
+        "--consumers",
+        "0",
+        "--post-pause",
+        "200ms",
+    ])
+    .await;
+    let outcome = workload::run(config, std::future::pending()).await.unwrap();
+    let post = &outcome.summary.operations["post"];
+    assert!(
+        (2..=5).contains(&post.requests),
+        "{} posts in one second at 200 ms a pause",
+        post.requests
+    );
+    assert_eq!(post.errors, 0);
+    // The pause is not part of a post's latency.
+    assert!(post.latency_ms.max < 150.0, "{}", post.latency_ms.max);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_count_ends_the_run() {
     let addr = start_reference().await;
