@@ -606,16 +606,12 @@ impl Committer {
     /// next open applies only the records after it. Every commit before
     /// this one becomes durable with it, and they hold every record before.
     fn skip_in_replay(&self, lsn: u64) -> Result<(), String> {
-        let mut txn = self.db.begin_write().map_err(|e| e.to_string())?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(|e| e.to_string())?;
-        txn.open_table(schema::META)
-            .and_then(|mut meta| {
-                meta.insert(schema::META_POST_LOG_APPLIED, lsn)?;
-                Ok(())
-            })
-            .map_err(|e| e.to_string())?;
-        txn.commit().map_err(|e| e.to_string())
+        durable_commit(&self.db, |txn| {
+            let mut tables = WriteTables::new(txn);
+            note_logged(&mut tables, lsn)
+                .and_then(|()| tables.finish())
+                .map_err(|e| e.into_plugin().message.to_string())
+        })
     }
 
     /// Answers the logged post `job`, durable with journal ticket
@@ -657,7 +653,7 @@ impl Committer {
     /// caller holds `committing` and syncs inline.
     fn restart_post_log(&self, log: &mut PostLog) -> Result<(), String> {
         self.finish_late();
-        durable_empty_commit(&self.db)?;
+        durable_commit(&self.db, |_| Ok(()))?;
         if let Some(sync) = &self.sync {
             sync.wait_idle()
                 .map_err(|e| format!("the journal failed: {e}"))?;
@@ -689,12 +685,16 @@ impl Committer {
     }
 }
 
-/// Commits an empty transaction durably: every commit before it is then
-/// durable too.
-fn durable_empty_commit(db: &Database) -> Result<(), String> {
+/// Commits durably what `write` writes (nothing, for an empty commit):
+/// every commit before it is then durable too.
+fn durable_commit(
+    db: &Database,
+    write: impl FnOnce(&WriteTransaction) -> Result<(), String>,
+) -> Result<(), String> {
     let mut txn = db.begin_write().map_err(|e| e.to_string())?;
     txn.set_durability(Durability::Immediate)
         .map_err(|e| e.to_string())?;
+    write(&txn)?;
     txn.commit().map_err(|e| e.to_string())
 }
 
