@@ -89,13 +89,18 @@ impl LateCommit {
                 "the commit of an answered post failed ({e}); the next open applies it from the post log"
             ));
         }
-        self.pending.store(false, Ordering::Release);
-        drop(left);
-        // Outside the lock: a sink that reads the store would otherwise
-        // wait on it forever.
+        // Announced before `pending` clears and the lock is let go: whoever
+        // comes next (a read, the next post, a batch) waits until this post
+        // is announced, so that its own changes follow it (the change feed's
+        // order is commit order). Announced after the lock was let go, the
+        // next post's changes could overtake this one's. A sink never blocks
+        // and never calls the store (see `crate::feed`), so it cannot come
+        // to wait on this lock.
         if let Some(changes) = announce {
             feed::deliver(&sinks, changes);
         }
+        self.pending.store(false, Ordering::Release);
+        drop(left);
     }
 }
 
