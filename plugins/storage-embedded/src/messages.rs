@@ -161,12 +161,25 @@ pub(crate) fn list(
     query: &MessageListQuery,
     now_ms: u64,
 ) -> OpResult<Vec<StoredMessage>> {
+    Ok(list_within(txn, q, query, now_ms, usize::MAX)?.unwrap_or_default())
+}
+
+/// The same, giving up (`None`) once it has walked `max_rows` rows
+/// without filling its page: a caller that must not hold its thread for
+/// long tries this first and takes a listing that walks further elsewhere.
+pub(crate) fn list_within(
+    txn: &ReadTransaction,
+    q: &QueueRef,
+    query: &MessageListQuery,
+    now_ms: u64,
+    max_rows: usize,
+) -> OpResult<Option<Vec<StoredMessage>>> {
     let Some(qid) = queues::read_qid(txn, q)? else {
-        return Ok(Vec::new());
+        return Ok(Some(Vec::new()));
     };
     let mut out = Vec::new();
     if query.limit == 0 {
-        return Ok(out);
+        return Ok(Some(out));
     }
     let from = query
         .after_seq
@@ -178,7 +191,10 @@ pub(crate) fn list(
         .map(|c| c.as_str())
         .into_option();
     let messages = txn.open_table(schema::MESSAGES)?;
-    for entry in messages.range((qid, from)..=(qid, u64::MAX))? {
+    for (walked, entry) in messages.range((qid, from)..=(qid, u64::MAX))?.enumerate() {
+        if walked == max_rows {
+            return Ok(None);
+        }
         let (k, v) = entry?;
         let m = MessageView::decode(v.value())?;
         if !m.is_live(now_ms)
@@ -193,7 +209,7 @@ pub(crate) fn list(
             break;
         }
     }
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// The live messages among `ids`, in sequence order.

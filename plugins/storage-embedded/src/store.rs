@@ -23,6 +23,10 @@ use crate::{
     queues, subscriptions,
 };
 
+/// Rows past a listing's page it may walk on the caller's worker before
+/// it is taken to tokio's blocking pool: a few microseconds of decoding.
+const LISTING_ROWS_ON_WORKER: usize = 64;
+
 /// The embedded message store.
 pub struct EmbeddedMessageStore {
     engine: Arc<Engine>,
@@ -146,6 +150,21 @@ impl MessageStore for EmbeddedMessageStore {
         query: MessageListQuery,
         now_ms: u64,
     ) -> PluginResult<RVec<StoredMessage>> {
+        // Most listings fill their page within a few rows of where they
+        // start (a push from its cursor near the tail, a page of a queue
+        // whose head is not claimed): those stay on the worker, where a
+        // hand-off to the blocking pool and back would cost more than the
+        // read, and on an idle machine two threads' wake-ups. One that has
+        // to walk further (skipping claimed, delayed or expired messages)
+        // goes there.
+        let max_rows = query.limit as usize + LISTING_ROWS_ON_WORKER;
+        let near = self
+            .engine
+            .read(|txn| messages::list_within(txn, &queue, &query, now_ms, max_rows))
+            .await?;
+        if let Some(found) = near {
+            return Ok(found.into());
+        }
         self.engine
             .read_off_worker(move |txn| Ok(messages::list(txn, &queue, &query, now_ms)?.into()))
             .await
@@ -404,5 +423,80 @@ impl MessageStore for EmbeddedMessageStore {
 
     async fn messages_expired(&self) -> PluginResult<u64> {
         Ok(self.engine.expired_messages())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use plugin_api::{
+        storage::{ClaimRequest, MessageListQuery, MessageStore, NewMessage, QueueRef},
+        types::ROption::RNone,
+    };
+
+    use super::LISTING_ROWS_ON_WORKER;
+    use crate::{messages, test_support, EmbeddedMessageStore};
+
+    /// A listing whose page lies past more claimed messages than a worker
+    /// walks gives up there and is answered, the same page, off the
+    /// worker; one whose page starts where it does is answered on it.
+    #[test]
+    fn a_listing_that_walks_far_is_answered_off_the_worker_with_the_same_page() {
+        let (_dir, config, runtime) = test_support::data_dir();
+        let store = EmbeddedMessageStore::open(&config).unwrap();
+        let queue = QueueRef::new("p", "q");
+        runtime.block_on(async {
+            let batch: Vec<NewMessage> = (0..300)
+                .map(|i| NewMessage {
+                    ttl: 60,
+                    delay: 0,
+                    body: i.to_string().into_bytes().into(),
+                })
+                .collect();
+            let posted = store
+                .message_post(queue.clone(), "c".into(), batch.into(), 10)
+                .await
+                .unwrap();
+            let claim = ClaimRequest {
+                ttl: 60,
+                grace: 60,
+                limit: 200,
+                dead_letter: RNone,
+            };
+            let claimed = store.claim_create(queue.clone(), claim, 11).await.unwrap();
+            assert_eq!(claimed.messages.len(), 200);
+
+            let unclaimed = MessageListQuery {
+                include_claimed: false,
+                ..test_support::every_message()
+            };
+            let max_rows = unclaimed.limit as usize + LISTING_ROWS_ON_WORKER;
+            let near = store
+                .engine
+                .read(|txn| messages::list_within(txn, &queue, &unclaimed, 12, max_rows))
+                .await
+                .unwrap();
+            assert!(
+                near.is_none(),
+                "200 claimed rows are more than a worker walks"
+            );
+            let listed = store
+                .message_list(queue.clone(), unclaimed, 12)
+                .await
+                .unwrap();
+            let ids: Vec<_> = listed.iter().map(|m| m.id.clone()).collect();
+            let expected: Vec<_> = posted[200..210].iter().map(|m| m.id.clone()).collect();
+            assert_eq!(ids, expected);
+
+            let every = test_support::every_message();
+            let near = store
+                .engine
+                .read(|txn| messages::list_within(txn, &queue, &every, 12, max_rows))
+                .await
+                .unwrap()
+                .expect("a page from the head is found on the worker");
+            let ids: Vec<_> = near.iter().map(|m| m.id.clone()).collect();
+            let expected: Vec<_> = posted[..10].iter().map(|m| m.id.clone()).collect();
+            assert_eq!(ids, expected);
+        });
     }
 }
