@@ -22,8 +22,9 @@
 //! After the real run for each N comes the floor run (`floor  sockets ...`
 //! line): a bare fan-out server made of plain std threads, in a process of
 //! its own (this bench binary run again), accepts the same N WebSocket
-//! connections and, for each posted message, builds one unmasked text frame shaped like our server's push
-//! (same JSON fields and length, about 140 bytes) and writes it to every
+//! connections and, for each posted message, builds one unmasked text
+//! frame shaped like our server's push (same JSON fields and length, about
+//! 140 bytes) and writes it to every
 //! socket with one `write_all` each, split over 2 writer threads (half the
 //! sockets each; `FANOUT_FLOOR_WRITERS` sets another count): the best a
 //! 2-core server can do with one write per socket. The client side is the
