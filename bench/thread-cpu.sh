@@ -7,9 +7,13 @@
 # load, the user and system CPU of every thread of the server over WINDOW
 # seconds (/proc/PID/task/*/stat) is summed by thread name and divided by
 # the posts answered in that window; voluntary and involuntary context
-# switches per second come from /proc/PID/task/*/status. This is how the
-# per-thread tables of docs/BENCHMARKS.md are made ("What a log of our own
-# would save, by the wall clock; one `recv` per WebSocket frame").
+# switches per second come from /proc/PID/task/*/status. Two more rows per
+# run: the client's own CPU per post over the same window (zaqar-load runs
+# on the same cores), and how many cores server and client kept busy
+# together. This is how the per-thread tables of docs/BENCHMARKS.md are
+# made ("What a log of our own would save, by the wall clock; one `recv`
+# per WebSocket frame"; "The CPU a post may cost at the rate the target
+# asks").
 #
 # Usage: bash bench/thread-cpu.sh
 # Environment (all optional):
@@ -80,6 +84,7 @@ thread_snapshot() { # pid
 # per-thread CPU per post as table rows.
 measure() {
     local label=$1 pid=$2 address=$3 before after load_pid summary window_start window_end
+    local client_before client_after secs
     local clients=(--producers "$PRODUCERS" --consumers 0)
     if [[ $OPERATION == consume ]]; then
         # The floor hands out canned messages and needs no backlog.
@@ -99,9 +104,11 @@ measure() {
     CHILDREN+=("$load_pid")
     sleep "$WARMUP"
     before="$(thread_snapshot "$pid")"
+    client_before="$(thread_snapshot "$load_pid")"
     window_start="$(date +%s.%N)"
     sleep "$WINDOW"
     after="$(thread_snapshot "$pid")"
+    client_after="$(thread_snapshot "$load_pid")"
     window_end="$(date +%s.%N)"
     foreground "$load_pid" || die "zaqar-load failed against $label (see $OUT/$label.err)"
     summary="$(python3 -c '
@@ -115,10 +122,11 @@ else:
     print(s["totals"]["consumed_per_s"], d["latency_ms"]["p50"], d["latency_ms"]["p99"])
 ' "$OUT/$label.json" "$OPERATION")"
     read -r rate p50 p99 <<<"$summary"
+    secs="$(awk -v a="$window_start" -v b="$window_end" 'BEGIN { print b - a }')"
     # Threads are matched by id (one started during the window counts from
     # zero). The rate over the whole run stands for the window's: the
     # window lies inside the run, after the warm-up.
-    awk -v label="$label" -v secs="$(awk -v a="$window_start" -v b="$window_end" 'BEGIN { print b - a }')" \
+    awk -v label="$label" -v secs="$secs" \
         -v rate="$rate" -v p50="$p50" -v p99="$p99" '
         NR == FNR { was[$1] = $3 " " $4 " " $5 " " $6; next }
         {
@@ -133,6 +141,24 @@ else:
             for (n in user) if (user[n] + sys[n] > 0)
                 printf "| | | | %s | %.2f (user %.2f, system %.2f) | %d | %d |\n", n, (user[n] + sys[n]) * 10000 / posts, user[n] * 10000 / posts, sys[n] * 10000 / posts, vol[n] / secs, invol[n] / secs
         }' <(echo "$before") <(echo "$after")
+    # The client shares the machine's two cores: what it spends per post
+    # is CPU a faster server could not have (see docs/BENCHMARKS.md, "The
+    # CPU a post may cost at the rate the target asks").
+    local server_ticks client_ticks
+    server_ticks="$(ticks_between "$before" "$after")"
+    client_ticks="$(ticks_between "$client_before" "$client_after")"
+    awk -v secs="$secs" -v rate="$rate" -v server="$server_ticks" -v client="$client_ticks" 'BEGIN {
+        posts = rate * secs
+        printf "| | | | the client (zaqar-load; not in the total) | %.2f | | |\n", client * 10000 / posts
+        printf "| | | | cores busy (server + client) | %.2f | | |\n", (server + client) / 100 / secs
+    }'
+}
+
+# ticks_between BEFORE AFTER: user + system clock ticks spent between two
+# thread_snapshot outputs, threads matched by id.
+ticks_between() {
+    awk 'NR == FNR { was[$1] = $3 + $4; next } { total += $3 + $4 - (($1 in was) ? was[$1] : 0) }
+        END { print total + 0 }' <(echo "$1") <(echo "$2")
 }
 
 embedded_config "$WORK/zaqar.toml" "wsgi websocket"
