@@ -84,7 +84,7 @@ thread_snapshot() { # pid
 # per-thread CPU per post as table rows.
 measure() {
     local label=$1 pid=$2 address=$3 before after load_pid summary window_start window_end
-    local client_before client_after secs
+    local server_cpu client_cpu secs
     local clients=(--producers "$PRODUCERS" --consumers 0)
     if [[ $OPERATION == consume ]]; then
         # The floor hands out canned messages and needs no backlog.
@@ -104,11 +104,13 @@ measure() {
     CHILDREN+=("$load_pid")
     sleep "$WARMUP"
     before="$(thread_snapshot "$pid")"
-    client_before="$(thread_snapshot "$load_pid")"
+    server_cpu="$(cpu_seconds "$pid")"
+    client_cpu="$(cpu_seconds "$load_pid")"
     window_start="$(date +%s.%N)"
     sleep "$WINDOW"
     after="$(thread_snapshot "$pid")"
-    client_after="$(thread_snapshot "$load_pid")"
+    server_cpu="$(awk -v a="$server_cpu" -v b="$(cpu_seconds "$pid")" 'BEGIN { print b - a }')"
+    client_cpu="$(awk -v a="$client_cpu" -v b="$(cpu_seconds "$load_pid")" 'BEGIN { print b - a }')"
     window_end="$(date +%s.%N)"
     foreground "$load_pid" || die "zaqar-load failed against $label (see $OUT/$label.err)"
     summary="$(python3 -c '
@@ -144,21 +146,11 @@ else:
     # The client shares the machine's two cores: what it spends per post
     # is CPU a faster server could not have (see docs/BENCHMARKS.md, "The
     # CPU a post may cost at the rate the target asks").
-    local server_ticks client_ticks
-    server_ticks="$(ticks_between "$before" "$after")"
-    client_ticks="$(ticks_between "$client_before" "$client_after")"
-    awk -v secs="$secs" -v rate="$rate" -v server="$server_ticks" -v client="$client_ticks" 'BEGIN {
+    awk -v secs="$secs" -v rate="$rate" -v server="$server_cpu" -v client="$client_cpu" 'BEGIN {
         posts = rate * secs
-        printf "| | | | the client (zaqar-load; not in the total) | %.2f | | |\n", client * 10000 / posts
-        printf "| | | | cores busy (server + client) | %.2f | | |\n", (server + client) / 100 / secs
+        printf "| | | | the client (zaqar-load; not in the total) | %.2f | | |\n", client * 1000000 / posts
+        printf "| | | | cores busy (server + client) | %.2f | | |\n", (server + client) / secs
     }'
-}
-
-# ticks_between BEFORE AFTER: user + system clock ticks spent between two
-# thread_snapshot outputs, threads matched by id.
-ticks_between() {
-    awk 'NR == FNR { was[$1] = $3 + $4; next } { total += $3 + $4 - (($1 in was) ? was[$1] : 0) }
-        END { print total + 0 }' <(echo "$1") <(echo "$2")
 }
 
 embedded_config "$WORK/zaqar.toml" "wsgi websocket"
