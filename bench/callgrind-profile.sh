@@ -27,6 +27,10 @@
 #                       build, to compare before and after a change)
 #   BENCH_OUT           where the callgrind files go (default target/callgrind/<time>)
 #   TOP=0               also print the N most expensive functions of each group
+#   SOCKET_SUBSCRIBERS=0  WebSocket connections subscribed to the measured
+#                       queue (subscription_create without a subscriber,
+#                       as a browser's), held open and reading their pushes
+#                       from before the measured window to its end
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -36,6 +40,7 @@ OPS="${OPS:-4000}"
 CLIENTS="${CLIENTS:-16}"
 MESSAGE_SIZE="${MESSAGE_SIZE:-148}"
 TOP="${TOP:-0}"
+SOCKET_SUBSCRIBERS="${SOCKET_SUBSCRIBERS:-0}"
 OUT="${BENCH_OUT:-$ROOT/target/callgrind/$(date +%Y%m%d-%H%M%S)-$WORKLOAD-$TRANSPORT}"
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
@@ -62,6 +67,52 @@ load() { # extra zaqar-load arguments
 
 # Warm-up: the queue exists, every lazy path and cache is taken once.
 load --producers "$CLIENTS" --consumers 0 --messages 400
+if ((SOCKET_SUBSCRIBERS > 0)); then
+    PYTHON="$(bash "$ROOT/scripts/python-env.sh")"
+    # Subscribes each socket, says "subscribed" once all are, then reads
+    # pushes until it is killed.
+    "$PYTHON" - "$WS" "$PREFIX-0" "$SOCKET_SUBSCRIBERS" >"$OUT/subscribers.txt" 2>&1 <<'PY' &
+import asyncio, json, sys
+import websockets
+
+url, queue, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+headers = {"Client-ID": "3381af92-2b9e-11e3-b191-71861300734c", "X-Project-ID": "zaqar-load"}
+
+async def subscriber(ready):
+    socket = await websockets.connect(url, max_size=None)
+    frame = {"action": "subscription_create", "headers": headers,
+             "body": {"queue_name": queue, "ttl": 3600}}
+    await socket.send(json.dumps(frame))
+    while True:
+        answer = json.loads(await socket.recv())
+        if answer.get("request", {}).get("action") == "subscription_create":
+            status = answer.get("headers", {}).get("status")
+            if status != 201:
+                sys.exit(f"subscription_create answered {status}: {answer}")
+            break
+    ready.release()
+    async for _ in socket:
+        pass
+
+async def main():
+    ready = asyncio.Semaphore(0)
+    tasks = [asyncio.create_task(subscriber(ready)) for _ in range(count)]
+    for _ in range(count):
+        await ready.acquire()
+    print("subscribed", flush=True)
+    await asyncio.gather(*tasks)
+
+asyncio.run(main())
+PY
+    SUBSCRIBERS_PID=$!
+    PIDS+=("$SUBSCRIBERS_PID")
+    for _ in $(seq 600); do
+        grep -q subscribed "$OUT/subscribers.txt" 2>/dev/null && break
+        kill -0 "$SUBSCRIBERS_PID" 2>/dev/null || die "the subscribers failed: $(tail -n 3 "$OUT/subscribers.txt")"
+        sleep 0.1
+    done
+    grep -q subscribed "$OUT/subscribers.txt" || die "the subscribers did not subscribe within 60 s"
+fi
 case $WORKLOAD in
 post)
     callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
@@ -108,8 +159,8 @@ for file in "$OUT"/callgrind.out."$SERVER_PID".1-*; do
 done
 request=$((total - commit))
 per() { echo $(($1 / OPS)); }
-printf '\n%s over %s, %s ops, %s clients, %s-byte messages (instructions per op)\n' \
-    "$WORKLOAD" "$TRANSPORT" "$OPS" "$CLIENTS" "$MESSAGE_SIZE"
+printf '\n%s over %s, %s ops, %s clients, %s-byte messages, %s socket subscribers (instructions per op)\n' \
+    "$WORKLOAD" "$TRANSPORT" "$OPS" "$CLIENTS" "$MESSAGE_SIZE" "$SOCKET_SUBSCRIBERS"
 printf '| part | instructions per op |\n|---|---:|\n'
 printf '| request path (everything but the store commit) | %s |\n' "$(per $request)"
 printf '| store commit (apply + redb commit + journal, any thread) | %s |\n' "$(per $commit)"

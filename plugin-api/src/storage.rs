@@ -430,7 +430,12 @@ plugin_trait! {
         /// subscription's `delivered_seq` has passed it or the message has
         /// expired, whichever comes first. Notification delivery reads it,
         /// so a message consumed before its first notification attempt is
-        /// still notified. Without it (`UNSUPPORTED`) the host reads
+        /// still notified. A subscription whose subscriber begins with
+        /// `websocket:` is a host's own socket, pushed to from the queue
+        /// itself and never delivered from this log (its `delivered_seq` is
+        /// not advanced either): a store may leave it out, neither copying
+        /// posts for it nor holding copies back for it. Without it
+        /// (`UNSUPPORTED`) the host reads
         /// [`MessageStore::message_list`] and misses consumed messages.
         fn notification_log(&self, queue: QueueRef, after_seq: u64, limit: u32, now_ms: u64) -> RVec<StoredMessage>;
         /// Since 1.1. Takes or renews the lease `key` for `holder` until

@@ -172,6 +172,9 @@ impl Dispatcher {
     /// The subscriber URI of a socket subscription of `connection` on this
     /// host. It names the host, so connection ids of different hosts never
     /// collide and a host can tell whose sockets a subscription belongs to.
+    /// Its `websocket:` prefix also tells the store that the host pushes to
+    /// it from the queue, so no notification log is kept for it (plugin-api,
+    /// `notification_log`).
     pub fn socket_subscriber(&self, connection: &str) -> String {
         format!("{SOCKET_SCHEME}:{}/{connection}", self.host_id)
     }

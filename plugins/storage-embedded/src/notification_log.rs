@@ -5,7 +5,13 @@
 //! Entries live at `(project, queue, seq)` in [`schema::NOTIFICATION_LOG`]
 //! (by name, so a purge, which gives the queue a new qid, keeps them) with
 //! an expiry index for the sweeper. A post to a queue without subscriptions
-//! pays one index seek to find that out and writes nothing here.
+//! pays two index seeks to find that out and writes nothing here.
+//!
+//! A host's own sockets (subscriber `websocket:...`) do not count: the host
+//! pushes to them from the queue and never reads this log for them, and
+//! their cursors, which it keeps in memory, never advance here. Counting
+//! them made every post to a queue with a browser subscribed write a copy
+//! nobody read, kept until the message expired.
 
 use std::ops::ControlFlow;
 
@@ -17,10 +23,11 @@ use crate::{
     subscriptions,
 };
 
-/// The cursors of the queue's live subscriptions.
+/// The cursors of the queue's live subscriptions that read the log (see
+/// [`subscriptions::each_logged_of`]).
 fn live_cursors(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<Vec<u64>> {
     let mut cursors = Vec::new();
-    subscriptions::each_of(&*t.subscriptions, q, |_, r| {
+    subscriptions::each_logged_of(t, q, |_, r| {
         if r.expires_ms > now_ms {
             cursors.push(r.delivered_seq);
         }
@@ -30,14 +37,15 @@ fn live_cursors(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<Vec<
 }
 
 /// Whether posts to the queue are logged now, and until when at least:
-/// the expiry of a live subscription, `None` if it has none. Asked for
-/// posts (see [`crate::post_target`]), so it stops at the first live one
-/// instead of decoding all of them (10,000 socket subscriptions on a queue
-/// made each post decode 10,000 records); a queue without subscriptions
-/// costs one seek.
+/// the expiry of a live subscription that reads the log, `None` if it has
+/// none. Asked for posts (see [`crate::post_target`]), so it stops at the
+/// first live one; a host's socket subscriptions are skipped by the index
+/// without being read (10,000 of them on a queue once made each post
+/// decode 10,000 records), and a queue without subscriptions costs two
+/// seeks.
 pub(crate) fn live_until(t: &WriteTables<'_>, q: &QueueRef, now_ms: u64) -> OpResult<Option<u64>> {
     let mut until = None;
-    subscriptions::each_of(&*t.subscriptions, q, |_, r| {
+    subscriptions::each_logged_of(t, q, |_, r| {
         if r.expires_ms > now_ms {
             until = Some(r.expires_ms);
             ControlFlow::Break(())
@@ -160,49 +168,121 @@ mod tests {
     #[tokio::test]
     async fn posts_are_logged_only_while_some_subscription_is_live() {
         let dir = tempfile::tempdir().unwrap();
-        let config = EmbeddedConfig {
-            path: dir.path().join("data"),
-            ..EmbeddedConfig::default()
-        };
-        let store = EmbeddedMessageStore::open(&config).unwrap();
+        let store = open_in(&dir);
         let q = QueueRef::new("p", "q");
         let t = crate::sweeper::now_ms();
-        let subscribe = |subscriber: &str, ttl: u32, at: u64| {
-            let subscription = NewSubscription {
-                subscriber: subscriber.into(),
-                ttl,
-                options: b"{}".to_vec().into(),
-            };
-            store.subscription_create(q.clone(), subscription, at)
-        };
-        let post = |at: u64| {
-            let message = NewMessage {
-                ttl: 600,
-                delay: 0,
-                body: b"{}".to_vec().into(),
-            };
-            store.message_post(q.clone(), "c".into(), vec![message].into(), at)
-        };
         let logged = |at: u64| store.notification_log(q.clone(), 0, 10, at);
         // Expires at t + 1 s; it sorts first (ids grow with time).
-        subscribe("http://early.example/", 1, t).await.unwrap();
-        post(t + 100).await.unwrap();
+        subscribe(&store, &q, "http://early.example/", 1, t)
+            .await
+            .unwrap();
+        post_one(&store, &q, t + 100).await.unwrap();
         assert_eq!(logged(t + 100).await.unwrap().len(), 1, "live: logged");
-        post(t + 2_000).await.unwrap();
+        post_one(&store, &q, t + 2_000).await.unwrap();
         assert_eq!(
             logged(t + 2_000).await.unwrap().len(),
             1,
             "expired: not logged"
         );
-        subscribe("http://late.example/", 60, t + 3_000)
+        subscribe(&store, &q, "http://late.example/", 60, t + 3_000)
             .await
             .unwrap();
-        post(t + 4_000).await.unwrap();
+        post_one(&store, &q, t + 4_000).await.unwrap();
         assert_eq!(
             logged(t + 4_000).await.unwrap().len(),
             2,
             "a later live subscription behind an expired one: logged"
         );
+    }
+
+    /// A host's socket subscriptions neither have posts logged nor hold
+    /// logged copies back; subscribers sorting before and after theirs in
+    /// the index do both.
+    #[tokio::test]
+    async fn socket_subscriptions_neither_log_posts_nor_hold_copies_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_in(&dir);
+        let q = QueueRef::new("p", "q");
+        let t = crate::sweeper::now_ms();
+        let logged = |at: u64| logged_seqs(&store, &q, at);
+
+        subscribe(&store, &q, "websocket:host-1/c1", 3600, t)
+            .await
+            .unwrap();
+        subscribe(&store, &q, "websocket:host-2/c9", 3600, t)
+            .await
+            .unwrap();
+        post_one(&store, &q, t + 100).await.unwrap();
+        assert_eq!(logged(t + 100).await, [] as [u64; 0], "sockets alone");
+
+        // "wss" sorts after every "websocket:" subscriber, "http" before.
+        let after = subscribe(&store, &q, "wss://after.example/", 3600, t + 200)
+            .await
+            .unwrap();
+        post_one(&store, &q, t + 300).await.unwrap();
+        assert_eq!(logged(t + 300).await, [2], "a subscriber after the sockets");
+        let before = subscribe(&store, &q, "http://before.example/", 3600, t + 400)
+            .await
+            .unwrap();
+        post_one(&store, &q, t + 500).await.unwrap();
+        assert_eq!(logged(t + 500).await, [2, 3]);
+
+        // Once both have passed every copy, the sockets' cursors (still at
+        // 0 in the store) keep none of them.
+        store
+            .subscription_advance(q.clone(), after.id, 3, t + 600)
+            .await
+            .unwrap();
+        assert_eq!(logged(t + 600).await, [3], "held back by the other only");
+        store
+            .subscription_advance(q.clone(), before.id, 3, t + 700)
+            .await
+            .unwrap();
+        assert_eq!(logged(t + 700).await, [] as [u64; 0]);
+    }
+
+    fn open_in(dir: &tempfile::TempDir) -> EmbeddedMessageStore {
+        let config = EmbeddedConfig {
+            path: dir.path().join("data"),
+            ..EmbeddedConfig::default()
+        };
+        EmbeddedMessageStore::open(&config).unwrap()
+    }
+
+    async fn subscribe(
+        store: &EmbeddedMessageStore,
+        q: &QueueRef,
+        subscriber: &str,
+        ttl: u32,
+        at: u64,
+    ) -> plugin_api::PluginResult<plugin_api::storage::SubscriptionCreated> {
+        let subscription = NewSubscription {
+            subscriber: subscriber.into(),
+            ttl,
+            options: b"{}".to_vec().into(),
+        };
+        store.subscription_create(q.clone(), subscription, at).await
+    }
+
+    /// Posts one message that lives 10 minutes.
+    async fn post_one(
+        store: &EmbeddedMessageStore,
+        q: &QueueRef,
+        at: u64,
+    ) -> plugin_api::PluginResult<plugin_api::types::RVec<plugin_api::storage::PostedMessage>> {
+        let message = NewMessage {
+            ttl: 600,
+            delay: 0,
+            body: b"{}".to_vec().into(),
+        };
+        store
+            .message_post(q.clone(), "c".into(), vec![message].into(), at)
+            .await
+    }
+
+    async fn logged_seqs(store: &EmbeddedMessageStore, q: &QueueRef, at: u64) -> Vec<u64> {
+        let log = store.notification_log(q.clone(), 0, 10, at).await.unwrap();
+        log.iter().map(|m| m.seq).collect()
     }
 
     /// A directory written by a build without the notification log and
@@ -229,24 +309,10 @@ mod tests {
                 .await
                 .unwrap()
                 .is_empty());
-            let subscription = NewSubscription {
-                subscriber: "http://example.com/".into(),
-                ttl: 60,
-                options: b"{}".to_vec().into(),
-            };
-            store
-                .subscription_create(q.clone(), subscription, t)
+            subscribe(&store, &q, "http://example.com/", 60, t)
                 .await
                 .unwrap();
-            let message = NewMessage {
-                ttl: 60,
-                delay: 0,
-                body: b"{}".to_vec().into(),
-            };
-            store
-                .message_post(q.clone(), "c".into(), vec![message].into(), t)
-                .await
-                .unwrap();
+            post_one(&store, &q, t).await.unwrap();
             assert_eq!(store.notification_log(q, 0, 10, t).await.unwrap().len(), 1);
             assert!(store
                 .lease_acquire("k".into(), "h".into(), 1000, t)

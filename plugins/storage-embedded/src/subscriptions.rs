@@ -83,6 +83,48 @@ where
     Ok(())
 }
 
+/// What the subscriber of a host's own socket begins with
+/// (`websocket:<host>/<connection>`). The host pushes to sockets from the
+/// queue itself and never reads the notification log for them, so they
+/// neither have posts logged nor hold logged copies back.
+const SOCKET_SUBSCRIBER: &str = "websocket:";
+/// The least string after every string that begins with
+/// [`SOCKET_SUBSCRIBER`] (`;` follows `:`).
+const AFTER_SOCKET_SUBSCRIBERS: &str = "websocket;";
+
+/// Visits the queue's subscriptions that the notification log serves
+/// (every one but a host's sockets), live or not, as `(id, record)`, until
+/// `visit` breaks. Found through [`schema::SUBSCRIBERS`], which sorts them
+/// by subscriber, so that the thousands of socket subscriptions a queue
+/// may have are skipped by two seeks instead of decoded one by one.
+pub(crate) fn each_logged_of(
+    t: &WriteTables<'_>,
+    q: &QueueRef,
+    mut visit: impl FnMut(&str, Record) -> ControlFlow<()>,
+) -> OpResult<()> {
+    let (p, n) = (q.project.as_str(), q.name.as_str());
+    let before_sockets = t
+        .subscribers
+        .range((p, n, "", "")..(p, n, SOCKET_SUBSCRIBER, ""))?;
+    let after_sockets = t
+        .subscribers
+        .range((p, n, AFTER_SOCKET_SUBSCRIBERS, "")..)?;
+    for entry in before_sockets.chain(after_sockets) {
+        let (k, _) = entry?;
+        let (kp, kn, _, id) = k.value();
+        if (kp, kn) != (p, n) {
+            break;
+        }
+        let Some(v) = t.subscriptions.get((p, n, id))? else {
+            continue;
+        };
+        if visit(id, Record::decode(v.value())?).is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 /// Every subscription of the queue, live or not: `(id, record)`.
 fn all_of<T>(subs: &T, q: &QueueRef) -> OpResult<Vec<(String, Record)>>
 where
